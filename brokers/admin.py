@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from brokers.models import (
+    AccountType,
+    Broker,
+    BrokerInstrument,
+    FundingMethod,
+    Instrument,
+    Licence,
+    Platform,
+    Regulator,
+)
+from brokers.signals import broker_tags
+from pagecache.services import pages_revalidate
+
+
+class LicenceInline(admin.TabularInline):
+    model = Licence
+    extra = 0
+    autocomplete_fields = ["regulator"]
+
+
+class AccountTypeInline(admin.TabularInline):
+    model = AccountType
+    extra = 0
+
+
+class BrokerInstrumentInline(admin.TabularInline):
+    model = BrokerInstrument
+    extra = 0
+    autocomplete_fields = ["instrument"]
+    verbose_name = "quoted instrument"
+
+
+@admin.register(Broker)
+class BrokerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "status",
+        "company_type",
+        "headquarters_country",
+        "min_deposit",
+        "max_leverage",
+        "licence_count",
+    ]
+    list_filter = ["status", "company_type", "licences__regulator__tier", "licences__regulator", "platforms"]
+    search_fields = ["name", "slug", "headquarters_country", "licences__licence_number"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["platforms", "funding_methods"]
+    inlines = [LicenceInline, AccountTypeInline, BrokerInstrumentInline]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["revalidate_pages"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "status", "website", "description"]}),
+        ("Company", {"fields": ["company_type", "year_founded", "headquarters_country"]}),
+        ("Trading conditions", {"fields": ["min_deposit", "max_leverage", "platforms", "funding_methods"]}),
+        ("Client protection", {"fields": ["negative_balance_protection", "segregated_funds"]}),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Broker]:
+        return super().get_queryset(request).annotate(licence_total=Count("licences", distinct=True))
+
+    @admin.display(description="licences", ordering="licence_total")
+    def licence_count(self, obj: Broker) -> int:
+        return obj.licence_total  # type: ignore[attr-defined, no-any-return]
+
+    @admin.action(description="Regenerate the public pages of the selected brokers now")
+    def revalidate_pages(self, request: HttpRequest, queryset: QuerySet[Broker]) -> None:
+        tags = {tag for pk in queryset.values_list("pk", flat=True) for tag in broker_tags(pk)}
+        keys = pages_revalidate(tags=tags)
+        self.message_user(request, f"Regenerating {len(keys)} cached pages.", messages.SUCCESS)
+
+
+@admin.register(Regulator)
+class RegulatorAdmin(admin.ModelAdmin):
+    list_display = ["name", "full_name", "country", "tier", "licence_count"]
+    list_filter = ["tier", "country"]
+    search_fields = ["name", "full_name", "country"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Regulator]:
+        return super().get_queryset(request).annotate(licence_total=Count("licences"))
+
+    @admin.display(description="licences", ordering="licence_total")
+    def licence_count(self, obj: Regulator) -> int:
+        return obj.licence_total  # type: ignore[attr-defined, no-any-return]
+
+
+@admin.register(Licence)
+class LicenceAdmin(admin.ModelAdmin):
+    list_display = ["broker", "regulator", "licence_number", "status", "last_verified"]
+    list_filter = ["status", "regulator__tier", "regulator"]
+    search_fields = ["broker__name", "regulator__name", "licence_number"]
+    autocomplete_fields = ["broker", "regulator"]
+    list_select_related = ["broker", "regulator"]
+    date_hierarchy = "last_verified"
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "name", "asset_class", "pip_size", "display_precision", "sort_order"]
+    list_filter = ["asset_class"]
+    list_editable = ["sort_order"]
+    search_fields = ["symbol", "name"]
+
+
+@admin.register(AccountType)
+class AccountTypeAdmin(admin.ModelAdmin):
+    list_display = ["broker", "name", "spread_type", "commission_per_lot", "min_deposit"]
+    list_filter = ["spread_type"]
+    search_fields = ["broker__name", "name"]
+    autocomplete_fields = ["broker"]
+    list_select_related = ["broker"]
+
+
+@admin.register(Platform, FundingMethod)
+class NamedThingAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name"]
+    prepopulated_fields = {"slug": ["name"]}

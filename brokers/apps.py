@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class BrokersConfig(AppConfig):
+    name = "brokers"
+    verbose_name = "Brokers"
+
+    def ready(self) -> None:
+        from brokers import signals  # noqa: F401
+        from brokers.sitemap import public_urls
+        from pagecache.services import pages_register_urls
+
+        pages_register_urls(public_urls)

@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+NON_NEGATIVE = [MinValueValidator(Decimal("0"), message="Must be zero or more; a deposit or fee cannot be negative.")]
+
+
+class Platform(models.Model):
+    name = models.CharField(max_length=60, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FundingMethod(models.Model):
+    name = models.CharField(max_length=60, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Regulator(models.Model):
+    name = models.CharField(max_length=40, unique=True, help_text="Short name, e.g. FCA.")
+    full_name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=40, unique=True)
+    country = models.CharField(max_length=80)
+    tier = models.PositiveSmallIntegerField(
+        validators=[
+            MinValueValidator(1, message="Tier must be 1, 2 or 3 (1 is the strictest)."),
+            MaxValueValidator(3, message="Tier must be 1, 2 or 3 (1 is the strictest)."),
+        ],
+        help_text="1: strictest supervision (FCA, ASIC, ...); 3: offshore.",
+    )
+    website = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["tier", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(tier__gte=1) & Q(tier__lte=3),
+                name="regulator_tier_1_to_3",
+                violation_error_message="Tier must be 1, 2 or 3 (1 is the strictest).",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.country})"
+
+
+class Instrument(models.Model):
+    class AssetClass(models.TextChoices):
+        FX_MAJOR = "fx_major", "FX major"
+        FX_MINOR = "fx_minor", "FX minor"
+        FX_EXOTIC = "fx_exotic", "FX exotic"
+        METAL = "metal", "Metal"
+        INDEX = "index", "Index"
+        CRYPTO = "crypto", "Crypto"
+
+    symbol = models.CharField(max_length=20, unique=True, help_text="Canonical symbol, e.g. EURUSD.")
+    name = models.CharField(max_length=80)
+    asset_class = models.CharField(max_length=12, choices=AssetClass.choices)
+    pip_size = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        validators=[MinValueValidator(Decimal("0.00000001"), message="Pip size must be positive.")],
+    )
+    display_precision = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(8, message="At most 8 decimal places.")],
+        help_text="Decimal places shown for prices.",
+    )
+    sort_order = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["sort_order", "symbol"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pip_size__gt=0),
+                name="instrument_pip_size_positive",
+                violation_error_message="Pip size must be positive.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class Broker(models.Model):
+    class CompanyType(models.TextChoices):
+        LISTED = "listed", "Publicly listed"
+        BANK = "bank", "Bank"
+        PRIVATE = "private", "Private company"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(
+        max_length=100, unique=True, error_messages={"unique": "Another broker already uses this slug."}
+    )
+    website = models.URLField()
+    year_founded = models.PositiveSmallIntegerField(
+        validators=[
+            MinValueValidator(1800, message="Year founded must be 1800 or later."),
+            MaxValueValidator(2100, message="Year founded cannot be in the far future."),
+        ]
+    )
+    headquarters_country = models.CharField(max_length=80)
+    company_type = models.CharField(max_length=10, choices=CompanyType.choices)
+    description = models.TextField(blank=True)
+    min_deposit = models.DecimalField("minimum deposit (USD)", max_digits=10, decimal_places=2, validators=NON_NEGATIVE)
+    max_leverage = models.PositiveIntegerField(
+        help_text="Highest leverage offered to retail clients, e.g. 30 for 1:30.",
+        validators=[
+            MinValueValidator(1, message="Leverage is at least 1 (1:1)."),
+            MaxValueValidator(3000, message="Leverage above 1:3000 is not credible."),
+        ],
+    )
+    platforms = models.ManyToManyField(Platform, blank=True, related_name="brokers")
+    funding_methods = models.ManyToManyField(FundingMethod, blank=True, related_name="brokers")
+    negative_balance_protection = models.BooleanField(default=False)
+    segregated_funds = models.BooleanField("segregated client funds", default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    instruments = models.ManyToManyField(Instrument, through="BrokerInstrument", related_name="brokers")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_deposit__gte=0),
+                name="broker_min_deposit_non_negative",
+                violation_error_message="Minimum deposit cannot be negative.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("brokers:profile", kwargs={"slug": self.slug})
+
+
+class Licence(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        UNVERIFIED = "unverified", "Unverified"
+        SUSPENDED = "suspended", "Suspended"
+        REVOKED = "revoked", "Revoked"
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="licences")
+    regulator = models.ForeignKey(Regulator, on_delete=models.PROTECT, related_name="licences")
+    licence_number = models.CharField(
+        max_length=60,
+        error_messages={
+            "blank": "A licence needs the regulator's licence number.",
+            "required": "A licence needs the regulator's licence number.",
+        },
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    last_verified = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["regulator__tier", "regulator__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "regulator"],
+                name="licence_one_per_regulator",
+                violation_error_message="This broker already has a licence from this regulator.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(licence_number=""),
+                name="licence_number_not_blank",
+                violation_error_message="A licence needs the regulator's licence number.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker} / {self.regulator.name} {self.licence_number}"
+
+
+class AccountType(models.Model):
+    class SpreadType(models.TextChoices):
+        RAW = "raw", "Raw spread + commission"
+        STANDARD = "standard", "Standard (spread only)"
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="account_types")
+    name = models.CharField(max_length=60)
+    spread_type = models.CharField(max_length=10, choices=SpreadType.choices)
+    commission_per_lot = models.DecimalField(
+        "commission per lot (USD, round turn)",
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=NON_NEGATIVE,
+    )
+    min_deposit = models.DecimalField("minimum deposit (USD)", max_digits=10, decimal_places=2, validators=NON_NEGATIVE)
+
+    class Meta:
+        ordering = ["min_deposit", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "name"],
+                name="account_type_unique_name",
+                violation_error_message="This broker already has an account type with this name.",
+            ),
+            models.CheckConstraint(
+                condition=Q(commission_per_lot__gte=0) & Q(min_deposit__gte=0),
+                name="account_type_non_negative",
+                violation_error_message="Commission and minimum deposit cannot be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker} {self.name}"
+
+
+class BrokerInstrument(models.Model):
+    """Which instruments a broker quotes, and under which symbol of its own."""
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="broker_instruments")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="broker_instruments")
+    broker_symbol = models.CharField(max_length=30, help_text="The symbol in the broker's own feed, e.g. EURUSD.r")
+
+    class Meta:
+        ordering = ["instrument__sort_order", "instrument__symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "instrument"],
+                name="broker_instrument_unique",
+                violation_error_message="This broker already quotes this instrument.",
+            ),
+            models.UniqueConstraint(
+                fields=["broker", "broker_symbol"],
+                name="broker_symbol_unique",
+                violation_error_message="This broker already uses this symbol for another instrument.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker.slug}:{self.broker_symbol}"

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import combinations
+
+from django.urls import reverse
+
+from brokers.models import Broker
+
+
+def public_urls() -> Iterator[str]:
+    """Every public page of this app, for the prerender command: lists, profiles and compare pairs."""
+    yield reverse("brokers:home")
+    yield reverse("brokers:directory")
+    yield reverse("brokers:compare")
+    slugs = list(Broker.objects.filter(status=Broker.Status.ACTIVE).order_by("name").values_list("slug", flat=True))
+    for slug in Broker.objects.order_by("name").values_list("slug", flat=True):
+        yield reverse("brokers:profile", kwargs={"slug": slug})
+    for a, b in combinations(slugs, 2):
+        yield f"{reverse('brokers:compare')}?brokers={a},{b}"

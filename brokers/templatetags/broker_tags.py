@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+
+@register.filter
+def score_band(score: float | None) -> str:
+    if score is None:
+        return "none"
+    return "high" if score >= 70 else "mid" if score >= 40 else "low"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+@register.filter
+def component_title(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+@register.filter
+def split_csv(value: str) -> list[str]:
+    return value.split(",")
+
+
+@register.filter
+def get_item(mapping: dict[str, Any], key: str) -> Any:
+    return mapping.get(key)
+
+
+@register.filter
+def compare_value(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, float):
+        return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    if isinstance(value, Decimal):
+        return f"{value:,.0f}" if value == value.to_integral() else f"{value:,.2f}"
+    return str(value)
+
+
+@register.simple_tag
+def score_chart(scores: list[Any], width: int = 600, height: int = 160) -> SafeString:
+    """Server-rendered SVG line of overall scores over time; no JavaScript needed to read it."""
+    if len(scores) < 2:
+        return SafeString("")
+    pad = 24
+    t0, t1 = scores[0].computed_at.timestamp(), scores[-1].computed_at.timestamp()
+    span = (t1 - t0) or 1.0
+
+    def xy(s: Any) -> tuple[float, float]:
+        x = pad + (s.computed_at.timestamp() - t0) / span * (width - 2 * pad)
+        y = height - pad - s.overall / 100 * (height - 2 * pad)
+        return round(x, 1), round(y, 1)
+
+    points = " ".join(f"{x},{y}" for x, y in map(xy, scores))
+    dots = format_html_join(
+        "",
+        '<circle cx="{}" cy="{}" r="3"><title>{}: {}</title></circle>',
+        ((*xy(s), f"{s.computed_at:%Y-%m-%d %H:%M}", f"{s.overall:.1f}") for s in scores),
+    )
+    first, last = scores[0], scores[-1]
+    return format_html(
+        '<figure class="score-chart"><svg viewBox="0 0 {w} {h}" role="img" aria-label="{label}">'
+        '<line x1="{p}" y1="{mid}" x2="{xr}" y2="{mid}" class="grid"/>'
+        '<polyline points="{pts}" class="line"/>{dots}</svg>'
+        "<figcaption>Score history: {a:.1f} on {da:%d %b} to {b:.1f} on {db:%d %b}</figcaption></figure>",
+        w=width,
+        h=height,
+        p=pad,
+        xr=width - pad,
+        mid=height / 2,
+        pts=points,
+        dots=dots,
+        label=f"Score history from {first.overall:.1f} to {last.overall:.1f}",
+        a=first.overall,
+        da=first.computed_at,
+        b=last.overall,
+        db=last.computed_at,
+    )

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.response import TemplateResponse
+
+from brokers import selectors
+from brokers.forms import DirectoryFilterForm, parse_compare
+from brokers.models import Broker
+from pagecache import stats
+from pagecache.isr import regenerated_page, tag_response
+
+LIST_TAGS = ("all", "broker-list")
+
+
+def _bad_request(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
+    stats.incr("bad_query")
+    return render(request, template, context, status=400)
+
+
+@regenerated_page()
+def home(request: HttpRequest) -> HttpResponse:
+    response = TemplateResponse(
+        request,
+        "brokers/home.html",
+        {"top": selectors.broker_top(limit=5), "counts": selectors.site_counts()},
+    )
+    tag_response(response, *LIST_TAGS)
+    return response
+
+
+@regenerated_page(params=("regulator", "tier", "platform", "instrument", "spread_type", "sort"))
+def directory(request: HttpRequest) -> HttpResponse:
+    form = DirectoryFilterForm(request.GET, choices=selectors.filter_choices())
+    if not form.is_valid():
+        return _bad_request(request, "brokers/directory.html", {"form": form, "brokers": [], "invalid": True})
+    filters = form.filters()
+    response = TemplateResponse(
+        request,
+        "brokers/directory.html",
+        {"form": form, "filters": filters, "brokers": selectors.broker_directory(filters=filters)},
+    )
+    tag_response(response, *LIST_TAGS)
+    return response
+
+
+@regenerated_page()
+def profile(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        broker = selectors.broker_profile(slug=slug)
+    except Broker.DoesNotExist:
+        raise Http404("No broker with that name") from None
+    response = TemplateResponse(
+        request,
+        "brokers/profile.html",
+        {
+            "broker": broker,
+            "scores": selectors.broker_score_history(broker=broker),
+            "spreads": selectors.broker_spread_history(broker=broker),
+        },
+    )
+    tag_response(response, "all", f"broker:{broker.pk}")
+    return response
+
+
+@regenerated_page(params=("brokers", "pick"))
+def compare(request: HttpRequest) -> HttpResponse:
+    picked = request.GET.getlist("pick")
+    if picked:
+        # The picker without JavaScript sends one ?pick= per box: send it to the shareable URL.
+        return redirect(f"{request.path}?{urlencode({'brokers': ','.join(picked)}, safe=',')}")
+    choices = selectors.compare_choices()
+    raw = request.GET.get("brokers", "").strip()
+    context: dict[str, object] = {"choices": choices, "selected": []}
+    if raw:
+        slugs, error = parse_compare(raw, known={slug for slug, _ in choices})
+        context["selected"] = slugs
+        if error:
+            return _bad_request(request, "brokers/compare.html", {**context, "error": error})
+        brokers, rows = selectors.broker_compare(slugs=slugs)
+        context.update(brokers=brokers, rows=rows)
+        response = TemplateResponse(request, "brokers/compare.html", context)
+        tag_response(response, "all", *(f"broker:{b.pk}" for b in brokers))
+        return response
+    response = TemplateResponse(request, "brokers/compare.html", context)
+    tag_response(response, *LIST_TAGS)
+    return response

@@ -1,0 +1,279 @@
+"""Statically regenerated pages, like Next.js ISR.
+
+A view decorated with ``@regenerated_page`` is rendered once for an anonymous visitor and the
+result is kept in the shared cache:
+
+* fresh copy: served as is (``X-Page-Cache: hit``);
+* stale copy: served at once, and one background regeneration is started, however many
+  requests see it stale at the same moment: a lock in the cache decides who starts it
+  (``X-Page-Cache: stale``);
+* no copy: rendered in the request, stored and served (``X-Page-Cache: miss``).
+
+Pages carry tags (``broker:<slug>``, ``broker-list``); :func:`pagecache.services.pages_revalidate`
+marks every page with a tag stale and regenerates it. Only the query parameters a page
+declares are part of its cache key, so junk parameters can neither split nor poison the cache.
+
+Personal content never reaches the cache: pages are always rendered for an anonymous request,
+and the account navigation between ``ACCOUNT_NAV_START`` and ``ACCOUNT_NAV_END`` is swapped for
+the visitor's own when a logged-in visitor asks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypedDict
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
+from django.template.loader import render_to_string
+from django.template.response import SimpleTemplateResponse
+from django.urls import Resolver404, resolve
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
+
+from pagecache import stats
+from pagecache.tags import tag_index
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_NAV_START = "<!--account-nav-->"
+ACCOUNT_NAV_END = "<!--/account-nav-->"
+CACHE_VERSION = 1
+LOCK_TIMEOUT_S = 60
+
+View = Callable[..., HttpResponseBase]
+
+
+class PageEntry(TypedDict):
+    path: str
+    query: str
+    body: bytes
+    etag: str
+    content_type: str
+    rendered_at: float
+    revalidate: int
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    view: View
+    revalidate: int
+    params: tuple[str, ...]
+
+
+def tag_response(response: HttpResponseBase, *tags: str) -> None:
+    """Attach cache tags to a response a regenerated view returns."""
+    existing: set[str] = getattr(response, "page_tags", set())
+    response.page_tags = existing | set(tags)  # type: ignore[attr-defined]
+
+
+def canonical_query(query: QueryDict, params: Iterable[str]) -> str:
+    """The declared parameters only, sorted, empty values dropped: one cache key per meaning."""
+    pairs = []
+    for name in sorted(params):
+        for value in sorted(set(query.getlist(name))):
+            if value.strip():
+                pairs.append((name, value.strip()))
+    return urlencode(pairs)
+
+
+def page_key(path: str, query: str) -> str:
+    digest = hashlib.sha1(f"{path}?{query}".encode(), usedforsecurity=False).hexdigest()
+    return f"page:{CACHE_VERSION}:{digest}"
+
+
+def _fresh_key(key: str) -> str:
+    return f"{key}:fresh"
+
+
+def _lock_key(key: str) -> str:
+    return f"{key}:lock"
+
+
+def _generation_key(key: str) -> str:
+    return f"{key}:gen"
+
+
+def anonymous_request(path: str, query: str) -> HttpRequest:
+    """A bare GET request with no user, session or cookies: what every cached page is rendered for."""
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = path
+    request.GET = QueryDict(query)
+    host = (settings.ALLOWED_HOSTS or ["localhost"])[0].lstrip(".")
+    if host == "*":
+        host = "localhost"
+    request.META = {"SERVER_NAME": host, "SERVER_PORT": "443" if settings.HTTPS else "80", "HTTP_HOST": host}
+    request.user = AnonymousUser()
+    request.COOKIES = {}
+    return request
+
+
+def _spec_for(path: str) -> tuple[PageSpec, dict[str, Any]]:
+    match = resolve(path)
+    spec: PageSpec | None = getattr(match.func, "page_spec", None)
+    if spec is None:
+        raise LookupError(f"{path} is not a regenerated page")
+    return spec, match.kwargs
+
+
+def render_entry(path: str, query: str) -> tuple[HttpResponseBase, PageEntry | None]:
+    """Render a page for an anonymous visitor. Returns the response and, if it may be cached, its entry."""
+    spec, kwargs = _spec_for(path)
+    stats.incr("pages_rendered")
+    response = spec.view(anonymous_request(path, query), **kwargs)
+    if isinstance(response, SimpleTemplateResponse):
+        response.render()
+    if response.status_code != 200 or not isinstance(response, HttpResponse):
+        return response, None
+    body = response.content
+    if b"csrfmiddlewaretoken" in body:
+        # A form with a CSRF token must never be shared between visitors.
+        logger.error("refusing to cache %s: it contains a CSRF token", path)
+        return response, None
+    entry: PageEntry = {
+        "path": path,
+        "query": query,
+        "body": body,
+        "etag": '"' + hashlib.sha256(body).hexdigest()[:40] + '"',
+        "content_type": response.get("Content-Type", "text/html; charset=utf-8"),
+        "rendered_at": time.time(),
+        "revalidate": spec.revalidate,
+        "tags": sorted(getattr(response, "page_tags", set())),
+    }
+    return response, entry
+
+
+def store_entry(key: str, entry: PageEntry, *, generation: int | None) -> None:
+    """Keep a rendered page. It counts as fresh unless a revalidation happened while it rendered."""
+    ttl = entry["revalidate"] + settings.PAGECACHE_STALE_S
+    cache.set(key, entry, ttl)
+    if generation is None or generation == (cache.get(_generation_key(key)) or 0):
+        cache.set(_fresh_key(key), 1, entry["revalidate"])
+    tag_index.add(entry["tags"], key, ttl)
+
+
+def regenerate(key: str, *, path: str, query: str) -> str:
+    """Render a page again and store it. Used by the background task and by the prerender command."""
+    generation = cache.get(_generation_key(key)) or 0
+    try:
+        try:
+            response, entry = render_entry(path, query)
+        except (Http404, Resolver404):
+            cache.delete_many([key, _fresh_key(key)])
+            return "gone"
+        if entry is None:
+            cache.delete_many([key, _fresh_key(key)])
+            return f"not cached ({response.status_code})"
+        store_entry(key, entry, generation=generation)
+        stats.incr("pages_regenerated")
+        return "rendered"
+    finally:
+        # Released only once the new copy is stored, so no second regeneration starts meanwhile.
+        cache.delete(_lock_key(key))
+
+
+def mark_stale(keys: Iterable[str]) -> list[str]:
+    keys = list(keys)
+    if keys:
+        cache.delete_many([_fresh_key(k) for k in keys])
+        for k in keys:
+            try:
+                cache.incr(_generation_key(k))
+            except ValueError:
+                cache.set(_generation_key(k), 1, None)
+    return keys
+
+
+def start_background_regeneration(key: str, *, path: str, query: str, force: bool = False) -> bool:
+    """Start one regeneration of a page unless one is already under way. Returns whether it started."""
+    if not cache.add(_lock_key(key), 1, LOCK_TIMEOUT_S) and not force:
+        return False
+    if force:
+        cache.set(_lock_key(key), 1, LOCK_TIMEOUT_S)
+    if settings.PAGECACHE_BACKGROUND == "celery":
+        from pagecache.tasks import pages_regenerate
+
+        pages_regenerate.delay(key, path, query)
+    else:
+        threading.Thread(target=regenerate, args=(key,), kwargs={"path": path, "query": query}, daemon=True).start()
+    return True
+
+
+def _build_response(request: HttpRequest, entry: PageEntry, state: str) -> HttpResponse:
+    anonymous = not request.user.is_authenticated
+    if anonymous and entry["etag"] in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+        response = HttpResponse(status=304)
+    elif anonymous:
+        response = HttpResponse(entry["body"], content_type=entry["content_type"])
+    else:
+        response = HttpResponse(personalise(entry["body"], request), content_type=entry["content_type"])
+    if anonymous:
+        response["ETag"] = entry["etag"]
+        response["Cache-Control"] = (
+            f"public, max-age=0, s-maxage={entry['revalidate']}, stale-while-revalidate={settings.PAGECACHE_STALE_S}"
+        )
+    else:
+        response["Cache-Control"] = "private, no-cache"
+    age = max(0, int(time.time() - entry["rendered_at"]))
+    response["Age"] = str(age)
+    response["X-Page-Cache"] = state
+    patch_vary_headers(response, ["Cookie"])
+    return response
+
+
+def personalise(body: bytes, request: HttpRequest) -> bytes:
+    start, end = ACCOUNT_NAV_START.encode(), ACCOUNT_NAV_END.encode()
+    head, sep, rest = body.partition(start)
+    if not sep:
+        return body
+    _, sep2, tail = rest.partition(end)
+    if not sep2:
+        return body
+    nav = render_to_string("_account_nav.html", {"user": request.user}, request=request).encode()
+    return head + start + nav + end + tail
+
+
+def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = None) -> Callable[[View], View]:
+    """Serve a view as a statically regenerated page. ``params``: the query parameters it reads."""
+
+    def decorator(view: View) -> View:
+        spec = PageSpec(view=view, revalidate=revalidate or settings.PAGECACHE_REVALIDATE_S, params=params)
+
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+            if request.method not in ("GET", "HEAD"):
+                return view(request, **kwargs)
+            query = canonical_query(request.GET, spec.params)
+            key = page_key(request.path, query)
+            found = cache.get_many([key, _fresh_key(key)])
+            entry: PageEntry | None = found.get(key)
+            if entry is None:
+                generation = cache.get(_generation_key(key)) or 0
+                response, entry = render_entry(request.path, query)
+                if entry is None:
+                    return response
+                store_entry(key, entry, generation=generation)
+                stats.incr("pages_miss")
+                return _build_response(request, entry, "miss")
+            if _fresh_key(key) in found:
+                stats.incr("pages_hit")
+                return _build_response(request, entry, "hit")
+            stats.incr("pages_stale")
+            start_background_regeneration(key, path=entry["path"], query=entry["query"])
+            return _build_response(request, entry, "stale")
+
+        wrapper.page_spec = spec  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator

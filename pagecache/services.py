@@ -1,0 +1,78 @@
+"""Writes of the page cache: revalidation by tag, prerendering."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.core.cache import cache
+from django.db import transaction
+
+from pagecache import isr
+from pagecache.tags import tag_index
+
+# Apps register functions that list their public URLs, for prerendering.
+_url_sources: list[Callable[[], Iterable[str]]] = []
+_pending = threading.local()
+
+
+def pages_register_urls(source: Callable[[], Iterable[str]]) -> Callable[[], Iterable[str]]:
+    _url_sources.append(source)
+    return source
+
+
+def pages_all_urls() -> Iterator[str]:
+    for source in _url_sources:
+        yield from source()
+
+
+def pages_revalidate(*, tags: Iterable[str]) -> list[str]:
+    """Mark every page carrying one of the tags stale and regenerate it in the background now."""
+    keys = sorted(tag_index.members(set(tags)))
+    entries = cache.get_many(keys)
+    isr.mark_stale(keys)
+    for key, entry in entries.items():
+        isr.start_background_regeneration(key, path=entry["path"], query=entry["query"], force=True)
+    return keys
+
+
+def pages_revalidate_on_commit(*, tags: Iterable[str]) -> None:
+    """Revalidate once the current transaction commits; tags from one transaction go together."""
+    pending: set[str] | None = getattr(_pending, "tags", None)
+    if pending is None:
+        pending = _pending.tags = set()
+
+        def flush() -> None:
+            collected = _pending.tags
+            _pending.tags = None
+            pages_revalidate(tags=collected)
+
+        transaction.on_commit(flush)
+    pending.update(tags)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    url: str
+    outcome: str
+    bytes: int
+    ms: float
+
+
+def pages_prerender(*, urls: Iterable[str] | None = None) -> list[Rendered]:
+    """Render and store every public page now, like a static site build."""
+    results = []
+    for url in urls if urls is not None else pages_all_urls():
+        parts = urlsplit(url)
+        started = time.perf_counter()
+        spec, _ = isr._spec_for(parts.path)
+        query = isr.canonical_query(isr.QueryDict(parts.query), spec.params)
+        key = isr.page_key(parts.path, query)
+        outcome = isr.regenerate(key, path=parts.path, query=query)
+        entry = cache.get(key) if outcome == "rendered" else None
+        size = len(entry["body"]) if entry else 0
+        results.append(Rendered(url, outcome, size, (time.perf_counter() - started) * 1000))
+    return results
