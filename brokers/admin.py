@@ -18,18 +18,18 @@ from brokers.signals import broker_tags
 from pagecache.services import pages_revalidate
 
 
-class LicenceInline(admin.TabularInline):
+class LicenceInline(admin.TabularInline[Licence, Broker]):
     model = Licence
     extra = 0
     autocomplete_fields = ["regulator"]
 
 
-class AccountTypeInline(admin.TabularInline):
+class AccountTypeInline(admin.TabularInline[AccountType, Broker]):
     model = AccountType
     extra = 0
 
 
-class BrokerInstrumentInline(admin.TabularInline):
+class BrokerInstrumentInline(admin.TabularInline[BrokerInstrument, Broker]):
     model = BrokerInstrument
     extra = 0
     autocomplete_fields = ["instrument"]
@@ -37,7 +37,7 @@ class BrokerInstrumentInline(admin.TabularInline):
 
 
 @admin.register(Broker)
-class BrokerAdmin(admin.ModelAdmin):
+class BrokerAdmin(admin.ModelAdmin[Broker]):
     list_display = [
         "name",
         "status",
@@ -63,7 +63,8 @@ class BrokerAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Broker]:
-        return super().get_queryset(request).annotate(licence_total=Count("licences", distinct=True))
+        qs: QuerySet[Broker] = super().get_queryset(request).annotate(licence_total=Count("licences", distinct=True))
+        return qs
 
     @admin.display(description="licences", ordering="licence_total")
     def licence_count(self, obj: Broker) -> int:
@@ -77,14 +78,15 @@ class BrokerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Regulator)
-class RegulatorAdmin(admin.ModelAdmin):
+class RegulatorAdmin(admin.ModelAdmin[Regulator]):
     list_display = ["name", "full_name", "country", "tier", "licence_count"]
     list_filter = ["tier", "country"]
     search_fields = ["name", "full_name", "country"]
     prepopulated_fields = {"slug": ["name"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Regulator]:
-        return super().get_queryset(request).annotate(licence_total=Count("licences"))
+        qs: QuerySet[Regulator] = super().get_queryset(request).annotate(licence_total=Count("licences"))
+        return qs
 
     @admin.display(description="licences", ordering="licence_total")
     def licence_count(self, obj: Regulator) -> int:
@@ -92,7 +94,7 @@ class RegulatorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Licence)
-class LicenceAdmin(admin.ModelAdmin):
+class LicenceAdmin(admin.ModelAdmin[Licence]):
     list_display = ["broker", "regulator", "licence_number", "status", "last_verified"]
     list_filter = ["status", "regulator__tier", "regulator"]
     search_fields = ["broker__name", "regulator__name", "licence_number"]
@@ -102,7 +104,7 @@ class LicenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(admin.ModelAdmin[Instrument]):
     list_display = ["symbol", "name", "asset_class", "pip_size", "display_precision", "sort_order"]
     list_filter = ["asset_class"]
     list_editable = ["sort_order"]
@@ -110,7 +112,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccountType)
-class AccountTypeAdmin(admin.ModelAdmin):
+class AccountTypeAdmin(admin.ModelAdmin[AccountType]):
     list_display = ["broker", "name", "spread_type", "commission_per_lot", "min_deposit"]
     list_filter = ["spread_type"]
     search_fields = ["broker__name", "name"]
@@ -119,7 +121,7 @@ class AccountTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Platform, FundingMethod)
-class NamedThingAdmin(admin.ModelAdmin):
+class NamedThingAdmin(admin.ModelAdmin[Platform | FundingMethod]):
     list_display = ["name", "slug"]
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}

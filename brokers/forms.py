@@ -27,13 +27,16 @@ class DirectoryFilterForm(forms.Form):
 
     def __init__(self, data: Any, *, choices: FilterChoices) -> None:
         super().__init__(data)
-        self.fields["regulator"].choices = [("", "Any regulator")] + [
-            (r.slug, f"{r.name} (tier {r.tier})") for r in choices.regulators
-        ]
-        self.fields["platform"].choices = [("", "Any platform")] + [(p.slug, p.name) for p in choices.platforms]
-        self.fields["instrument"].choices = [("", "Any instrument")] + [
-            (i.symbol, i.symbol) for i in choices.instruments
-        ]
+        self._set_choices(
+            "regulator", [(r.slug, f"{r.name} (tier {r.tier})") for r in choices.regulators], "Any regulator"
+        )
+        self._set_choices("platform", [(p.slug, p.name) for p in choices.platforms], "Any platform")
+        self._set_choices("instrument", [(i.symbol, i.symbol) for i in choices.instruments], "Any instrument")
+
+    def _set_choices(self, name: str, options: list[tuple[str, str]], blank: str) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", blank), *options]
 
     def filters(self) -> DirectoryFilters:
         data = self.cleaned_data

@@ -134,7 +134,9 @@ class Broker(models.Model):
     negative_balance_protection = models.BooleanField(default=False)
     segregated_funds = models.BooleanField("segregated client funds", default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    instruments = models.ManyToManyField(Instrument, through="BrokerInstrument", related_name="brokers")
+    instruments = models.ManyToManyField["Instrument", "BrokerInstrument"](
+        Instrument, through="BrokerInstrument", related_name="brokers"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -172,7 +172,7 @@ def broker_compare(*, slugs: list[str]) -> tuple[list[Broker], list[CompareRow]]
             raw_commission=Min("account_types__commission_per_lot"),
         )
     }
-    brokers = [found[s] for s in slugs if s in found]
+    brokers: list[Broker] = [found[s] for s in slugs if s in found]
     eurusd = {
         row["broker_id"]: row["weighted"] / row["quotes"]
         for row in SpreadBar.objects.filter(

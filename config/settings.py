@@ -10,8 +10,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+import django_stubs_ext
 
 from config.env import ConfigError, env_bool, env_int, env_list, env_str
+
+# Lets admin and other generic classes be subscripted at run time, as the type stubs expect.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("config")

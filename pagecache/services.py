@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.core.cache import cache
 from django.db import transaction
+from django.http import QueryDict
 
 from pagecache import isr
 from pagecache.tags import tag_index
@@ -69,7 +70,7 @@ def pages_prerender(*, urls: Iterable[str] | None = None) -> list[Rendered]:
         parts = urlsplit(url)
         started = time.perf_counter()
         spec, _ = isr._spec_for(parts.path)
-        query = isr.canonical_query(isr.QueryDict(parts.query), spec.params)
+        query = isr.canonical_query(QueryDict(parts.query), spec.params)
         key = isr.page_key(parts.path, query)
         outcome = isr.regenerate(key, path=parts.path, query=query)
         entry = cache.get(key) if outcome == "rendered" else None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 
 
 class _RedisTagIndex:
-    def _conn(self):  # type: ignore[no-untyped-def]
+    def _conn(self) -> Any:
         from django_redis import get_redis_connection
 
         return get_redis_connection("default")
