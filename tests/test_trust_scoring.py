@@ -1,0 +1,193 @@
+"""The pure scoring core: no database, milliseconds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from trustmetrics.methodology import METHODOLOGY
+from trustmetrics.scoring import (
+    BrokerInputs,
+    FeedStats,
+    InstrumentStats,
+    LicenceInput,
+    ProfileInput,
+    ScoringInputError,
+    band_points,
+    explain_move,
+    feed_stats,
+    regulation_points,
+    score_all,
+)
+
+SYMBOLS = [("EURUSD", "fx_major", 0.0001), ("USDJPY", "fx_major", 0.01), ("XAUUSD", "metal", 0.01)]
+PROFILE = ProfileInput(year_founded=2010, company_type="private", has_description=True, has_website=True)
+TIER1 = (LicenceInput(tier=1, status="active"),)
+
+
+def stats(symbol, asset, pip, *, spread=1.0, hours=120, excursion=0.3, off=0, news=20, widen=2.0, cv=0.1):
+    mean = spread * pip
+    return InstrumentStats(
+        symbol=symbol,
+        asset_class=asset,
+        pip_size=pip,
+        hours=hours,
+        sum_mean=mean * hours,
+        sum_mean_sq=(mean * mean) * (1 + cv * cv) * hours,
+        quotes=hours * 3600,
+        sum_excursion=excursion * hours,
+        off_market_hours=off,
+        news_minutes=news,
+        news_sum_mean=mean * widen * news,
+    )
+
+
+def broker(broker_id, *, licences=TIER1, feed=None, commission=0.0, **kw):
+    return BrokerInputs(
+        broker_id=broker_id,
+        licences=licences,
+        profile=PROFILE,
+        as_of_year=2026,
+        commission_per_lot=commission,
+        instruments=tuple(stats(s, a, p, **kw) for s, a, p in SYMBOLS),
+        feed=feed,
+    )
+
+
+def by_id(results):
+    return {r.broker_id: r for r in results}
+
+
+def market(**special):
+    """Five average brokers plus broker 9 with the given differences."""
+    return [broker(i) for i in range(1, 6)] + [broker(9, **special)]
+
+
+def test_identical_brokers_get_identical_scores():
+    results = score_all([broker(i) for i in range(1, 5)])
+    assert len({(r.overall, tuple(r.components.values())) for r in results}) == 1
+
+
+def test_it_is_deterministic_whatever_the_input_order():
+    brokers = market(spread=1.4, widen=3.0)
+    assert score_all(brokers) == score_all(list(reversed(brokers)))
+
+
+def test_a_cheaper_broker_scores_higher_on_cost():
+    results = by_id(score_all(market(spread=0.6)))
+    assert results[9].components["cost"] > results[1].components["cost"] + 10
+
+
+def test_commission_counts_against_fx_cost():
+    results = by_id(score_all(market(commission=7.0)))
+    assert results[9].components["cost"] < results[1].components["cost"] - 5
+
+
+def test_an_off_market_broker_loses_price_integrity_points():
+    results = by_id(score_all(market(excursion=2.0, off=12)))
+    assert results[9].components["price_integrity"] < results[1].components["price_integrity"] - 20
+    assert results[9].inputs["off_market_share"] == pytest.approx(0.1)
+
+
+def test_a_broker_widening_in_news_loses_stability_points():
+    results = by_id(score_all(market(widen=6.0)))
+    assert results[9].components["stability"] < results[1].components["stability"] - 20
+    assert results[9].components["cost"] == results[1].components["cost"]
+
+
+def test_feed_outages_lose_reliability_points():
+    day = 86400.0
+    good = FeedStats(observed_s=7 * day, up_s=7 * day, stale_s=0, down_s=0, disconnects=0)
+    bad = FeedStats(observed_s=7 * day, up_s=6.7 * day, stale_s=0.1 * day, down_s=0.2 * day, disconnects=9)
+    brokers = [broker(i, feed=good) for i in range(1, 6)] + [broker(9, feed=bad)]
+    results = by_id(score_all(brokers))
+    assert results[1].components["reliability"] == 100
+    assert results[9].components["reliability"] < 80
+
+
+def test_gaps_in_prices_lose_reliability_and_confidence():
+    results = by_id(score_all(market(hours=60)))
+    assert results[9].confidence < results[1].confidence
+    assert results[9].components["reliability"] < results[1].components["reliability"]
+
+
+def test_a_tier_one_licence_beats_no_licence_with_equal_market_data():
+    results = by_id(score_all(market(licences=())))
+    assert results[9].components["regulation"] == 0
+    assert results[1].overall > results[9].overall
+
+
+def test_suspended_and_unverified_licences_count_less():
+    active = regulation_points([LicenceInput(3, "active")])
+    assert regulation_points([LicenceInput(3, "suspended")]) == 0
+    assert 0 < regulation_points([LicenceInput(3, "unverified")]) < active
+    assert regulation_points([LicenceInput(1, "active"), LicenceInput(2, "active")]) > regulation_points(TIER1)
+
+
+def test_a_broker_without_data_scores_neutral_with_zero_confidence():
+    empty = BrokerInputs(broker_id=9, licences=TIER1, profile=PROFILE, as_of_year=2026)
+    results = by_id(score_all([broker(1), broker(2), empty]))
+    assert results[9].confidence == 0
+    assert results[9].label == "Provisional"
+    for key in ("cost", "stability", "price_integrity", "reliability"):
+        assert results[9].components[key] == METHODOLOGY.neutral
+
+
+def test_little_history_means_low_confidence():
+    results = score_all([broker(i, hours=6) for i in range(1, 4)])
+    assert all(r.confidence == pytest.approx(6 / 72, abs=1e-4) for r in results)
+
+
+def test_a_little_extra_data_moves_scores_only_a_little():
+    before = by_id(score_all(market(spread=1.3, widen=3.0)))
+    after = by_id(score_all(market(spread=1.3, widen=3.0, hours=121)))
+    for broker_id, result in before.items():
+        assert abs(after[broker_id].overall - result.overall) < 1.0
+
+
+def test_overall_is_the_weighted_sum_of_components():
+    result = score_all(market(spread=0.8))[-1]
+    assert result.overall == pytest.approx(
+        sum(result.components[k] * w for k, w in METHODOLOGY.weights.items()), abs=0.01
+    )
+
+
+def test_band_points_map_good_to_100_and_bad_to_0():
+    band = METHODOLOGY.cost_band
+    assert band_points(band.good, band) == 100
+    assert band_points(band.bad * 2, band) == 0
+    assert 0 < band_points(1.0, band) < 100
+
+
+def test_it_rejects_impossible_inputs_with_a_clear_error():
+    with pytest.raises(ScoringInputError, match="unknown regulator tier 7"):
+        score_all([broker(1, licences=(LicenceInput(7, "active"),))])
+    bad = dataclasses.replace(broker(1), instruments=(stats("EURUSD", "fx_major", 0.0001, hours=-1),))
+    with pytest.raises(ScoringInputError, match="impossible statistics for EURUSD"):
+        score_all([bad])
+    with pytest.raises(ScoringInputError, match="only once"):
+        score_all([broker(1), broker(1)])
+
+
+def test_a_big_move_records_which_components_moved():
+    before = score_all(market())[-1]
+    after = by_id(score_all(market(excursion=3.0, off=24)))[9]
+    reason = explain_move(previous_overall=before.overall, previous_components=before.components, result=after)
+    assert reason.startswith(f"Overall {before.overall:.1f} → {after.overall:.1f}")
+    assert "Price integrity" in reason
+    assert "Cost" not in reason
+    assert explain_move(previous_overall=after.overall, previous_components=after.components, result=after) == ""
+
+
+def test_feed_stats_count_time_in_each_state_and_disconnects():
+    changes = [(-50.0, "up"), (100.0, "stale"), (150.0, "up"), (200.0, "down"), (260.0, "up"), (900.0, "down")]
+    feed = feed_stats(changes=changes, start=0.0, end=1000.0)
+    assert feed == FeedStats(observed_s=1000, up_s=790, stale_s=50, down_s=160, disconnects=2)
+
+
+def test_feed_stats_before_any_change_observe_nothing():
+    assert feed_stats(changes=[(500.0, "up")], start=0.0, end=1000.0) == FeedStats(500, 500, 0, 0, 0)
+    assert feed_stats(changes=[], start=0.0, end=1000.0) is None
+    with pytest.raises(ScoringInputError, match="unknown feed status 'sideways'"):
+        feed_stats(changes=[(1.0, "sideways")], start=0.0, end=10.0)

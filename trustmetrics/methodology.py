@@ -1,0 +1,220 @@
+"""The one versioned TrustMetrics methodology: weights, thresholds, explanations and version history.
+
+The scoring engine reads every number from here and the public /methodology/ page is rendered
+from the same object, so what we publish is what we compute. Change anything that moves scores
+and you bump ``version`` and add a line to ``history``. No Django here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Component:
+    key: str
+    title: str
+    weight: float
+    measured: bool  # from market data (shrunk towards neutral when data is thin) or from the profile
+    summary: str  # the one-line explanation shown next to the score
+    details: str  # how it is computed, for the methodology page
+
+
+@dataclass(frozen=True)
+class Band:
+    """A peer ratio mapped to points: ``good`` or better gives 100, ``bad`` or worse 0, log-linear between."""
+
+    good: float
+    bad: float
+
+
+@dataclass(frozen=True)
+class Label:
+    minimum: float
+    name: str
+
+
+@dataclass(frozen=True)
+class VersionNote:
+    version: str
+    date: str
+    changes: str
+
+
+@dataclass(frozen=True)
+class Methodology:
+    version: str
+    components: tuple[Component, ...]
+    labels: tuple[Label, ...]
+    history: tuple[VersionNote, ...]
+    window: timedelta
+    # Regulation
+    tier_points: dict[int, float]
+    licence_status_factor: dict[str, float]
+    extra_licence_share: float
+    # Cost
+    cost_band: Band
+    fx_pip_value_usd: float
+    # Stability
+    news_before: timedelta
+    news_after: timedelta
+    news_band: Band
+    volatility_band: Band
+    news_share: float
+    # Price integrity
+    excursion_band: Band
+    off_market_spreads: float
+    off_market_share_zero: float
+    # Reliability
+    stale_penalty: float
+    down_penalty: float
+    gap_penalty: float
+    disconnect_penalty: float
+    # Transparency
+    transparency_points: dict[str, float]
+    full_years: int
+    company_type_points: dict[str, float]
+    # Confidence and history
+    neutral: float
+    min_confidence_for_label: float
+    move_threshold: float
+    component_move_threshold: float
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {c.key: c.weight for c in self.components}
+
+    def component(self, key: str) -> Component:
+        for c in self.components:
+            if c.key == key:
+                return c
+        raise KeyError(key)
+
+    def label_for(self, overall: float, confidence: float) -> str:
+        if confidence < self.min_confidence_for_label:
+            return "Provisional"
+        for band in self.labels:
+            if overall >= band.minimum:
+                return band.name
+        return self.labels[-1].name
+
+
+METHODOLOGY = Methodology(
+    version="1.0",
+    window=timedelta(days=7),
+    components=(
+        Component(
+            "regulation",
+            "Regulation",
+            0.25,
+            False,
+            "Licences from strict regulators count most; suspended, revoked or unverified ones count little or nil.",
+            "The strongest licence gives its tier's points times its status factor; each further licence adds a "
+            "share of its own points, up to 100. No usable licence scores 0.",
+        ),
+        Component(
+            "cost",
+            "Cost",
+            0.20,
+            True,
+            "Time-weighted spread plus commission, per instrument, against the other brokers quoting it.",
+            "For each instrument: the mean of hourly time-weighted spreads plus the commission of the account the "
+            "prices come from (FX only, converted at a pip value per lot), divided by the median of the other "
+            "brokers. The geometric mean of those ratios is mapped to points.",
+        ),
+        Component(
+            "stability",
+            "Stability",
+            0.15,
+            True,
+            "How much spreads widen around high-impact news compared with calm hours, and how much they jump about.",
+            "News widening: mean 1-minute spread in windows around high-impact events for instruments in the "
+            "event's currency, divided by the broker's own mean spread, compared with the other brokers. "
+            "Volatility: spread of hourly means over their average, compared with the other brokers.",
+        ),
+        Component(
+            "price_integrity",
+            "Price integrity",
+            0.15,
+            True,
+            "How far the broker's mid strays from the consensus of the other brokers; off-market quotes cost most.",
+            "Per hour: the largest deviation of the broker's mid from the consensus mid, in units of its own spread. "
+            "The mean is compared with the other brokers; the share of off-market hours (deviation beyond a number "
+            "of spreads) takes points away on top.",
+        ),
+        Component(
+            "reliability",
+            "Reliability",
+            0.10,
+            True,
+            "Feed uptime, stale periods, disconnects and gaps in the recorded prices.",
+            "100 minus penalties: per share of time the feed was down or stale, per disconnect a day, and per share "
+            "of hours with no prices where the other brokers had some.",
+        ),
+        Component(
+            "transparency",
+            "Transparency",
+            0.15,
+            False,
+            "A complete public profile, years in business, company type and client-money protections.",
+            "Points for each published profile item, for years in business (full marks at the threshold), for a "
+            "listed company or bank, for segregated client funds and for negative balance protection.",
+        ),
+    ),
+    labels=(
+        Label(80, "Excellent"),
+        Label(65, "Good"),
+        Label(50, "Fair"),
+        Label(35, "Weak"),
+        Label(0, "Poor"),
+    ),
+    history=(
+        VersionNote(
+            "1.0",
+            "2026-11-22",
+            "First published methodology: six components, peer-relative market measures over 7 days, "
+            "confidence from data coverage.",
+        ),
+    ),
+    tier_points={1: 85.0, 2: 55.0, 3: 25.0},
+    licence_status_factor={"active": 1.0, "unverified": 0.3, "suspended": 0.0, "revoked": 0.0},
+    extra_licence_share=0.2,
+    cost_band=Band(good=0.5, bad=2.5),
+    fx_pip_value_usd=10.0,
+    news_before=timedelta(minutes=5),
+    news_after=timedelta(minutes=15),
+    news_band=Band(good=0.7, bad=3.0),
+    volatility_band=Band(good=0.5, bad=4.0),
+    news_share=0.6,
+    excursion_band=Band(good=0.5, bad=4.0),
+    off_market_spreads=3.0,
+    off_market_share_zero=0.2,
+    stale_penalty=300.0,
+    down_penalty=600.0,
+    gap_penalty=300.0,
+    disconnect_penalty=5.0,
+    transparency_points={
+        "description": 8.0,
+        "website": 4.0,
+        "headquarters": 4.0,
+        "accounts": 8.0,
+        "platforms": 4.0,
+        "funding": 4.0,
+        "instruments": 8.0,
+        "years": 20.0,
+        "company_type": 15.0,
+        "segregated_funds": 15.0,
+        "negative_balance_protection": 10.0,
+    },
+    full_years=20,
+    company_type_points={"listed": 1.0, "bank": 1.0, "private": 0.3},
+    neutral=50.0,
+    min_confidence_for_label=0.25,
+    move_threshold=3.0,
+    component_move_threshold=2.0,
+)
+
+assert abs(sum(METHODOLOGY.weights.values()) - 1.0) < 1e-9, "component weights must add up to 1"
+assert abs(sum(METHODOLOGY.transparency_points.values()) - 100.0) < 1e-9, "transparency points must add up to 100"

@@ -1,0 +1,426 @@
+"""The TrustMetrics scoring core: plain data in, scores out. No Django, no I/O, deterministic.
+
+Market measures are compared with the other brokers quoting the same instrument (a broker is good
+or bad relative to what the market offers), then mapped to 0-100 with the bands in the methodology.
+Measured components are pulled towards a neutral score in proportion to missing data, so a broker
+with little data lands in the middle and says so through its confidence, instead of scoring high or
+low by accident.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustmetrics.methodology import METHODOLOGY, Band, Methodology
+
+# Hours of market data (on the instruments the market quotes most) for full confidence.
+FULL_CONFIDENCE_HOURS = 72
+
+
+class ScoringInputError(ValueError):
+    """Inputs that cannot describe a real broker (negative counts, unknown tier, ...)."""
+
+
+@dataclass(frozen=True)
+class LicenceInput:
+    tier: int
+    status: str
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    year_founded: int
+    company_type: str
+    has_description: bool = False
+    has_website: bool = False
+    has_headquarters: bool = False
+    account_count: int = 0
+    platform_count: int = 0
+    funding_count: int = 0
+    instrument_count: int = 0
+    segregated_funds: bool = False
+    negative_balance_protection: bool = False
+
+
+@dataclass(frozen=True)
+class InstrumentStats:
+    """Additive sums over hourly bars (and 1-minute bars in news windows) of one broker and instrument."""
+
+    symbol: str
+    asset_class: str
+    pip_size: float
+    hours: int = 0  # hourly bars with quotes
+    sum_mean: float = 0.0  # sum of the hourly time-weighted mean spreads (price units)
+    sum_mean_sq: float = 0.0
+    quotes: int = 0
+    sum_excursion: float = 0.0  # sum over hours of the largest |mid - consensus mid| / that hour's mean spread
+    off_market_hours: int = 0
+    news_minutes: int = 0  # 1-minute bars inside high-impact news windows for this instrument's currencies
+    news_sum_mean: float = 0.0
+
+    def __add__(self, other: InstrumentStats) -> InstrumentStats:
+        if other.symbol != self.symbol:
+            raise ScoringInputError(f"cannot add {other.symbol} statistics to {self.symbol}")
+        return InstrumentStats(
+            symbol=self.symbol,
+            asset_class=self.asset_class,
+            pip_size=self.pip_size,
+            hours=self.hours + other.hours,
+            sum_mean=self.sum_mean + other.sum_mean,
+            sum_mean_sq=self.sum_mean_sq + other.sum_mean_sq,
+            quotes=self.quotes + other.quotes,
+            sum_excursion=self.sum_excursion + other.sum_excursion,
+            off_market_hours=self.off_market_hours + other.off_market_hours,
+            news_minutes=self.news_minutes + other.news_minutes,
+            news_sum_mean=self.news_sum_mean + other.news_sum_mean,
+        )
+
+    @property
+    def mean_spread(self) -> float:
+        return self.sum_mean / self.hours
+
+    @property
+    def spread_cv(self) -> float:
+        """Coefficient of variation of the hourly mean spreads."""
+        mean = self.mean_spread
+        variance = max(0.0, self.sum_mean_sq / self.hours - mean * mean)
+        return math.sqrt(variance) / mean if mean > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FeedStats:
+    observed_s: float
+    up_s: float
+    stale_s: float
+    down_s: float
+    disconnects: int
+
+
+@dataclass(frozen=True)
+class BrokerInputs:
+    broker_id: int
+    licences: tuple[LicenceInput, ...]
+    profile: ProfileInput
+    as_of_year: int
+    commission_per_lot: float = 0.0
+    instruments: tuple[InstrumentStats, ...] = ()
+    feed: FeedStats | None = None
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    broker_id: int
+    overall: float
+    label: str
+    confidence: float
+    components: dict[str, float]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> None:
+    """Raise ScoringInputError with a clear message when inputs are impossible."""
+    for lic in inputs.licences:
+        if lic.tier not in methodology.tier_points:
+            raise ScoringInputError(f"broker {inputs.broker_id}: unknown regulator tier {lic.tier}")
+        if lic.status not in methodology.licence_status_factor:
+            raise ScoringInputError(f"broker {inputs.broker_id}: unknown licence status {lic.status!r}")
+    if inputs.commission_per_lot < 0:
+        raise ScoringInputError(f"broker {inputs.broker_id}: negative commission")
+    for s in inputs.instruments:
+        if min(s.hours, s.quotes, s.news_minutes, s.off_market_hours) < 0 or s.sum_mean < 0 or s.pip_size <= 0:
+            raise ScoringInputError(f"broker {inputs.broker_id}: impossible statistics for {s.symbol}")
+        if s.off_market_hours > s.hours:
+            raise ScoringInputError(f"broker {inputs.broker_id}: more off-market hours than hours for {s.symbol}")
+    feed = inputs.feed
+    if feed is not None and (min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects) < 0):
+        raise ScoringInputError(f"broker {inputs.broker_id}: negative feed durations")
+
+
+def band_points(ratio: float, band: Band) -> float:
+    """Log-linear: ``band.good`` or better is 100, ``band.bad`` or worse is 0."""
+    if ratio <= 0:
+        return 100.0
+    share = (math.log(band.bad) - math.log(ratio)) / (math.log(band.bad) - math.log(band.good))
+    return 100.0 * min(1.0, max(0.0, share))
+
+
+def _clamp(value: float) -> float:
+    return min(100.0, max(0.0, value))
+
+
+def _geomean(values: Iterable[tuple[float, float]]) -> float | None:
+    """Weighted geometric mean of (value, weight) pairs; None without any."""
+    total_w = 0.0
+    total = 0.0
+    for value, weight in values:
+        if value > 0 and weight > 0:
+            total += math.log(value) * weight
+            total_w += weight
+    return math.exp(total / total_w) if total_w else None
+
+
+def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, float]]:
+    """Each broker's value per instrument divided by the median of the other brokers' values."""
+    by_symbol: dict[str, dict[int, float]] = {}
+    for broker_id in sorted(values):
+        for symbol, v in sorted(values[broker_id].items()):
+            by_symbol.setdefault(symbol, {})[broker_id] = v
+    out: dict[int, dict[str, float]] = {b: {} for b in values}
+    for symbol in sorted(by_symbol):
+        per_broker = by_symbol[symbol]
+        for broker_id, v in per_broker.items():
+            others = [w for b, w in per_broker.items() if b != broker_id]
+            if not others:
+                continue
+            median = statistics.median(others)
+            if median > 0:
+                out[broker_id][symbol] = v / median
+    return out
+
+
+def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
+    points = sorted(
+        (methodology.tier_points[lic.tier] * methodology.licence_status_factor[lic.status] for lic in licences),
+        reverse=True,
+    )
+    if not points:
+        return 0.0
+    return _clamp(points[0] + methodology.extra_licence_share * sum(points[1:]))
+
+
+def transparency_points(profile: ProfileInput, as_of_year: int, methodology: Methodology = METHODOLOGY) -> float:
+    p = methodology.transparency_points
+    years = max(0, as_of_year - profile.year_founded)
+    total = (
+        p["description"] * profile.has_description
+        + p["website"] * profile.has_website
+        + p["headquarters"] * profile.has_headquarters
+        + p["accounts"] * (profile.account_count > 0)
+        + p["platforms"] * (profile.platform_count > 0)
+        + p["funding"] * (profile.funding_count > 0)
+        + p["instruments"] * (profile.instrument_count > 0)
+        + p["years"] * min(1.0, years / methodology.full_years)
+        + p["company_type"] * methodology.company_type_points.get(profile.company_type, 0.0)
+        + p["segregated_funds"] * profile.segregated_funds
+        + p["negative_balance_protection"] * profile.negative_balance_protection
+    )
+    return _clamp(total)
+
+
+def _effective_cost(stats: InstrumentStats, commission_per_lot: float, methodology: Methodology) -> float:
+    cost = stats.mean_spread
+    if stats.asset_class.startswith("fx"):
+        # Round-turn commission per standard lot, as pips at a fixed pip value, then as price.
+        cost += commission_per_lot / methodology.fx_pip_value_usd * stats.pip_size
+    return cost
+
+
+def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY) -> list[ScoreResult]:
+    """Score every broker against the others. The same inputs always give the same results."""
+    brokers = sorted(brokers, key=lambda b: b.broker_id)
+    if len({b.broker_id for b in brokers}) != len(brokers):
+        raise ScoringInputError("each broker may appear only once")
+    for b in brokers:
+        validate(b, methodology)
+
+    measured = {b.broker_id: {s.symbol: s for s in b.instruments if s.hours > 0} for b in brokers}
+    expected: dict[str, int] = {}
+    for b in brokers:
+        for s in b.instruments:
+            expected[s.symbol] = max(expected.get(s.symbol, 0), s.hours)
+
+    cost = _peer_ratios(
+        {
+            b.broker_id: {
+                sym: _effective_cost(s, b.commission_per_lot, methodology) for sym, s in measured[b.broker_id].items()
+            }
+            for b in brokers
+        }
+    )
+    volatility = _peer_ratios(
+        {b: {sym: s.spread_cv for sym, s in m.items() if s.hours >= 2} for b, m in measured.items()}
+    )
+    excursion = _peer_ratios({b: {sym: s.sum_excursion / s.hours for sym, s in m.items()} for b, m in measured.items()})
+    widening = _peer_ratios(
+        {
+            b: {
+                sym: (s.news_sum_mean / s.news_minutes) / s.mean_spread
+                for sym, s in m.items()
+                if s.news_minutes > 0 and s.mean_spread > 0
+            }
+            for b, m in measured.items()
+        }
+    )
+
+    results = []
+    for b in brokers:
+        m = measured[b.broker_id]
+        listed = [s for s in sorted(b.instruments, key=lambda s: s.symbol) if expected.get(s.symbol, 0) > 0]
+        wanted = sum(expected[s.symbol] for s in listed)
+        have = sum(min(s.hours, expected[s.symbol]) for s in listed)
+        coverage = have / wanted if wanted else 0.0
+        history = min(1.0, max((expected[s.symbol] for s in listed), default=0) / FULL_CONFIDENCE_HOURS)
+        confidence = round(coverage * history, 4)
+
+        cost_ratio = _geomean((cost[b.broker_id][sym], 1.0) for sym in sorted(cost[b.broker_id]))
+        vol_ratio = _geomean((volatility[b.broker_id][sym], 1.0) for sym in sorted(volatility[b.broker_id]))
+        exc_ratio = _geomean((excursion[b.broker_id][sym], 1.0) for sym in sorted(excursion[b.broker_id]))
+        news_ratio = _geomean(
+            (widening[b.broker_id][sym], float(m[sym].news_minutes)) for sym in sorted(widening[b.broker_id])
+        )
+        hours = sum(s.hours for s in m.values())
+        off_share = sum(s.off_market_hours for s in m.values()) / hours if hours else 0.0
+
+        raw: dict[str, float | None] = {}
+        raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
+        vol_points = band_points(vol_ratio, methodology.volatility_band) if vol_ratio is not None else None
+        if news_ratio is not None:
+            news_points = band_points(news_ratio, methodology.news_band)
+            raw["stability"] = (
+                methodology.news_share * news_points + (1 - methodology.news_share) * vol_points
+                if vol_points is not None
+                else news_points
+            )
+        else:
+            raw["stability"] = vol_points
+        if exc_ratio is not None:
+            penalty = min(1.0, off_share / methodology.off_market_share_zero)
+            raw["price_integrity"] = band_points(exc_ratio, methodology.excursion_band) * (1 - penalty)
+        else:
+            raw["price_integrity"] = None
+        reliability = 100.0 - (1 - coverage) * methodology.gap_penalty if wanted else None
+        feed = b.feed
+        if feed is not None and feed.observed_s > 0 and reliability is not None:
+            days = feed.observed_s / 86400
+            reliability -= feed.down_s / feed.observed_s * methodology.down_penalty
+            reliability -= feed.stale_s / feed.observed_s * methodology.stale_penalty
+            reliability -= feed.disconnects / max(days, 1.0) * methodology.disconnect_penalty
+        raw["reliability"] = _clamp(reliability) if reliability is not None else None
+        raw["regulation"] = regulation_points(b.licences, methodology)
+        raw["transparency"] = transparency_points(b.profile, b.as_of_year, methodology)
+
+        components: dict[str, float] = {}
+        for comp in methodology.components:
+            value = raw[comp.key]
+            if comp.measured:
+                value = methodology.neutral if value is None else value
+                value = confidence * value + (1 - confidence) * methodology.neutral
+            assert value is not None
+            components[comp.key] = round(_clamp(value), 2)
+        overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
+        feed_summary = (
+            {
+                "uptime": round(feed.up_s / feed.observed_s, 4) if feed.observed_s else None,
+                "stale_share": round(feed.stale_s / feed.observed_s, 4) if feed.observed_s else None,
+                "disconnects": feed.disconnects,
+            }
+            if feed
+            else None
+        )
+        results.append(
+            ScoreResult(
+                broker_id=b.broker_id,
+                overall=overall,
+                label=methodology.label_for(overall, confidence),
+                confidence=confidence,
+                components=components,
+                inputs={
+                    "coverage": round(coverage, 4),
+                    "instruments_measured": len(m),
+                    "instruments_listed": len(b.instruments),
+                    "hours": hours,
+                    "quotes": sum(s.quotes for s in m.values()),
+                    "news_minutes": sum(s.news_minutes for s in m.values()),
+                    "cost_ratio": _round(cost_ratio),
+                    "news_widening_ratio": _round(news_ratio),
+                    "volatility_ratio": _round(vol_ratio),
+                    "excursion_ratio": _round(exc_ratio),
+                    "off_market_share": round(off_share, 4),
+                    "commission_per_lot": b.commission_per_lot,
+                    "licences": [f"T{lic.tier}:{lic.status}" for lic in b.licences],
+                    "feed": feed_summary,
+                },
+            )
+        )
+    return results
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def explain_move(
+    *,
+    previous_overall: float,
+    previous_components: dict[str, float],
+    result: ScoreResult,
+    methodology: Methodology = METHODOLOGY,
+) -> str:
+    """Why a score moved by more than the threshold: the components that moved, biggest effect first.
+
+    Empty when the move is within the threshold.
+    """
+    delta = result.overall - previous_overall
+    if abs(delta) < methodology.move_threshold:
+        return ""
+    moves = []
+    for comp in methodology.components:
+        before = previous_components.get(comp.key)
+        after = result.components[comp.key]
+        if before is None:
+            moves.append((float("inf"), f"{comp.title} new at {after:.0f}"))
+            continue
+        change = after - before
+        if abs(change) >= methodology.component_move_threshold:
+            moves.append((abs(change) * comp.weight, f"{comp.title} {before:.0f} → {after:.0f} ({change:+.0f})"))
+    moves.sort(key=lambda m: -m[0])
+    parts = "; ".join(text for _, text in moves) or "many small component changes"
+    return f"Overall {previous_overall:.1f} → {result.overall:.1f} ({delta:+.1f}): {parts}."
+
+
+FEED_STATUSES = ("up", "stale", "down")
+
+
+def feed_stats(*, changes: Sequence[tuple[float, str]], start: float, end: float) -> FeedStats | None:
+    """Seconds up/stale/down and disconnects in [start, end) from a status change history.
+
+    ``changes`` are (unix time, status) pairs, any order, and may include changes before ``start``
+    (the last of them gives the status at ``start``). Before the first known change nothing is
+    observed. Returns None when nothing at all is observed in the window.
+    """
+    if end <= start:
+        raise ScoringInputError("the feed window must end after it starts")
+    for _, status in changes:
+        if status not in FEED_STATUSES:
+            raise ScoringInputError(f"unknown feed status {status!r}")
+    ordered = sorted(changes)
+    seconds = dict.fromkeys(FEED_STATUSES, 0.0)
+    disconnects = 0
+    current: str | None = None
+    cursor = start
+    for at, status in ordered:
+        if at >= end:
+            break
+        if at > cursor:
+            if current is not None:
+                seconds[current] += at - cursor
+            cursor = at
+        if at >= start and status == "down" and current != "down":
+            disconnects += 1
+        current = status
+    if current is not None:
+        seconds[current] += end - cursor
+    observed = sum(seconds.values())
+    if observed <= 0:
+        return None
+    return FeedStats(
+        observed_s=observed,
+        up_s=seconds["up"],
+        stale_s=seconds["stale"],
+        down_s=seconds["down"],
+        disconnects=disconnects,
+    )
