@@ -1,0 +1,1 @@
+"""Market simulator: reference markets, an economic calendar and 14 broker profiles. Pure: no Django."""
