@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -17,9 +21,20 @@ from brokers.models import (
 from brokers.signals import broker_tags
 from pagecache.services import pages_revalidate
 
+# Admin forms say "https://" is assumed for a URL typed without a scheme (Django 6's default).
+URL_FIELDS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
+
+
+class LicenceForm(forms.ModelForm[Licence]):
+    class Meta:
+        model = Licence
+        fields = ["broker", "regulator", "licence_number", "status", "last_verified"]
+        error_messages = {"licence_number": {"required": "A licence needs the regulator's licence number."}}
+
 
 class LicenceInline(admin.TabularInline[Licence, Broker]):
     model = Licence
+    form = LicenceForm
     extra = 0
     autocomplete_fields = ["regulator"]
 
@@ -52,6 +67,7 @@ class BrokerAdmin(admin.ModelAdmin[Broker]):
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["platforms", "funding_methods"]
     inlines = [LicenceInline, AccountTypeInline, BrokerInstrumentInline]
+    formfield_overrides = URL_FIELDS
     readonly_fields = ["created_at", "updated_at"]
     actions = ["revalidate_pages"]
     fieldsets = [
@@ -83,6 +99,7 @@ class RegulatorAdmin(admin.ModelAdmin[Regulator]):
     list_filter = ["tier", "country"]
     search_fields = ["name", "full_name", "country"]
     prepopulated_fields = {"slug": ["name"]}
+    formfield_overrides = URL_FIELDS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Regulator]:
         qs: QuerySet[Regulator] = super().get_queryset(request).annotate(licence_total=Count("licences"))
@@ -95,6 +112,7 @@ class RegulatorAdmin(admin.ModelAdmin[Regulator]):
 
 @admin.register(Licence)
 class LicenceAdmin(admin.ModelAdmin[Licence]):
+    form = LicenceForm
     list_display = ["broker", "regulator", "licence_number", "status", "last_verified"]
     list_filter = ["status", "regulator__tier", "regulator"]
     search_fields = ["broker__name", "regulator__name", "licence_number"]
