@@ -57,7 +57,7 @@ def parse_compare(raw: str, *, known: set[str]) -> tuple[list[str], str | None]:
     if unknown:
         shown = ", ".join(s[:40] for s in unknown[:4])
         return slugs, f"Unknown broker: {shown}. Choose brokers from the list."
-    if len(slugs) < 2:
+    if not slugs:
         return slugs, "Choose at least two brokers to compare."
     if len(slugs) > MAX_COMPARE:
         return slugs, f"Compare at most {MAX_COMPARE} brokers at a time."

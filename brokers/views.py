@@ -79,6 +79,12 @@ def compare(request: HttpRequest) -> HttpResponse:
         context["selected"] = slugs
         if error:
             return _bad_request(request, "brokers/compare.html", {**context, "error": error})
+        if len(slugs) == 1:
+            # Arriving from a profile's "compare with..." link: pick the others.
+            context["hint"] = "Choose at least one more broker to compare with."
+            response = TemplateResponse(request, "brokers/compare.html", context)
+            tag_response(response, *LIST_TAGS)
+            return response
         brokers, rows = selectors.broker_compare(slugs=slugs)
         context.update(brokers=brokers, rows=rows)
         response = TemplateResponse(request, "brokers/compare.html", context)

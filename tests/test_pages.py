@@ -169,6 +169,14 @@ def test_compare_highlights_the_best_value_per_row(client, demo):
     assert queries <= 10
 
 
+def test_compare_with_one_broker_asks_for_another_with_it_ticked(client, demo):
+    response = client.get("/compare/?brokers=northwind-markets")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Choose at least one more broker" in body
+    assert 'value="northwind-markets" checked' in body
+
+
 def test_compare_without_brokers_shows_the_picker(client, demo):
     response = client.get("/compare/")
     assert response.status_code == 200
@@ -178,7 +186,7 @@ def test_compare_without_brokers_shows_the_picker(client, demo):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("northwind-markets", "at least two"),
+        (",,", "at least two"),
         ("a,b,c,d,e", "Unknown broker"),
         ("northwind-markets,kestrel-fx,alpenbank-trading,lionsgate-capital,cypress-trade", "at most 4"),
         ("northwind-markets,%3Cscript%3E", "Unknown broker"),

@@ -1,0 +1,46 @@
+# Shared by the scripts: a virtualenv with pinned requirements, and the local services.
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+
+ensure_venv() {  # $1: requirements file
+  local req=$1 stamp="$VENV/.installed-$(basename "$1")"
+  if [ ! -x "$PY" ]; then
+    echo "==> creating $VENV"
+    python3 -m venv "$VENV"
+    "$PY" -m pip install -q --upgrade pip
+  fi
+  # Reinstall only when the requirements changed since the last install.
+  if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+    echo "==> installing $req"
+    "$PY" -m pip install -q -r "$req"
+    touch "$stamp"
+  fi
+}
+
+ensure_postgres() {
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "==> starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+}
+
+ensure_redis() {
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "==> starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+}
+
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "==> installing Debian chromium for the browser tests"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "!! chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2
+      return 1
+    fi
+  fi
+}
