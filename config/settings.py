@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
+from celery.schedules import crontab
 
 from config.env import ConfigError, env_bool, env_int, env_list, env_str
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "brokers",
     "live",
     "trustmetrics",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -152,6 +154,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": env_int("PAGES_PRERENDER_EVERY_S", 300, minimum=10),
     },
 }
+# TrustMetrics: rescore every few minutes from stored daily sums; rebuild the whole window nightly.
+TRUST_RECOMPUTE_EVERY_S = env_int("TRUST_RECOMPUTE_EVERY_S", 300, minimum=60)
+CELERY_BEAT_SCHEDULE["trust-recompute"] = {
+    "task": "trustmetrics.tasks.trust_recompute",
+    "schedule": TRUST_RECOMPUTE_EVERY_S,
+}
+CELERY_BEAT_SCHEDULE["trust-recompute-full"] = {
+    "task": "trustmetrics.tasks.trust_recompute_full",
+    "schedule": crontab(hour=env_int("TRUST_NIGHTLY_HOUR_UTC", 2, minimum=0), minute=15),
+}
 # How background page regeneration runs: "celery" with Redis, "thread" in the fallback.
 PAGECACHE_BACKGROUND = env_str("PAGECACHE_BACKGROUND", "celery" if USE_REDIS else "thread")
 PAGECACHE_REVALIDATE_S = env_int("PAGECACHE_REVALIDATE_S", 300, minimum=1)
@@ -163,7 +175,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "live:board"
+LOGOUT_REDIRECT_URL = "brokers:home"
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600, minimum=300)
+
+# Email: printed to the console unless EMAIL_HOST is set, then sent over SMTP.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "BrokerWatch <no-reply@localhost>")
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -206,3 +233,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- Market data (live/: feeds, ingestors, tick stream, spread history) -----------------------------
+LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument
+LIVE_SIM_SEED = env_int("LIVE_SIM_SEED", 42)
+LIVE_SIM_QUOTES_PER_S = env_int("LIVE_SIM_QUOTES_PER_S", 1, minimum=1)  # per broker and instrument
+LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
+LIVE_RETENTION_1M_DAYS = env_int("LIVE_RETENTION_1M_DAYS", 14, minimum=0)  # 0 keeps bars forever
+LIVE_RETENTION_1H_DAYS = env_int("LIVE_RETENTION_1H_DAYS", 400, minimum=0)
+LIVE_RETENTION_1D_DAYS = env_int("LIVE_RETENTION_1D_DAYS", 0, minimum=0)
+CELERY_BEAT_SCHEDULE["live-bars-rollup"] = {
+    "task": "live.tasks.live_bars_rollup",
+    "schedule": env_int("LIVE_ROLLUP_EVERY_S", 60, minimum=10),
+}
+CELERY_BEAT_SCHEDULE["live-bars-retention"] = {"task": "live.tasks.live_bars_retention", "schedule": 3600}

@@ -6,6 +6,9 @@ from config import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("accounts.urls")),
+    path("live/", include("live.urls")),
+    path("methodology/", include("trustmetrics.urls")),
     path("", include("brokers.urls")),
 ]
 

@@ -1,4 +1,8 @@
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-# WebSocket routes (the live board's /ws/spreads/ endpoint lands here).
-websocket_urlpatterns: list[URLPattern] = []
+from live.consumers import SpreadsConsumer
+
+# WebSocket routes; config/asgi.py puts them behind AllowedHostsOriginValidator(AuthMiddlewareStack(...)).
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/spreads/", SpreadsConsumer.as_asgi(), name="ws-spreads"),
+]

@@ -1,0 +1,176 @@
+"""`/ws/spreads/`: live quotes for logged-in traders. Protocol: docs/websocket-protocol.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from accounts.selectors import board_preference_get
+from live import board
+from live.hub import COUNTERS, Hub, hub_get, now_us, server_protocol, transport_backlog
+from live.outbox import Outbox, SlowPolicy, Update
+
+logger = logging.getLogger(__name__)
+
+MAX_CLIENT_MESSAGE_BYTES = 4096
+MAX_LIST_ITEMS = 200
+MAX_ERRORS = 100  # a client that keeps sending garbage is closed after this many errors
+
+# A client whose socket holds more than this many unsent bytes gets nothing new (its outbox keeps
+# conflating); still so after the grace period, it is dropped with CLOSE_TOO_SLOW.
+SLOW_POLICY = SlowPolicy(
+    hold_above_bytes=int(os.environ.get("LIVE_SLOW_HOLD_BYTES", str(256 * 1024))),
+    drop_after_s=float(os.environ.get("LIVE_SLOW_DROP_S", "10")),
+)
+
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_MANY_ERRORS = 4400
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _symbols(value: Any, *, what: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS or not all(isinstance(v, str) for v in value):
+        raise ClientError("bad_request", f'"{what}" must be a list of at most {MAX_LIST_ITEMS} strings')
+    return value
+
+
+class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    # The hub reads Redis pub/sub directly; a per-connection channel-layer channel would only cost.
+    channel_layer_alias = "__none__"
+
+    outbox: Outbox
+    instruments: frozenset[str]
+    brokers: frozenset[str] | None
+    ready: bool
+    hub: Hub | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            COUNTERS.incr("ws_refused")
+            await self.close(code=CLOSE_NOT_LOGGED_IN)  # before accept: the handshake is refused (403)
+            return
+        self.universe = await database_sync_to_async(board.instrument_universe)()
+        choice = await database_sync_to_async(board_preference_get)(user=user)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        wanted = _csv(query.get("instruments")) or choice.instruments
+        self.instruments = frozenset(s for s in wanted if s in self.universe) or frozenset(self.universe)
+        brokers = _csv(query.get("brokers"))
+        self.brokers = frozenset(brokers) if brokers else None
+        self.outbox = Outbox(SLOW_POLICY)
+        self.ready = False
+        self.errors = 0
+        self.protocol = server_protocol(self.base_send)
+        await self.accept()
+        self.hub = hub_get()
+        await self.hub.attach(self)
+        await self.send(text_data=await self.hub.snapshot(instruments=self.instruments, brokers=self.brokers))
+        self.hub.mark_ready(self)
+
+    async def disconnect(self, code: int) -> None:
+        if self.hub is not None:
+            await self.hub.detach(self)
+            self.hub = None
+
+    # -- what the hub calls ----------------------------------------------------------------
+    def backlog(self) -> int:
+        return transport_backlog(self.protocol) if self.protocol is not None else 0
+
+    async def deliver(self, item: Update | str) -> None:
+        protocol = self.protocol
+        if protocol is not None:
+            if protocol.state != protocol.STATE_OPEN:
+                return
+            if isinstance(item, Update) and item.prepared is not None:
+                protocol.sendPreparedMessage(item.prepared)  # the same framed bytes as every other client
+            else:
+                protocol.sendMessage((item.text if isinstance(item, Update) else item).encode(), False)
+            return
+        await self.send(text_data=item.text if isinstance(item, Update) else item)
+
+    async def drop_slow(self) -> None:
+        await self.close(code=CLOSE_TOO_SLOW)
+
+    # -- client messages -------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            if text_data is None:
+                raise ClientError("bad_request", "binary messages are not supported; send JSON text")
+            if len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
+                COUNTERS.incr("ws_oversized")
+                raise ClientError("too_large", f"messages are limited to {MAX_CLIENT_MESSAGE_BYTES} bytes")
+            try:
+                message = json.loads(text_data)
+            except ValueError:
+                raise ClientError("malformed", "not valid JSON") from None
+            if not isinstance(message, dict):
+                raise ClientError("malformed", "expected a JSON object")
+            await self._handle(message)
+        except ClientError as error:
+            if error.code != "too_large":
+                COUNTERS.incr("ws_malformed")
+            self.errors += 1
+            await self.send(text_data=json.dumps({"type": "error", "code": error.code, "message": error.message}))
+            if self.errors >= MAX_ERRORS:
+                await self.close(code=CLOSE_TOO_MANY_ERRORS)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        if action == "ping":
+            await self.send(text_data=json.dumps({"type": "pong", "server_time_us": now_us()}))
+            return
+        if action not in ("subscribe", "unsubscribe"):
+            raise ClientError("bad_request", 'unknown "action"; expected subscribe, unsubscribe or ping')
+        symbols = _symbols(message.get("instruments", []), what="instruments")
+        unknown = sorted(set(symbols) - self.universe)
+        if unknown:
+            raise ClientError("unknown_instrument", "unknown instruments: " + ", ".join(unknown[:10]))
+        brokers = self.brokers
+        if "brokers" in message and action == "subscribe":
+            raw = message["brokers"]
+            brokers = None if raw is None else frozenset(_symbols(raw, what="brokers"))
+        if action == "subscribe":
+            instruments = self.instruments | frozenset(symbols)
+        else:
+            instruments = self.instruments - frozenset(symbols)
+        await self._resubscribe(instruments, brokers)
+
+    async def _resubscribe(self, instruments: frozenset[str], brokers: frozenset[str] | None) -> None:
+        assert self.hub is not None
+        added = instruments - self.instruments if brokers == self.brokers else instruments
+        # Updates for the new set wait in the outbox until the snapshot of what was added is out.
+        self.ready = False
+        self.brokers = brokers
+        self.hub.regroup(self, instruments)
+        self.outbox.quotes = {k: u for k, u in self.outbox.quotes.items() if k.partition(":")[2] in instruments}
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "type": "subscribed",
+                    "instruments": sorted(instruments),
+                    "brokers": sorted(brokers) if brokers is not None else None,
+                }
+            )
+        )
+        if added:
+            await self.send(text_data=await self.hub.snapshot(instruments=added, brokers=brokers))
+        self.hub.mark_ready(self)
+
+
+def _csv(values: list[str] | None) -> list[str]:
+    if not values:
+        return []
+    return [v.strip() for v in values[-1].split(",") if v.strip()][:MAX_LIST_ITEMS]

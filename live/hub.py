@@ -1,0 +1,401 @@
+"""The per-process live fan-out.
+
+One Hub per event loop (one per daphne process) holds ONE Redis pub/sub connection, pattern-
+subscribed to every instrument channel and the feed status channel. Each quote published by the
+ingestors is parsed once, wrapped into its outgoing message once, framed for the WebSocket once,
+and offered to the outbox of every local client subscribed to its instrument (groups per
+instrument). A separate flush task then writes what is pending. So the per-client cost of a quote
+is a dict store and, for a client that keeps up, writing the same pre-framed bytes.
+
+Nothing lives only here: quotes and statuses come from Redis, snapshots are read from Redis, so any
+number of daphne processes behind one address all deliver the same stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import math
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from autobahn.websocket.protocol import PreparedMessage  # daphne's WebSocket server: frame once, send to many
+from django.conf import settings
+
+from live import keys
+from live.outbox import Decision, Outbox, Update
+
+logger = logging.getLogger(__name__)
+
+MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
+TICK_S = 0.2  # how often held (slow) clients are retried and counters are looked at
+COUNTERS_FLUSH_S = 5.0
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Subscriber(Protocol):
+    """What the hub needs from a connected client (the consumer)."""
+
+    outbox: Outbox
+    instruments: frozenset[str]
+    brokers: frozenset[str] | None
+    ready: bool
+
+    def backlog(self) -> int: ...
+
+    async def deliver(self, item: Update | str) -> None: ...
+
+    async def drop_slow(self) -> None: ...
+
+
+def prepare(text: str) -> object:
+    # Server frames are not masked; compression stays possible (autobahn falls back to the payload).
+    return PreparedMessage(text.encode(), False, False, False)
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def quote_parse(data: str, *, instrument: str) -> tuple[str, str] | None:
+    """Validate one published quote. Returns (key, broker) or None when it is not a usable quote."""
+    if len(data) > MAX_UPSTREAM_BYTES:
+        return None
+    try:
+        q = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(q, dict):
+        return None
+    broker = q.get("broker")
+    if not isinstance(broker, str) or not broker or q.get("instrument") != instrument:
+        return None
+    # Browsers' JSON.parse rejects NaN/Infinity, and the latency measure needs ts_ingest.
+    if not all(_finite_number(q.get(f)) for f in ("bid", "ask", "spread", "ts_ingest")):
+        return None
+    for f in ("bid_size", "ask_size", "ts_broker", "seq"):
+        if f in q and q[f] is not None and not _finite_number(q[f]):
+            return None
+    return keys.field(broker, instrument), broker
+
+
+class Counters:
+    """Process-local counts, added to the shared counters (pagecache.stats) every few seconds."""
+
+    NAMES = (
+        "live_bad_upstream",
+        "ws_refused",
+        "ws_malformed",
+        "ws_oversized",
+        "ws_dropped_slow",
+        "ws_conflated",
+    )
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = dict.fromkeys(self.NAMES, 0)
+        self.unflushed: dict[str, int] = dict.fromkeys(self.NAMES, 0)
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        self.values[name] += amount
+        self.unflushed[name] += amount
+
+    def take_unflushed(self) -> dict[str, int]:
+        out = {k: v for k, v in self.unflushed.items() if v}
+        self.unflushed = dict.fromkeys(self.NAMES, 0)
+        return out
+
+
+COUNTERS = Counters()
+
+
+def _stats_flush(values: dict[str, int]) -> None:
+    from pagecache import stats
+
+    for name, amount in values.items():
+        stats.incr(name, amount)
+
+
+async def counters_flush() -> None:
+    values = COUNTERS.take_unflushed()
+    if values:
+        from asgiref.sync import sync_to_async
+
+        try:
+            await sync_to_async(_stats_flush, thread_sensitive=False)(values)
+        except Exception:  # counters must never take the fan-out down
+            logger.exception("could not flush live counters")
+
+
+class Hub:
+    def __init__(self, *, redis_url: str, prefix: str) -> None:
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.status_channel = keys.status_channel(prefix)
+        self.channel_head = keys.live_channel("", prefix)
+        self.clients: set[Subscriber] = set()
+        self.groups: dict[str, set[Subscriber]] = {}
+        self.dirty: set[Subscriber] = set()
+        self.held: set[Subscriber] = set()
+        self.received = 0
+        self._wake = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._start_lock = asyncio.Lock()
+        self._redis: Any = None
+        self._pubsub: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    async def _start(self) -> None:
+        async with self._start_lock:
+            if self.running:
+                return
+            self._redis = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+            self._pubsub = self._redis.pubsub()
+            self._subscribed.clear()
+            await self._pubsub.psubscribe(keys.live_pattern(self.prefix))
+            self._tasks = [
+                asyncio.ensure_future(self._read_loop()),
+                asyncio.ensure_future(self._flush_loop()),
+                asyncio.ensure_future(self._tick_loop()),
+            ]
+        # Only once Redis confirmed the subscription can a snapshot be read without missing updates.
+        await asyncio.wait_for(self._subscribed.wait(), timeout=5)
+
+    async def _stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await counters_flush()
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+        self._pubsub = self._redis = None
+
+    async def attach(self, client: Subscriber) -> None:
+        """Start receiving updates for the client. They wait in its outbox until client.ready."""
+        if not self.running:
+            await self._start()
+        self.clients.add(client)
+        self._group(client, client.instruments)
+
+    async def detach(self, client: Subscriber) -> None:
+        self.clients.discard(client)
+        self.dirty.discard(client)
+        self.held.discard(client)
+        self._ungroup(client, client.instruments)
+        if not self.clients and self.running:
+            await self._stop()
+
+    def regroup(self, client: Subscriber, instruments: frozenset[str]) -> None:
+        self._ungroup(client, client.instruments - instruments)
+        self._group(client, instruments - client.instruments)
+        client.instruments = instruments
+
+    def _group(self, client: Subscriber, instruments: Iterable[str]) -> None:
+        for symbol in instruments:
+            self.groups.setdefault(symbol, set()).add(client)
+
+    def _ungroup(self, client: Subscriber, instruments: Iterable[str]) -> None:
+        for symbol in instruments:
+            members = self.groups.get(symbol)
+            if members is not None:
+                members.discard(client)
+                if not members:
+                    del self.groups[symbol]
+
+    def mark_ready(self, client: Subscriber) -> None:
+        client.ready = True
+        if len(client.outbox):
+            self.dirty.add(client)
+            self._wake.set()
+
+    # -- snapshots -------------------------------------------------------------------------
+    async def snapshot(self, *, instruments: Iterable[str], brokers: frozenset[str] | None) -> str:
+        """The latest quote of every subscribed broker+instrument, and every feed's status."""
+        assert self._redis is not None, "attach() first"
+        wanted = set(instruments)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.latest_hash(self.prefix))
+            pipe.hgetall(keys.status_hash(self.prefix))
+            latest, statuses = await pipe.execute()
+        quotes = []
+        for fieldname, data in latest.items():
+            broker, _, instrument = fieldname.partition(":")
+            wanted_here = instrument in wanted and (brokers is None or broker in brokers)
+            if wanted_here and quote_parse(data, instrument=instrument) is not None:
+                quotes.append(data)
+        status = [data for data in statuses.values() if data.startswith("{")]
+        return (
+            f'{{"type":"snapshot","server_time_us":{now_us()},'
+            f'"quotes":[{",".join(quotes)}],"status":[{",".join(status)}]}}'
+        )
+
+    # -- the hot path ----------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        backoff = 0.1
+        pubsub = self._pubsub
+        while True:
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # redis-py reconnects and subscribes again on the next read; meanwhile clients keep
+                # their last values (and the board greys them once they are old).
+                logger.exception("live hub lost Redis; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if message is None:
+                continue
+            kind = message.get("type")
+            if kind == "pmessage":
+                self.on_message(message["channel"], message["data"])
+            elif kind == "psubscribe":
+                self._subscribed.set()
+
+    def on_message(self, channel: str, data: str) -> None:
+        self.received += 1
+        if channel == self.status_channel:
+            self._on_status(data)
+            return
+        instrument = channel[len(self.channel_head) :]
+        members = self.groups.get(instrument)
+        parsed = quote_parse(data, instrument=instrument)
+        if parsed is None:
+            COUNTERS.incr("live_bad_upstream")
+            return
+        if not members:
+            return
+        key, broker = parsed
+        text = '{"type":"quotes","quotes":[' + data + "]}"
+        update = Update(fragment=data, text=text, prepared=prepare(text))
+        dirty = self.dirty
+        for client in members:
+            brokers = client.brokers
+            if brokers is not None and broker not in brokers:
+                continue
+            client.outbox.offer_quote(key, update)
+            dirty.add(client)
+        self._wake.set()
+
+    def _on_status(self, data: str) -> None:
+        try:
+            status = json.loads(data)
+            broker = status["broker"]
+            valid = isinstance(broker, str) and status.get("status") in ("up", "stale", "down")
+        except (ValueError, TypeError, KeyError):
+            valid = False
+        if not valid or len(data) > MAX_UPSTREAM_BYTES:
+            COUNTERS.incr("live_bad_upstream")
+            return
+        text = '{"type":"status",' + data.strip()[1:]
+        update = Update(fragment=data, text=text, prepared=prepare(text))
+        for client in self.clients:
+            client.outbox.offer_status(broker, update)
+            self.dirty.add(client)
+        self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self.dirty = self.dirty, set()
+            now = time.monotonic()
+            for client in dirty:
+                await self._flush_one(client, now)
+
+    async def _flush_one(self, client: Subscriber, now: float) -> None:
+        if not client.ready:
+            return  # mark_ready() puts it back once its snapshot is out
+        outbox = client.outbox
+        conflated = outbox.conflated
+        if conflated:
+            COUNTERS.incr("ws_conflated", conflated)
+            outbox.conflated = 0
+        decision = outbox.decide(backlog_bytes=client.backlog(), now=now)
+        if decision is Decision.SEND:
+            self.held.discard(client)
+            try:
+                for item in outbox.take():
+                    await client.deliver(item)
+            except Exception:
+                logger.exception("live delivery failed; dropping the client")
+                await self.detach(client)
+        elif decision is Decision.HOLD:
+            self.held.add(client)
+        else:
+            COUNTERS.incr("ws_dropped_slow")
+            logger.warning("dropping a slow live client (%d bytes unsent)", outbox.max_backlog)
+            await self.detach(client)
+            await client.drop_slow()
+
+    async def _tick_loop(self) -> None:
+        next_flush = time.monotonic() + COUNTERS_FLUSH_S
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self.held:
+                self.dirty |= self.held
+                self._wake.set()
+            if time.monotonic() >= next_flush:
+                next_flush = time.monotonic() + COUNTERS_FLUSH_S
+                await counters_flush()
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def hub_get() -> Hub:
+    """The hub of the running event loop (one per daphne process; one per test loop)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub(redis_url=settings.REDIS_URL, prefix=settings.CACHE_KEY_PREFIX)
+    return hub
+
+
+# -- reaching daphne's WebSocket protocol ------------------------------------------------------
+def server_protocol(send: Any) -> Any:
+    """Daphne's WebSocket protocol behind an ASGI send callable, or None (e.g. under test communicators).
+
+    Daphne hands each application ``partial(server.handle_reply, protocol)``; Channels' session
+    middleware wraps it as ``real_send``. With the protocol the hub can write pre-framed bytes and
+    read how many bytes the client has not yet taken, which is how slow clients are measured.
+    """
+    for _ in range(6):
+        if isinstance(send, functools.partial):
+            for arg in send.args:
+                if hasattr(arg, "sendPreparedMessage") and hasattr(arg, "transport"):
+                    return arg
+            return None
+        owner = getattr(send, "__self__", None)
+        send = getattr(owner, "real_send", None)
+        if send is None:
+            return None
+    return None
+
+
+def transport_backlog(protocol: Any) -> int:
+    """Bytes written to a Twisted transport but not yet accepted by the socket."""
+    transport = getattr(protocol, "transport", None)
+    if transport is None:
+        return 0
+    try:
+        return int(transport._tempDataLen + len(transport.dataBuffer) - transport.offset)
+    except AttributeError:
+        return 0

@@ -1,0 +1,96 @@
+"""Per-client conflation and slow-client policy of the live fan-out. Pure: no Django, no I/O.
+
+Every client has one Outbox. The hub offers it each update; the outbox keeps only the latest
+quote per broker+instrument (and the latest status per broker), so a burst or a client that
+cannot keep up costs at most one entry per key, never a growing queue. When the hub flushes,
+the outbox decides from the client's unsent bytes whether to send, hold (keep conflating) or
+drop the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Decision(Enum):
+    SEND = "send"
+    HOLD = "hold"
+    DROP = "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One quote or status, serialised once by the hub and shared by every outbox it is offered to."""
+
+    fragment: str  # the JSON object on its own, for batches
+    text: str  # the whole message for this update alone
+    prepared: object = None  # the same message already framed for the WebSocket server, if it can take one
+
+
+@dataclass(frozen=True, slots=True)
+class SlowPolicy:
+    hold_above_bytes: int = 256 * 1024  # unsent bytes above which nothing more is written
+    drop_after_s: float = 10.0  # held this long without draining: the client is dropped
+    max_keys: int = 10_000  # hard cap on pending entries, whatever the feeds send
+
+
+class Outbox:
+    __slots__ = ("conflated", "held_since", "max_backlog", "policy", "quotes", "statuses")
+
+    def __init__(self, policy: SlowPolicy | None = None) -> None:
+        self.policy = policy or SlowPolicy()
+        self.quotes: dict[str, Update] = {}
+        self.statuses: dict[str, Update] = {}
+        self.conflated = 0  # updates replaced before they were sent
+        self.held_since: float | None = None
+        self.max_backlog = 0
+
+    def __len__(self) -> int:
+        return len(self.quotes) + len(self.statuses)
+
+    def offer_quote(self, key: str, update: Update) -> bool:
+        """Keep the update as the latest for its key. Returns False if it had to be refused (cap reached)."""
+        return self._offer(self.quotes, key, update)
+
+    def offer_status(self, broker: str, update: Update) -> bool:
+        return self._offer(self.statuses, broker, update)
+
+    def _offer(self, pending: dict[str, Update], key: str, update: Update) -> bool:
+        if key in pending:
+            self.conflated += 1
+        elif len(self) >= self.policy.max_keys:
+            return False
+        pending[key] = update
+        return True
+
+    def decide(self, *, backlog_bytes: int, now: float) -> Decision:
+        """Whether to write now, given the bytes the client has not yet taken off the socket."""
+        self.max_backlog = max(self.max_backlog, backlog_bytes)
+        if backlog_bytes <= self.policy.hold_above_bytes:
+            self.held_since = None
+            return Decision.SEND
+        if self.held_since is None:
+            self.held_since = now
+        if now - self.held_since >= self.policy.drop_after_s:
+            return Decision.DROP
+        return Decision.HOLD
+
+    def take(self) -> list[Update | str]:
+        """Everything pending, emptied: shared frames when one update is pending, a joined batch otherwise."""
+        out: list[Update | str] = []
+        if self.statuses:
+            out.extend(self.statuses.values())
+            self.statuses = {}
+        if len(self.quotes) == 1:
+            out.extend(self.quotes.values())
+        elif self.quotes:
+            out.append(quotes_batch(u.fragment for u in self.quotes.values()))
+        self.quotes = {}
+        return out
+
+
+def quotes_batch(fragments: Iterable[str]) -> str:
+    """Several already-serialised quotes in one message: string joining, no JSON encoding."""
+    return '{"type":"quotes","quotes":[' + ",".join(fragments) + "]}"
