@@ -19,6 +19,7 @@ entries; the liquidity taken is put back untimed after each so the book stays in
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import math
 import os
@@ -152,6 +153,9 @@ class SortedContainersBook:
         if side == BID:
             return self.bids.peekitem(-1)[0] if self.bids else None
         return self.asks.peekitem(0)[0] if self.asks else None
+
+    def best_bid(self) -> float | None:
+        return self.bids.peekitem(-1)[0] if self.bids else None
 
     def size_at(self, side: str, broker: str, price: float) -> float:
         level = (self.bids if side == BID else self.asks).get(price)
@@ -287,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 book.update(*ev)
             times.append(time_updates(book, events))
         finals.append((name, [book.best(BID), book.best(ASK)]))
-        reads = n_reads / max(time_reads(lambda b=book: b.best(BID), n_reads), 1e-9)
+        reads = n_reads / max(time_reads(book.best_bid, n_reads), 1e-9)
         lat = time_matches(book, make_orders(book, n_orders))
         rows.append(
             {"name": name, "ups": len(events) / min(times), "reads": reads, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99)}
@@ -302,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (ob.bids if s == BID else ob.asks)[p] = q
             times.append(time_updates_peer(ob, agg_events))
         bids = ob.bids
-        reads = n_reads / max(time_reads(lambda: bids.index(0), n_reads), 1e-9)
+        reads = n_reads / max(time_reads(functools.partial(bids.index, 0), n_reads), 1e-9)
         finals.append(("order-book", [ob.bids.index(0)[0], ob.asks.index(0)[0]]))
         rows.append(
             {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from statistics import median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.orderbook.types import (
     ASK,
@@ -45,20 +45,35 @@ def _bad(what: str, value: object) -> InvalidInputError:
     return InvalidInputError(f"invalid {what}: {value!r}")
 
 
-class PyOrderBook:
-    """Consolidated price-time priority book of one instrument over all brokers' depth."""
+class BookLogic:
+    """All the book's behaviour over the layout above, shared by both implementations.
 
-    __slots__ = ("_ak", "_al", "_bk", "_bl", "_counts", "_seq", "cross_policy", "instrument")
+    :class:`PyOrderBook` keeps the state in slots; the compiled core keeps the very same objects
+    in a C struct and replaces only the hot methods (update, best reads), so everything else is
+    one code path.
+    """
+
+    if not TYPE_CHECKING:  # mypy can't see that subclasses provide these as slots or C members
+        __slots__ = ()
+
+    _bk: list[float]
+    _ak: list[float]
+    _bl: _LevelMap
+    _al: _LevelMap
+    _seq: int
+    _counts: dict[str, int]
+    cross_policy: CrossPolicy
+    instrument: str
 
     def __init__(self, instrument: str = "", *, cross_policy: CrossPolicy = "reject") -> None:
         if cross_policy not in ("reject", "prune"):
             raise InvalidInputError(f"invalid cross_policy: {cross_policy!r} (expected 'reject' or 'prune')")
         self.instrument = instrument
-        self.cross_policy: CrossPolicy = cross_policy
-        self._bk: list[float] = []  # bid prices, ascending: best last
-        self._ak: list[float] = []  # negated ask prices, ascending: best last
-        self._bl: _LevelMap = {}
-        self._al: _LevelMap = {}
+        self.cross_policy = cross_policy
+        self._bk = []  # bid prices, ascending: best last
+        self._ak = []  # negated ask prices, ascending: best last
+        self._bl = {}
+        self._al = {}
         self._seq = 0
         self._counts = dict.fromkeys(COUNTER_NAMES, 0)
 
@@ -391,3 +406,9 @@ class PyOrderBook:
             used += touched
         filled = total - remaining
         return WalkResult(notional / filled if fills else None, filled, remaining, used, tuple(fills))
+
+
+class PyOrderBook(BookLogic):
+    """Consolidated price-time priority book of one instrument over all brokers' depth (pure Python)."""
+
+    __slots__ = ("_ak", "_al", "_bk", "_bl", "_counts", "_seq", "cross_policy", "instrument")
