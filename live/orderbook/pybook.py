@@ -324,17 +324,27 @@ class BookLogic:
     # ------------------------------------------------------------------ matching
     def _order_args(self, side: object, size: object, limit: object) -> tuple[bool, float, float]:
         """Validates an order; returns (is buy, size, worst acceptable price)."""
-        if side != BUY and side != SELL:
+        if side == BUY:
+            buy = True
+        elif side == SELL:
+            buy = False
+        else:
             raise self._reject("rejected_invalid", _bad("order side (expected 'buy' or 'sell')", side))
-        if type(size) not in (float, int) or not 0.0 < size < _INF:  # type: ignore[operator]
+        if size.__class__ is not float:
+            if size.__class__ is not int:
+                raise self._reject("rejected_invalid", _bad("order size (must be finite and > 0)", size))
+            size = float(size)  # type: ignore[arg-type]
+        if not 0.0 < size < _INF:  # type: ignore[operator]
             raise self._reject("rejected_invalid", _bad("order size (must be finite and > 0)", size))
         if limit is None:
-            bound = _INF if side == BUY else -_INF
-        elif type(limit) not in (float, int) or not 0.0 < limit < _INF:  # type: ignore[operator]
+            return buy, size, _INF if buy else -_INF  # type: ignore[return-value]
+        if limit.__class__ is not float:
+            if limit.__class__ is not int:
+                raise self._reject("rejected_invalid", _bad("limit price (must be finite and > 0, or None)", limit))
+            limit = float(limit)  # type: ignore[arg-type]
+        if not 0.0 < limit < _INF:  # type: ignore[operator]
             raise self._reject("rejected_invalid", _bad("limit price (must be finite and > 0, or None)", limit))
-        else:
-            bound = float(limit)  # type: ignore[arg-type]
-        return side == BUY, float(size), bound  # type: ignore[arg-type]
+        return buy, size, limit  # type: ignore[return-value]
 
     def match(self, order: Order) -> MatchResult:
         """Fills an immediate-or-cancel order against the book in price-time priority.

@@ -83,8 +83,7 @@ class Order:
     limit: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     """What :meth:`OrderBook.match` filled (fills in the order they happened)."""
 
     fills: tuple[Fill, ...]
@@ -93,8 +92,7 @@ class MatchResult:
     average_price: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class WalkResult:
+class WalkResult(NamedTuple):
     """Expected fill of an order walked through the depth without touching the book.
 
     ``shortfall`` is the size the depth could not fill (0.0 when it was filled in full);
