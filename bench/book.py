@@ -345,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lat50 = f"{r['p50']:.2f}" if r["p50"] is not None else "n/a"
         lat99 = f"{r['p99']:.2f}" if r["p99"] is not None else "n/a"
         print(
-            f"{r['name']:34} {r['ups']:15,.0f} {r['ups'] / peer['ups']:7.2f}x {r['reads']:14,.0f} {lat50:>13} {lat99:>13}"
+            f"{r['name']:34} {r['ups']:15,.0f} {r['ups'] / peer['ups']:7.2f}x {r['reads']:14,.0f} "
+            f"{lat50:>13} {lat99:>13}"
         )
     target = ours["ups"] >= 1_000_000 and ours["p99"] < 10
     print(
