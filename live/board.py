@@ -79,9 +79,7 @@ class Board:
 
 
 def broker_columns() -> list[Column]:
-    return [
-        Column(slug=b.slug, name=b.name) for b in Broker.objects.filter(status=Broker.Status.ACTIVE).order_by("name")
-    ]
+    return [Column(slug=b.slug, name=b.name) for b in Broker.objects.order_by("name")]
 
 
 def _redis() -> Any:
@@ -116,7 +114,7 @@ def latest_quotes() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]
 
 def board_build(*, choice: BoardChoice) -> Board:
     instruments = list(Instrument.objects.all())
-    brokers = list(Broker.objects.filter(status=Broker.Status.ACTIVE).order_by("name"))
+    brokers = list(Broker.objects.order_by("name"))
     all_brokers = [Column(slug=b.slug, name=b.name) for b in brokers]
     if choice.instruments:
         order = {s: i for i, s in enumerate(choice.instruments)}
