@@ -75,7 +75,7 @@ Not thread-safe: use one book per instrument per thread/task.
 
 from __future__ import annotations
 
-from live.orderbook.pybook import PyOrderBook
+from live.orderbook.pybook import BookLogic, PyOrderBook
 from live.orderbook.types import (
     ASK,
     BID,
@@ -102,9 +102,10 @@ try:
 except ImportError:  # extension not built: the pure Python book is the fallback
     CompiledOrderBook = None  # type: ignore[assignment,misc]
 
-OrderBook: type[PyOrderBook]
+#: The implementation in use; both share the API of :class:`BookLogic`.
+OrderBook: type[PyOrderBook] | type[CompiledOrderBook]
 if CompiledOrderBook is not None:
-    OrderBook = CompiledOrderBook  # type: ignore[assignment]
+    OrderBook = CompiledOrderBook
     IMPLEMENTATION = "compiled"
 else:
     OrderBook = PyOrderBook
@@ -116,6 +117,7 @@ __all__ = [
     "BUY",
     "IMPLEMENTATION",
     "SELL",
+    "BookLogic",
     "BookSide",
     "CompiledOrderBook",
     "CrossPolicy",
