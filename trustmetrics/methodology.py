@@ -140,7 +140,7 @@ METHODOLOGY = Methodology(
             0.15,
             True,
             "How far the broker's mid strays from the consensus of the other brokers; off-market quotes cost most.",
-            "Per hour: the largest deviation of the broker's mid from the consensus mid, in units of its own spread. "
+            "Per hour: the largest deviation of the broker's mid from the consensus mid of the other brokers. "
             "The mean is compared with the other brokers; the share of off-market hours (deviation beyond a number "
             "of spreads) takes points away on top.",
         ),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from brokers.models import Broker
+from brokers.models import Broker, Instrument
 
 
 class TrustScore(models.Model):
@@ -22,6 +22,39 @@ class TrustScore(models.Model):
         ordering = ["-computed_at"]
         get_latest_by = "computed_at"
         indexes = [models.Index(fields=["broker", "-computed_at"], name="trustscore_broker_latest")]
+        constraints = [
+            # One row per broker and run time: a run that is repeated (redelivered task, second click) adds nothing.
+            models.UniqueConstraint(fields=["broker", "computed_at"], name="trustscore_one_per_run"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.broker} {self.overall:.1f} @ {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class TrustDailyInput(models.Model):
+    """Additive sums of one broker's bars for one instrument and UTC day, the scoring engine's input.
+
+    The nightly run rebuilds every day in the window; the frequent run rebuilds only today, yesterday
+    and missing days, then adds the stored sums up, so it reads a few thousand rows instead of bars.
+    """
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="+")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    methodology_version = models.CharField(max_length=20)
+    hours = models.PositiveIntegerField()
+    sum_mean = models.FloatField()
+    sum_mean_sq = models.FloatField()
+    quotes = models.BigIntegerField()
+    sum_excursion = models.FloatField()
+    off_market_hours = models.PositiveIntegerField()
+    news_minutes = models.PositiveIntegerField()
+    news_sum_mean = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "broker", "instrument"], name="trustdailyinput_unique_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker_id}/{self.instrument_id} {self.day}"

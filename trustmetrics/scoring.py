@@ -57,7 +57,7 @@ class InstrumentStats:
     sum_mean: float = 0.0  # sum of the hourly time-weighted mean spreads (price units)
     sum_mean_sq: float = 0.0
     quotes: int = 0
-    sum_excursion: float = 0.0  # sum over hours of the largest |mid - consensus mid| / that hour's mean spread
+    sum_excursion: float = 0.0  # sum over hours of the largest |mid - consensus mid| (price units)
     off_market_hours: int = 0
     news_minutes: int = 0  # 1-minute bars inside high-impact news windows for this instrument's currencies
     news_sum_mean: float = 0.0

@@ -1,0 +1,260 @@
+"""Reads for TrustMetrics: the scoring inputs, aggregated in SQL from the coarsest roll-up that answers.
+
+* Spread level, spread volatility and price deviation come from hourly bars: an hourly mean, its square
+  and the hour's largest deviation are all that the scores need, and there are 60 times fewer of them.
+* Spread in news windows needs 1-minute bars, but only inside the few short windows around events.
+* Days are summed in SQL into additive per-day rows (TrustDailyInput) so the frequent run reads those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from functools import reduce
+from operator import or_
+from typing import Any
+
+from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models.functions import Abs, Greatest, TruncDate
+
+from brokers.models import AccountType, Broker, Instrument, Licence
+from live.models import EconomicEvent, FeedStatusChange, SpreadBar
+from trustmetrics.methodology import METHODOLOGY, Methodology
+from trustmetrics.models import TrustDailyInput, TrustScore
+from trustmetrics.scoring import (
+    BrokerInputs,
+    FeedStats,
+    InstrumentStats,
+    LicenceInput,
+    ProfileInput,
+    feed_stats,
+)
+
+DayKey = tuple[int, int, date]  # broker id, instrument id, day
+
+
+def trust_window_days(*, as_of: datetime, methodology: Methodology = METHODOLOGY) -> list[date]:
+    """The whole UTC days of the scoring window before ``as_of``'s day, then that day so far."""
+    last = as_of.date()
+    first = last - timedelta(days=methodology.window.days)
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _day_bounds(days: Iterable[date], as_of: datetime) -> tuple[datetime, datetime]:
+    ordered = sorted(days)
+    start = datetime.combine(ordered[0], time.min, tzinfo=as_of.tzinfo)
+    end = min(datetime.combine(ordered[-1] + timedelta(days=1), time.min, tzinfo=as_of.tzinfo), as_of)
+    return start, end
+
+
+def trust_events_high_impact(*, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
+    """(scheduled time, currency) of the high-impact events whose news window overlaps [start, end)."""
+    m = METHODOLOGY
+    rows = EconomicEvent.objects.filter(
+        impact="high", scheduled_at__gte=start - m.news_after, scheduled_at__lt=end + m.news_before
+    ).order_by("scheduled_at", "currency")
+    return [(at, ccy.upper()) for at, ccy in rows.values_list("scheduled_at", "currency")]
+
+
+def trust_daily_sums(
+    *, days: list[date], as_of: datetime, methodology: Methodology = METHODOLOGY
+) -> dict[DayKey, dict[str, Any]]:
+    """Per broker, instrument and day: the additive sums the scoring core needs. Two grouped queries."""
+    start, end = _day_bounds(days, as_of)
+    wanted = set(days)
+    # Only closed hours: the bar for the hour still running would change under us.
+    hourly_end = min(end, as_of - timedelta(hours=1) + timedelta(microseconds=1))
+    excursion = Greatest(Abs("dev_min"), Abs("dev_max"))
+    hourly = (
+        SpreadBar.objects.filter(
+            resolution=SpreadBar.Resolution.HOUR, start__gte=start, start__lt=hourly_end, count__gt=0
+        )
+        .annotate(day=TruncDate("start"), excursion=excursion)
+        .values("broker_id", "instrument_id", "day")
+        .annotate(
+            hours=Count("id"),
+            sum_mean=Sum("mean"),
+            sum_mean_sq=Sum(F("mean") * F("mean")),
+            quotes=Sum("count"),
+            sum_excursion=Sum("excursion"),
+            off_market_hours=Count("id", filter=Q(excursion__gt=F("mean") * methodology.off_market_spreads)),
+        )
+        .order_by()
+    )
+    out: dict[DayKey, dict[str, Any]] = {}
+    for row in hourly:
+        if row["day"] not in wanted:
+            continue
+        out[(row["broker_id"], row["instrument_id"], row["day"])] = {
+            "hours": row["hours"],
+            "sum_mean": row["sum_mean"] or 0.0,
+            "sum_mean_sq": row["sum_mean_sq"] or 0.0,
+            "quotes": row["quotes"] or 0,
+            "sum_excursion": row["sum_excursion"] or 0.0,
+            "off_market_hours": row["off_market_hours"],
+            "news_minutes": 0,
+            "news_sum_mean": 0.0,
+        }
+
+    windows = _news_windows(start=start, end=end, methodology=methodology)
+    if windows:
+        minute_end = min(end, as_of - timedelta(minutes=1) + timedelta(microseconds=1))
+        news = (
+            SpreadBar.objects.filter(
+                reduce(or_, windows), resolution=SpreadBar.Resolution.MINUTE, start__lt=minute_end, count__gt=0
+            )
+            .annotate(day=TruncDate("start"))
+            .values("broker_id", "instrument_id", "day")
+            .annotate(minutes=Count("id"), sum_mean=Sum("mean"))
+            .order_by()
+        )
+        for row in news:
+            key = (row["broker_id"], row["instrument_id"], row["day"])
+            if key in out:  # a day without hourly bars has no baseline to compare news with
+                out[key]["news_minutes"] = row["minutes"]
+                out[key]["news_sum_mean"] = row["sum_mean"] or 0.0
+    return out
+
+
+def _news_windows(*, start: datetime, end: datetime, methodology: Methodology) -> list[Q]:
+    events = trust_events_high_impact(start=start, end=end)
+    if not events:
+        return []
+    symbols = dict(Instrument.objects.values_list("symbol", "id"))
+    windows = []
+    for at, currency in events:
+        # An instrument is in the event's currency when its symbol names it (EURUSD, XAUUSD for USD).
+        ids = sorted(pk for symbol, pk in symbols.items() if currency in symbol)
+        if ids:
+            windows.append(
+                Q(
+                    start__gte=at - methodology.news_before,
+                    start__lt=at + methodology.news_after,
+                    instrument_id__in=ids,
+                )
+            )
+    return windows
+
+
+def trust_stored_days(*, days: list[date], methodology: Methodology = METHODOLOGY) -> set[date]:
+    return set(
+        TrustDailyInput.objects.filter(day__in=days, methodology_version=methodology.version)
+        .values_list("day", flat=True)
+        .distinct()
+    )
+
+
+def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, Any]]:
+    """The stored daily rows of the window, added up per broker and instrument in SQL."""
+    rows = (
+        TrustDailyInput.objects.filter(day__in=days)
+        .values("broker_id", "instrument_id")
+        .annotate(
+            hours=Sum("hours"),
+            sum_mean=Sum("sum_mean"),
+            sum_mean_sq=Sum("sum_mean_sq"),
+            quotes=Sum("quotes"),
+            sum_excursion=Sum("sum_excursion"),
+            off_market_hours=Sum("off_market_hours"),
+            news_minutes=Sum("news_minutes"),
+            news_sum_mean=Sum("news_sum_mean"),
+        )
+        .order_by()
+    )
+    return {(r.pop("broker_id"), r.pop("instrument_id")): r for r in rows}
+
+
+def trust_feed_stats(*, start: datetime, end: datetime) -> dict[int, FeedStats]:
+    """Feed up/stale/down time and disconnects per broker over [start, end)."""
+    before = FeedStatusChange.objects.filter(broker=OuterRef("pk"), at__lt=start).order_by("-at")
+    changes: dict[int, list[tuple[float, str]]] = {}
+    for broker_id, status in Broker.objects.annotate(s=Subquery(before.values("status")[:1])).values_list("pk", "s"):
+        if status:
+            changes.setdefault(broker_id, []).append((start.timestamp(), status))
+    in_window = FeedStatusChange.objects.filter(at__gte=start, at__lt=end).order_by("at", "pk")
+    for broker_id, at, status in in_window.values_list("broker_id", "at", "status"):
+        changes.setdefault(broker_id, []).append((at.timestamp(), status))
+    out = {}
+    for broker_id, history in changes.items():
+        stats = feed_stats(changes=history, start=start.timestamp(), end=end.timestamp())
+        if stats is not None:
+            out[broker_id] = stats
+    return out
+
+
+def feed_account(accounts: Iterable[AccountType]) -> AccountType | None:
+    """The account whose prices the feed shows: the one a retail client opens first.
+
+    Lowest deposit; on a tie the cheaper commission, then the name, so the choice never depends on row ids.
+    """
+    return min(accounts, key=lambda a: (a.min_deposit, a.commission_per_lot, a.name), default=None)
+
+
+def trust_broker_inputs(
+    *, as_of: datetime, sums: dict[tuple[int, int], dict[str, Any]], feeds: dict[int, FeedStats]
+) -> list[BrokerInputs]:
+    """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
+    instruments = {i.pk: i for i in Instrument.objects.all()}
+    brokers = (
+        Broker.objects.annotate(
+            platform_count=Count("platforms", distinct=True),
+            funding_count=Count("funding_methods", distinct=True),
+        )
+        .prefetch_related(
+            Prefetch("licences", queryset=Licence.objects.select_related("regulator").order_by("pk")),
+            "account_types",
+            "broker_instruments",
+        )
+        .order_by("pk")
+    )
+    out = []
+    for b in brokers:
+        listed = sorted({bi.instrument_id for bi in b.broker_instruments.all()} | {i for (bb, i) in sums if bb == b.pk})
+        stats = []
+        for instrument_id in listed:
+            inst = instruments[instrument_id]
+            row = sums.get((b.pk, instrument_id), {})
+            stats.append(
+                InstrumentStats(
+                    symbol=inst.symbol,
+                    asset_class=inst.asset_class,
+                    pip_size=float(inst.pip_size),
+                    **{k: v or 0 for k, v in row.items()},
+                )
+            )
+        account = feed_account(b.account_types.all())
+        out.append(
+            BrokerInputs(
+                broker_id=b.pk,
+                licences=tuple(LicenceInput(tier=lic.regulator.tier, status=lic.status) for lic in b.licences.all()),
+                profile=ProfileInput(
+                    year_founded=b.year_founded,
+                    company_type=b.company_type,
+                    has_description=bool(b.description.strip()),
+                    has_website=bool(b.website),
+                    has_headquarters=bool(b.headquarters_country.strip()),
+                    account_count=len(b.account_types.all()),
+                    platform_count=b.platform_count,
+                    funding_count=b.funding_count,
+                    instrument_count=len(b.broker_instruments.all()),
+                    segregated_funds=b.segregated_funds,
+                    negative_balance_protection=b.negative_balance_protection,
+                ),
+                as_of_year=as_of.year,
+                commission_per_lot=float(account.commission_per_lot) if account else 0.0,
+                instruments=tuple(stats),
+                feed=feeds.get(b.pk),
+            )
+        )
+    return out
+
+
+def trust_previous_scores(*, before: datetime) -> dict[int, TrustScore]:
+    """Each broker's latest stored score computed before ``before``."""
+    latest = TrustScore.objects.filter(broker=OuterRef("broker"), computed_at__lt=before).order_by("-computed_at")
+    rows = TrustScore.objects.filter(computed_at__lt=before, pk=Subquery(latest.values("pk")[:1]))
+    return {s.broker_id: s for s in rows}
+
+
+def trust_scores_at(*, computed_at: datetime) -> list[TrustScore]:
+    return list(TrustScore.objects.filter(computed_at=computed_at).order_by("broker_id"))
