@@ -87,11 +87,11 @@ def trust_chart(scores: Sequence[TrustScore], width: int = 640, height: int = 20
     return format_html(
         '<figure class="trust-chart" data-trust-chart>'
         '<svg viewBox="0 0 {w} {h}" role="img" aria-label="{label}">{grid}'
-        '<text x="{left}" y="{by}" class="axis start">{da:%d %b %H:%M}</text>'
-        '<text x="{xr}" y="{by}" class="axis end">{db:%d %b %H:%M}</text>'
+        '<text x="{left}" y="{by}" class="axis start">{ta}</text>'
+        '<text x="{xr}" y="{by}" class="axis end">{tb}</text>'
         '<polyline points="{pts}" class="line"/>{dots}</svg>'
         '<div class="trust-tip" role="status" hidden></div>'
-        "<figcaption>Overall score history ({n} runs): {a:.1f} on {da:%d %b} to {b:.1f} on {db:%d %b}. "
+        "<figcaption>Overall score history ({n} runs): {a} on {da} to {b} on {db}. "
         "Hover or tab to a point for its components.</figcaption></figure>",
         w=width,
         h=height,
@@ -103,8 +103,10 @@ def trust_chart(scores: Sequence[TrustScore], width: int = 640, height: int = 20
         dots=dots,
         n=len(scores),
         label=f"Score history from {first.overall:.1f} to {last.overall:.1f}",
-        a=first.overall,
-        da=first.computed_at,
-        b=last.overall,
-        db=last.computed_at,
+        a=f"{first.overall:.1f}",
+        da=f"{first.computed_at:%d %b}",
+        ta=f"{first.computed_at:%d %b %H:%M}",
+        b=f"{last.overall:.1f}",
+        db=f"{last.computed_at:%d %b}",
+        tb=f"{last.computed_at:%d %b %H:%M}",
     )
