@@ -247,3 +247,17 @@ CELERY_BEAT_SCHEDULE["live-bars-rollup"] = {
     "schedule": env_int("LIVE_ROLLUP_EVERY_S", 60, minimum=10),
 }
 CELERY_BEAT_SCHEDULE["live-bars-retention"] = {"task": "live.tasks.live_bars_retention", "schedule": 3600}
+
+# --- Market data (live/: feeds, ingestors, tick stream, spread history) -----------------------------
+LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument
+LIVE_SIM_SEED = env_int("LIVE_SIM_SEED", 42)
+LIVE_SIM_QUOTES_PER_S = env_int("LIVE_SIM_QUOTES_PER_S", 1, minimum=1)  # per broker and instrument
+LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
+LIVE_RETENTION_1M_DAYS = env_int("LIVE_RETENTION_1M_DAYS", 14, minimum=0)  # 0 keeps bars forever
+LIVE_RETENTION_1H_DAYS = env_int("LIVE_RETENTION_1H_DAYS", 400, minimum=0)
+LIVE_RETENTION_1D_DAYS = env_int("LIVE_RETENTION_1D_DAYS", 0, minimum=0)
+CELERY_BEAT_SCHEDULE["live-bars-rollup"] = {
+    "task": "live.tasks.live_bars_rollup",
+    "schedule": env_int("LIVE_ROLLUP_EVERY_S", 60, minimum=10),
+}
+CELERY_BEAT_SCHEDULE["live-bars-retention"] = {"task": "live.tasks.live_bars_retention", "schedule": 3600}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from live.quotes import Quote
@@ -40,6 +40,8 @@ class ValidationConfig:
 
 
 def _num(value: object) -> float | None:
+    if type(value) is float:  # the common case, fast
+        return value if -math.inf < value < math.inf else None
     # bool is an int subclass but never a price.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -152,7 +154,7 @@ class QuoteValidator:
             and type(quote.ask_size) is float
         ):
             return quote
-        return replace(quote, instrument=instrument, bid=bid, ask=ask, bid_size=bid_size, ask_size=ask_size)
+        return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth)
 
 
 def _depth_ok(depth: object) -> bool:

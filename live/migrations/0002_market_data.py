@@ -5,121 +5,151 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('brokers', '0001_initial'),
-        ('live', '0001_initial'),
+        ("brokers", "0001_initial"),
+        ("live", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AggregatorCheckpoint',
+            name="AggregatorCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stream', models.CharField(max_length=200, unique=True)),
-                ('last_id', models.CharField(default='0-0', max_length=40)),
-                ('state', models.JSONField(default=dict)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("stream", models.CharField(max_length=200, unique=True)),
+                ("last_id", models.CharField(default="0-0", max_length=40)),
+                ("state", models.JSONField(default=dict)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='EconomicEvent',
+            name="EconomicEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('currency', models.CharField(help_text='ISO code of the currency it moves, e.g. USD.', max_length=3)),
-                ('scheduled_at', models.DateTimeField()),
-                ('impact', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High')], default='medium', max_length=6)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120)),
+                ("currency", models.CharField(help_text="ISO code of the currency it moves, e.g. USD.", max_length=3)),
+                ("scheduled_at", models.DateTimeField()),
+                (
+                    "impact",
+                    models.CharField(
+                        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High")], default="medium", max_length=6
+                    ),
+                ),
             ],
             options={
-                'ordering': ['scheduled_at', 'name'],
+                "ordering": ["scheduled_at", "name"],
             },
         ),
         migrations.CreateModel(
-            name='FeedConfig',
+            name="FeedConfig",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('adapter', models.CharField(choices=[('simulator', 'Market simulator')], default='simulator', max_length=20)),
-                ('params', models.JSONField(blank=True, default=dict, help_text='Adapter parameters, e.g. {"quotes_per_s": 2, "seed": 42}.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "adapter",
+                    models.CharField(choices=[("simulator", "Market simulator")], default="simulator", max_length=20),
+                ),
+                (
+                    "params",
+                    models.JSONField(
+                        blank=True, default=dict, help_text='Adapter parameters, e.g. {"quotes_per_s": 2, "seed": 42}.'
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['broker__name'],
+                "ordering": ["broker__name"],
             },
         ),
         migrations.CreateModel(
-            name='FeedStatusChange',
+            name="FeedStatusChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('up', 'Up'), ('stale', 'Stale'), ('down', 'Down')], max_length=5)),
-                ('at', models.DateTimeField()),
-                ('detail', models.CharField(blank=True, max_length=200)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(choices=[("up", "Up"), ("stale", "Stale"), ("down", "Down")], max_length=5),
+                ),
+                ("at", models.DateTimeField()),
+                ("detail", models.CharField(blank=True, max_length=200)),
             ],
             options={
-                'ordering': ['-at'],
-                'get_latest_by': 'at',
+                "ordering": ["-at"],
+                "get_latest_by": "at",
             },
         ),
         migrations.CreateModel(
-            name='QuoteRejectionCount',
+            name="QuoteRejectionCount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField()),
-                ('reason', models.CharField(max_length=20)),
-                ('count', models.PositiveBigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hour", models.DateTimeField()),
+                ("reason", models.CharField(max_length=20)),
+                ("count", models.PositiveBigIntegerField(default=0)),
             ],
             options={
-                'ordering': ['-hour', 'broker', 'reason'],
+                "ordering": ["-hour", "broker", "reason"],
             },
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='dev_count',
-            field=models.PositiveIntegerField(default=0, help_text='Quotes that had a consensus to compare with (0: dev_min/dev_max are not measured).'),
+            model_name="spreadbar",
+            name="dev_count",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="Quotes that had a consensus to compare with (0: dev_min/dev_max are not measured).",
+            ),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='duration',
-            field=models.FloatField(default=0.0, help_text='Seconds of the interval covered by quotes (weights roll-ups).'),
+            model_name="spreadbar",
+            name="duration",
+            field=models.FloatField(
+                default=0.0, help_text="Seconds of the interval covered by quotes (weights roll-ups)."
+            ),
         ),
         migrations.AddIndex(
-            model_name='spreadbar',
-            index=models.Index(fields=['resolution', 'start'], name='spreadbar_resolution_start'),
+            model_name="spreadbar",
+            index=models.Index(fields=["resolution", "start"], name="spreadbar_resolution_start"),
         ),
         migrations.AddIndex(
-            model_name='economicevent',
-            index=models.Index(fields=['scheduled_at'], name='economicevent_at'),
+            model_name="economicevent",
+            index=models.Index(fields=["scheduled_at"], name="economicevent_at"),
         ),
         migrations.AddConstraint(
-            model_name='economicevent',
-            constraint=models.UniqueConstraint(fields=('name', 'currency', 'scheduled_at'), name='economicevent_unique', violation_error_message='This event is already on the calendar at that time.'),
+            model_name="economicevent",
+            constraint=models.UniqueConstraint(
+                fields=("name", "currency", "scheduled_at"),
+                name="economicevent_unique",
+                violation_error_message="This event is already on the calendar at that time.",
+            ),
         ),
         migrations.AddField(
-            model_name='feedconfig',
-            name='broker',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='feed_config', to='brokers.broker'),
+            model_name="feedconfig",
+            name="broker",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE, related_name="feed_config", to="brokers.broker"
+            ),
         ),
         migrations.AddField(
-            model_name='feedstatuschange',
-            name='broker',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feed_status_changes', to='brokers.broker'),
+            model_name="feedstatuschange",
+            name="broker",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="feed_status_changes", to="brokers.broker"
+            ),
         ),
         migrations.AddField(
-            model_name='quoterejectioncount',
-            name='broker',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quote_rejections', to='brokers.broker'),
+            model_name="quoterejectioncount",
+            name="broker",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="quote_rejections", to="brokers.broker"
+            ),
         ),
         migrations.AddIndex(
-            model_name='feedstatuschange',
-            index=models.Index(fields=['broker', 'at'], name='feedstatus_broker_at'),
+            model_name="feedstatuschange",
+            index=models.Index(fields=["broker", "at"], name="feedstatus_broker_at"),
         ),
         migrations.AddConstraint(
-            model_name='feedstatuschange',
-            constraint=models.UniqueConstraint(fields=('broker', 'at', 'status'), name='feedstatus_unique_change'),
+            model_name="feedstatuschange",
+            constraint=models.UniqueConstraint(fields=("broker", "at", "status"), name="feedstatus_unique_change"),
         ),
         migrations.AddConstraint(
-            model_name='quoterejectioncount',
-            constraint=models.UniqueConstraint(fields=('broker', 'hour', 'reason'), name='quoterejection_unique'),
+            model_name="quoterejectioncount",
+            constraint=models.UniqueConstraint(fields=("broker", "hour", "reason"), name="quoterejection_unique"),
         ),
     ]

@@ -44,7 +44,8 @@ class ReferenceMarket:
         self.intensity = EventIntensity(events or [], self.spec.currencies)
         self._anchors: list[float] = [math.log(self.spec.price)]
         self._days: OrderedDict[int, array[float]] = OrderedDict()
-        self._regime_cache: dict[int, int] = {}
+        self._last_day = -1
+        self._last_path: array[float] = array("d")
 
     def _rng(self, *parts: object) -> random.Random:
         # String seeds hash with SHA-512, so they are stable across processes and PYTHONHASHSEED.
@@ -66,9 +67,12 @@ class ReferenceMarket:
         return self._rng("regime", day).randrange(len(REGIMES))
 
     def _day(self, day: int) -> array[float]:
+        if day == self._last_day:
+            return self._last_path
         path = self._days.get(day)
         if path is not None:
             self._days.move_to_end(day)
+            self._last_day, self._last_path = day, path
             return path
         rng = self._rng("day", day)
         n = self.steps
@@ -106,6 +110,7 @@ class ReferenceMarket:
             x += incs[i] + correction
             path[i + 1] = x
         self._days[day] = path
+        self._last_day, self._last_path = day, path
         while len(self._days) > 3:
             self._days.popitem(last=False)
         return path
