@@ -76,8 +76,11 @@ def trust_daily_sums(
             sum_mean=Sum("mean"),
             sum_mean_sq=Sum(F("mean") * F("mean")),
             quotes=Sum("count"),
-            sum_excursion=Sum("excursion"),
-            off_market_hours=Count("id", filter=Q(excursion__gt=F("mean") * methodology.off_market_spreads)),
+            # dev_count 0: no consensus to compare with in that hour, so no deviation was measured.
+            sum_excursion=Sum("excursion", filter=Q(dev_count__gt=0)),
+            off_market_hours=Count(
+                "id", filter=Q(dev_count__gt=0, excursion__gt=F("mean") * methodology.off_market_spreads)
+            ),
         )
         .order_by()
     )

@@ -39,6 +39,8 @@ def synthetic_market_write(
             close=b.mean,
             mean=b.mean,
             count=b.count,
+            duration=60.0 if b.resolution == "1m" else 3600.0,
+            dev_count=b.count,
             dev_min=b.dev_min,
             dev_max=b.dev_max,
         )

@@ -1,0 +1,244 @@
+"""Benchmark: TrustMetrics recompute over stored roll-ups against a naive recompute from raw bars.
+
+    python -m bench.trust [--quick]
+
+Builds a database of its own on the real PostgreSQL: the 14 demo brokers, 20 instruments each, and
+1-minute spread bars for 30 days (1 with --quick) written with generate_series, rolled up to hourly
+bars as the market-data aggregator does, plus the economic calendar and feed outages of the
+ground-truth profiles. Then times:
+
+* full: the nightly recompute (every day of the window rebuilt from hourly bars and news-window minutes);
+* incremental: the 5-minute recompute (today and yesterday rebuilt, the rest from stored daily sums);
+* baseline: a naive full recompute that loads every raw 1-minute bar of the window into Python.
+
+Ends with RESULT full_s=N incremental_s=N baseline_full_s=N
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+DB_NAME = "bw_bench_trust"
+
+
+def _configure() -> None:
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "0",
+            "HTTPS": "0",
+            "SECRET_KEY": "bench-" + "trust-k3y-" * 5,
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+            "REDIS_REQUIRED": "0",
+            "CACHE_KEY_PREFIX": f"bench-trust-{os.getpid()}",
+            "PAGECACHE_BACKGROUND": "thread",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
+    import django
+
+    django.setup()
+
+
+def _build(*, start: datetime, days: int) -> int:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from brokers.models import Broker, Instrument
+    from brokers.services import demo_seed
+    from live.models import EconomicEvent, FeedStatusChange
+    from live.simulator.instruments import SPECS
+    from live.simulator.profiles import BROKER_PROFILES
+    from trustmetrics import synthetic
+
+    call_command("migrate", verbosity=0)
+    demo_seed()
+    brokers = {b.slug: b.pk for b in Broker.objects.all()}
+    instruments = [(i.pk, SPECS[i.symbol].spread_pips * float(i.pip_size)) for i in Instrument.objects.all()]
+    inst_values = ",".join(f"({pk},{typ!r})" for pk, typ in instruments)
+    end = start + timedelta(days=days)
+    with connection.cursor() as cur:
+        cur.execute("SELECT setseed(0.42)")
+        for slug, pk in sorted(brokers.items()):
+            p = BROKER_PROFILES[slug]
+            cur.execute(
+                f"""
+                INSERT INTO live_spreadbar
+                    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count,
+                     duration, dev_count, dev_min, dev_max)
+                SELECT %s, iid, '1m', t, s, s * 1.2, s * 0.8, s, s, 60, 60, 60, -d,
+                       CASE WHEN random() < %s THEN %s * typ ELSE d END
+                FROM (
+                    SELECT i.iid, i.typ, t,
+                           i.typ * %s * (1 + 0.05 * random()) AS s,
+                           i.typ * (0.05 + %s / 1000.0) * (0.8 + 0.4 * random()) AS d
+                    FROM (VALUES {inst_values}) AS i(iid, typ)
+                    CROSS JOIN generate_series(%s::timestamptz, %s::timestamptz - interval '1 minute',
+                                               interval '1 minute') AS t
+                ) q
+                """,  # noqa: S608 (numbers we formatted ourselves)
+                [pk, min(1.0, p.off_market_rate * 60), p.off_market_spreads, p.markup, p.stale_ms, start, end],
+            )
+        cur.execute(
+            """
+            INSERT INTO live_spreadbar
+                (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, duration, dev_count,
+                 dev_min, dev_max)
+            SELECT broker_id, instrument_id, '1h', date_trunc('hour', start), avg(open), max(high), min(low),
+                   avg(close), avg(mean), sum(count), sum(duration), sum(dev_count), min(dev_min), max(dev_max)
+            FROM live_spreadbar WHERE resolution = '1m'
+            GROUP BY broker_id, instrument_id, date_trunc('hour', start)
+            """
+        )
+        cur.execute("SELECT count(*) FROM live_spreadbar WHERE resolution = '1m'")
+        minute_bars = int(cur.fetchone()[0])
+        cur.execute("ANALYZE live_spreadbar")
+    profiles = [BROKER_PROFILES[s] for s in brokers]
+    EconomicEvent.objects.bulk_create(
+        [
+            EconomicEvent(
+                name=e.name,
+                currency=e.currency,
+                scheduled_at=datetime.fromtimestamp(e.at_us / 1e6, tz=UTC),
+                impact=e.impact,
+            )
+            for e in synthetic.calendar(start, days)
+        ],
+        ignore_conflicts=True,
+    )
+    FeedStatusChange.objects.bulk_create(
+        [
+            FeedStatusChange(broker_id=brokers[slug], status=status, at=at)
+            for slug, status, at in synthetic.status_changes(profiles, start=start, days=days)
+        ],
+        ignore_conflicts=True,
+    )
+    return minute_bars
+
+
+def _naive(*, as_of: datetime) -> list[Any]:
+    """Everything from raw 1-minute bars in Python: what the engine would cost without roll-ups."""
+    from live.models import SpreadBar
+    from trustmetrics import selectors
+    from trustmetrics.methodology import METHODOLOGY as M
+    from trustmetrics.scoring import score_all
+
+    days = selectors.trust_window_days(as_of=as_of)
+    start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
+    events = selectors.trust_events_high_impact(start=start, end=as_of)
+    from brokers.models import Instrument
+
+    symbols = dict(Instrument.objects.values_list("pk", "symbol"))
+    windows = [(at - M.news_before, at + M.news_after, ccy) for at, ccy in events]
+    # hour -> [sum of minute means, minutes, largest deviation]
+    hours: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    news: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    rows = SpreadBar.objects.filter(
+        resolution="1m", start__gte=start, start__lt=as_of, count__gt=0, dev_count__gt=0
+    ).values_list("broker_id", "instrument_id", "start", "mean", "count", "dev_min", "dev_max")
+    for broker_id, instrument_id, t, mean, count, dev_min, dev_max in rows.iterator(chunk_size=20000):
+        h = hours[(broker_id, instrument_id, t.replace(minute=0, second=0, microsecond=0))]
+        h[0] += mean
+        h[1] += 1
+        h[2] = max(h[2], abs(dev_min), abs(dev_max))
+        h[3] += count
+        symbol = symbols[instrument_id]
+        if any(lo <= t < hi and ccy in symbol for lo, hi, ccy in windows):
+            n = news[(broker_id, instrument_id)]
+            n[0] += mean
+            n[1] += 1
+    sums: dict[tuple[int, int], dict[str, Any]] = {}
+    for (broker_id, instrument_id, _), (total, minutes, excursion, quotes) in hours.items():
+        s = sums.setdefault(
+            (broker_id, instrument_id),
+            dict.fromkeys(
+                (
+                    "hours",
+                    "sum_mean",
+                    "sum_mean_sq",
+                    "quotes",
+                    "sum_excursion",
+                    "off_market_hours",
+                    "news_minutes",
+                    "news_sum_mean",
+                ),
+                0,
+            ),
+        )
+        mean = total / minutes
+        s["hours"] += 1
+        s["sum_mean"] += mean
+        s["sum_mean_sq"] += mean * mean
+        s["quotes"] += int(quotes)
+        s["sum_excursion"] += excursion
+        s["off_market_hours"] += excursion > mean * M.off_market_spreads
+    for key, (total, minutes) in news.items():
+        if key in sums:
+            sums[key]["news_minutes"] = int(minutes)
+            sums[key]["news_sum_mean"] = total
+    feeds = selectors.trust_feed_stats(start=as_of - M.window, end=as_of)
+    return score_all(selectors.trust_broker_inputs(as_of=as_of, sums=sums, feeds=feeds))
+
+
+def _timed(fn: Any, repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 day of history instead of 30 (under a minute)")
+    args = parser.parse_args(argv)
+    days = 1 if args.quick else 30
+    start = datetime(2026, 10, 6, tzinfo=UTC)  # covers the November NFP week in the full run
+    as_of = start + timedelta(days=days)
+
+    print(f"Preparing database {DB_NAME}: 14 brokers x 20 instruments x {days} days of 1-minute bars...", flush=True)
+    _configure()
+    t0 = time.perf_counter()
+    minute_bars = _build(start=start, days=days)
+    print(f"  {minute_bars:,} one-minute bars (+ hourly roll-ups) in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    from trustmetrics import services
+
+    slot = iter(range(1, 10_000))
+
+    def full() -> Any:
+        return services.trust_scores_compute(as_of=as_of + timedelta(seconds=next(slot)), full=True)
+
+    def incremental() -> Any:
+        return services.trust_scores_compute(as_of=as_of + timedelta(seconds=next(slot)))
+
+    repeat = 2 if args.quick else 3
+    full_s, full_run = _timed(full, repeat)
+    incremental_s, inc_run = _timed(incremental, repeat)
+    baseline_s, naive = _timed(lambda: _naive(as_of=as_of), 1)
+
+    same = [round(r.overall, 1) for r in naive] == [round(r.overall, 1) for r in full_run.results]
+    print()
+    print(f"{'run':<34}{'seconds':>10}{'vs baseline':>14}")
+    print(f"{'full recompute (roll-ups, SQL)':<34}{full_s:>10.3f}{baseline_s / full_s:>13.1f}x")
+    print(f"{'incremental 5-minute recompute':<34}{incremental_s:>10.3f}{baseline_s / incremental_s:>13.1f}x")
+    print(f"{'baseline: raw 1m bars in Python':<34}{baseline_s:>10.3f}{1:>13.1f}x")
+    print(f"days rebuilt: full {len(full_run.days_refreshed)}, incremental {len(inc_run.days_refreshed)}")
+    print(f"baseline and engine agree on every overall score (0.1): {same}")
+    print("targets: full < 10 s, incremental < 1 s")
+    print(f"RESULT full_s={full_s:.3f} incremental_s={incremental_s:.3f} baseline_full_s={baseline_s:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
