@@ -74,7 +74,7 @@ def test_spread_markup_follows_the_quality_ranking():
 
 
 def test_coral_reef_widens_far_more_around_news_than_northwind():
-    nfp = [e for e in recurring_events(date(2026, 3, 1), date(2026, 3, 31)) if "Non-Farm" in e.name][0]
+    nfp = next(e for e in recurring_events(date(2026, 3, 1), date(2026, 3, 31)) if "Non-Farm" in e.name)
     start = nfp.at_us - MIN
 
     def widening(slug):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from hypothesis import given, settings
@@ -116,6 +117,6 @@ def test_accepted_sequences_and_timestamps_only_move_forward(stream):
         out = v.check(_q(seq=seq, bid=mid, ask=mid + spread, ts_broker=NOW + dt * 1000))
         if isinstance(out, Quote):
             accepted.append(out)
-    assert all(a.seq < b.seq for a, b in zip(accepted, accepted[1:], strict=False))
-    assert all(a.ts_broker <= b.ts_broker for a, b in zip(accepted, accepted[1:], strict=False))
+    assert all(a.seq < b.seq for a, b in itertools.pairwise(accepted))
+    assert all(a.ts_broker <= b.ts_broker for a, b in itertools.pairwise(accepted))
     assert sum(v.counts.values()) == len(stream)
