@@ -166,6 +166,8 @@ CELERY_BEAT_SCHEDULE["trust-recompute-full"] = {
 }
 # How background page regeneration runs: "celery" with Redis, "thread" in the fallback.
 PAGECACHE_BACKGROUND = env_str("PAGECACHE_BACKGROUND", "celery" if USE_REDIS else "thread")
+# Off only for measuring: every request then renders (bench.pages' uncached baseline).
+PAGECACHE_ENABLED = env_bool("PAGECACHE_ENABLED", True)
 PAGECACHE_REVALIDATE_S = env_int("PAGECACHE_REVALIDATE_S", 300, minimum=1)
 PAGECACHE_STALE_S = env_int("PAGECACHE_STALE_S", 86400, minimum=1)
 

@@ -210,6 +210,15 @@ def start_background_regeneration(key: str, *, path: str, query: str, force: boo
     return True
 
 
+def public_cache_control(entry: PageEntry) -> str:
+    """For a shared copy: CDNs keep it for the revalidate window and may serve it stale meanwhile."""
+    return f"public, max-age=0, s-maxage={entry['revalidate']}, stale-while-revalidate={settings.PAGECACHE_STALE_S}"
+
+
+def entry_age(entry: PageEntry) -> str:
+    return str(max(0, int(time.time() - entry["rendered_at"])))
+
+
 def _build_response(request: HttpRequest, entry: PageEntry, state: str) -> HttpResponse:
     anonymous = not request.user.is_authenticated
     if anonymous and entry["etag"] in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
@@ -220,13 +229,10 @@ def _build_response(request: HttpRequest, entry: PageEntry, state: str) -> HttpR
         response = HttpResponse(personalise(entry["body"], request), content_type=entry["content_type"])
     if anonymous:
         response["ETag"] = entry["etag"]
-        response["Cache-Control"] = (
-            f"public, max-age=0, s-maxage={entry['revalidate']}, stale-while-revalidate={settings.PAGECACHE_STALE_S}"
-        )
+        response["Cache-Control"] = public_cache_control(entry)
     else:
         response["Cache-Control"] = "private, no-cache"
-    age = max(0, int(time.time() - entry["rendered_at"]))
-    response["Age"] = str(age)
+    response["Age"] = entry_age(entry)
     response["X-Page-Cache"] = state
     patch_vary_headers(response, ["Cookie"])
     return response
@@ -252,7 +258,7 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
 
         @functools.wraps(view)
         def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
-            if request.method not in ("GET", "HEAD"):
+            if request.method not in ("GET", "HEAD") or not settings.PAGECACHE_ENABLED:
                 return view(request, **kwargs)
             query = canonical_query(request.GET, spec.params)
             key = page_key(request.path, query)

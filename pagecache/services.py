@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from pagecache.tags import tag_index
 
 # Apps register functions that list their public URLs, for prerendering.
 _url_sources: list[Callable[[], Iterable[str]]] = []
-_pending = threading.local()
 
 
 def pages_register_urls(source: Callable[[], Iterable[str]]) -> Callable[[], Iterable[str]]:
@@ -41,18 +39,29 @@ def pages_revalidate(*, tags: Iterable[str]) -> list[str]:
 
 
 def pages_revalidate_on_commit(*, tags: Iterable[str]) -> None:
-    """Revalidate once the current transaction commits; tags from one transaction go together."""
-    pending: set[str] | None = getattr(_pending, "tags", None)
-    if pending is None:
-        pending = _pending.tags = set()
+    """Revalidate once the current transaction commits; the tags of one transaction go together.
 
-        def flush() -> None:
-            collected = _pending.tags
-            _pending.tags = None
-            pages_revalidate(tags=collected)
-
-        transaction.on_commit(flush)
+    Outside a transaction it revalidates at once. The pending tags live on the connection and
+    count only while their flush is still queued there: a rollback drops both together.
+    """
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        pages_revalidate(tags=tags)
+        return
+    pending: set[str] | None = getattr(connection, "pagecache_pending", None)
+    queued = any(func is _flush_pending for _, func, _ in connection.run_on_commit)
+    if pending is None or not queued:
+        pending = set()
+        connection.pagecache_pending = pending
+        transaction.on_commit(_flush_pending)
     pending.update(tags)
+
+
+def _flush_pending() -> None:
+    connection = transaction.get_connection()
+    tags: set[str] = connection.__dict__.pop("pagecache_pending", set())
+    if tags:
+        pages_revalidate(tags=tags)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def _static_manifest() -> None:
 @pytest.fixture(autouse=True)
 def _clean_cache() -> None:
     """Each test starts with an empty cache (only this session's prefix is cleared)."""
-    cache.delete_pattern("*")
+    cache.delete_pattern("*")  # type: ignore[attr-defined]  # django-redis
 
 
 @pytest.fixture
@@ -46,6 +46,9 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
 
     from config.celery_app import app
 
+    # Tasks queued by earlier tests (with no worker then) must not delay this test's tasks.
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(app.conf.task_default_queue)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
         yield
 

@@ -98,7 +98,7 @@ def test_concurrent_requests_for_a_stale_page_start_exactly_one_regeneration(dem
     Client().get(PROFILE)
     isr.mark_stale([isr.page_key(PROFILE, "")])
     before = stats.get_many(["pages_regenerated", "pages_stale"])
-    # Hold the worker's regeneration back until every request has been answered.
+    # Twenty visitors arrive at once; the lock lets only one of them start a regeneration.
     barrier = threading.Barrier(20)
     states: list[str] = []
 
@@ -221,3 +221,18 @@ def test_prerender_renders_every_public_page_and_reports_it(demo, capsys):
     assert "/compare/?brokers=" in out
     assert "Prerendered 95 of 95 pages" in out
     assert cached_entry("/brokers/northwind-markets/") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_save_does_not_stop_later_saves_from_revalidating(demo):
+    from django.db import transaction
+
+    Client().get(PROFILE)
+    fresh = isr._fresh_key(isr.page_key(PROFILE, ""))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Broker.objects.get(slug="kestrel-fx").save()
+        raise RuntimeError("editor cancelled")
+    assert cache.get(fresh) is not None  # nothing committed, nothing revalidated
+    with transaction.atomic():
+        Broker.objects.get(slug="kestrel-fx").save()
+    assert cache.get(fresh) is None  # marked stale, regeneration queued

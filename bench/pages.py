@@ -1,0 +1,155 @@
+"""Benchmark: a cached profile page against the same page rendered uncached and a static file of the same size.
+
+    python -m bench.pages [--quick]
+
+Starts the site under daphne (one process) on real PostgreSQL and Redis, with a database of its own,
+and loads it with 50 keep-alive clients. Ends with
+RESULT cached_rps=N uncached_rps=N static_rps=N cached_p99_ms=N
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.httpload import LoadResult, load
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = "bw_bench_pages"
+PROFILE = "/brokers/northwind-markets/"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "HTTPS": "0",
+        "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_REQUIRED": "1",
+        "CACHE_KEY_PREFIX": f"bench-pages-{os.getpid()}",
+        "PAGECACHE_BACKGROUND": "thread",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=_env(), check=True, stdout=subprocess.DEVNULL)
+
+
+def _prepare_database() -> None:
+    for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
+    _manage("migrate", "-v0")
+    _manage("seed_demo")
+    _manage("collectstatic", "--noinput", "-v0")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server(**env: str) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1).read()  # noqa: S310 (local server)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("daphne did not start") from None
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def _measure(url: str, *, clients: int, seconds: float) -> LoadResult:
+    load(url, clients=clients, seconds=min(1.0, seconds / 4))  # warm up: connections, caches, JIT-free paths
+    result = load(url, clients=clients, seconds=seconds)
+    bad = {s: n for s, n in result.statuses.items() if s != 200}
+    if bad or result.errors:
+        raise RuntimeError(f"{url}: unexpected answers {bad}, {result.errors} connection errors")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short runs (under a minute in all)")
+    parser.add_argument("--clients", type=int, default=50)
+    args = parser.parse_args(argv)
+    seconds = 5.0 if args.quick else 20.0
+
+    print(f"Preparing database {DB_NAME} (migrate, seed_demo, collectstatic)...", flush=True)
+    _prepare_database()
+
+    with _server() as url:
+        body = urllib.request.urlopen(url + PROFILE).read()  # noqa: S310 (local server)
+        static_dir = ROOT / "staticfiles" / "bench"
+        static_dir.mkdir(parents=True, exist_ok=True)
+        (static_dir / "profile-copy.html").write_bytes(body)
+    # Whitenoise indexes files at start-up, so the copy is served by a server started after it was written.
+    with _server() as url:
+        cached = _measure(url + PROFILE, clients=args.clients, seconds=seconds)
+        static = _measure(url + "/static/bench/profile-copy.html", clients=args.clients, seconds=seconds)
+    with _server(PAGECACHE_ENABLED="0") as url:
+        uncached = _measure(url + PROFILE, clients=args.clients, seconds=seconds)
+
+    size = len(body)
+    print()
+    print(
+        f"Profile page {PROFILE} ({size:,} bytes), {args.clients} keep-alive clients, {seconds:.0f} s each, "
+        "one daphne process"
+    )
+    print(f"{'scenario':<34}{'req/s':>10}{'TTFB p50 ms':>14}{'TTFB p99 ms':>14}{'vs uncached':>14}")
+    rows = [
+        ("(a) cached page (regenerated)", cached),
+        ("(b) same page rendered uncached", uncached),
+        ("(c) static file, same size", static),
+    ]
+    for name, r in rows:
+        print(f"{name:<34}{r.rps:>10.0f}{r.pct(0.5):>14.2f}{r.pct(0.99):>14.2f}{r.rps / uncached.rps:>13.1f}x")
+    print()
+    verdict_ratio = "met" if cached.rps >= 20 * uncached.rps else "NOT met"
+    verdict_p99 = "met" if cached.pct(0.99) < 20 else "NOT met"
+    print(
+        f"Target (a) >= 20x (b): {cached.rps / uncached.rps:.1f}x, {verdict_ratio}. "
+        f"Target p99 TTFB (a) < 20 ms: {cached.pct(0.99):.2f} ms, {verdict_p99}."
+    )
+    print(
+        f"RESULT cached_rps={cached.rps:.0f} uncached_rps={uncached.rps:.0f} static_rps={static.rps:.0f} "
+        f"cached_p99_ms={cached.pct(0.99):.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

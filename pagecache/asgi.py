@@ -1,0 +1,132 @@
+"""The fast lane for regenerated pages: an ASGI layer in front of Django, like an nginx proxy cache.
+
+A fresh copy asked for by an anonymous visitor is answered straight from Redis, in the event loop,
+with one round trip and no thread hop, middleware or ORM. Everything else goes to Django, where
+``pagecache.isr`` handles misses, stale copies (and their background regeneration) and
+logged-in visitors. Both lanes send the same headers; a test holds them to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import QueryDict
+from django.http.request import split_domain_port, validate_host
+from django.urls import Resolver404, resolve
+from django.utils.http import parse_etags
+
+from pagecache import isr
+from pagecache.stats import STATS_KEY
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+@lru_cache(maxsize=4096)
+def _page_params(path: str) -> tuple[str, ...] | None:
+    """The declared query parameters of the regenerated page at path, or None if it is not one."""
+    try:
+        spec: isr.PageSpec | None = getattr(resolve(path).func, "page_spec", None)
+    except Resolver404:
+        return None
+    return None if spec is None else spec.params
+
+
+def security_headers(*, secure: bool) -> list[tuple[bytes, bytes]]:
+    """What SecurityMiddleware and XFrameOptionsMiddleware add to a page, from the same settings."""
+    headers = []
+    if secure and settings.SECURE_HSTS_SECONDS:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append((b"strict-transport-security", value.encode()))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        headers.append((b"referrer-policy", str(settings.SECURE_REFERRER_POLICY).encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
+    headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.encode()))
+    return headers
+
+
+class CachedPagesMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.enabled = settings.USE_REDIS and settings.PAGECACHE_ENABLED
+        self._redis: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._counting: set[asyncio.Future[Any]] = set()
+        self._hit_key = cache.make_key(STATS_KEY.format(name="pages_hit"))
+
+    def _client(self) -> Any:
+        # A client belongs to one event loop: daphne has one, test runs may have several.
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._loop is not loop:
+            import redis.asyncio
+
+            self._redis = redis.asyncio.from_url(settings.REDIS_URL)
+            self._loop = loop
+        return self._redis
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        wanted = self.enabled and scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
+        if not (wanted and await self._serve_fresh(scope, send)):
+            await self.app(scope, receive, send)
+
+    async def _serve_fresh(self, scope: Scope, send: Send) -> bool:
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers[name] = headers[name] + b"; " + value if name == b"cookie" and name in headers else value
+        if settings.SESSION_COOKIE_NAME.encode() + b"=" in headers.get(b"cookie", b""):
+            return False  # may be logged in: Django personalises
+        host, _ = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
+        if not host or not validate_host(host, settings.ALLOWED_HOSTS):
+            return False  # Django answers with its own 400
+        secure = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
+        if settings.SECURE_SSL_REDIRECT and not secure:
+            return False
+        params = _page_params(scope["path"])
+        if params is None:
+            return False
+        query = isr.canonical_query(QueryDict(scope.get("query_string", b"")), params)
+        key = isr.page_key(scope["path"], query)
+        pipe = self._client().pipeline(transaction=False)
+        pipe.mget(cache.make_key(key), cache.make_key(isr._fresh_key(key)))
+        try:
+            (raw_entry, fresh), *_ = await pipe.execute()
+        except OSError:
+            return False  # Redis trouble: let Django decide
+        if raw_entry is None or fresh is None:
+            return False
+        entry: isr.PageEntry = pickle.loads(raw_entry)  # noqa: S301 (our own Redis, written by isr.store_entry)
+        not_modified = entry["etag"] in parse_etags(headers.get(b"if-none-match", b"").decode("latin-1"))
+        body = b"" if not_modified or scope["method"] == "HEAD" else entry["body"]
+        response_headers = [
+            (b"content-type", entry["content_type"].encode()),
+            (b"etag", entry["etag"].encode()),
+            (b"cache-control", isr.public_cache_control(entry).encode()),
+            (b"age", isr.entry_age(entry).encode()),
+            (b"x-page-cache", b"hit"),
+            (b"vary", b"Cookie"),
+            *security_headers(secure=secure),
+        ]
+        if not not_modified:
+            response_headers.append((b"content-length", str(len(entry["body"])).encode()))
+        await send({"type": "http.response.start", "status": 304 if not_modified else 200, "headers": response_headers})
+        # Counted beside the answer, off the visitor's clock, in a task the server cannot cancel with the request.
+        counting = asyncio.ensure_future(self._client().incr(self._hit_key))
+        self._counting.add(counting)
+        counting.add_done_callback(self._counting.discard)
+        await send({"type": "http.response.body", "body": body})
+        return True
