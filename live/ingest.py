@@ -42,6 +42,9 @@ from live.validation import QuoteValidator, Reason
 
 logger = logging.getLogger(__name__)
 
+_PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+PUBLISH_CHUNK = 1000
+
 StatusSink = Callable[[str, FeedStatus, int, str], None]  # broker, status, at µs, detail (runs in a thread)
 RejectSink = Callable[[dict[tuple[str, str], int], int], None]  # counts, at µs (runs in a thread)
 
@@ -105,6 +108,7 @@ class Ingestor:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._rejects_reported: Counter[tuple[str, str]] = Counter()
+        self._publish_many = self.redis.register_script(_PUBLISH_MANY)
 
     # -- quote path --------------------------------------------------------------------------------
     def accept(self, quote: Quote) -> bool:
@@ -157,15 +161,21 @@ class Ingestor:
                 pipe.xadd(keys.tick_stream(shard, self.prefix), entry_encode(self.producer, batch_no, quotes))
             if live:
                 latest: dict[str, str] = {}
+                args: list[str] = []
                 for channel, fld, msg in live:
-                    pipe.publish(channel, msg)
+                    args.append(channel)
+                    args.append(msg)
                     latest[fld] = msg
+                # One EVALSHA per chunk publishes many messages: a PUBLISH command per quote costs the
+                # client far more than the server.
+                for i in range(0, len(args), 2 * PUBLISH_CHUNK):
+                    await self._publish_many(args=args[i : i + 2 * PUBLISH_CHUNK], client=pipe)
                 pipe.hset(keys.latest_hash(self.prefix), mapping=latest)  # type: ignore[arg-type]
             if depth:
                 pipe.hset(keys.depth_hash(self.prefix), mapping=depth)  # type: ignore[arg-type]
             try:
                 await pipe.execute()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, AttributeError) as exc:  # redis-py: AttributeError on a torn connection
                 # Durable batches stay in the backlog and are re-sent (the aggregator drops duplicates
                 # by producer batch number); the live view just moves on.
                 self.stats.flush_errors += 1
@@ -207,7 +217,7 @@ class Ingestor:
             pipe.hset(keys.status_hash(self.prefix), broker, msg)
             pipe.publish(keys.status_channel(self.prefix), msg)
             await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, AttributeError) as exc:
             logger.warning("could not publish status of %s: %s", broker, exc)
 
     def status_of(self, broker: str) -> FeedStatus | None:
@@ -243,7 +253,7 @@ class Ingestor:
             for (broker, reason), n in delta.items():
                 pipe.hincrby(keys.rejects_hash(self.prefix), f"{broker}:{reason}", n)
             await pipe.execute()
-        except (RedisError, OSError):
+        except (RedisError, OSError, AttributeError):
             pass  # the database copy (reject_sink) is the record; this is a live convenience
 
     # -- feeds -------------------------------------------------------------------------------------
@@ -312,6 +322,7 @@ class Ingestor:
         for t in tasks or []:
             t.cancel()
         await asyncio.gather(*(tasks or []), return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)  # flushes already scheduled
         # Do not lose what was accepted: try hard to get the backlog into Redis before leaving.
         for attempt in range(20):
             await self.flush()

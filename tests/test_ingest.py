@@ -185,7 +185,11 @@ def test_the_ingestor_survives_a_redis_restart_and_loses_no_accepted_quote(seede
             SimulatorFeed(b, {"quotes_per_s": 10, "tick_ms": 20}) for b in ("northwind-markets", "alpenbank-trading")
         ]
         tasks = [asyncio.ensure_future(ing.run_feed(f)) for f in feeds]
-        await asyncio.sleep(1.0)
+        for _ in range(200):  # the first quotes wait for the reference markets to be generated
+            await asyncio.sleep(0.05)
+            if ing.stats.durable_written:
+                break
+        await asyncio.sleep(0.3)
         written_before = ing.stats.durable_written
         server.kill()
         server.wait()
@@ -278,3 +282,10 @@ def test_kill_9_of_the_aggregator_mid_batch_then_restart_gives_the_bars_of_an_un
     for shard in range(shards):
         assert r.xpending(keys.tick_stream(shard), keys.AGGREGATOR_GROUP)["pending"] == 0
     assert Broker.objects.count() == 14
+
+
+def test_the_hand_formatted_live_message_is_the_same_json_as_json_dumps():
+    from live.quotes import Quote, quote_live_message, quote_live_message_reference
+
+    q = Quote('we"ird', "EURUSD", 1.08501, 1.08507, 1e6, 2.5e5, 1_780_000_000_000_001, 1_780_000_000_000_101, 77)
+    assert json.loads(quote_live_message(q, 5)) == json.loads(quote_live_message_reference(q, 5))
