@@ -15,6 +15,13 @@ ensure_venv() {  # $1: requirements file
     "$PY" -m pip install -q -r "$req"
     touch "$stamp"
   fi
+  # The order book's compiled core (pure Python is the fallback); rebuilt only when its source changed.
+  local so
+  so=$(ls live/orderbook/_cbook.*.so 2>/dev/null | head -n 1)
+  if [ -z "$so" ] || [ live/orderbook/_cbook.c -nt "$so" ]; then
+    echo "==> building the order book's compiled core"
+    "$PY" setup.py -q build_ext --inplace >/dev/null
+  fi
 }
 
 ensure_postgres() {

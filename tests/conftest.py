@@ -21,7 +21,10 @@ from django.core.management import call_command
 @pytest.fixture(scope="session", autouse=True)
 def _static_manifest() -> None:
     """Pages use hashed static names, which need collectstatic's manifest."""
-    if not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    built = manifest.stat().st_mtime if manifest.exists() else 0.0
+    sources = (p for d in settings.STATICFILES_DIRS for p in Path(d).rglob("*") if p.is_file())
+    if not manifest.exists() or any(p.stat().st_mtime > built for p in sources):
         call_command("collectstatic", interactive=False, verbosity=0)
 
 
