@@ -219,12 +219,11 @@ def main() -> None:
     print()
     print(f"{'':44} {'quotes/s':>10} {'lost':>6} {'lag p50 ms':>11} {'lag p99 ms':>11}")
     label = "stream + aggregator (live path " + ("off)" if args.no_live else "on)")
-    print(
-        f"{label:44} {ours['quotes_per_s']:>10,.0f} {ours['lost']:>6.0f} {ours['lag_p50_ms']:>11.1f} {ours['lag_p99_ms']:>11.1f}"
-    )
-    print(
-        f"{'baseline: one INSERT per quote':44} {naive['quotes_per_s']:>10,.0f} {naive['lost']:>6.0f} {naive['lag_p50_ms']:>11.1f} {naive['lag_p99_ms']:>11.1f}"
-    )
+    for name, row in ((label, ours), ("baseline: one INSERT per quote", naive)):
+        print(
+            f"{name:44} {row['quotes_per_s']:>10,.0f} {row['lost']:>6.0f} "
+            f"{row['lag_p50_ms']:>11.1f} {row['lag_p99_ms']:>11.1f}"
+        )
     print(f"ratio: {ratio:.1f}x the baseline; ingest side alone {ours['ingest_only_per_s']:,.0f} quotes/s; "
           f"accepted {ours['accepted']:,.0f}, rejected {ours['rejected']:,.0f}; target 50,000 quotes/s")  # fmt: skip
     print(
