@@ -244,8 +244,8 @@ def test_kill_9_of_the_aggregator_mid_batch_then_restart_gives_the_bars_of_an_un
     for q in quotes:
         batches[keys.shard_of(q[1], shards)].append((q[0], q[1], q[2], q[3], 1.0, 1.0, q[4], q[4] + 100, q[4] + 200, 0))
     for shard, qs in batches.items():
-        for n, start in enumerate(range(0, len(qs), 40), start=1):
-            chunk = qs[start : start + 40]
+        for n, start in enumerate(range(0, len(qs), 10), start=1):
+            chunk = qs[start : start + 10]
             r.xadd(keys.tick_stream(shard), entry_encode("producer-a", n, chunk))
             if n == 3:  # a batch re-sent after a network error must not count twice
                 r.xadd(keys.tick_stream(shard), entry_encode("producer-a", n, chunk))
@@ -261,7 +261,7 @@ def test_kill_9_of_the_aggregator_mid_batch_then_restart_gives_the_bars_of_an_un
         deadline = time.monotonic() + 30
         while AggregatorCheckpoint.objects.count() < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(random.uniform(0.05, 0.4))
+        time.sleep(random.uniform(0.0, 0.08))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     progress = sum(int(cp.state.get("agg", {}).get("quotes", 0)) for cp in AggregatorCheckpoint.objects.all())
