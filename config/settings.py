@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "live",
     "trustmetrics",
     "accounts",
+    "execution",
 ]
 
 MIDDLEWARE = [

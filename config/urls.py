@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("live/", include("live.urls")),
     path("methodology/", include("trustmetrics.urls")),
+    path("execution/", include("execution.urls")),
     path("", include("brokers.urls")),
 ]
 

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from execution import calc, selectors
+from execution.forms import OrderForm
+from pagecache import stats
+
+INITIAL = {"instrument": "EURUSD", "side": "buy", "size": "1", "unit": "lots"}
+
+
+def _estimate(form: OrderForm) -> calc.Estimate:
+    data = form.cleaned_data
+    return selectors.execution_estimate(instrument=data["instrument"], side=data["side"], size=data["units"])
+
+
+@never_cache  # live market data: never stored by browsers or shared caches
+@require_GET
+def calculator(request: HttpRequest) -> HttpResponse:
+    context: dict[str, Any] = {"live": request.user.is_authenticated}
+    if not request.GET:
+        context["form"] = OrderForm(initial=INITIAL)
+        return render(request, "execution/calculator.html", context)
+    form = OrderForm(request.GET)
+    context["form"] = form
+    if not form.is_valid():
+        stats.incr("bad_query")
+        return render(request, "execution/calculator.html", context, status=400)
+    try:
+        estimate = _estimate(form)
+    except selectors.MarketDataUnavailable:
+        context["unavailable"] = True
+        return render(request, "execution/calculator.html", context, status=503)
+    instrument = form.cleaned_data["instrument"]
+    context.update(
+        estimate=estimate,
+        instrument=instrument,
+        lot=form.cleaned_data["lot"],
+        lots=estimate.size / form.cleaned_data["lot"],
+        price_digits=instrument.display_precision + 1,  # an average fill lands between ticks
+        api_url=f"{reverse('execution:api')}?{request.GET.urlencode()}",
+        config={
+            "priceDigits": instrument.display_precision + 1,
+            "staleAfterS": estimate.stale_after_s,
+            "lot": form.cleaned_data["lot"],
+        },
+    )
+    return render(request, "execution/calculator.html", context)
+
+
+@never_cache
+@require_GET
+def api(request: HttpRequest) -> JsonResponse:
+    form = OrderForm(request.GET)
+    if not form.is_valid():
+        stats.incr("bad_query")
+        errors = {name: list(errs) for name, errs in form.errors.items()}
+        return JsonResponse({"error": form.error_text(), "fields": errors}, status=400)
+    try:
+        estimate = _estimate(form)
+    except selectors.MarketDataUnavailable:
+        return JsonResponse({"error": "Market data is unavailable right now; try again shortly."}, status=503)
+    instrument = form.cleaned_data["instrument"]
+    body = estimate.as_dict()
+    body.update(
+        unit="units",
+        lot_size=form.cleaned_data["lot"],
+        lots=estimate.size / form.cleaned_data["lot"],
+        display_precision=instrument.display_precision,
+    )
+    return JsonResponse(body)

@@ -1,0 +1,156 @@
+/* Best execution: logged-in traders see the estimate follow the market (polls the JSON endpoint). */
+(function () {
+  "use strict";
+  var section = document.getElementById("exec-result");
+  var configEl = document.getElementById("exec-config");
+  if (!section || !configEl || section.dataset.live !== "1" || !window.fetch) return;
+  var config = JSON.parse(configEl.textContent);
+  var apiUrl = section.dataset.api;
+  var statusEl = document.getElementById("exec-status");
+  var labelEl = statusEl.querySelector(".label");
+  var ageEl = document.getElementById("exec-age");
+  var EVERY_MS = 1000, MAX_BACKOFF_MS = 15000, TIMEOUT_MS = 5000;
+  var failures = 0, lastOk = Date.now(), timer = null, inFlight = false;
+
+  var grouped2 = new Intl.NumberFormat("en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  var groupedUpTo2 = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 2 });
+  function price(v) { return v === null || v === undefined ? "–" : v.toFixed(config.priceDigits); }
+  function pips(v) { return v === null || v === undefined ? "–" : v.toFixed(2); }
+  function money(v) { return v === null || v === undefined ? "–" : grouped2.format(v); }
+  function qty(v) { return groupedUpTo2.format(v); }
+
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+  function filledCell(r) {
+    var td = el("td");
+    if (r.shortfall <= 1e-9 && r.average_price !== null) { td.textContent = "In full"; return td; }
+    td.appendChild(document.createTextNode(qty(r.filled) + " "));
+    td.appendChild(el("span", "short " + qty(r.shortfall), "shortfall"));
+    return td;
+  }
+  function excluded(text, span) {
+    var td = el("td", text, "excluded");
+    td.colSpan = span;
+    return td;
+  }
+
+  function renderRows(data) {
+    var body = document.createElement("tbody");
+    body.id = "exec-rows";
+    data.brokers.forEach(function (r) {
+      var tr = el("tr", null, "exec-row status-" + r.status + (r.best ? " best" : ""));
+      tr.dataset.broker = r.broker;
+      var th = el("th", r.name);
+      th.scope = "row";
+      if (r.best) { th.appendChild(document.createTextNode(" ")); th.appendChild(el("span", "Best", "best-mark")); }
+      tr.appendChild(th);
+      if (r.status === "ok") {
+        tr.appendChild(el("td", price(r.average_price)));
+        tr.appendChild(el("td", pips(r.cost_pips)));
+        tr.appendChild(el("td", money(r.cost_usd)));
+        tr.appendChild(filledCell(r));
+        tr.appendChild(el("td", qty(r.split_size)));
+        tr.appendChild(el("td", r.age_s.toFixed(1) + " s"));
+      } else if (r.status === "stale") {
+        tr.appendChild(excluded("Stale depth: excluded", 5));
+        tr.appendChild(el("td", r.age_s.toFixed(1) + " s"));
+      } else {
+        tr.appendChild(excluded(r.status === "bad_depth" ? "Unreadable depth: excluded" : "No depth", 6));
+      }
+      body.appendChild(tr);
+    });
+    var old = document.getElementById("exec-rows");
+    old.parentNode.replaceChild(body, old);
+
+    var foot = document.getElementById("exec-split");
+    var tr = el("tr", null, "exec-split");
+    var th = el("th", "Split across brokers");
+    th.scope = "row";
+    tr.appendChild(th);
+    var s = data.split;
+    if (s) {
+      tr.appendChild(el("td", price(s.average_price)));
+      tr.appendChild(el("td", pips(s.cost_pips)));
+      tr.appendChild(el("td", money(s.cost_usd)));
+      tr.appendChild(filledCell(s));
+      tr.appendChild(el("td", qty(s.filled)));
+      tr.appendChild(el("td"));
+    } else {
+      tr.appendChild(excluded("No fresh depth", 6));
+    }
+    foot.replaceChildren(tr);
+  }
+
+  function renderSummary(data) {
+    document.getElementById("exec-mid").textContent = price(data.consensus_mid);
+    var best = data.brokers.filter(function (r) { return r.best; }).map(function (r) { return r.name; });
+    document.getElementById("exec-best").textContent = best.length ? best.join(" ") : "None fills the whole order";
+    var split = document.getElementById("exec-split-summary");
+    split.replaceChildren();
+    if (data.split && data.split.cost_usd !== null) {
+      split.appendChild(document.createTextNode("$" + money(data.split.cost_usd)));
+      if (data.split.saving_usd_vs_best !== null) {
+        split.appendChild(document.createTextNode(" "));
+        split.appendChild(el("span", "(saves $" + money(data.split.saving_usd_vs_best) + ")", "muted"));
+      }
+    } else {
+      split.textContent = "–";
+    }
+    var notes = document.getElementById("exec-notes");
+    notes.replaceChildren();
+    data.notes.forEach(function (n) { notes.appendChild(el("li", n)); });
+  }
+
+  function setStatus(state, text) {
+    statusEl.dataset.state = state;
+    labelEl.textContent = text;
+  }
+
+  function schedule(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, ms);
+  }
+
+  function poll() {
+    if (document.hidden) { setStatus("paused", "Paused while this tab is hidden."); return; }
+    if (inFlight) return;
+    inFlight = true;
+    var ctrl = "AbortController" in window ? new AbortController() : null;
+    var abort = ctrl ? setTimeout(function () { ctrl.abort(); }, TIMEOUT_MS) : null;
+    fetch(apiUrl, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin", signal: ctrl ? ctrl.signal : undefined })
+      .then(function (resp) {
+        return resp.json().catch(function () { return {}; }).then(function (data) {
+          if (!resp.ok) throw new Error(data.error || ("HTTP " + resp.status));
+          return data;
+        });
+      })
+      .then(function (data) {
+        failures = 0;
+        lastOk = Date.now();
+        renderRows(data);
+        renderSummary(data);
+        section.classList.remove("is-outdated");
+        var t = new Date(lastOk).toLocaleTimeString("en-GB");
+        setStatus("live", "Live: updated " + t + ".");
+        ageEl.textContent = data.max_age_s === null ? "No fresh depth." : "Depth up to " + data.max_age_s.toFixed(1) + " s old.";
+        schedule(EVERY_MS);
+      })
+      .catch(function (err) {
+        failures += 1;
+        var wait = Math.min(EVERY_MS * Math.pow(2, failures), MAX_BACKOFF_MS);
+        var since = Math.round((Date.now() - lastOk) / 1000);
+        section.classList.add("is-outdated");
+        setStatus("error", "Update failed (" + (err.name === "AbortError" ? "timed out" : err.message) + "); figures are " + since + " s old, retrying in " + Math.round(wait / 1000) + " s.");
+        schedule(wait);
+      })
+      .finally(function () { inFlight = false; if (abort) clearTimeout(abort); });
+  }
+
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) schedule(0); });
+  statusEl.dataset.state = "live";
+  schedule(EVERY_MS);
+})();
