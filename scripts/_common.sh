@@ -17,7 +17,7 @@ ensure_venv() {  # $1: requirements file
   fi
   # The order book's compiled core (pure Python is the fallback); rebuilt only when its source changed.
   local so
-  so=$(ls live/orderbook/_cbook.*.so 2>/dev/null | head -n 1)
+  so=$(find live/orderbook -maxdepth 1 -name "_cbook.*.so" | head -n 1)
   if [ -z "$so" ] || [ live/orderbook/_cbook.c -nt "$so" ]; then
     echo "==> building the order book's compiled core"
     "$PY" setup.py -q build_ext --inplace >/dev/null
