@@ -97,7 +97,9 @@ def test_password_reset_sends_a_working_one_time_link(client, trader, settings):
     response = client.post("/accounts/password/reset/", {"email": "trader@example.com"})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
-    link = re.search(r"http://[^/]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    found = re.search(r"http://[^/]+(/accounts/reset/\S+/)", str(mail.outbox[0].body))
+    assert found, mail.outbox[0].body
+    link = found.group(1)
     form_page = client.get(link, follow=True)
     assert form_page.context["validlink"]
     new = "reset-password-long-3"

@@ -94,7 +94,8 @@ def test_the_broker_profile_snippet_renders_rows_for_each_instrument(seeded, rf)
 
     from brokers.models import Broker
 
-    broker = Broker.objects.first()
+    broker = Broker.objects.order_by("pk").first()
+    assert broker is not None
     html = render_to_string("live/_broker_live.html", {"broker": broker, "request": rf.get("/")})
     assert f'data-live-broker="{broker.slug}"' in html
     assert html.count("<tr data-instrument=") == broker.broker_instruments.count()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -46,7 +48,7 @@ def test_home_ranks_the_top_brokers_by_their_latest_score(client, demo):
     # An older, higher score must not count: only the latest one does.
     TrustScore.objects.create(
         broker=Broker.objects.get(slug="coral-reef-trading"),
-        computed_at=now - timezone.timedelta(days=1),
+        computed_at=now - timedelta(days=1),
         methodology_version="t",
         overall=99.0,
         label="x",
@@ -129,7 +131,7 @@ def test_profile_shows_measured_spreads_in_pips(client, demo):
 
     broker = Broker.objects.get(slug="northwind-markets")
     eurusd = broker.instruments.get(symbol="EURUSD")
-    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timezone.timedelta(hours=2)
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     for resolution in ("1h", "1d"):
         SpreadBar.objects.create(
             broker=broker,

@@ -80,7 +80,7 @@ async def redis():
     conn = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     yield conn
     await conn.delete(keys.latest_hash(), keys.status_hash())
-    await conn.aclose()
+    await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
 
 
 async def publish(redis, data: str) -> None:
