@@ -22,7 +22,7 @@ from live.aggregation import BarRow, SpreadAggregator, rollup_rows
 from live.models import FeedStatusChange, SpreadBar
 from live.quotes import FeedEventKind, Quote, StatusEvent
 from live.selectors import broker_ids, calendar_events, instrument_ids, symbol_maps
-from live.services import bars_rollup, feed_status_bulk_record, rejections_record, us_to_dt
+from live.services import bar_params, bars_rollup, feed_status_bulk_record, rejections_record, us_to_dt
 from live.simulator.broker import BrokerFeedSimulator
 from live.simulator.market import ReferenceMarket
 from live.simulator.profiles import BROKER_PROFILES
@@ -34,6 +34,8 @@ _COLS = (
     "broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max, "
     "duration, dev_count"
 )
+
+_INSERT = f"INSERT INTO live_spreadbar ({_COLS}) VALUES ({', '.join(['%s'] * 14)})"  # noqa: S608 (constants only)
 
 
 @dataclass
@@ -48,6 +50,12 @@ class BackfillStats:
 
 
 def _copy(rows: list[BarRow], resolution: str) -> int:
+    """Insert fresh bars (the window was cleared first): COPY on PostgreSQL, executemany elsewhere."""
+    if connection.vendor != "postgresql":
+        params = bar_params(rows=rows, resolution=resolution)
+        with connection.cursor() as cur:
+            cur.executemany(_INSERT, params)
+        return len(params)
     brokers, instruments = broker_ids(), instrument_ids()
     n = 0
     with connection.cursor() as cur, cur.cursor.copy(f"COPY live_spreadbar ({_COLS}) FROM STDIN") as copy:
@@ -75,8 +83,6 @@ def history_backfill(
     progress: Callable[[int, int, BackfillStats], None] | None = None,
 ) -> BackfillStats:
     """Replace the bars and status history of [start, end) (whole hours) with a fresh simulation."""
-    if connection.vendor != "postgresql":
-        raise RuntimeError("the backfill needs PostgreSQL (DATABASE_URL=postgres://...)")
     start_us -= start_us % HOUR_US
     end_us -= end_us % HOUR_US
     slugs = [s for s in (brokers or list(BROKER_PROFILES)) if s in BROKER_PROFILES and s in broker_ids()]

@@ -45,6 +45,43 @@ ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
 """
 
 
+# SQLite (the one-command demo): the same upsert, one parameter row per bar. Datetimes are bound as
+# Django stores them there (naive UTC text), so comparisons and the unique constraint match ORM rows.
+_UPSERT_SQLITE = """
+INSERT INTO live_spreadbar
+    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max,
+     duration, dev_count)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    mean = excluded.mean, count = excluded.count, dev_min = excluded.dev_min, dev_max = excluded.dev_max,
+    duration = excluded.duration, dev_count = excluded.dev_count
+"""
+
+
+def db_datetime(dt: datetime) -> Any:
+    """A datetime as this database's driver wants it in raw SQL (PostgreSQL: aware; SQLite: UTC text)."""
+    return dt if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(dt)
+
+
+def bar_params(*, rows: Sequence[BarRow], resolution: str) -> list[tuple[Any, ...]]:
+    """One parameter tuple per bar (column order of live_spreadbar's insert); unknown brokers or
+    instruments are skipped and logged."""
+    brokers, instruments = broker_ids(), instrument_ids()
+    out: list[tuple[Any, ...]] = []
+    for r in rows:
+        b, i = brokers.get(r.broker), instruments.get(r.instrument)
+        if b is None or i is None:
+            continue
+        out.append(
+            (b, i, resolution, db_datetime(us_to_dt(r.start_us)), r.open, r.high, r.low, r.close, r.mean, r.count,
+             r.dev_min, r.dev_max, r.duration, r.dev_count)
+        )  # fmt: skip
+    if len(out) < len(rows):
+        logger.warning("skipped %d bars of brokers/instruments missing from the database", len(rows) - len(out))
+    return out
+
+
 def bars_upsert(*, rows: Sequence[BarRow], resolution: str = SpreadBar.Resolution.MINUTE) -> int:
     """Write bars with their full current values: replaying the same rows is a no-op (idempotent).
 
@@ -52,41 +89,16 @@ def bars_upsert(*, rows: Sequence[BarRow], resolution: str = SpreadBar.Resolutio
     """
     if not rows:
         return 0
-    brokers, instruments = broker_ids(), instrument_ids()
-    cols: list[list[Any]] = [[] for _ in range(14)]
-    skipped = 0
-    for r in rows:
-        b, i = brokers.get(r.broker), instruments.get(r.instrument)
-        if b is None or i is None:
-            skipped += 1
-            continue
-        for col, value in zip(
-            cols,
-            (
-                b,
-                i,
-                resolution,
-                us_to_dt(r.start_us),
-                r.open,
-                r.high,
-                r.low,
-                r.close,
-                r.mean,
-                r.count,
-                r.dev_min,
-                r.dev_max,
-                r.duration,
-                r.dev_count,
-            ),
-            strict=True,
-        ):
-            col.append(value)
-    if skipped:
-        logger.warning("skipped %d bars of brokers/instruments missing from the database", skipped)
-    if cols[0]:
-        with connection.cursor() as cur:
-            cur.execute(_UPSERT, cols)
-    return len(cols[0])
+    params = bar_params(rows=rows, resolution=resolution)
+    if not params:
+        return 0
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            # One statement for the whole batch: column arrays through unnest.
+            cur.execute(_UPSERT, [list(col) for col in zip(*params, strict=True)])
+        else:
+            cur.executemany(_UPSERT_SQLITE, params)
+    return len(params)
 
 
 def checkpoint_load(*, stream: str) -> tuple[str, dict[str, Any]]:
@@ -172,6 +184,38 @@ ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
 """
 
 
+# SQLite has no date_trunc or ordered array_agg: the bucket is a strftime of the stored UTC text and the
+# first open / last close come from window functions. Same values as _ROLLUP (tested on both).
+_ROLLUP_SQLITE = """
+INSERT INTO live_spreadbar
+    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max,
+     duration, dev_count)
+SELECT broker_id, instrument_id, %(target)s, bucket, max(first_open), max(high), min(low), max(last_close),
+       CASE WHEN sum(duration) > 0 THEN sum(mean * duration) / sum(duration) ELSE avg(mean) END,
+       sum(count),
+       coalesce(min(dev_min) FILTER (WHERE dev_count > 0), 0),
+       coalesce(max(dev_max) FILTER (WHERE dev_count > 0), 0),
+       sum(duration), sum(dev_count)
+FROM (
+    SELECT broker_id, instrument_id, strftime(%(fmt)s, start) AS bucket, high, low, mean, count, dev_min, dev_max,
+           duration, dev_count,
+           first_value(open) OVER (PARTITION BY broker_id, instrument_id, strftime(%(fmt)s, start)
+                                   ORDER BY start) AS first_open,
+           first_value(close) OVER (PARTITION BY broker_id, instrument_id, strftime(%(fmt)s, start)
+                                    ORDER BY start DESC) AS last_close
+    FROM live_spreadbar
+    WHERE resolution = %(source)s AND start >= %(since)s AND start < %(until)s
+) AS src
+WHERE true
+GROUP BY broker_id, instrument_id, bucket
+ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    mean = excluded.mean, count = excluded.count, dev_min = excluded.dev_min, dev_max = excluded.dev_max,
+    duration = excluded.duration, dev_count = excluded.dev_count
+"""
+_SQLITE_BUCKET = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
+
+
 def bars_rollup(*, since: datetime, until: datetime) -> tuple[int, int]:
     """Recompute 1h bars from 1m bars and 1d bars from 1h bars for whole periods touching [since, until).
 
@@ -181,12 +225,19 @@ def bars_rollup(*, since: datetime, until: datetime) -> tuple[int, int]:
     h1 = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     d0 = h0.replace(hour=0)
     d1 = h1.replace(hour=0) + timedelta(days=1)
+    counts: list[int] = []
+    params: dict[str, Any]
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(_ROLLUP, {"target": "1h", "unit": "hour", "source": "1m", "since": h0, "until": h1})
-        hours = cur.rowcount
-        cur.execute(_ROLLUP, {"target": "1d", "unit": "day", "source": "1h", "since": d0, "until": d1})
-        days = cur.rowcount
-    return hours, days
+        for target, unit, source, lo, hi in (("1h", "hour", "1m", h0, h1), ("1d", "day", "1h", d0, d1)):
+            if connection.vendor == "postgresql":
+                params = {"target": target, "unit": unit, "source": source, "since": lo, "until": hi}
+                cur.execute(_ROLLUP, params)
+            else:
+                params = {"target": target, "fmt": _SQLITE_BUCKET[unit], "source": source,
+                          "since": db_datetime(lo), "until": db_datetime(hi)}  # fmt: skip
+                cur.execute(_ROLLUP_SQLITE, params)
+            counts.append(cur.rowcount)
+    return counts[0], counts[1]
 
 
 def bars_apply_retention(*, now: datetime | None = None) -> dict[str, int]:

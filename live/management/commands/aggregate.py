@@ -42,6 +42,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.stdout.write(f"aggregating shards {shards} as {agg.consumer}")
+        if agg.single_process:
+            self.stdout.write("no PostgreSQL: shard locks skipped, run only this one aggregator")
         agg.run(stop=lambda: stopping, exit_when_idle=options["exit_when_idle"])
         s = agg.stats
         self.stdout.write(
