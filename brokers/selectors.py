@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, BrokerInstrument, Instrument, Licence, Platform, Regulator
@@ -96,6 +96,7 @@ class SpreadRow:
     instrument: Instrument
     broker_symbol: str
     windows: dict[str, float | None] = field(default_factory=dict)  # window -> mean spread in pips
+    sessions: dict[str, float | None] = field(default_factory=dict)  # session -> mean spread in pips, last 7 d
     quotes: int = 0
 
 
@@ -105,29 +106,77 @@ SPREAD_WINDOWS: list[tuple[str, timedelta, str]] = [
     ("7d", timedelta(days=7), SpreadBar.Resolution.HOUR),
     ("30d", timedelta(days=30), SpreadBar.Resolution.DAY),
 ]
+# Trading sessions (UTC hours [first, last)) over the last 7 days, from 1-hour bars. 22:00-24:00 UTC
+# belongs to none of them.
+SPREAD_SESSIONS: list[tuple[str, int, int]] = [
+    ("asian", 0, 8),
+    ("london", 8, 13),
+    ("overlap", 13, 17),
+    ("newyork", 17, 22),
+]
+SESSION_SPAN = timedelta(days=7)
+
+
+def _mean_aggregates(name: str, when: Q) -> dict[str, Any]:
+    """Sums for a time-weighted mean spread over the bars matching `when` (quote-weighted fallback for
+    bars without a duration)."""
+    return {
+        f"{name}_tw": Sum(F("mean") * F("duration"), filter=when),
+        f"{name}_dur": Sum("duration", filter=when),
+        f"{name}_qw": Sum(F("mean") * F("count"), filter=when),
+        f"{name}_n": Sum("count", filter=when),
+    }
+
+
+def _mean(agg: dict[str, Any], name: str) -> float | None:
+    """Mean spread in price units, or None when no quote was measured."""
+    if not agg[f"{name}_n"]:
+        return None
+    if agg[f"{name}_dur"]:
+        return float(agg[f"{name}_tw"]) / float(agg[f"{name}_dur"])
+    return float(agg[f"{name}_qw"]) / float(agg[f"{name}_n"])
 
 
 def broker_spread_history(*, broker: Broker, now: datetime | None = None) -> list[SpreadRow]:
-    """Mean spread in pips per instrument over the last 24 h, 7 d and 30 d; empty when nothing is measured."""
+    """Mean spread in pips per instrument over the last 24 h, 7 d and 30 d, and per trading session over
+    the last 7 d; empty when nothing is measured.
+
+    Two grouped queries (1-hour bars for 24 h, 7 d and the sessions; daily bars for 30 d) plus the
+    instrument list: the count does not grow with the data.
+    """
     now = now or timezone.now()
     rows = {
         bi.instrument_id: SpreadRow(instrument=bi.instrument, broker_symbol=bi.broker_symbol)
         for bi in BrokerInstrument.objects.filter(broker=broker).select_related("instrument")
     }
-    measured = False
+    by_resolution: dict[str, dict[str, Any]] = {}
     for name, span, resolution in SPREAD_WINDOWS:
-        aggregates = (
-            SpreadBar.objects.filter(broker=broker, resolution=resolution, start__gte=now - span)
+        by_resolution.setdefault(resolution, {}).update(_mean_aggregates(name, Q(start__gte=now - span)))
+    session_since = Q(start__gte=now - SESSION_SPAN)
+    for name, first, last in SPREAD_SESSIONS:
+        when = session_since & Q(start__hour__gte=first, start__hour__lt=last)
+        by_resolution[SpreadBar.Resolution.HOUR].update(_mean_aggregates(name, when))
+    spans = {resolution: max(s for _, s, r in SPREAD_WINDOWS if r == resolution) for resolution in by_resolution}
+    measured = False
+    for resolution, aggregates in by_resolution.items():
+        qs = (
+            SpreadBar.objects.filter(broker=broker, resolution=resolution, start__gte=now - spans[resolution])
             .values("instrument_id")
-            .annotate(weighted=Sum(F("mean") * F("count")), quotes=Sum("count"))
+            .annotate(**aggregates)
         )
-        for agg in aggregates:
+        for agg in qs:
             row = rows.get(agg["instrument_id"])
-            if row is None or not agg["quotes"]:
+            if row is None:
                 continue
-            measured = True
-            row.windows[name] = agg["weighted"] / agg["quotes"] / float(row.instrument.pip_size)
-            row.quotes = max(row.quotes, agg["quotes"])
+            pip = float(row.instrument.pip_size)
+            for name, *_ in SPREAD_WINDOWS:
+                if f"{name}_n" in agg and (mean := _mean(agg, name)) is not None:
+                    measured = True
+                    row.windows[name] = mean / pip
+                    row.quotes = max(row.quotes, int(agg[f"{name}_n"]))
+            for name, *_ in SPREAD_SESSIONS:
+                if f"{name}_n" in agg and (mean := _mean(agg, name)) is not None:
+                    row.sessions[name] = mean / pip
     return list(rows.values()) if measured else []
 
 
