@@ -34,14 +34,14 @@ def test_a_visitor_gets_the_result_and_a_trader_sees_it_move(demo, live_site, br
         .order_by("broker__name")
         .values_list("broker__slug", flat=True)[:2]
     )
-    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
-    put_depth(b, [[1.0999, 2e6]], [[1.1003, 2e6]])
     page = browser_page
     page.goto(live_site + "/execution/")
     page.get_by_label("Instrument").select_option("EURUSD")
     page.get_by_label("Sell").check()
     page.get_by_label("Size", exact=True).fill("10")
     page.get_by_label("Size unit").select_option("lots")
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
+    put_depth(b, [[1.0999, 2e6]], [[1.1003, 2e6]])
     page.get_by_role("button", name="Calculate").click()
     page.wait_for_url(re.compile(r"/execution/\?.*size=10"))
     best = page.locator("tr.exec-row.best")
@@ -63,12 +63,15 @@ def test_a_visitor_gets_the_result_and_a_trader_sees_it_move(demo, live_site, br
     page.wait_for_url(re.compile(r"/execution/\?"))
     page.wait_for_function("() => /updated/.test(document.querySelector('#exec-status .label').textContent)")
 
+    # Depth is only fresh for 5 s, so every step rewrites a's too (the page and log-in take a while).
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
     put_depth(b, [[1.1001, 2e6]], [[1.1003, 2e6]])  # b now bids higher: b is best
     page.wait_for_function(
         "b => document.querySelector('tr.exec-row.best')?.dataset.broker === b", arg=b, timeout=5_000
     )
     assert "1.10010" in page.locator("tr.exec-row.best").inner_text()
 
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
     put_depth(b, [[1.1001, 2e6]], [[1.1003, 2e6]], age_s=60)  # b's feed stops: stale, excluded
     page.wait_for_function(
         "b => document.querySelector(`tr[data-broker='${b}']`)?.textContent.includes('Stale depth')", arg=b
