@@ -123,6 +123,10 @@ def _levels(raw: Any) -> Levels:
     return tuple(merged.items())
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 @dataclass(frozen=True)
 class BrokerDepth:
     """One broker's depth as read from Redis: levels, or why there are none."""
@@ -143,14 +147,15 @@ class Cost:
     cost_usd: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        # Rounded well below anything a trader sees, to drop float noise (0.9999999999998899 pips).
         return {
-            "average_price": self.average_price,
+            "average_price": _round(self.average_price, 10),
             "filled": self.filled,
             "shortfall": self.shortfall,
             "levels_used": self.levels_used,
-            "cost_pips": self.cost_pips,
-            "cost_quote": self.cost_quote,
-            "cost_usd": self.cost_usd,
+            "cost_pips": _round(self.cost_pips, 6),
+            "cost_quote": _round(self.cost_quote, 6),
+            "cost_usd": _round(self.cost_usd, 6),
         }
 
 
@@ -223,7 +228,7 @@ class Estimate:
             "brokers": [b.as_dict() for b in self.brokers],
             "split": None
             if self.split is None
-            else {**self.split.as_dict(), "saving_usd_vs_best": self.split_saving_usd},
+            else {**self.split.as_dict(), "saving_usd_vs_best": _round(self.split_saving_usd, 6)},
             "max_age_s": self.max_age_s,
             "stale_after_s": self.stale_after_s,
             "notes": self.notes,

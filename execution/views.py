@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from execution import calc, selectors
 from execution.forms import OrderForm
@@ -21,7 +21,7 @@ def _estimate(form: OrderForm) -> calc.Estimate:
 
 
 @never_cache  # live market data: never stored by browsers or shared caches
-@require_GET
+@require_safe
 def calculator(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"live": request.user.is_authenticated}
     if not request.GET:
@@ -55,7 +55,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def api(request: HttpRequest) -> JsonResponse:
     form = OrderForm(request.GET)
     if not form.is_valid():

@@ -281,3 +281,30 @@ def test_the_api_is_not_cached(client, eurusd_book):
     put_depth(eurusd_book["c"], "EURUSD", [[1.1001, 1_000_000]], [[1.1005, 2_000_000]])
     second = api(client, instrument="EURUSD", side="buy", size="1000000").json()
     assert rows(second)[eurusd_book["c"]]["average_price"] == pytest.approx(1.1005)
+
+
+def test_depth_in_the_exact_format_the_ingestor_writes_is_read(client, demo):
+    from live.quotes import depth_message
+
+    (a,) = brokers_quoting("XAUUSD", 1)
+    msg = depth_message((((2350.00, 100.0), (2349.90, 200.0)), ((2350.20, 100.0), (2350.40, 200.0))), now_us())
+    get_redis_connection("default").hset(keys.depth_hash(), keys.field(a, "XAUUSD"), msg)
+    body = api(client, instrument="XAUUSD", side="buy", size="2", unit="lots").json()
+    assert body["size"] == 200 and body["lot_size"] == 100  # 2 lots of 100 oz
+    row = rows(body)[a]
+    assert row["average_price"] == pytest.approx((100 * 2350.20 + 100 * 2350.40) / 200)
+    assert row["cost_pips"] == pytest.approx(20.0)  # 0.20 over the 2350.10 mid, pip 0.01
+    assert row["cost_usd"] == pytest.approx(40.0)
+
+
+def test_the_page_says_how_a_yen_cost_was_converted_to_usd(client, demo):
+    (a,) = brokers_quoting("USDJPY", 1)
+    put_depth(a, "USDJPY", [[150.00, 2_000_000]], [[150.02, 2_000_000]])
+    body = client.get("/execution/?instrument=USDJPY&side=buy&size=1000000").content.decode()
+    assert "JPY converted to USD at 1 / the USDJPY mid 150.01" in body
+    assert "66.66" in body  # 10,000 JPY / 150.01
+
+
+def test_head_requests_are_answered(client, demo):
+    assert client.head("/execution/").status_code == 200
+    assert client.post("/execution/api/?instrument=EURUSD&side=buy&size=1").status_code == 405
