@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The run command: sets up everything on a fresh machine and runs the whole site with demo data
-# on http://localhost:8000 (SQLite by default; Redis if one answers, else a one-process fallback).
+# The run command: sets up everything on a fresh machine and runs the whole site with demo data on
+# http://localhost:8000/ (SQLite by default; with Redis, Celery and live feeds; without, one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
@@ -10,16 +10,25 @@ ensure_venv requirements.txt
 export DEBUG=${DEBUG:-0} HTTPS=${HTTPS:-0} REDIS_REQUIRED=${REDIS_REQUIRED:-0}
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1}
 export CACHE_KEY_PREFIX=${CACHE_KEY_PREFIX:-demo}
+export LOG_LEVEL=${LOG_LEVEL:-WARNING}
 if [ -z "${SECRET_KEY:-}" ]; then
   [ -f .demo-secret-key ] || "$PY" -c "import secrets; print(secrets.token_urlsafe(50))" > .demo-secret-key
   SECRET_KEY=$(cat .demo-secret-key)
   export SECRET_KEY
 fi
 PORT=${PORT:-8000}
+HISTORY_DAYS=${DEMO_HISTORY_DAYS:-2}
 
+echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py migrate --noinput -v0
 "$PY" manage.py seed_demo
+"$PY" manage.py seed_calendar
 "$PY" manage.py demo_user
+if [ "$("$PY" manage.py shell -c 'from live.models import SpreadBar; print(SpreadBar.objects.exists())' 2>/dev/null | tail -n 1)" != "True" ]; then
+  echo "==> simulating $HISTORY_DAYS days of market history (once; DEMO_HISTORY_DAYS to change)"
+  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.5 --minute-days "$HISTORY_DAYS"
+fi
+"$PY" manage.py trust_recompute --full
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py prerender | tail -n 1
 
@@ -28,12 +37,16 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT INT TERM
 
 if "$PY" -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); from django.conf import settings; raise SystemExit(0 if settings.USE_REDIS else 1)" 2>/dev/null; then
-  echo "==> Redis found: starting a Celery worker with beat"
-  "$VENV/bin/celery" -A config worker --beat --loglevel=WARNING --concurrency=2 -s "${TMPDIR:-/tmp}/bw-celerybeat-schedule" &
+  echo "==> Redis found: Celery worker with beat, simulated feeds for 14 brokers, tick aggregator"
+  "$VENV/bin/celery" -A config worker --beat --loglevel=WARNING --concurrency=2 -s "${TMPDIR:-/tmp}/bw-demo-celerybeat" &
+  pids+=($!)
+  "$PY" manage.py ingest &
+  pids+=($!)
+  "$PY" manage.py aggregate &
   pids+=($!)
 else
-  echo "==> NO REDIS: single-process fallback (pages regenerate in threads; no Celery)."
+  echo "==> NO REDIS: single-process fallback. Pages and history work; live quotes need Redis."
 fi
 
-echo "==> BrokerWatch on http://localhost:$PORT/  (admin: http://localhost:$PORT/admin/, user demo / password demo-password)"
+echo "==> BrokerWatch on http://localhost:$PORT/  (log in as demo / demo-password; admin at /admin/)"
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" config.asgi:application
