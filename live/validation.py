@@ -39,6 +39,10 @@ class ValidationConfig:
     max_size: float = 1e12
 
 
+_INF = math.inf
+_NEG_INF = -math.inf
+
+
 def _num(value: object) -> float | None:
     if type(value) is float:  # the common case, fast
         return value if -math.inf < value < math.inf else None
@@ -92,12 +96,26 @@ class QuoteValidator:
         broker = quote.broker
         if not isinstance(broker, str) or not broker:
             return self._reject(broker, Reason.BAD_FIELD)
-        seq, ts_broker, ts_recv = _int(quote.seq), _int(quote.ts_broker), _int(quote.ts_recv)
-        if seq is None or ts_broker is None or ts_recv is None:
-            return self._reject(broker, Reason.BAD_FIELD)
-        bid, ask, bid_size, ask_size = _num(quote.bid), _num(quote.ask), _num(quote.bid_size), _num(quote.ask_size)
-        if bid is None or ask is None or bid_size is None or ask_size is None:
-            return self._reject(broker, Reason.NOT_NUMERIC)
+        # Fast paths for what well-behaved feeds send (exact ints and floats); anything else goes through
+        # the general converters, which give the same results for these types.
+        seq, ts_broker, ts_recv = quote.seq, quote.ts_broker, quote.ts_recv
+        if not (type(seq) is int and type(ts_broker) is int and type(ts_recv) is int):
+            seq, ts_broker, ts_recv = _int(seq), _int(ts_broker), _int(ts_recv)  # type: ignore[assignment]
+            if seq is None or ts_broker is None or ts_recv is None:
+                return self._reject(broker, Reason.BAD_FIELD)
+        bid, ask, bid_size, ask_size = quote.bid, quote.ask, quote.bid_size, quote.ask_size
+        if type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float:
+            if not (
+                _NEG_INF < bid < _INF
+                and _NEG_INF < ask < _INF
+                and _NEG_INF < bid_size < _INF
+                and _NEG_INF < ask_size < _INF
+            ):  # NaN fails every comparison
+                return self._reject(broker, Reason.NOT_NUMERIC)
+        else:
+            bid, ask, bid_size, ask_size = _num(bid), _num(ask), _num(bid_size), _num(ask_size)  # type: ignore[assignment]
+            if bid is None or ask is None or bid_size is None or ask_size is None:
+                return self._reject(broker, Reason.NOT_NUMERIC)
         cfg = self.config
         if bid <= 0 or ask <= 0 or bid_size <= 0 or ask_size <= 0:
             return self._reject(broker, Reason.NON_POSITIVE)
