@@ -130,7 +130,7 @@ def _naive(*, as_of: datetime) -> list[Any]:
     from live.models import SpreadBar
     from trustmetrics import selectors
     from trustmetrics.methodology import METHODOLOGY as M
-    from trustmetrics.scoring import score_all
+    from trustmetrics.scoring import off_market_hours, score_all
 
     days = selectors.trust_window_days(as_of=as_of)
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
@@ -139,25 +139,28 @@ def _naive(*, as_of: datetime) -> list[Any]:
 
     symbols = dict(Instrument.objects.values_list("pk", "symbol"))
     windows = [(at - M.news_before, at + M.news_after, ccy) for at, ccy in events]
-    # hour -> [sum of minute means, minutes, largest deviation]
-    hours: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    # hour -> [sum of minute means, minutes, largest deviation, quotes, minutes with a consensus]
+    hours: dict[tuple[int, int, datetime], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
     news: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    rows = SpreadBar.objects.filter(
-        resolution="1m", start__gte=start, start__lt=as_of, count__gt=0, dev_count__gt=0
-    ).values_list("broker_id", "instrument_id", "start", "mean", "count", "dev_min", "dev_max")
-    for broker_id, instrument_id, t, mean, count, dev_min, dev_max in rows.iterator(chunk_size=20000):
+    rows = SpreadBar.objects.filter(resolution="1m", start__gte=start, start__lt=as_of, count__gt=0).values_list(
+        "broker_id", "instrument_id", "start", "mean", "count", "dev_min", "dev_max", "dev_count"
+    )
+    for broker_id, instrument_id, t, mean, count, dev_min, dev_max, dev_count in rows.iterator(chunk_size=20000):
         h = hours[(broker_id, instrument_id, t.replace(minute=0, second=0, microsecond=0))]
         h[0] += mean
         h[1] += 1
-        h[2] = max(h[2], abs(dev_min), abs(dev_max))
+        if dev_count > 0:
+            h[2] = max(h[2], abs(dev_min), abs(dev_max))
+            h[4] += 1
         h[3] += count
         symbol = symbols[instrument_id]
-        if any(lo <= t < hi and ccy in symbol for lo, hi, ccy in windows):
+        if any(lo <= t < hi and M.moves_with(symbol, ccy) for lo, hi, ccy in windows):
             n = news[(broker_id, instrument_id)]
             n[0] += mean
             n[1] += 1
+    off = off_market_hours((b, i, hour, v[2]) for (b, i, hour), v in hours.items() if v[4] > 0)
     sums: dict[tuple[int, int], dict[str, Any]] = {}
-    for (broker_id, instrument_id, _), (total, minutes, excursion, quotes) in hours.items():
+    for (broker_id, instrument_id, hour), (total, minutes, excursion, quotes, measured) in hours.items():
         s = sums.setdefault(
             (broker_id, instrument_id),
             dict.fromkeys(
@@ -166,6 +169,7 @@ def _naive(*, as_of: datetime) -> list[Any]:
                     "sum_mean",
                     "sum_mean_sq",
                     "quotes",
+                    "dev_hours",
                     "sum_excursion",
                     "off_market_hours",
                     "news_minutes",
@@ -179,8 +183,10 @@ def _naive(*, as_of: datetime) -> list[Any]:
         s["sum_mean"] += mean
         s["sum_mean_sq"] += mean * mean
         s["quotes"] += int(quotes)
-        s["sum_excursion"] += excursion
-        s["off_market_hours"] += excursion > mean * M.off_market_spreads
+        if measured:
+            s["dev_hours"] += 1
+            s["sum_excursion"] += excursion
+            s["off_market_hours"] += (broker_id, instrument_id, hour) in off
     for key, (total, minutes) in news.items():
         if key in sums:
             sums[key]["news_minutes"] = int(minutes)

@@ -17,6 +17,8 @@ from trustmetrics.scoring import (
     band_points,
     explain_move,
     feed_stats,
+    off_market_hours,
+    off_market_penalty,
     regulation_points,
     score_all,
 )
@@ -26,8 +28,11 @@ PROFILE = ProfileInput(year_founded=2010, company_type="private", has_descriptio
 TIER1 = (LicenceInput(tier=1, status="active"),)
 
 
-def stats(symbol, asset, pip, *, spread=1.0, hours=120, excursion=0.3, off=0, news=20, widen=2.0, cv=0.1):
+def stats(
+    symbol, asset, pip, *, spread=1.0, hours=120, excursion=0.3, off=0, news=20, widen=2.0, cv=0.1, dev_hours=None
+):
     mean = spread * pip
+    dev_hours = hours if dev_hours is None else dev_hours
     return InstrumentStats(
         symbol=symbol,
         asset_class=asset,
@@ -36,7 +41,8 @@ def stats(symbol, asset, pip, *, spread=1.0, hours=120, excursion=0.3, off=0, ne
         sum_mean=mean * hours,
         sum_mean_sq=(mean * mean) * (1 + cv * cv) * hours,
         quotes=hours * 3600,
-        sum_excursion=excursion * hours,
+        dev_hours=dev_hours,
+        sum_excursion=excursion * dev_hours,
         off_market_hours=off,
         news_minutes=news,
         news_sum_mean=mean * widen * news,
@@ -85,9 +91,41 @@ def test_commission_counts_against_fx_cost():
 
 
 def test_an_off_market_broker_loses_price_integrity_points():
-    results = by_id(score_all(market(excursion=2.0, off=12)))
+    results = by_id(score_all(market(excursion=2.0, off=24)))
     assert results[9].components["price_integrity"] < results[1].components["price_integrity"] - 20
-    assert results[9].inputs["off_market_share"] == pytest.approx(0.1)
+    assert results[9].inputs["off_market_share"] == pytest.approx(0.2)
+
+
+def test_price_integrity_counts_only_hours_where_a_consensus_was_measured():
+    # Same deviations per measured hour; broker 9 simply had no consensus for half its hours.
+    results = by_id(score_all(market(dev_hours=60, off=0)))
+    assert results[9].inputs["excursion_ratio"] == pytest.approx(1.0)
+    assert results[9].components["price_integrity"] == results[1].components["price_integrity"]
+    # Off-market share is out of the measured hours, not all hours.
+    results = by_id(score_all(market(dev_hours=60, off=12)))
+    assert results[9].inputs["off_market_share"] == pytest.approx(0.2)
+
+
+def test_a_few_off_market_hours_are_allowed_for_chance_and_many_take_every_point():
+    assert off_market_penalty(0.0) == 0
+    assert off_market_penalty(METHODOLOGY.off_market_share_free) == 0
+    assert 0 < off_market_penalty(0.2) < 1
+    assert off_market_penalty(METHODOLOGY.off_market_share_zero) == 1
+    assert off_market_penalty(0.9) == 1
+
+
+def test_off_market_hours_are_judged_against_the_other_brokers_in_the_same_hour():
+    calm = [(1, "EURUSD", 0, 0.0001), (2, "EURUSD", 0, 0.00012), (3, "EURUSD", 0, 0.00009), (4, "EURUSD", 0, 0.0005)]
+    # In a volatile hour everybody strays further: the same 0.0005 is normal there.
+    wild = [(1, "EURUSD", 1, 0.0004), (2, "EURUSD", 1, 0.0006), (3, "EURUSD", 1, 0.0003), (4, "EURUSD", 1, 0.0005)]
+    # Too few peers to judge anybody.
+    alone = [(1, "USDJPY", 0, 0.01), (4, "USDJPY", 0, 0.5)]
+    assert off_market_hours(calm + wild + alone) == {(4, "EURUSD", 0)}
+
+
+def test_off_market_hours_reject_impossible_deviations():
+    with pytest.raises(ScoringInputError, match="impossible deviation"):
+        off_market_hours([(1, "EURUSD", 0, float("nan"))])
 
 
 def test_a_broker_widening_in_news_loses_stability_points():
@@ -166,6 +204,9 @@ def test_it_rejects_impossible_inputs_with_a_clear_error():
     bad = dataclasses.replace(broker(1), instruments=(stats("EURUSD", "fx_major", 0.0001, hours=-1),))
     with pytest.raises(ScoringInputError, match="impossible statistics for EURUSD"):
         score_all([bad])
+    too_many = dataclasses.replace(broker(1), instruments=(stats("EURUSD", "fx_major", 0.0001, dev_hours=10, off=11),))
+    with pytest.raises(ScoringInputError, match="more off-market hours than measured hours for EURUSD"):
+        score_all([too_many])
     with pytest.raises(ScoringInputError, match="only once"):
         score_all([broker(1), broker(1)])
 
@@ -191,3 +232,11 @@ def test_feed_stats_before_any_change_observe_nothing():
     assert feed_stats(changes=[], start=0.0, end=1000.0) is None
     with pytest.raises(ScoringInputError, match="unknown feed status 'sideways'"):
         feed_stats(changes=[(1.0, "sideways")], start=0.0, end=10.0)
+
+
+def test_news_moves_instruments_that_name_the_currency_and_index_cfds_of_their_home_economy():
+    m = METHODOLOGY
+    assert m.moves_with("EURUSD", "USD") and m.moves_with("XAUUSD", "USD") and m.moves_with("EURUSD", "EUR")
+    assert not m.moves_with("EURGBP", "USD")
+    assert m.moves_with("US500", "USD") and not m.moves_with("US500", "EUR")
+    assert m.moves_with("GER40", "EUR") and not m.moves_with("GER40", "USD")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from brokers.models import Broker
 from brokers.services import demo_seed
@@ -147,5 +148,8 @@ def test_the_methodology_page_is_generated_from_the_methodology_object(client):
         assert f'id="component-{comp.key}"' in html
         assert f"<td>{round(comp.weight * 100)}%</td>" in html
     for note in METHODOLOGY.history:
-        assert note.changes in html
+        assert escape(note.changes) in html
+    for symbol, currencies in METHODOLOGY.news_currencies.items():
+        assert f"{symbol} {'/'.join(currencies)}" in html
+    assert f"{METHODOLOGY.off_market_factor:.0f} times the median" in html
     assert client.get("/methodology/")["X-Page-Cache"] == "hit"

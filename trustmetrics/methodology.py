@@ -64,8 +64,12 @@ class Methodology:
     news_share: float
     # Price integrity
     excursion_band: Band
-    off_market_spreads: float
+    off_market_factor: float
+    off_market_min_peers: int
+    off_market_share_free: float
     off_market_share_zero: float
+    # News: which calendar currencies move an instrument whose symbol does not name them
+    news_currencies: dict[str, tuple[str, ...]]
     # Reliability
     stale_penalty: float
     down_penalty: float
@@ -92,6 +96,17 @@ class Methodology:
                 return c
         raise KeyError(key)
 
+    def moves_with(self, symbol: str, currency: str) -> bool:
+        """Whether high-impact news in ``currency`` moves this instrument.
+
+        Index CFDs follow their home economy (US500: USD, GER40: EUR); any other symbol is moved by
+        the currency codes it names (EURUSD: EUR and USD; XAUUSD: USD).
+        """
+        symbol, currency = symbol.upper(), currency.upper()
+        if symbol in self.news_currencies:
+            return currency in self.news_currencies[symbol]
+        return currency in symbol
+
     def label_for(self, overall: float, confidence: float) -> str:
         if confidence < self.min_confidence_for_label:
             return "Provisional"
@@ -102,7 +117,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="1.0",
+    version="1.1",
     window=timedelta(days=7),
     components=(
         Component(
@@ -130,8 +145,9 @@ METHODOLOGY = Methodology(
             0.15,
             True,
             "How much spreads widen around high-impact news compared with calm hours, and how much they jump about.",
-            "News widening: mean 1-minute spread in windows around high-impact events for instruments in the "
-            "event's currency, divided by the broker's own mean spread, compared with the other brokers. "
+            "News widening: mean 1-minute spread in windows around high-impact events for instruments the "
+            "event's currency moves (index CFDs follow their home currency: US500 USD, GER40 EUR), divided by "
+            "the broker's own mean spread, compared with the other brokers. "
             "Volatility: spread of hourly means over their average, compared with the other brokers.",
         ),
         Component(
@@ -140,9 +156,11 @@ METHODOLOGY = Methodology(
             0.15,
             True,
             "How far the broker's mid strays from the consensus of the other brokers; off-market quotes cost most.",
-            "Per hour: the largest deviation of the broker's mid from the consensus mid of the other brokers. "
-            "The mean is compared with the other brokers; the share of off-market hours (deviation beyond a number "
-            "of spreads) takes points away on top.",
+            "Per hour in which a consensus was measured: the largest deviation of the broker's mid from the "
+            "consensus (median) mid of the other brokers. Its mean is compared with the other brokers. An hour is "
+            "off-market when that deviation is more than a factor times the median of the other brokers' largest "
+            "deviations in the same hour; the share of off-market hours beyond a small allowance takes points away "
+            "on top.",
         ),
         Component(
             "reliability",
@@ -177,6 +195,13 @@ METHODOLOGY = Methodology(
             "First published methodology: six components, peer-relative market measures over 7 days, "
             "confidence from data coverage.",
         ),
+        VersionNote(
+            "1.1",
+            "2026-11-22",
+            "Price integrity only over hours where a consensus was measured; off-market hours judged against the "
+            "other brokers' deviations in the same hour instead of the broker's own spread (which punished the "
+            "tightest brokers), with a 5 % allowance; index CFDs matched to their home currency's news.",
+        ),
     ),
     tier_points={1: 85.0, 2: 55.0, 3: 25.0},
     licence_status_factor={"active": 1.0, "unverified": 0.3, "suspended": 0.0, "revoked": 0.0},
@@ -189,8 +214,21 @@ METHODOLOGY = Methodology(
     volatility_band=Band(good=0.5, bad=4.0),
     news_share=0.6,
     excursion_band=Band(good=0.5, bad=4.0),
-    off_market_spreads=3.0,
-    off_market_share_zero=0.2,
+    off_market_factor=3.0,
+    off_market_min_peers=2,
+    off_market_share_free=0.05,
+    off_market_share_zero=0.5,
+    news_currencies={
+        "US500": ("USD",),
+        "US30": ("USD",),
+        "NAS100": ("USD",),
+        "GER40": ("EUR",),
+        "EU50": ("EUR",),
+        "FRA40": ("EUR",),
+        "UK100": ("GBP",),
+        "JP225": ("JPY",),
+        "AUS200": ("AUD",),
+    },
     stale_penalty=300.0,
     down_penalty=600.0,
     gap_penalty=300.0,

@@ -46,6 +46,7 @@ class TrustDailyInput(models.Model):
     sum_mean = models.FloatField()
     sum_mean_sq = models.FloatField()
     quotes = models.BigIntegerField()
+    dev_hours = models.PositiveIntegerField(default=0, help_text="Hours in which a consensus was measured.")
     sum_excursion = models.FloatField()
     off_market_hours = models.PositiveIntegerField()
     news_minutes = models.PositiveIntegerField()

@@ -9,9 +9,10 @@ low by accident.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +58,9 @@ class InstrumentStats:
     sum_mean: float = 0.0  # sum of the hourly time-weighted mean spreads (price units)
     sum_mean_sq: float = 0.0
     quotes: int = 0
-    sum_excursion: float = 0.0  # sum over hours of the largest |mid - consensus mid| (price units)
-    off_market_hours: int = 0
+    dev_hours: int = 0  # hours in which a consensus was measured (the only hours deviations exist for)
+    sum_excursion: float = 0.0  # sum over those hours of the largest |mid - consensus mid| (price units)
+    off_market_hours: int = 0  # of those hours, the ones judged off-market (see off_market_hours())
     news_minutes: int = 0  # 1-minute bars inside high-impact news windows for this instrument's currencies
     news_sum_mean: float = 0.0
 
@@ -73,6 +75,7 @@ class InstrumentStats:
             sum_mean=self.sum_mean + other.sum_mean,
             sum_mean_sq=self.sum_mean_sq + other.sum_mean_sq,
             quotes=self.quotes + other.quotes,
+            dev_hours=self.dev_hours + other.dev_hours,
             sum_excursion=self.sum_excursion + other.sum_excursion,
             off_market_hours=self.off_market_hours + other.off_market_hours,
             news_minutes=self.news_minutes + other.news_minutes,
@@ -131,10 +134,15 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
     if inputs.commission_per_lot < 0:
         raise ScoringInputError(f"broker {inputs.broker_id}: negative commission")
     for s in inputs.instruments:
-        if min(s.hours, s.quotes, s.news_minutes, s.off_market_hours) < 0 or s.sum_mean < 0 or s.pip_size <= 0:
+        counts = (s.hours, s.quotes, s.news_minutes, s.dev_hours, s.off_market_hours)
+        if min(counts) < 0 or s.sum_mean < 0 or s.sum_excursion < 0 or s.pip_size <= 0:
             raise ScoringInputError(f"broker {inputs.broker_id}: impossible statistics for {s.symbol}")
-        if s.off_market_hours > s.hours:
-            raise ScoringInputError(f"broker {inputs.broker_id}: more off-market hours than hours for {s.symbol}")
+        if s.dev_hours > s.hours:
+            raise ScoringInputError(f"broker {inputs.broker_id}: more measured hours than hours for {s.symbol}")
+        if s.off_market_hours > s.dev_hours:
+            raise ScoringInputError(
+                f"broker {inputs.broker_id}: more off-market hours than measured hours for {s.symbol}"
+            )
     feed = inputs.feed
     if feed is not None and (min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects) < 0):
         raise ScoringInputError(f"broker {inputs.broker_id}: negative feed durations")
@@ -211,6 +219,50 @@ def transparency_points(profile: ProfileInput, as_of_year: int, methodology: Met
     return _clamp(total)
 
 
+def off_market_penalty(share: float, methodology: Methodology = METHODOLOGY) -> float:
+    """Share of price-integrity points lost for a share of off-market hours.
+
+    Nothing up to the allowance (the largest of many deviations beats the peers' now and then by
+    chance), everything at ``off_market_share_zero``, linear between.
+    """
+    free, zero = methodology.off_market_share_free, methodology.off_market_share_zero
+    return min(1.0, max(0.0, (share - free) / (zero - free)))
+
+
+def off_market_hours(
+    excursions: Iterable[tuple[int, Hashable, Hashable, float]], methodology: Methodology = METHODOLOGY
+) -> set[tuple[int, Hashable, Hashable]]:
+    """Which (broker, instrument, hour) were off-market, from each hour's largest deviation per broker.
+
+    ``excursions`` holds (broker id, instrument, hour key, largest |mid - consensus|) for the hours in
+    which a consensus was measured. An hour is off-market when the broker's excursion is more than
+    ``off_market_factor`` times the median excursion of the other brokers quoting the instrument in
+    the same hour: what counts as far away follows that hour's volatility and the instrument's price
+    scale, and a tight spread is not held against the broker. Hours with too few peers are not judged.
+    """
+    by_hour: dict[tuple[Hashable, Hashable], dict[int, float]] = {}
+    for broker_id, instrument, hour, excursion in excursions:
+        if not math.isfinite(excursion) or excursion < 0:
+            raise ScoringInputError(f"broker {broker_id}: impossible deviation {excursion!r} for {instrument}")
+        by_hour.setdefault((instrument, hour), {})[broker_id] = excursion
+    out: set[tuple[int, Hashable, Hashable]] = set()
+    factor, min_peers = methodology.off_market_factor, methodology.off_market_min_peers
+    for (instrument, hour), per_broker in by_hour.items():
+        if len(per_broker) <= min_peers:
+            continue
+        ordered = sorted(per_broker.values())
+        n = len(ordered)
+        for broker_id, excursion in per_broker.items():
+            # Median of the others: drop this broker's value from the sorted list.
+            i = bisect.bisect_left(ordered, excursion)
+            others = ordered[:i] + ordered[i + 1 :]
+            mid = (n - 1) // 2
+            median = others[mid] if (n - 1) % 2 else (others[mid - 1] + others[mid]) / 2
+            if excursion > factor * median:
+                out.add((broker_id, instrument, hour))
+    return out
+
+
 def _effective_cost(stats: InstrumentStats, commission_per_lot: float, methodology: Methodology) -> float:
     cost = stats.mean_spread
     if stats.asset_class.startswith("fx"):
@@ -244,7 +296,12 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
     volatility = _peer_ratios(
         {b: {sym: s.spread_cv for sym, s in m.items() if s.hours >= 2} for b, m in measured.items()}
     )
-    excursion = _peer_ratios({b: {sym: s.sum_excursion / s.hours for sym, s in m.items()} for b, m in measured.items()})
+    excursion = _peer_ratios(
+        {
+            b: {sym: s.sum_excursion / s.dev_hours for sym, s in m.items() if s.dev_hours > 0}
+            for b, m in measured.items()
+        }
+    )
     widening = _peer_ratios(
         {
             b: {
@@ -273,7 +330,8 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             (widening[b.broker_id][sym], float(m[sym].news_minutes)) for sym in sorted(widening[b.broker_id])
         )
         hours = sum(s.hours for s in m.values())
-        off_share = sum(s.off_market_hours for s in m.values()) / hours if hours else 0.0
+        dev_hours = sum(s.dev_hours for s in m.values())
+        off_share = sum(s.off_market_hours for s in m.values()) / dev_hours if dev_hours else 0.0
 
         raw: dict[str, float | None] = {}
         raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
@@ -288,7 +346,7 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         else:
             raw["stability"] = vol_points
         if exc_ratio is not None:
-            penalty = min(1.0, off_share / methodology.off_market_share_zero)
+            penalty = off_market_penalty(off_share, methodology)
             raw["price_integrity"] = band_points(exc_ratio, methodology.excursion_band) * (1 - penalty)
         else:
             raw["price_integrity"] = None
@@ -333,6 +391,7 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "instruments_measured": len(m),
                     "instruments_listed": len(b.instruments),
                     "hours": hours,
+                    "deviation_hours": dev_hours,
                     "quotes": sum(s.quotes for s in m.values()),
                     "news_minutes": sum(s.news_minutes for s in m.values()),
                     "cost_ratio": _round(cost_ratio),

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Abs, Greatest, TruncDate
+from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
 from live.models import EconomicEvent, FeedStatusChange, SpreadBar
@@ -28,6 +29,7 @@ from trustmetrics.scoring import (
     LicenceInput,
     ProfileInput,
     feed_stats,
+    off_market_hours,
 )
 
 DayKey = tuple[int, int, date]  # broker id, instrument id, day
@@ -77,10 +79,8 @@ def trust_daily_sums(
             sum_mean_sq=Sum(F("mean") * F("mean")),
             quotes=Sum("count"),
             # dev_count 0: no consensus to compare with in that hour, so no deviation was measured.
+            dev_hours=Count("id", filter=Q(dev_count__gt=0)),
             sum_excursion=Sum("excursion", filter=Q(dev_count__gt=0)),
-            off_market_hours=Count(
-                "id", filter=Q(dev_count__gt=0, excursion__gt=F("mean") * methodology.off_market_spreads)
-            ),
         )
         .order_by()
     )
@@ -93,11 +93,29 @@ def trust_daily_sums(
             "sum_mean": row["sum_mean"] or 0.0,
             "sum_mean_sq": row["sum_mean_sq"] or 0.0,
             "quotes": row["quotes"] or 0,
+            "dev_hours": row["dev_hours"],
             "sum_excursion": row["sum_excursion"] or 0.0,
-            "off_market_hours": row["off_market_hours"],
+            "off_market_hours": 0,
             "news_minutes": 0,
             "news_sum_mean": 0.0,
         }
+
+    # Off-market hours compare each broker with the others in the same hour: read the measured hours'
+    # largest deviations (a few thousand rows a day) and judge them in the scoring core.
+    measured = (
+        SpreadBar.objects.filter(
+            resolution=SpreadBar.Resolution.HOUR, start__gte=start, start__lt=hourly_end, count__gt=0, dev_count__gt=0
+        )
+        .annotate(excursion=excursion)
+        .values_list("broker_id", "instrument_id", "start", "excursion")
+        .order_by()
+    )
+    rows = [(b, i, hour, float(e)) for b, i, hour, e in measured.iterator(chunk_size=10_000)]
+    for broker_id, instrument, hour in off_market_hours(rows, methodology):
+        assert isinstance(instrument, int) and isinstance(hour, datetime)
+        key = (broker_id, instrument, timezone.localdate(hour))
+        if key in out:
+            out[key]["off_market_hours"] += 1
 
     windows = _news_windows(start=start, end=end, methodology=methodology)
     if windows:
@@ -126,8 +144,8 @@ def _news_windows(*, start: datetime, end: datetime, methodology: Methodology) -
     symbols = dict(Instrument.objects.values_list("symbol", "id"))
     windows = []
     for at, currency in events:
-        # An instrument is in the event's currency when its symbol names it (EURUSD, XAUUSD for USD).
-        ids = sorted(pk for symbol, pk in symbols.items() if currency in symbol)
+        # EURUSD and XAUUSD move with USD news because they name it; US500 because it is a US index.
+        ids = sorted(pk for symbol, pk in symbols.items() if methodology.moves_with(symbol, currency))
         if ids:
             windows.append(
                 Q(
@@ -157,6 +175,7 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
             sum_mean=Sum("sum_mean"),
             sum_mean_sq=Sum("sum_mean_sq"),
             quotes=Sum("quotes"),
+            dev_hours=Sum("dev_hours"),
             sum_excursion=Sum("sum_excursion"),
             off_market_hours=Sum("off_market_hours"),
             news_minutes=Sum("news_minutes"),
