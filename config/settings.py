@@ -87,6 +87,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Behind PgBouncer in transaction mode server-side cursors break, so turn them off there.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("PGBOUNCER", False)
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "") or None
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The demo runs several processes on one SQLite file (web, ingestor, aggregator, Celery):
+    # WAL lets readers and a writer overlap, and writers wait their turn instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
@@ -236,20 +244,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
-
-# --- Market data (live/: feeds, ingestors, tick stream, spread history) -----------------------------
-LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument
-LIVE_SIM_SEED = env_int("LIVE_SIM_SEED", 42)
-LIVE_SIM_QUOTES_PER_S = env_int("LIVE_SIM_QUOTES_PER_S", 1, minimum=1)  # per broker and instrument
-LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
-LIVE_RETENTION_1M_DAYS = env_int("LIVE_RETENTION_1M_DAYS", 14, minimum=0)  # 0 keeps bars forever
-LIVE_RETENTION_1H_DAYS = env_int("LIVE_RETENTION_1H_DAYS", 400, minimum=0)
-LIVE_RETENTION_1D_DAYS = env_int("LIVE_RETENTION_1D_DAYS", 0, minimum=0)
-CELERY_BEAT_SCHEDULE["live-bars-rollup"] = {
-    "task": "live.tasks.live_bars_rollup",
-    "schedule": env_int("LIVE_ROLLUP_EVERY_S", 60, minimum=10),
-}
-CELERY_BEAT_SCHEDULE["live-bars-retention"] = {"task": "live.tasks.live_bars_retention", "schedule": 3600}
 
 # --- Market data (live/: feeds, ingestors, tick stream, spread history) -----------------------------
 LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument
