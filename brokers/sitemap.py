@@ -9,10 +9,10 @@ from brokers.models import Broker
 
 
 def public_urls() -> Iterator[str]:
-    """Every public page of this app, for the prerender command: lists, profiles and compare pairs."""
-    yield reverse("brokers:home")
-    yield reverse("brokers:directory")
-    yield reverse("brokers:compare")
+    """The parameterised public pages of this app, for the prerender command: profiles and compare pairs.
+
+    Pages without parameters (home, directory, the compare picker) are found by pagecache itself.
+    """
     slugs = list(Broker.objects.filter(status=Broker.Status.ACTIVE).order_by("name").values_list("slug", flat=True))
     for slug in Broker.objects.order_by("name").values_list("slug", flat=True):
         yield reverse("brokers:profile", kwargs={"slug": slug})

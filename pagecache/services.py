@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from django.core.cache import cache
 from django.db import transaction
 from django.http import QueryDict
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RoutePattern
 
 from pagecache import isr
 from pagecache.tags import tag_index
@@ -23,9 +25,26 @@ def pages_register_urls(source: Callable[[], Iterable[str]]) -> Callable[[], Ite
     return source
 
 
+def _parameterless_pages(patterns: list[URLPattern | URLResolver], prefix: str = "") -> Iterator[str]:
+    """Every regenerated page whose URL has no parameters, found in the URLconf."""
+    for entry in patterns:
+        pattern = entry.pattern
+        if not isinstance(pattern, RoutePattern) or pattern.converters:
+            continue
+        route = prefix + str(pattern)
+        if isinstance(entry, URLResolver):
+            yield from _parameterless_pages(entry.url_patterns, route)
+        elif hasattr(entry.callback, "page_spec"):
+            yield "/" + route
+
+
 def pages_all_urls() -> Iterator[str]:
-    for source in _url_sources:
-        yield from source()
+    """Parameterless regenerated pages, then what the apps list (profiles, compare pairs, ...)."""
+    seen: set[str] = set()
+    for url in (*_parameterless_pages(get_resolver().url_patterns), *(u for s in _url_sources for u in s())):
+        if url not in seen:
+            seen.add(url)
+            yield url
 
 
 def pages_revalidate(*, tags: Iterable[str]) -> list[str]:

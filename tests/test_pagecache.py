@@ -219,7 +219,10 @@ def test_prerender_renders_every_public_page_and_reports_it(demo, capsys):
     out = capsys.readouterr().out
     assert "/brokers/northwind-markets/" in out
     assert "/compare/?brokers=" in out
-    assert "Prerendered 95 of 95 pages" in out
+    # 5 pages without parameters (found in the URLconf), 14 profiles, 78 pairs of active brokers.
+    for url in ("/", "/brokers/", "/compare/", "/methodology/", "/live/"):
+        assert f"\n{url} " in "\n" + out
+    assert "Prerendered 97 of 97 pages" in out
     assert cached_entry("/brokers/northwind-markets/") is not None
 
 
