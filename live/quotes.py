@@ -77,15 +77,24 @@ def _jstr(s: str) -> str:
     return out
 
 
+_live_head_cache: dict[tuple[str, str], str] = {}
+
+
 def quote_live_message(quote: Quote, ts_ingest: int) -> str:
     """The JSON published on the live channel and stored in the latest-quote hash (serialised once).
 
     Hand-formatted because it runs for every quote: validated prices are finite floats, whose repr
-    is exactly what json.dumps writes, and strings go through json.dumps (cached).
+    is exactly what json.dumps writes, and strings go through json.dumps (the head of the message,
+    which depends only on broker and instrument, is cached).
     """
+    key = (quote.broker, quote.instrument)
+    head = _live_head_cache.get(key)
+    if head is None:
+        head = f'{{"broker":{_jstr(quote.broker)},"instrument":{_jstr(quote.instrument)},"bid":'
+        if len(_live_head_cache) < 100_000:
+            _live_head_cache[key] = head
     return (
-        f'{{"broker":{_jstr(quote.broker)},"instrument":{_jstr(quote.instrument)},"bid":{quote.bid!r},'
-        f'"ask":{quote.ask!r},"spread":{quote.ask - quote.bid!r},"bid_size":{quote.bid_size!r},'
+        f'{head}{quote.bid!r},"ask":{quote.ask!r},"spread":{quote.ask - quote.bid!r},"bid_size":{quote.bid_size!r},'
         f'"ask_size":{quote.ask_size!r},"ts_broker":{quote.ts_broker},"ts_ingest":{ts_ingest},"seq":{quote.seq}}}'
     )
 

@@ -79,8 +79,7 @@ class QuoteValidator:
         self.counts: Counter[str] = Counter()  # reason -> count, plus "accepted"
         self.by_broker: Counter[tuple[str, str]] = Counter()  # (broker, reason) -> count
         self._last_seq: dict[str, int] = {}
-        self._last_ts: dict[tuple[str, str], int] = {}
-        self._last_mid: dict[tuple[str, str], float] = {}
+        self._last: dict[tuple[str, str], tuple[int, float]] = {}  # last good quote: (broker ts, mid)
         self._jump_run: dict[tuple[str, str], list[float]] = {}
 
     def reset_sequence(self, broker: str) -> None:
@@ -140,15 +139,15 @@ class QuoteValidator:
         if ts_broker - ts_recv > cfg.max_future_us:
             return self._reject(broker, Reason.FUTURE)
         key = (broker, instrument)
-        last_ts = self._last_ts.get(key)
-        if last_ts is not None and ts_broker < last_ts:
+        last = self._last.get(key)
+        if last is not None and ts_broker < last[0]:
             return self._reject(broker, Reason.OUT_OF_ORDER)
         depth = quote.depth
         if depth is not None and not _depth_ok(depth):
             return self._reject(broker, Reason.BAD_FIELD)
         mid = (bid + ask) / 2.0
-        last_mid = self._last_mid.get(key)
-        if last_mid is not None:
+        if last is not None:
+            last_mid = last[1]
             limit = self.jump_limits.get(instrument, cfg.max_jump)
             if abs(mid - last_mid) > limit * last_mid:
                 run = self._jump_run.setdefault(key, [])
@@ -159,10 +158,10 @@ class QuoteValidator:
                 if len(run) < cfg.jump_confirm:
                     self._last_seq[broker] = seq
                     return self._reject(broker, Reason.JUMP)
-            self._jump_run.pop(key, None)
+            if self._jump_run:
+                self._jump_run.pop(key, None)
         self._last_seq[broker] = seq
-        self._last_ts[key] = ts_broker
-        self._last_mid[key] = mid
+        self._last[key] = (ts_broker, mid)
         self.counts["accepted"] += 1
         if (
             instrument == quote.instrument
