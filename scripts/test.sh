@@ -11,12 +11,19 @@ ensure_redis
 ensure_chromium
 
 export DJANGO_SETTINGS_MODULE=config.settings_test
-echo "==> ruff"
-"$VENV/bin/ruff" check .
-"$VENV/bin/ruff" format --check .
-echo "==> mypy"
-"$VENV/bin/mypy" .
-echo "==> collectstatic"
-"$PY" manage.py collectstatic --noinput -v0
-echo "==> pytest"
-"$VENV/bin/pytest" "$@"
+failed=()
+step() {  # run every check, then report all that failed
+  local name=$1; shift
+  echo "==> $name"
+  "$@" || failed+=("$name")
+}
+step "ruff check" "$VENV/bin/ruff" check .
+step "ruff format" "$VENV/bin/ruff" format --check .
+step "mypy" "$VENV/bin/mypy" .
+step "collectstatic" "$PY" manage.py collectstatic --noinput -v0
+step "pytest" "$VENV/bin/pytest" "$@"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "All checks passed."
