@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.daphne import daphne_server
 from bench.httpload import LoadResult, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,37 +59,19 @@ def _prepare_database() -> None:
     _manage("collectstatic", "--noinput", "-v0")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _server(**env: str) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT,
-        env=_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).read()  # noqa: S310 (local server)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("daphne did not start") from None
-            time.sleep(0.2)
-    try:
+    with daphne_server(_env(**env)) as url:
+        deadline = time.monotonic() + 30
+        while True:  # ready means Django answers, not just that the port is open
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).read()  # noqa: S310 (local server)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("daphne did not answer /healthz") from None
+                time.sleep(0.2)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def _measure(url: str, *, clients: int, seconds: float) -> LoadResult:

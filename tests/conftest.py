@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +12,8 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
+
+from bench.daphne import daphne_server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,12 +54,6 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live_site(transactional_db: None) -> Iterator[str]:
     """The real ASGI app under daphne in a subprocess, on this test's database and Redis prefix.
@@ -69,7 +61,6 @@ def live_site(transactional_db: None) -> Iterator[str]:
     Yields its base URL. Data must be committed to be seen, hence the transactional database.
     """
     db = settings.DATABASES["default"]
-    port = _free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
@@ -77,33 +68,8 @@ def live_site(transactional_db: None) -> Iterator[str]:
         "CACHE_KEY_PREFIX": settings.CACHE_KEY_PREFIX,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(
-                    "daphne did not start: " + (proc.stderr.read() if proc.stderr else b"").decode()
-                ) from None
-            time.sleep(0.1)
-    try:
+    with daphne_server(env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 CHROMIUM_ARGS = [
