@@ -13,8 +13,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.selectors import board_preference_get
 from live import board
-from live.hub import COUNTERS, Hub, hub_get, now_us, server_protocol, transport_backlog
-from live.outbox import Outbox, SlowPolicy, Update
+from live.hub import COUNTERS, Hub, Snapshot, hub_get, now_us, server_protocol, transport_backlog, transport_write
+from live.outbox import Outbox, SlowPolicy, Update, ws_text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,13 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.accept()
         self.hub = hub_get()
         await self.hub.attach(self)
-        await self.send(text_data=await self.hub.snapshot(instruments=self.instruments, brokers=self.brokers))
+        await self._send_snapshot(await self.hub.snapshot(instruments=self.instruments, brokers=self.brokers))
         self.hub.mark_ready(self)
+
+    async def _send_snapshot(self, snapshot: Snapshot) -> None:
+        await self.send(text_data=snapshot.text)
+        # What waited in the outbox while the snapshot was read must not roll it back.
+        self.outbox.conflated += self.outbox.discard_older(quotes=snapshot.quotes, statuses=snapshot.statuses)
 
     async def disconnect(self, code: int) -> None:
         if self.hub is not None:
@@ -94,10 +99,11 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if protocol is not None:
             if protocol.state != protocol.STATE_OPEN:
                 return
-            if isinstance(item, Update) and item.prepared is not None:
-                protocol.sendPreparedMessage(item.prepared)  # the same framed bytes as every other client
-            else:
+            if protocol._perMessageCompress is not None:  # permessage-deflate: autobahn must compress
                 protocol.sendMessage((item.text if isinstance(item, Update) else item).encode(), False)
+            else:  # the same framed bytes as every other client, or this client's own batch
+                frame = item.frame if isinstance(item, Update) else ws_text_frame(item.encode())
+                transport_write(protocol.transport, frame)
             return
         await self.send(text_data=item.text if isinstance(item, Update) else item)
 
@@ -166,7 +172,7 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             )
         )
         if added:
-            await self.send(text_data=await self.hub.snapshot(instruments=added, brokers=brokers))
+            await self._send_snapshot(await self.hub.snapshot(instruments=added, brokers=brokers))
         self.hub.mark_ready(self)
 
 

@@ -26,7 +26,8 @@ class Update:
 
     fragment: str  # the JSON object on its own, for batches
     text: str  # the whole message for this update alone
-    prepared: object = None  # the same message already framed for the WebSocket server, if it can take one
+    frame: bytes = b""  # the same message as one WebSocket text frame, written as is to every client
+    ts: int = 0  # ts_ingest of a quote, `since` of a status: what a snapshot is compared with
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,20 @@ class Outbox:
         pending[key] = update
         return True
 
+    def discard_older(self, *, quotes: dict[str, int], statuses: dict[str, int]) -> int:
+        """Forget pending updates that a snapshot just sent has already superseded.
+
+        Updates wait in the outbox while a snapshot is read and sent; one that is not newer than the
+        snapshot's value for its key would otherwise arrive after it and briefly show an older state.
+        Returns how many were discarded.
+        """
+        before = len(self)
+        if quotes:
+            self.quotes = {k: u for k, u in self.quotes.items() if u.ts > quotes.get(k, -1)}
+        if statuses:
+            self.statuses = {k: u for k, u in self.statuses.items() if u.ts > statuses.get(k, -1)}
+        return before - len(self)
+
     def decide(self, *, backlog_bytes: int, now: float) -> Decision:
         """Whether to write now, given the bytes the client has not yet taken off the socket."""
         self.max_backlog = max(self.max_backlog, backlog_bytes)
@@ -94,3 +109,13 @@ class Outbox:
 def quotes_batch(fragments: Iterable[str]) -> str:
     """Several already-serialised quotes in one message: string joining, no JSON encoding."""
     return '{"type":"quotes","quotes":[' + ",".join(fragments) + "]}"
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
