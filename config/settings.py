@@ -13,7 +13,7 @@ import dj_database_url
 import django_stubs_ext
 from celery.schedules import crontab
 
-from config.env import ConfigError, env_bool, env_int, env_list, env_str
+from config.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
 
 # Lets admin and other generic classes be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -177,6 +177,8 @@ CELERY_BEAT_SCHEDULE["trust-recompute-full"] = {
 PAGECACHE_BACKGROUND = env_str("PAGECACHE_BACKGROUND", "celery" if USE_REDIS else "thread")
 # Off only for measuring: every request then renders (bench.pages' uncached baseline).
 PAGECACHE_ENABLED = env_bool("PAGECACHE_ENABLED", True)
+# Each web process may answer from its own copy of a fresh page for this long (0 turns it off).
+PAGECACHE_LOCAL_S = env_float("PAGECACHE_LOCAL_S", 0.5, minimum=0)
 PAGECACHE_REVALIDATE_S = env_int("PAGECACHE_REVALIDATE_S", 300, minimum=1)
 PAGECACHE_STALE_S = env_int("PAGECACHE_STALE_S", 86400, minimum=1)
 

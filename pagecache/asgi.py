@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
@@ -23,6 +25,9 @@ from django.utils.http import parse_etags
 
 from pagecache import isr
 from pagecache.stats import STATS_KEY
+
+LOCAL_MAX_PAGES = 2048
+HIT_FLUSH_S = 0.25
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -60,14 +65,30 @@ def security_headers(*, secure: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+_instances: weakref.WeakSet[CachedPagesMiddleware] = weakref.WeakSet()
+
+
+def forget_local_state() -> None:
+    """Drop this process's micro-cached pages and uncounted hits (tests start from a clean slate)."""
+    for instance in _instances:
+        instance._local.clear()
+        instance._hits = 0
+
+
 class CachedPagesMiddleware:
     def __init__(self, app: ASGIApp) -> None:
+        _instances.add(self)
         self.app = app
         self.enabled = settings.USE_REDIS and settings.PAGECACHE_ENABLED
         self._redis: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._counting: set[asyncio.Future[Any]] = set()
         self._hit_key = cache.make_key(STATS_KEY.format(name="pages_hit"))
+        self._hits = 0
+        self._flushing: asyncio.Future[Any] | None = None
+        # Each process keeps the copies it just served for a moment (a micro-cache), so a hot page
+        # costs no Redis round trip at all. Short enough that a revalidation still shows within a second.
+        self._local: dict[tuple[str, bytes], tuple[float, isr.PageEntry]] = {}
+        self._local_ttl = settings.PAGECACHE_LOCAL_S
 
     def _client(self) -> Any:
         # A client belongs to one event loop: daphne has one, test runs may have several.
@@ -84,6 +105,43 @@ class CachedPagesMiddleware:
         if not (wanted and await self._serve_fresh(scope, send)):
             await self.app(scope, receive, send)
 
+    async def _fresh_entry(self, path: str, raw_query: bytes) -> isr.PageEntry | None:
+        now = time.monotonic()
+        local = self._local.get((path, raw_query))
+        if local is not None and local[0] > now:
+            return local[1]
+        params = _page_params(path)
+        if params is None:
+            return None
+        key = isr.page_key(path, isr.canonical_query(QueryDict(raw_query), params))
+        try:
+            raw_entry, fresh = await self._client().mget(cache.make_key(key), cache.make_key(isr._fresh_key(key)))
+        except OSError:
+            return None  # Redis trouble: let Django decide
+        if raw_entry is None or fresh is None:
+            return None
+        entry: isr.PageEntry = pickle.loads(raw_entry)  # noqa: S301 (our own Redis, written by isr.store_entry)
+        if self._local_ttl > 0:
+            if len(self._local) >= LOCAL_MAX_PAGES:
+                self._local.clear()  # bounded memory; the hot pages come back on their next request
+            self._local[(path, raw_query)] = (now + self._local_ttl, entry)
+        return entry
+
+    def _count_hit(self) -> None:
+        """Hits are added up here and written with one INCRBY a moment later, off the visitor's clock."""
+        self._hits += 1
+        flushing = self._flushing
+        if flushing is None or flushing.done() or flushing.get_loop() is not asyncio.get_running_loop():
+            self._flushing = asyncio.ensure_future(self._flush_hits())
+
+    async def _flush_hits(self) -> None:
+        await asyncio.sleep(HIT_FLUSH_S)
+        hits, self._hits = self._hits, 0
+        try:
+            await self._client().incrby(self._hit_key, hits)
+        except OSError:
+            self._hits += hits  # try again with the next batch
+
     async def _serve_fresh(self, scope: Scope, send: Send) -> bool:
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
@@ -96,20 +154,9 @@ class CachedPagesMiddleware:
         secure = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
         if settings.SECURE_SSL_REDIRECT and not secure:
             return False
-        params = _page_params(scope["path"])
-        if params is None:
+        entry = await self._fresh_entry(scope["path"], scope.get("query_string", b""))
+        if entry is None:
             return False
-        query = isr.canonical_query(QueryDict(scope.get("query_string", b"")), params)
-        key = isr.page_key(scope["path"], query)
-        pipe = self._client().pipeline(transaction=False)
-        pipe.mget(cache.make_key(key), cache.make_key(isr._fresh_key(key)))
-        try:
-            (raw_entry, fresh), *_ = await pipe.execute()
-        except OSError:
-            return False  # Redis trouble: let Django decide
-        if raw_entry is None or fresh is None:
-            return False
-        entry: isr.PageEntry = pickle.loads(raw_entry)  # noqa: S301 (our own Redis, written by isr.store_entry)
         not_modified = entry["etag"] in parse_etags(headers.get(b"if-none-match", b"").decode("latin-1"))
         body = b"" if not_modified or scope["method"] == "HEAD" else entry["body"]
         response_headers = [
@@ -124,9 +171,6 @@ class CachedPagesMiddleware:
         if not not_modified:
             response_headers.append((b"content-length", str(len(entry["body"])).encode()))
         await send({"type": "http.response.start", "status": 304 if not_modified else 200, "headers": response_headers})
-        # Counted beside the answer, off the visitor's clock, in a task the server cannot cancel with the request.
-        counting = asyncio.ensure_future(self._client().incr(self._hit_key))
-        self._counting.add(counting)
-        counting.add_done_callback(self._counting.discard)
         await send({"type": "http.response.body", "body": body})
+        self._count_hit()
         return True

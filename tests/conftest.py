@@ -29,7 +29,10 @@ def _static_manifest() -> None:
 @pytest.fixture(autouse=True)
 def _clean_cache() -> None:
     """Each test starts with an empty cache (only this session's prefix is cleared)."""
+    from pagecache.asgi import forget_local_state
+
     cache.delete_pattern("*")  # type: ignore[attr-defined]  # django-redis
+    forget_local_state()
 
 
 @pytest.fixture

@@ -76,3 +76,16 @@ def test_env_helpers_fail_loudly_on_bad_values(monkeypatch):
         env_int("X_INT", 1, minimum=10)
     monkeypatch.setenv("X_LIST", " a, b ,,c ")
     assert env_list("X_LIST", []) == ["a", "b", "c"]
+
+
+def test_env_float_fails_loudly(monkeypatch):
+    from config.env import env_float
+
+    monkeypatch.setenv("X_FLOAT", "half")
+    with pytest.raises(ConfigError, match="not a number"):
+        env_float("X_FLOAT", 0.5)
+    monkeypatch.setenv("X_FLOAT", "nan")
+    with pytest.raises(ConfigError, match="at least 0"):
+        env_float("X_FLOAT", 0.5, minimum=0)
+    monkeypatch.setenv("X_FLOAT", "0.25")
+    assert env_float("X_FLOAT", 0.5, minimum=0) == 0.25

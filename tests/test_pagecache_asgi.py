@@ -69,3 +69,15 @@ async def test_a_foreign_host_is_refused_by_django_not_served_from_cache(demo):
     communicator = HttpCommunicator(application, "GET", PROFILE, headers=[(b"host", b"evil.example")])
     response = await communicator.get_response(timeout=10)
     assert response["status"] == 400
+
+
+async def test_a_revalidated_page_reaches_the_fast_lane_within_a_second(demo):
+    from pagecache import isr
+
+    await fetch(PROFILE)
+    await fetch(PROFILE)  # now also in this process's micro-cache
+    await sync_to_async(isr.mark_stale)([isr.page_key(PROFILE, "")])
+    # Within the micro-cache's half second the old copy may still be served; after it, never.
+    await asyncio.sleep(0.6)
+    response = await fetch(PROFILE)
+    assert header_map(response)[b"x-page-cache"] == b"stale"
