@@ -94,7 +94,7 @@ def test_accepted_quotes_reach_the_live_channel_latest_and_depth_hashes_and_the_
                 messages.append(json.loads(m["data"]))
             elif messages:
                 break
-        await sub.aclose()
+        await sub.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
         return ing, messages
 
     ing, messages = asyncio.run(scenario())
@@ -115,8 +115,13 @@ def test_accepted_quotes_reach_the_live_channel_latest_and_depth_hashes_and_the_
     }
     assert m["spread"] == pytest.approx(m["ask"] - m["bid"]) and m["ts_ingest"] >= m["ts_broker"]
     r = redis.Redis.from_url(settings.REDIS_URL)
-    assert json.loads(r.hget(keys.latest_hash(), "northwind-markets:EURUSD"))["broker"] == "northwind-markets"
-    depth = json.loads(r.hget(keys.depth_hash(), "northwind-markets:GBPUSD"))
+    latest, depth_raw = (
+        r.hget(keys.latest_hash(), "northwind-markets:EURUSD"),
+        r.hget(keys.depth_hash(), "northwind-markets:GBPUSD"),
+    )
+    assert latest is not None and depth_raw is not None
+    assert json.loads(latest)["broker"] == "northwind-markets"
+    depth = json.loads(depth_raw)
     assert len(depth["bids"]) == len(depth["asks"]) == 5
     in_streams = sum(r.xlen(keys.tick_stream(s)) for s in range(settings.LIVE_STREAM_SHARDS))
     assert in_streams >= 1 and ing.stats.durable_written == ing.stats.accepted

@@ -65,7 +65,8 @@ def test_each_session_averages_only_its_own_utc_hours_of_the_last_7_days_weighte
     assert sessions["newyork"] == pytest.approx(4.0)
     assert rows["GBPUSD"].sessions == {}
     # The 22:00 bar is in the 7-day window but in no session.
-    assert rows["EURUSD"].windows["7d"] > 4.0
+    week = rows["EURUSD"].windows["7d"]
+    assert week is not None and week > 4.0
 
 
 def test_sessions_ignore_bars_older_than_7_days_while_the_30_day_window_still_answers(demo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,8 +16,8 @@ NOW = 1_780_000_000_000_000
 SYMBOLS = {"b": {"EURUSD": "EURUSD", "EURUSD.x": "EURUSD"}}
 
 
-def _q(**kw):
-    base = dict(
+def _q(**kw: Any) -> Quote:
+    base: dict[str, Any] = dict(
         broker="b", instrument="EURUSD", bid=1.1, ask=1.1002, bid_size=1e6, ask_size=1e6,
         ts_broker=NOW, ts_recv=NOW + 1000, seq=1,
     )  # fmt: skip
