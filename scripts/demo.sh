@@ -17,7 +17,7 @@ if [ -z "${SECRET_KEY:-}" ]; then
   export SECRET_KEY
 fi
 PORT=${PORT:-8000}
-HISTORY_DAYS=${DEMO_HISTORY_DAYS:-2}
+HISTORY_DAYS=${DEMO_HISTORY_DAYS:-7}
 
 echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py migrate --noinput -v0
@@ -26,7 +26,7 @@ echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py demo_user
 if [ "$("$PY" manage.py shell -c 'from live.models import SpreadBar; print(SpreadBar.objects.exists())' 2>/dev/null | tail -n 1)" != "True" ]; then
   echo "==> simulating $HISTORY_DAYS days of market history (once; DEMO_HISTORY_DAYS to change)"
-  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.5 --minute-days "$HISTORY_DAYS"
+  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.1 --minute-days "$HISTORY_DAYS"
 fi
 "$PY" manage.py trust_recompute --full
 "$PY" manage.py collectstatic --noinput -v0
