@@ -1,6 +1,7 @@
 """Bars written straight from the simulator's ground-truth broker profiles, without simulating quotes.
 
-For the benchmark (millions of bars in seconds) and for tests that need a known market fast. It follows
+For the benchmark (calendar and feed history) and for page/task tests that need a known market fast; the
+ranking proof (tests/test_trust_engine.py) runs on the real simulator and pipeline instead. It follows
 the same traits the quote simulator uses (mark-up, news widening, off-market rate and size, staleness,
 outages from ``outages_for_day``) at bar level, so the scores it produces can be checked against
 ``quality_rank``. Deterministic for a seed.
