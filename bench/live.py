@@ -609,6 +609,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline (profiling runs)")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run every bench process (servers, clients, publisher) at this niceness, e.g. -10 as root: "
+        "a stand-in for a machine not shared with other work",
+    )
     parser.add_argument("--profile", type=str, default=None, help="directory for py-spy profiles of the servers")
     args = parser.parse_args()
     counts = (
@@ -618,6 +625,8 @@ def main() -> None:
     )
     args.duration = args.duration or (5.0 if args.quick else 15.0)
     _raise_fd_limit()
+    if args.nice:
+        os.nice(args.nice)  # inherited by every process started from here
     modes = ("hub",) if args.no_baseline else ("hub", "naive")
 
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
@@ -628,7 +637,7 @@ def main() -> None:
             f"{args.rate:.0f} quotes/s in total, each client subscribed to {args.per_client} instruments "
             f"(~{args.rate * args.per_client / INSTRUMENTS:.0f} quotes/s per client), {args.duration:.0f}s per run, "
             f"{os.cpu_count()} cores shared with the clients and the publisher; "
-            f"load {os.getloadavg()[0]:.1f} at start\n"
+            f"load {os.getloadavg()[0]:.1f} at start, niceness {os.nice(0)}\n"
             "# latency = kernel receive time of the frame on the client socket (SO_TIMESTAMPNS) - ts_ingest;\n"
             "# 'read p99' = when the client process read it; 'client p99' = that difference (client overhead);\n"
             "# 'redis p99' = ts_ingest -> a plain Redis subscriber (publisher + Redis, no daphne)"
@@ -648,7 +657,8 @@ def main() -> None:
                     row[mode] = r
                     print(
                         f"{n:>7} {mode:>6} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['max']:>7.1f} {r['app_p99']:>8.2f} "
-                        f"{r['client_p99']:>10.2f} {r['redis_p99']:>9.2f} {r['msgs_per_s']:>7.0f} {r['expected_per_s']:>7.0f} "
+                        f"{r['client_p99']:>10.2f} {r['redis_p99']:>9.2f} "
+                        f"{r['msgs_per_s']:>7.0f} {r['expected_per_s']:>7.0f} "
                         f"{r['cpu_pct']:>8.0f} {r['cpu_us_per_conn_s']:>13.1f} {r['kb_per_conn']:>7.1f} "
                         f"{r['client_cpu_pct']:>8.0f} {r['errors']:>6}",
                         flush=True,
