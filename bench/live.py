@@ -108,6 +108,18 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_cpu() -> tuple[float, float, float]:
+    """Seconds of (busy, softirq, total) CPU time over all cores since boot, from /proc/stat.
+
+    Loopback TCP does the receiver's work in softirq context, which the kernel does not charge to
+    the sending process (IRQ time accounting), so per-process CPU alone understates a server.
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    tck = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tck, fields[6] / tck, sum(fields) / tck
+
+
 def _proc_rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -458,6 +470,7 @@ def run_config(
     publisher.start()
     time.sleep(args.warmup)
     cpu_before = sum(_proc_cpu_s(p.pid) for _, p in servers)
+    machine_before = _machine_cpu()
     started = time.monotonic()
     go.set()
     profilers = _profilers_start(servers, args, f"{mode}-{clients}")
@@ -465,6 +478,7 @@ def run_config(
     stop.set()
     elapsed = time.monotonic() - started
     cpu_used = sum(_proc_cpu_s(p.pid) for _, p in servers) - cpu_before
+    machine = [after - before for after, before in zip(_machine_cpu(), machine_before, strict=True)]
     pub_stop.set()
     wire, app, overhead = _Hist(), _Hist(), _Hist()
     errors = dropped = 0
@@ -504,6 +518,8 @@ def run_config(
         "cpu_us_per_msg": 1e6 * cpu_used / max(1, wire.count),
         "kb_per_conn": max(0, rss_after - rss_before) / clients,
         "client_cpu_pct": client_cpu,
+        "machine_busy_pct": 100 * machine[0] / machine[2],
+        "softirq_pct": 100 * machine[1] / machine[2],
         "errors": errors + dropped,
     }
 
@@ -640,12 +656,14 @@ def main() -> None:
             f"load {os.getloadavg()[0]:.1f} at start, niceness {os.nice(0)}\n"
             "# latency = kernel receive time of the frame on the client socket (SO_TIMESTAMPNS) - ts_ingest;\n"
             "# 'read p99' = when the client process read it; 'client p99' = that difference (client overhead);\n"
-            "# 'redis p99' = ts_ingest -> a plain Redis subscriber (publisher + Redis, no daphne)"
+            "# 'redis p99' = ts_ingest -> a plain Redis subscriber (publisher + Redis, no daphne);\n"
+            "# 'srv cpu%' = both daphne processes (100 = one core); 'busy%' = the whole machine, every core,\n"
+            "# other engineers' work included; 'sirq%' = its softirq share (loopback TCP delivery)"
         )
         header = (
             f"{'clients':>7} {'design':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'read p99':>8} "
             f"{'client p99':>10} {'redis p99':>9} {'msgs/s':>7} {'of':>7} {'srv cpu%':>8} {'µs cpu/conn/s':>13} "
-            f"{'KB/conn':>7} {'cli cpu%':>8} {'errors':>6}"
+            f"{'KB/conn':>7} {'cli cpu%':>8} {'busy%':>5} {'sirq%':>5} {'errors':>6}"
         )
         print(header)
         results = []
@@ -660,7 +678,8 @@ def main() -> None:
                         f"{r['client_p99']:>10.2f} {r['redis_p99']:>9.2f} "
                         f"{r['msgs_per_s']:>7.0f} {r['expected_per_s']:>7.0f} "
                         f"{r['cpu_pct']:>8.0f} {r['cpu_us_per_conn_s']:>13.1f} {r['kb_per_conn']:>7.1f} "
-                        f"{r['client_cpu_pct']:>8.0f} {r['errors']:>6}",
+                        f"{r['client_cpu_pct']:>8.0f} {r['machine_busy_pct']:>5.0f} {r['softirq_pct']:>5.0f} "
+                        f"{r['errors']:>6}",
                         flush=True,
                     )
                 if "naive" in row:
