@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.core.management import call_command
 
 from bench.daphne import daphne_server
@@ -28,10 +27,16 @@ def _static_manifest() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> None:
-    """Each test starts with an empty cache (only this session's prefix is cleared)."""
+    """Each test starts with nothing in Redis under this session's prefix: cache entries, live
+    quotes, tick streams, page tags, queued tasks. Other runs' keys are left alone."""
+    from django_redis import get_redis_connection
+
     from pagecache.asgi import forget_local_state
 
-    cache.delete_pattern("*")  # type: ignore[attr-defined]  # django-redis
+    redis = get_redis_connection("default")
+    keys = list(redis.scan_iter(match=f"{settings.CACHE_KEY_PREFIX}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        redis.delete(*keys[start : start + 500])
     forget_local_state()
 
 
