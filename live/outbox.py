@@ -53,7 +53,14 @@ class Outbox:
 
     def offer_quote(self, key: str, update: Update) -> bool:
         """Keep the update as the latest for its key. Returns False if it had to be refused (cap reached)."""
-        return self._offer(self.quotes, key, update)
+        # _offer() inlined: this runs once per quote per subscribed client.
+        pending = self.quotes
+        if key in pending:
+            self.conflated += 1
+        elif len(pending) + len(self.statuses) >= self.policy.max_keys:
+            return False
+        pending[key] = update
+        return True
 
     def offer_status(self, broker: str, update: Update) -> bool:
         return self._offer(self.statuses, broker, update)
@@ -94,6 +101,10 @@ class Outbox:
 
     def take(self) -> list[Update | str]:
         """Everything pending, emptied: shared frames when one update is pending, a joined batch otherwise."""
+        quotes = self.quotes
+        if len(quotes) == 1 and not self.statuses:  # the usual case for a client that keeps up
+            self.quotes = {}
+            return list(quotes.values())
         out: list[Update | str] = []
         if self.statuses:
             out.extend(self.statuses.values())
