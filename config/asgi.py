@@ -1,5 +1,6 @@
 """ASGI entry point for daphne: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -23,3 +24,11 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Garbage collection in the web process. Daphne keeps each finished request's objects until its
+# once-a-second reaper runs, so at thousands of requests a second they outlive the young
+# generations and full collections of the whole heap (150-250 ms, measured) ran every second or
+# so, stalling every request in flight. Freezing what start-up loaded keeps it out of every
+# collection, and fewer, larger young collections keep full ones rare (bench.pages' p99).
+gc.freeze()
+gc.set_threshold(5_000, 10, 200)
