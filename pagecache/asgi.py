@@ -115,7 +115,7 @@ class CachedPagesMiddleware:
             return None
         key = isr.page_key(path, isr.canonical_query(QueryDict(raw_query), params))
         try:
-            raw_entry, fresh = await self._client().mget(cache.make_key(key), cache.make_key(isr._fresh_key(key)))
+            raw_entry, fresh = await self._client().mget(cache.make_key(key), cache.make_key(isr.fresh_key(key)))
         except OSError:
             return None  # Redis trouble: let Django decide
         if raw_entry is None or fresh is None:

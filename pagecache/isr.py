@@ -92,7 +92,7 @@ def page_key(path: str, query: str) -> str:
     return f"page:{CACHE_VERSION}:{digest}"
 
 
-def _fresh_key(key: str) -> str:
+def fresh_key(key: str) -> str:
     return f"{key}:fresh"
 
 
@@ -119,7 +119,7 @@ def anonymous_request(path: str, query: str) -> HttpRequest:
     return request
 
 
-def _spec_for(path: str) -> tuple[PageSpec, dict[str, Any]]:
+def page_spec_for(path: str) -> tuple[PageSpec, dict[str, Any]]:
     match = resolve(path)
     spec: PageSpec | None = getattr(match.func, "page_spec", None)
     if spec is None:
@@ -129,7 +129,7 @@ def _spec_for(path: str) -> tuple[PageSpec, dict[str, Any]]:
 
 def render_entry(path: str, query: str) -> tuple[HttpResponseBase, PageEntry | None]:
     """Render a page for an anonymous visitor. Returns the response and, if it may be cached, its entry."""
-    spec, kwargs = _spec_for(path)
+    spec, kwargs = page_spec_for(path)
     stats.incr("pages_rendered")
     response = spec.view(anonymous_request(path, query), **kwargs)
     if isinstance(response, SimpleTemplateResponse):
@@ -159,7 +159,7 @@ def store_entry(key: str, entry: PageEntry, *, generation: int | None) -> None:
     ttl = entry["revalidate"] + settings.PAGECACHE_STALE_S
     cache.set(key, entry, ttl)
     if generation is None or generation == (cache.get(_generation_key(key)) or 0):
-        cache.set(_fresh_key(key), 1, entry["revalidate"])
+        cache.set(fresh_key(key), 1, entry["revalidate"])
     tag_index.add(entry["tags"], key, ttl)
 
 
@@ -170,10 +170,10 @@ def regenerate(key: str, *, path: str, query: str) -> str:
         try:
             response, entry = render_entry(path, query)
         except (Http404, Resolver404):
-            cache.delete_many([key, _fresh_key(key)])
+            cache.delete_many([key, fresh_key(key)])
             return "gone"
         if entry is None:
-            cache.delete_many([key, _fresh_key(key)])
+            cache.delete_many([key, fresh_key(key)])
             return f"not cached ({response.status_code})"
         store_entry(key, entry, generation=generation)
         stats.incr("pages_regenerated")
@@ -186,7 +186,7 @@ def regenerate(key: str, *, path: str, query: str) -> str:
 def mark_stale(keys: Iterable[str]) -> list[str]:
     keys = list(keys)
     if keys:
-        cache.delete_many([_fresh_key(k) for k in keys])
+        cache.delete_many([fresh_key(k) for k in keys])
         for k in keys:
             try:
                 cache.incr(_generation_key(k))
@@ -262,7 +262,7 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
                 return view(request, **kwargs)
             query = canonical_query(request.GET, spec.params)
             key = page_key(request.path, query)
-            found = cache.get_many([key, _fresh_key(key)])
+            found = cache.get_many([key, fresh_key(key)])
             entry: PageEntry | None = found.get(key)
             if entry is None:
                 generation = cache.get(_generation_key(key)) or 0
@@ -272,7 +272,7 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
                 store_entry(key, entry, generation=generation)
                 stats.incr("pages_miss")
                 return _build_response(request, entry, "miss")
-            if _fresh_key(key) in found:
+            if fresh_key(key) in found:
                 stats.incr("pages_hit")
                 return _build_response(request, entry, "hit")
             stats.incr("pages_stale")

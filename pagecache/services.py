@@ -97,7 +97,7 @@ def pages_prerender(*, urls: Iterable[str] | None = None) -> list[Rendered]:
     for url in urls if urls is not None else pages_all_urls():
         parts = urlsplit(url)
         started = time.perf_counter()
-        spec, _ = isr._spec_for(parts.path)
+        spec, _ = isr.page_spec_for(parts.path)
         query = isr.canonical_query(QueryDict(parts.query), spec.params)
         key = isr.page_key(parts.path, query)
         outcome = isr.regenerate(key, path=parts.path, query=query)

@@ -154,7 +154,7 @@ def test_saving_a_broker_in_admin_revalidates_its_pages_within_a_second(demo, ce
     wait_for(shows_new_number, timeout=1.0)
     for url, query in (("/brokers/", ""), ("/", ""), ("/compare/", "brokers=kestrel-fx%2Cnorthwind-markets")):
         wait_for(
-            lambda u=url, q=query: cache.get(isr._fresh_key(isr.page_key(u, q))) is not None,
+            lambda u=url, q=query: cache.get(isr.fresh_key(isr.page_key(u, q))) is not None,
             timeout=max(0.05, 1.0 - (time.monotonic() - saved_at)),
         )
     assert b"FRN 777777" in anonymous.get(PROFILE).content
@@ -207,7 +207,7 @@ def test_a_page_with_a_csrf_token_is_never_cached(monkeypatch):
         revalidate=60,
         params=(),
     )
-    monkeypatch.setattr(isr, "_spec_for", lambda path: (leaky, {}))
+    monkeypatch.setattr(isr, "page_spec_for", lambda path: (leaky, {}))
     response, entry = isr.render_entry("/anything/", "")
     assert response.status_code == 200
     assert entry is None
@@ -231,7 +231,7 @@ def test_a_rolled_back_save_does_not_stop_later_saves_from_revalidating(demo):
     from django.db import transaction
 
     Client().get(PROFILE)
-    fresh = isr._fresh_key(isr.page_key(PROFILE, ""))
+    fresh = isr.fresh_key(isr.page_key(PROFILE, ""))
     with pytest.raises(RuntimeError), transaction.atomic():
         Broker.objects.get(slug="kestrel-fx").save()
         raise RuntimeError("editor cancelled")
