@@ -17,7 +17,7 @@ from django.test import Client
 from brokers.models import Broker, BrokerInstrument, Instrument
 from config.asgi import application
 from live import keys
-from live.hub import COUNTERS
+from live.hub import COUNTERS, Hub
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -243,4 +243,35 @@ async def test_a_burst_is_conflated_to_the_latest_quote_per_broker_and_instrumen
         assert q["seq"] > latest.get(q["broker"], 0)
         latest[q["broker"]] = q["seq"]
     assert latest == {"zeta": burst, "acme": burst - 1}
+    await comm.disconnect()
+
+
+async def test_updates_that_arrive_while_a_snapshot_is_read_never_roll_it_back(cookie, redis, monkeypatch):
+    await publish(redis, quote("acme", "EURUSD", 1.1002, 2))
+    await redis.hset(keys.status_hash(), "acme", json.dumps({"broker": "acme", "status": "up", "since": 200}))
+    old = json.loads(quote("acme", "EURUSD", 1.1001, 1))
+    old["ts_ingest"] -= 1_000_000  # ingested a second before the quote the snapshot will hold
+    real_snapshot = Hub.snapshot
+
+    async def snapshot_during_a_race(self: Hub, **kwargs):
+        # Older updates reach the hub after the client joined its group but before the snapshot is
+        # read, as when pub/sub delivery lags the latest-quote hash.
+        self.on_message(keys.live_channel("EURUSD"), json.dumps(old))
+        self.on_message(keys.status_channel(), json.dumps({"broker": "acme", "status": "down", "since": 100}))
+        return await real_snapshot(self, **kwargs)
+
+    monkeypatch.setattr(Hub, "snapshot", snapshot_during_a_race)
+    comm, snapshot = await connect(cookie)
+    assert [(q["broker"], q["seq"]) for q in snapshot["quotes"]] == [("acme", 2)]
+    assert [(s["broker"], s["status"]) for s in snapshot["status"]] == [("acme", "up")]
+
+    await publish(redis, quote("zeta", "GBPUSD", 1.25, 3))
+    after = []
+    while True:
+        msg = await comm.receive_json_from(timeout=5)
+        after.append(msg)
+        if msg["type"] == "quotes" and any(q["seq"] == 3 for q in msg["quotes"]):
+            break
+    assert [m["type"] for m in after] == ["quotes"]
+    assert [q["seq"] for q in after[0]["quotes"]] == [3]
     await comm.disconnect()
