@@ -31,6 +31,7 @@ def _clean_cache() -> None:
     quotes, tick streams, page tags, queued tasks. Other runs' keys are left alone."""
     from django_redis import get_redis_connection
 
+    from live.selectors import ids_cache_clear
     from pagecache.asgi import forget_local_state
 
     redis = get_redis_connection("default")
@@ -38,11 +39,20 @@ def _clean_cache() -> None:
     for start in range(0, len(keys), 500):
         redis.delete(*keys[start : start + 500])
     forget_local_state()
+    ids_cache_clear()  # ids of an earlier test's brokers would be wrong in this one
 
 
 @pytest.fixture
 def demo(db: None) -> dict[str, int]:
     """The demo data set: 15 regulators, 20 instruments, 14 brokers."""
+    from brokers.services import demo_seed
+
+    return demo_seed()
+
+
+@pytest.fixture
+def demo_committed(transactional_db: None) -> dict[str, int]:
+    """The demo data, committed for real: for code that reads it from other threads or processes."""
     from brokers.services import demo_seed
 
     return demo_seed()

@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from brokers.services import demo_seed
 from live import keys
 from live.ingest import PUBLISH_CHUNK, Ingestor
 from live.quotes import Quote, now_us, quote_live_message
-from live.selectors import ids_cache_clear, symbol_maps
+from live.selectors import symbol_maps
 from live.validation import QuoteValidator
 
 from .test_aggregation import BROKERS, simulated_quotes
@@ -23,18 +21,7 @@ from .test_aggregation import BROKERS, simulated_quotes
 PREFIX = settings.CACHE_KEY_PREFIX
 
 
-@pytest.fixture
-def seeded(transactional_db):
-    ids_cache_clear()
-    demo_seed()
-    yield
-    ids_cache_clear()
-    r = redis.Redis.from_url(settings.REDIS_URL)
-    for key in r.scan_iter(f"{PREFIX}:*"):
-        r.delete(key)
-
-
-def test_one_flush_of_several_publish_chunks_publishes_each_quote_once_and_keeps_the_newest(seeded):
+def test_one_flush_of_several_publish_chunks_publishes_each_quote_once_and_keeps_the_newest(demo_committed):
     raw = simulated_quotes(minutes=2, rate=4.0)[: 2 * PUBLISH_CHUNK + 300]
     t = now_us()
     quotes = [Quote(b, i, bid, ask, 1.0, 1.0, t, t, n) for n, (b, i, bid, ask, _) in enumerate(raw, start=1)]
