@@ -95,22 +95,30 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     def backlog(self) -> int:
         return transport_backlog(self.protocol) if self.protocol is not None else 0
 
+    def write(self, items: list[Update | str]) -> bool:
+        protocol = self.protocol
+        if protocol is None or protocol._perMessageCompress is not None:
+            return False  # no daphne protocol (test communicators), or permessage-deflate: deliver()
+        if protocol.state != protocol.STATE_OPEN:
+            return True  # closing: nothing more to write
+        transport = protocol.transport
+        for item in items:  # the same framed bytes as every other client, or this client's own batch
+            transport_write(transport, item.frame if isinstance(item, Update) else ws_text_frame(item.encode()))
+        # Daphne pings every connection ping_interval after its last ping, from one timer: clients
+        # that connected together (a restart, a benchmark) get thousands of pings in one loop turn,
+        # each through Twisted's slow write path (py-spy: 29% of a server's time at 5,000 clients).
+        # A connection we are writing to needs no keep-alive ping; one that falls silent still gets
+        # them, and a dead peer under a flowing feed is reaped by the slow-client policy.
+        protocol.last_ping = time.time()
+        return True
+
     async def deliver(self, item: Update | str) -> None:
+        """The ASGI way, when write() cannot be used."""
         protocol = self.protocol
         if protocol is not None:
             if protocol.state != protocol.STATE_OPEN:
                 return
-            if protocol._perMessageCompress is not None:  # permessage-deflate: autobahn must compress
-                protocol.sendMessage((item.text if isinstance(item, Update) else item).encode(), False)
-            else:  # the same framed bytes as every other client, or this client's own batch
-                frame = item.frame if isinstance(item, Update) else ws_text_frame(item.encode())
-                transport_write(protocol.transport, frame)
-            # Daphne pings every connection ping_interval after its last ping, from one timer: clients
-            # that connected together (a restart, a benchmark) get thousands of pings in one loop turn,
-            # each through Twisted's slow write path (py-spy: 29% of a server's time at 5,000 clients).
-            # A connection we are writing to needs no keep-alive ping; one that falls silent still gets
-            # them, and a dead peer under a flowing feed is reaped by the slow-client policy.
-            protocol.last_ping = time.time()
+            protocol.sendMessage((item.text if isinstance(item, Update) else item).encode(), False)
             return
         await self.send(text_data=item.text if isinstance(item, Update) else item)
 

@@ -57,6 +57,10 @@ class Subscriber(Protocol):
 
     def backlog(self) -> int: ...
 
+    def write(self, items: list[Update | str]) -> bool:
+        """Write now, synchronously, if the client can (under daphne); False: use deliver()."""
+        ...
+
     async def deliver(self, item: Update | str) -> None: ...
 
     async def drop_slow(self) -> None: ...
@@ -346,31 +350,50 @@ class Hub:
             self._wake.clear()
             dirty, self.dirty = self.dirty, set()
             now = time.monotonic()
+            # The per-client work is synchronous (no coroutine per client): this loop runs for every
+            # subscribed client of every quote. Only the rare cases await, after the loop.
+            later: list[tuple[Subscriber, str, list[Update | str]]] = []
+            held = self.held
             for client in dirty:
-                await self._flush_one(client, now)
+                if not client.ready:
+                    continue  # mark_ready() puts it back once its snapshot is out
+                outbox = client.outbox
+                if outbox.conflated:
+                    COUNTERS.incr("ws_conflated", outbox.conflated)
+                    outbox.conflated = 0
+                decision = outbox.decide(backlog_bytes=client.backlog(), now=now)
+                if decision is Decision.SEND:
+                    held.discard(client)
+                    items = outbox.take()
+                    try:
+                        written = client.write(items)
+                    except Exception:
+                        logger.exception("live delivery failed; dropping the client")
+                        later.append((client, "detach", []))
+                        continue
+                    if not written and items:
+                        later.append((client, "deliver", items))
+                elif decision is Decision.HOLD:
+                    held.add(client)
+                else:
+                    COUNTERS.incr("ws_dropped_slow")
+                    logger.warning("dropping a slow live client (%d bytes unsent)", outbox.max_backlog)
+                    later.append((client, "drop", []))
+            for client, action, items in later:
+                await self._finish(client, action, items)
 
-    async def _flush_one(self, client: Subscriber, now: float) -> None:
-        if not client.ready:
-            return  # mark_ready() puts it back once its snapshot is out
-        outbox = client.outbox
-        conflated = outbox.conflated
-        if conflated:
-            COUNTERS.incr("ws_conflated", conflated)
-            outbox.conflated = 0
-        decision = outbox.decide(backlog_bytes=client.backlog(), now=now)
-        if decision is Decision.SEND:
-            self.held.discard(client)
+    async def _finish(self, client: Subscriber, action: str, items: list[Update | str]) -> None:
+        """The awaiting cases: deliver through the ASGI send, detach a failed client, drop a slow one."""
+        if action == "deliver":
             try:
-                for item in outbox.take():
+                for item in items:
                     await client.deliver(item)
             except Exception:
                 logger.exception("live delivery failed; dropping the client")
                 await self.detach(client)
-        elif decision is Decision.HOLD:
-            self.held.add(client)
+        elif action == "detach":
+            await self.detach(client)
         else:
-            COUNTERS.incr("ws_dropped_slow")
-            logger.warning("dropping a slow live client (%d bytes unsent)", outbox.max_backlog)
             await self.detach(client)
             await client.drop_slow()
 
