@@ -251,6 +251,10 @@ LOGGING = {
 LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument
 LIVE_SIM_SEED = env_int("LIVE_SIM_SEED", 42)
 LIVE_SIM_QUOTES_PER_S = env_int("LIVE_SIM_QUOTES_PER_S", 1, minimum=1)  # per broker and instrument
+# Live board: a WebSocket client whose socket holds more than this many unsent bytes gets nothing
+# new (its outbox keeps conflating); still so after LIVE_SLOW_DROP_S, it is dropped (close 4008).
+LIVE_SLOW_HOLD_BYTES = env_int("LIVE_SLOW_HOLD_BYTES", 256 * 1024, minimum=1024)
+LIVE_SLOW_DROP_S = env_float("LIVE_SLOW_DROP_S", 10.0, minimum=0.1)
 LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
 LIVE_RETENTION_1M_DAYS = env_int("LIVE_RETENTION_1M_DAYS", 14, minimum=0)  # 0 keeps bars forever
 LIVE_RETENTION_1H_DAYS = env_int("LIVE_RETENTION_1H_DAYS", 400, minimum=0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from accounts.selectors import board_preference_get
 from live import board
@@ -25,10 +25,7 @@ MAX_ERRORS = 100  # a client that keeps sending garbage is closed after this man
 
 # A client whose socket holds more than this many unsent bytes gets nothing new (its outbox keeps
 # conflating); still so after the grace period, it is dropped with CLOSE_TOO_SLOW.
-SLOW_POLICY = SlowPolicy(
-    hold_above_bytes=int(os.environ.get("LIVE_SLOW_HOLD_BYTES", str(256 * 1024))),
-    drop_after_s=float(os.environ.get("LIVE_SLOW_DROP_S", "10")),
-)
+SLOW_POLICY = SlowPolicy(hold_above_bytes=settings.LIVE_SLOW_HOLD_BYTES, drop_after_s=settings.LIVE_SLOW_DROP_S)
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_TOO_SLOW = 4008
