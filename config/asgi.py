@@ -44,6 +44,4 @@ def _collect_periodically(interval: float) -> None:
         gc.collect()
 
 
-threading.Thread(
-    target=_collect_periodically, args=(settings.WEB_GC_INTERVAL_S,), name="web-gc", daemon=True
-).start()
+threading.Thread(target=_collect_periodically, args=(settings.WEB_GC_INTERVAL_S,), name="web-gc", daemon=True).start()
