@@ -5,10 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,34 +22,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def daphne_server(env: dict[str, str], *, timeout: float = 30.0) -> Iterator[str]:
-    """Yield the base URL once daphne accepts connections; stop it afterwards."""
+@dataclass
+class Daphne:
+    port: int
+    proc: subprocess.Popen[bytes]
+    # A file, not a pipe: nobody reads the output while the server runs, and a full pipe would block it.
+    stderr: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def daphne_start(env: dict[str, str], *, app: str = "config.asgi:application") -> Daphne:
+    """Start daphne on a free port without waiting for it; see daphne_wait."""
     port = free_port()
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (the Daphne record owns it; daphne_stop closes it)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
+    return Daphne(port, proc, stderr)
+
+
+def daphne_wait(server: Daphne, *, timeout: float = 30.0) -> None:
+    """Return once the server accepts connections; raise with its output if it died or never did."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.2):
+                return
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                errors = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                server.proc.kill()
+                server.stderr.seek(0)
+                errors = server.stderr.read().decode(errors="replace")
                 raise RuntimeError(f"daphne did not start: {errors[-2000:]}") from None
             time.sleep(0.1)
+
+
+def daphne_stop(server: Daphne) -> None:
+    server.proc.terminate()
     try:
-        yield f"http://127.0.0.1:{port}"
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+    server.stderr.close()
+
+
+@contextmanager
+def daphne_server(env: dict[str, str], *, timeout: float = 30.0) -> Iterator[str]:
+    """Yield the base URL once daphne accepts connections; stop it afterwards."""
+    server = daphne_start(env)
+    try:
+        daphne_wait(server, timeout=timeout)
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        daphne_stop(server)

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.daphne import Daphne, daphne_start, daphne_stop, daphne_wait
+
 BROKERS = 14
 INSTRUMENTS = 20
 BIN_US = 20  # histogram bin width; the histogram has no upper bound and the max is exact
@@ -98,12 +100,6 @@ def __getattr__(name: str) -> Any:  # daphne imports bench.live:application
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -455,16 +451,14 @@ def _publisher_proc(mode: str, rate: float, stop: Any, go: Any, counter: Any) ->
 
 
 # -- one configuration ---------------------------------------------------------------------------
-def run_config(
-    *, mode: str, clients: int, servers: list[tuple[int, subprocess.Popen[bytes]]], cookie: str, args: Any
-) -> dict[str, Any]:
+def run_config(*, mode: str, clients: int, servers: list[Daphne], cookie: str, args: Any) -> dict[str, Any]:
     path = "/ws/spreads/" if mode == "hub" else "/ws/naive/"
-    urls = [f"ws://127.0.0.1:{port}{path}" for port, _ in servers]
+    urls = [f"ws://127.0.0.1:{server.port}{path}" for server in servers]
     ctx = mp.get_context("spawn")
     ready_events, outs, procs = [], [], []
     go, stop = ctx.Event(), ctx.Event()
     n_procs = args.client_procs or max(1, -(-clients // 2500))
-    rss_before = sum(_proc_rss_kb(p.pid) for _, p in servers)
+    rss_before = sum(_proc_rss_kb(server.proc.pid) for server in servers)
     for k in range(n_procs):
         share = clients // n_procs + (1 if k < clients % n_procs else 0)
         ready, out = ctx.Event(), ctx.Queue()
@@ -480,7 +474,7 @@ def run_config(
     for ready in ready_events:
         if not ready.wait(timeout=300):
             raise RuntimeError("clients did not connect in time")
-    rss_after = sum(_proc_rss_kb(p.pid) for _, p in servers)
+    rss_after = sum(_proc_rss_kb(server.proc.pid) for server in servers)
     counter = ctx.Value("l", 0)
     pub_stop = ctx.Event()
     probe_out = ctx.Queue()
@@ -490,7 +484,7 @@ def run_config(
     publisher = ctx.Process(target=_publisher_proc, args=(mode, args.rate, pub_stop, go, counter), daemon=True)
     publisher.start()
     time.sleep(args.warmup)
-    cpu_before = sum(_proc_cpu_s(p.pid) for _, p in servers)
+    cpu_before = sum(_proc_cpu_s(server.proc.pid) for server in servers)
     machine_before = _machine_cpu()
     started = time.monotonic()
     go.set()
@@ -498,7 +492,7 @@ def run_config(
     time.sleep(args.duration)
     stop.set()
     elapsed = time.monotonic() - started
-    cpu_used = sum(_proc_cpu_s(p.pid) for _, p in servers) - cpu_before
+    cpu_used = sum(_proc_cpu_s(server.proc.pid) for server in servers) - cpu_before
     machine = [after - before for after, before in zip(_machine_cpu(), machine_before, strict=True)]
     pub_stop.set()
     wire, app, overhead = _Hist(), _Hist(), _Hist()
@@ -545,7 +539,7 @@ def run_config(
     }
 
 
-def _profilers_start(servers: list[tuple[int, subprocess.Popen[bytes]]], args: Any, label: str) -> list[Any]:
+def _profilers_start(servers: list[Daphne], args: Any, label: str) -> list[Any]:
     """py-spy on every daphne process during the measurement (--profile DIR)."""
     if not args.profile:
         return []
@@ -567,7 +561,7 @@ def _profilers_start(servers: list[tuple[int, subprocess.Popen[bytes]]], args: A
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for i, (_, proc) in enumerate(servers)
+        for i, proc in enumerate(server.proc for server in servers)
     ]
 
 
@@ -610,28 +604,10 @@ def _setup(workdir: Path) -> tuple[dict[str, str], str]:
     return env, f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-def _start_servers(env: dict[str, str], count: int) -> list[tuple[int, subprocess.Popen[bytes]]]:
-    servers = []
-    for _ in range(count):
-        port = _free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.live:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        servers.append((port, proc))
-    for port, proc in servers:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not start") from None
-                time.sleep(0.1)
+def _start_servers(env: dict[str, str], count: int) -> list[Daphne]:
+    servers = [daphne_start(env, app="bench.live:application") for _ in range(count)]
+    for server in servers:  # started together, then waited for
+        daphne_wait(server)
     return servers
 
 
@@ -708,13 +684,8 @@ def main() -> None:
                     print(f"{n:>7} {'ratio':>6}  baseline p99 / hub p99 = {ratio:.1f}x", flush=True)
                 results.append((n, row))
         finally:
-            for _, proc in servers:
-                proc.terminate()
-            for _, proc in servers:
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            for server in servers:
+                daphne_stop(server)
             _cleanup_redis(env["CACHE_KEY_PREFIX"])
         print(f"# load {os.getloadavg()[0]:.1f} at the end")
         for n, row in results:

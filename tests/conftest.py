@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from bench.daphne import daphne_server
+from tests.support import subprocess_env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,15 +79,7 @@ def live_site(transactional_db: None) -> Iterator[str]:
 
     Yields its base URL. Data must be committed to be seen, hence the transactional database.
     """
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CACHE_KEY_PREFIX": settings.CACHE_KEY_PREFIX,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    with daphne_server(env) as url:
+    with daphne_server(subprocess_env()) as url:
         yield url
 
 

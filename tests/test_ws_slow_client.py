@@ -27,6 +27,7 @@ from bench.daphne import daphne_server
 from brokers.models import Instrument
 from live import keys
 from pagecache import stats
+from tests.support import subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,16 +99,7 @@ def slow_site(transactional_db: None) -> Iterator[tuple[str, str]]:
     client = Client()
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CACHE_KEY_PREFIX": settings.CACHE_KEY_PREFIX,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LIVE_SLOW_HOLD_BYTES": str(HOLD_BYTES),
-        "LIVE_SLOW_DROP_S": str(DROP_AFTER_S),
-    }
+    env = subprocess_env(LIVE_SLOW_HOLD_BYTES=str(HOLD_BYTES), LIVE_SLOW_DROP_S=str(DROP_AFTER_S))
     with daphne_server(env) as url:
         yield url, cookie
 
