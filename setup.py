@@ -1,7 +1,7 @@
 """Builds the order book's compiled core in place: ``python setup.py build_ext --inplace``.
 
 The project is not an installable package; this file only builds the C extension. Without it
-``live.orderbook`` uses its pure Python implementation.
+``orderbook`` uses its pure Python implementation.
 """
 
 from setuptools import Extension, setup
@@ -13,8 +13,8 @@ setup(
     py_modules=[],
     ext_modules=[
         Extension(
-            "live.orderbook._cbook",
-            sources=["live/orderbook/_cbook.c"],
+            "orderbook._cbook",
+            sources=["orderbook/_cbook.c"],
             extra_compile_args=["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
         )
     ],

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, UsernameField
@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from accounts.ratelimit import login_blocked_for, login_failure_record, login_failures_clear
-from pagecache import stats
+from common import metrics
 
 
 def client_ip(request: HttpRequest | None) -> str:
@@ -31,7 +31,7 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
         ip = client_ip(self.request)
         wait = login_blocked_for(ip=ip, username=username)
         if wait:
-            stats.incr("login_rate_limited")
+            metrics.incr("login_rate_limited")
             raise forms.ValidationError(
                 self.error_messages["rate_limited"], code="rate_limited", params={"minutes": (wait + 59) // 60}
             )
@@ -58,13 +58,3 @@ class SignupForm(UserCreationForm[User]):
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this email already exists. Log in or reset your password.")
         return str(email)
-
-
-class BoardPreferenceForm(forms.Form):
-    instruments = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
-    brokers = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
-
-    def __init__(self, *args: Any, instruments: list[str], brokers: list[tuple[str, str]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        cast(forms.MultipleChoiceField, self.fields["instruments"]).choices = [(s, s) for s in instruments]
-        cast(forms.MultipleChoiceField, self.fields["brokers"]).choices = brokers

@@ -11,7 +11,7 @@ import hashlib
 
 from django.core.cache import cache
 
-from pagecache import stats
+from common import metrics
 
 WINDOW_S = 15 * 60
 IP_LIMIT = 10
@@ -55,7 +55,7 @@ def login_failure_record(*, ip: str, username: str) -> None:
             cache.incr(key)
         except ValueError:  # expired between add() and incr()
             cache.add(key, 1, WINDOW_S)
-    stats.incr("login_failed")
+    metrics.incr("login_failed")
 
 
 def login_failures_clear(*, username: str) -> None:

@@ -4,8 +4,8 @@ Every implementation gets the same generated update stream (14 brokers, 5 levels
 sizes changing and levels moving with a random-walk mid, never crossing) and, after each update
 really applied, reads the best price of the updated side. Compared in the same run:
 
-* ``live.orderbook`` compiled core (if built with ``python setup.py build_ext --inplace``);
-* ``live.orderbook`` pure Python core;
+* ``orderbook`` compiled core (if built with ``python setup.py build_ext --inplace``);
+* ``orderbook`` pure Python core;
 * ``order-book`` (bmoscon's C extension, the fastest order book on PyPI we know of): it keeps
   one size per price and no brokers, so it is fed the same stream aggregated per price level
   (computed before timing) -- it does less work per update than the books with broker queues;
@@ -31,7 +31,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from live.orderbook import ASK, BID, BUY, SELL, CompiledOrderBook, Fill, Order, PyOrderBook
+from orderbook import ASK, BID, BUY, SELL, CompiledOrderBook, Fill, Order, PyOrderBook
 
 Event = tuple[str, str, float, float]  # side, broker, price, size (0.0 deletes)
 AggEvent = tuple[str, float, float]  # side, price, total size at the price (0.0 deletes)
@@ -277,8 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     impls: list[tuple[str, Callable[[], Any]]] = []
     if CompiledOrderBook is not None:
-        impls.append(("live.orderbook compiled", lambda: CompiledOrderBook("bench")))
-    impls.append(("live.orderbook python", lambda: PyOrderBook("bench")))
+        impls.append(("orderbook compiled", lambda: CompiledOrderBook("bench")))
+    impls.append(("orderbook python", lambda: PyOrderBook("bench")))
     impls.append(("sortedcontainers book", SortedContainersBook))
 
     def ours_once(factory: Callable[[], Any]) -> tuple[float, Any]:
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed, last[name] = once()
             times[name].append(elapsed)
 
-    ours_books = [last[name] for name, _ in impls if name.startswith("live.orderbook")]
+    ours_books = [last[name] for name, _ in impls if name.startswith("orderbook")]
     if len(ours_books) == 2:  # the compiled and the Python book applied the stream identically
         assert all(ours_books[0].depth(side) == ours_books[1].depth(side) for side in (BID, ASK))
     rows: list[dict[str, Any]] = []
@@ -335,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert len(tops) == 1, finals
 
     ours = rows[0]
-    peers = [r for r in rows if not r["name"].startswith("live.orderbook")]
+    peers = [r for r in rows if not r["name"].startswith("orderbook")]
     peer = max(peers, key=lambda r: r["ups"])
     print(
         f"\n{'implementation':34} {'updates+read/s':>15} {'vs peer':>8} {'best reads/s':>14} "

@@ -49,16 +49,16 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 
 from brokers.services import demo_seed  # noqa: E402
-from live import keys  # noqa: E402
-from live.aggregator import StreamAggregator  # noqa: E402
-from live.ingest import Ingestor  # noqa: E402
-from live.models import AggregatorCheckpoint, SpreadBar  # noqa: E402
-from live.quotes import Quote, now_us  # noqa: E402
-from live.selectors import symbol_maps  # noqa: E402
-from live.simulator.broker import BrokerFeedSimulator  # noqa: E402
-from live.simulator.market import ReferenceMarket  # noqa: E402
-from live.simulator.profiles import BROKER_PROFILES  # noqa: E402
-from live.validation import QuoteValidator  # noqa: E402
+from common.ticks import Quote, now_us  # noqa: E402
+from marketdata import keys  # noqa: E402
+from marketdata.aggregator import StreamAggregator  # noqa: E402
+from marketdata.ingest import Ingestor  # noqa: E402
+from marketdata.models import AggregatorCheckpoint, SpreadBar  # noqa: E402
+from marketdata.selectors import symbol_maps  # noqa: E402
+from marketdata.validation import QuoteValidator  # noqa: E402
+from simulator.broker import BrokerFeedSimulator  # noqa: E402
+from simulator.market import ReferenceMarket  # noqa: E402
+from simulator.profiles import BROKER_PROFILES  # noqa: E402
 
 
 def base_quotes(n_seconds: float) -> list[Quote]:
@@ -112,7 +112,7 @@ async def _feed(ing: Ingestor, base: list[Quote], total: int) -> None:
 
 def pipeline(base: list[Quote], total: int, *, live: bool) -> dict[str, float]:
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE live_spreadbar, live_aggregatorcheckpoint")
+        cur.execute("TRUNCATE marketdata_spreadbar, marketdata_aggregatorcheckpoint")
     connections.close_all()
     ctx = mp.get_context("fork")
     stop, out = ctx.Event(), ctx.Queue()

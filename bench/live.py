@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.daphne import Daphne, daphne_start, daphne_stop, daphne_wait
+from testing.daphne import Daphne, daphne_start, daphne_stop, daphne_wait
 
 BROKERS = 14
 INSTRUMENTS = 20
@@ -130,7 +130,7 @@ def _raise_fd_limit() -> None:
 
 
 def _symbols() -> list[str]:
-    from brokers.demo_data import INSTRUMENTS as DEMO
+    from simulator.world import INSTRUMENTS as DEMO
 
     return [row[0] for row in DEMO][:INSTRUMENTS]
 
@@ -396,7 +396,7 @@ def _publisher_proc(mode: str, rate: float, stop: Any, go: Any, counter: Any) ->
     django.setup()
     import redis
 
-    from live import keys
+    from marketdata import keys
 
     symbols = _symbols()
     brokers = [f"bench-broker-{i:02d}" for i in range(BROKERS)]

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.daphne import daphne_server
 from bench.httpload import LoadResult, load
+from testing.daphne import daphne_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "bw_bench_pages"

@@ -55,9 +55,9 @@ def _build(*, start: datetime, days: int) -> int:
 
     from brokers.models import Broker, Instrument
     from brokers.services import demo_seed
-    from live.models import EconomicEvent, FeedStatusChange
-    from live.simulator.instruments import SPECS
-    from live.simulator.profiles import BROKER_PROFILES
+    from marketdata.models import EconomicEvent, FeedStatusChange
+    from simulator.instruments import SPECS
+    from simulator.profiles import BROKER_PROFILES
     from trustmetrics import synthetic
 
     call_command("migrate", verbosity=0)
@@ -72,7 +72,7 @@ def _build(*, start: datetime, days: int) -> int:
             p = BROKER_PROFILES[slug]
             cur.execute(
                 f"""
-                INSERT INTO live_spreadbar
+                INSERT INTO marketdata_spreadbar
                     (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count,
                      duration, dev_count, dev_min, dev_max)
                 SELECT %s, iid, '1m', t, s, s * 1.2, s * 0.8, s, s, 60, 60, 60, -d,
@@ -90,18 +90,18 @@ def _build(*, start: datetime, days: int) -> int:
             )
         cur.execute(
             """
-            INSERT INTO live_spreadbar
+            INSERT INTO marketdata_spreadbar
                 (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, duration, dev_count,
                  dev_min, dev_max)
             SELECT broker_id, instrument_id, '1h', date_trunc('hour', start), avg(open), max(high), min(low),
                    avg(close), avg(mean), sum(count), sum(duration), sum(dev_count), min(dev_min), max(dev_max)
-            FROM live_spreadbar WHERE resolution = '1m'
+            FROM marketdata_spreadbar WHERE resolution = '1m'
             GROUP BY broker_id, instrument_id, date_trunc('hour', start)
             """
         )
-        cur.execute("SELECT count(*) FROM live_spreadbar WHERE resolution = '1m'")
+        cur.execute("SELECT count(*) FROM marketdata_spreadbar WHERE resolution = '1m'")
         minute_bars = int(cur.fetchone()[0])
-        cur.execute("ANALYZE live_spreadbar")
+        cur.execute("ANALYZE marketdata_spreadbar")
     profiles = [BROKER_PROFILES[s] for s in brokers]
     EconomicEvent.objects.bulk_create(
         [
@@ -127,7 +127,7 @@ def _build(*, start: datetime, days: int) -> int:
 
 def _naive(*, as_of: datetime) -> list[Any]:
     """Everything from raw 1-minute bars in Python: what the engine would cost without roll-ups."""
-    from live.models import SpreadBar
+    from marketdata.models import SpreadBar
     from trustmetrics import selectors
     from trustmetrics.methodology import METHODOLOGY as M
     from trustmetrics.scoring import off_market_hours, score_all

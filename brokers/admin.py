@@ -18,7 +18,7 @@ from brokers.models import (
     Platform,
     Regulator,
 )
-from brokers.signals import broker_tags
+from common import cachetags
 from pagecache.services import pages_revalidate
 
 # Admin forms say "https://" is assumed for a URL typed without a scheme (Django 6's default).
@@ -88,7 +88,7 @@ class BrokerAdmin(admin.ModelAdmin[Broker]):
 
     @admin.action(description="Regenerate the public pages of the selected brokers now")
     def revalidate_pages(self, request: HttpRequest, queryset: QuerySet[Broker]) -> None:
-        tags = {tag for pk in queryset.values_list("pk", flat=True) for tag in broker_tags(pk)}
+        tags = {tag for pk in queryset.values_list("pk", flat=True) for tag in cachetags.broker_changed(pk)}
         keys = pages_revalidate(tags=tags)
         self.message_user(request, f"Regenerating {len(keys)} cached pages.", messages.SUCCESS)
 

@@ -7,7 +7,7 @@ class BrokersConfig(AppConfig):
 
     def ready(self) -> None:
         from brokers import signals  # noqa: F401
-        from brokers.sitemap import public_urls
+        from brokers.sitemaps import public_urls
         from pagecache.services import pages_register_urls
 
         pages_register_urls(public_urls)

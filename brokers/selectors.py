@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, Query
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, BrokerInstrument, Instrument, Licence, Platform, Regulator
-from live.models import SpreadBar
+from marketdata.models import SpreadBar
 from trustmetrics.models import TrustScore
 
 SORTS: dict[str, tuple[str, list[Any]]] = {

@@ -7,7 +7,6 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils.text import slugify
 
-from brokers import demo_data
 from brokers.models import (
     AccountType,
     Broker,
@@ -18,6 +17,7 @@ from brokers.models import (
     Platform,
     Regulator,
 )
+from simulator import world as demo_data
 
 
 @transaction.atomic

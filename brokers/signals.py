@@ -17,32 +17,29 @@ from brokers.models import (
     Platform,
     Regulator,
 )
+from common import cachetags
 from pagecache.services import pages_revalidate_on_commit
-
-
-def broker_tags(broker_id: int) -> list[str]:
-    return [f"broker:{broker_id}", "broker-list"]
 
 
 @receiver([post_save, post_delete], sender=Broker)
 def broker_changed(sender: type[Broker], instance: Broker, **kwargs: Any) -> None:
-    pages_revalidate_on_commit(tags=broker_tags(instance.pk))
+    pages_revalidate_on_commit(tags=cachetags.broker_changed(instance.pk))
 
 
 @receiver([post_save, post_delete], sender=Licence)
 @receiver([post_save, post_delete], sender=AccountType)
 @receiver([post_save, post_delete], sender=BrokerInstrument)
 def broker_part_changed(sender: type, instance: Licence | AccountType | BrokerInstrument, **kwargs: Any) -> None:
-    pages_revalidate_on_commit(tags=broker_tags(instance.broker_id))
+    pages_revalidate_on_commit(tags=cachetags.broker_changed(instance.broker_id))
 
 
 @receiver(m2m_changed, sender=Broker.platforms.through)
 @receiver(m2m_changed, sender=Broker.funding_methods.through)
 def broker_m2m_changed(sender: type, instance: Any, action: str, **kwargs: Any) -> None:
     if action.startswith("post_") and isinstance(instance, Broker):
-        pages_revalidate_on_commit(tags=broker_tags(instance.pk))
+        pages_revalidate_on_commit(tags=cachetags.broker_changed(instance.pk))
     elif action.startswith("post_"):
-        pages_revalidate_on_commit(tags=["all"])
+        pages_revalidate_on_commit(tags=[cachetags.ALL])
 
 
 @receiver([post_save, post_delete], sender=Regulator)
@@ -50,4 +47,4 @@ def broker_m2m_changed(sender: type, instance: Any, action: str, **kwargs: Any) 
 @receiver([post_save, post_delete], sender=Platform)
 @receiver([post_save, post_delete], sender=FundingMethod)
 def reference_data_changed(sender: type, **kwargs: Any) -> None:
-    pages_revalidate_on_commit(tags=["all"])
+    pages_revalidate_on_commit(tags=[cachetags.ALL])

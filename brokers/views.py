@@ -9,14 +9,14 @@ from django.template.response import TemplateResponse
 from brokers import selectors
 from brokers.forms import DirectoryFilterForm, parse_compare
 from brokers.models import Broker
-from pagecache import stats
+from common import cachetags, metrics
 from pagecache.isr import regenerated_page, tag_response
 
-LIST_TAGS = ("all", "broker-list")
+LIST_TAGS = (cachetags.ALL, cachetags.BROKER_LIST)
 
 
 def _bad_request(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
-    stats.incr("bad_query")
+    metrics.incr("bad_query")
     return render(request, template, context, status=400)
 
 
@@ -61,7 +61,7 @@ def profile(request: HttpRequest, slug: str) -> HttpResponse:
             "spreads": selectors.broker_spread_history(broker=broker),
         },
     )
-    tag_response(response, "all", f"broker:{broker.pk}")
+    tag_response(response, cachetags.ALL, cachetags.broker(broker.pk))
     return response
 
 
@@ -88,7 +88,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         brokers, rows = selectors.broker_compare(slugs=slugs)
         context.update(brokers=brokers, rows=rows)
         response = TemplateResponse(request, "brokers/compare.html", context)
-        tag_response(response, "all", *(f"broker:{b.pk}" for b in brokers))
+        tag_response(response, cachetags.ALL, *(cachetags.broker(b.pk) for b in brokers))
         return response
     response = TemplateResponse(request, "brokers/compare.html", context)
     tag_response(response, *LIST_TAGS)

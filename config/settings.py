@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -42,9 +40,11 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.sitemaps",
     "channels",
     "pagecache",
     "brokers",
+    "marketdata",
     "live",
     "trustmetrics",
     "accounts",
@@ -98,28 +98,26 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def _redis_reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-# Without Redis the site still runs, in one process: local-memory cache, in-memory channel
-# layer and background threads instead of Celery. Say so loudly; it is not a production mode.
+# Whether Redis is used is said, never probed here (settings do no network I/O): production
+# requires it; scripts/demo.sh probes and sets USE_REDIS=0 when none answers. Without Redis the site
+# still runs, in one process: local-memory cache, in-memory channel layer and background threads
+# instead of Celery. It is not a production mode, so it is said loudly.
+USE_REDIS = env_bool("USE_REDIS", True)
 REDIS_REQUIRED = env_bool("REDIS_REQUIRED", not DEBUG)
-USE_REDIS = _redis_reachable(REDIS_URL)
 if not USE_REDIS:
     if REDIS_REQUIRED:
-        raise ConfigError(f"Redis is not reachable at {REDIS_URL} (set REDIS_REQUIRED=0 to fall back)")
+        raise ConfigError("USE_REDIS=0 needs REDIS_REQUIRED=0: production runs with Redis")
     print(
-        f"WARNING: no Redis at {REDIS_URL}; SINGLE-PROCESS FALLBACK: local-memory cache, "
+        "WARNING: USE_REDIS=0; SINGLE-PROCESS FALLBACK: local-memory cache, "
         "in-memory channel layer, background threads instead of Celery workers.",
         file=sys.stderr,
     )
+# Every Redis client connects and reads with a timeout and draws from a bounded pool (common/redis.py):
+# a frozen Redis costs a request at most this long, never minutes, and idle connections are released.
+REDIS_CONNECT_TIMEOUT_S = env_float("REDIS_CONNECT_TIMEOUT_S", 1.0, minimum=0.05)
+REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 1.0, minimum=0.05)
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=2)
 
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "bw")
 if USE_REDIS:
@@ -132,15 +130,25 @@ if USE_REDIS:
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "PARSER_CLASS": "redis.connection._HiredisParser",
-                "SOCKET_CONNECT_TIMEOUT": 1,
-                "SOCKET_TIMEOUT": 1,
+                "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_S,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT_S,
+                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS, "health_check_interval": 30},
             },
         }
     }
     CHANNEL_LAYERS: dict[str, Any] = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{CACHE_KEY_PREFIX}:asgi"},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+                        "socket_timeout": REDIS_TIMEOUT_S,
+                    }
+                ],
+                "prefix": f"{CACHE_KEY_PREFIX}:asgi",
+            },
         }
     }
 else:
@@ -156,7 +164,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = f"{CACHE_KEY_PREFIX}-default"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{CACHE_KEY_PREFIX}:celery:", "visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "global_keyprefix": f"{CACHE_KEY_PREFIX}:celery:",
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "max_connections": REDIS_MAX_CONNECTIONS,
+}
+# A task that hangs is stopped rather than holding a worker forever (soft: an exception it can catch).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT_S", 600, minimum=10)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "pages-prerender": {
         "task": "pagecache.tasks.pages_prerender_all",
@@ -249,7 +265,7 @@ LOGGING = {
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 
-# --- Market data (live/: feeds, ingestors, tick stream, spread history) -----------------------------
+# --- Market data (marketdata/: feeds, ingestors, tick stream, spread history) -----------------------------
 LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument
 LIVE_SIM_SEED = env_int("LIVE_SIM_SEED", 42)
 LIVE_SIM_QUOTES_PER_S = env_int("LIVE_SIM_QUOTES_PER_S", 1, minimum=1)  # per broker and instrument
@@ -257,12 +273,14 @@ LIVE_SIM_QUOTES_PER_S = env_int("LIVE_SIM_QUOTES_PER_S", 1, minimum=1)  # per br
 # new (its outbox keeps conflating); still so after LIVE_SLOW_DROP_S, it is dropped (close 4008).
 LIVE_SLOW_HOLD_BYTES = env_int("LIVE_SLOW_HOLD_BYTES", 256 * 1024, minimum=1024)
 LIVE_SLOW_DROP_S = env_float("LIVE_SLOW_DROP_S", 10.0, minimum=0.1)
+# 0: the live fan-out uses only public library APIs (slower; live/transport.py). For tests and emergencies.
+LIVE_TRANSPORT_FAST = env_bool("LIVE_TRANSPORT_FAST", True)
 LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
 LIVE_RETENTION_1M_DAYS = env_int("LIVE_RETENTION_1M_DAYS", 14, minimum=0)  # 0 keeps bars forever
 LIVE_RETENTION_1H_DAYS = env_int("LIVE_RETENTION_1H_DAYS", 400, minimum=0)
 LIVE_RETENTION_1D_DAYS = env_int("LIVE_RETENTION_1D_DAYS", 0, minimum=0)
-CELERY_BEAT_SCHEDULE["live-bars-rollup"] = {
-    "task": "live.tasks.live_bars_rollup",
+CELERY_BEAT_SCHEDULE["bars-rollup"] = {
+    "task": "marketdata.tasks.bars_rollup_recent",
     "schedule": env_int("LIVE_ROLLUP_EVERY_S", 60, minimum=10),
 }
-CELERY_BEAT_SCHEDULE["live-bars-retention"] = {"task": "live.tasks.live_bars_retention", "schedule": 3600}
+CELERY_BEAT_SCHEDULE["bars-retention"] = {"task": "marketdata.tasks.bars_retention", "schedule": 3600}

@@ -3,16 +3,30 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponseServerError, JsonResponse
 from django.template.loader import render_to_string
+from django.urls import reverse
 
-from pagecache import stats
+from common import metrics
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers: the database and the cache answer."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    stats.get("pages_hit")
+    metrics.get("pages_hit")
     return JsonResponse({"status": "ok"})
+
+
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    """Crawl the public pages; keep out of accounts, admin and the personal parts."""
+    lines = [
+        "User-agent: *",
+        "Disallow: /accounts/",
+        "Disallow: /admin/",
+        "Disallow: /execution/",
+        "Disallow: /live/preferences/",
+        f"Sitemap: {request.build_absolute_uri(reverse('sitemap'))}",
+    ]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

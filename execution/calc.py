@@ -2,7 +2,7 @@
 
 Sizes are in units of the instrument's base: currency units for FX, troy ounces for metals, index
 units for index CFDs (one unit moves one unit of quote currency per point), coins for crypto. The
-feeds quote depth in the same units (see live/simulator/instruments.py).
+feeds quote depth in the same units (see simulator/instruments.py).
 
 Per broker the order is walked through that broker's own depth (its own book, so one broker's
 off-market quote can never block another's). The split is the same order walked through the
@@ -17,10 +17,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from statistics import median
 from typing import Any, Literal
 
-from live.orderbook import ASK, BID, BUY, OrderBook, OrderBookError, OrderSide, WalkResult
+from common.ticks import consensus_mid
+from orderbook import ASK, BID, BUY, OrderBook, OrderBookError, OrderSide, WalkResult
 
 Side = Literal["buy", "sell"]
 Status = Literal["ok", "stale", "no_depth", "bad_depth"]
@@ -303,7 +303,7 @@ def estimate_compute(
     mids = [r.mid for r in results if r.mid is not None]
     # The same consensus as OrderBook.consensus_mid: the median of the brokers' own mids, computed
     # per broker because brokers' quotes may cross each other and one consolidated book would not hold them.
-    consensus = median(mids) if mids else None
+    consensus = consensus_mid(mids)
     rate_mids = dict(other_mids)
     if consensus is not None:
         rate_mids[instrument] = consensus
@@ -383,4 +383,4 @@ def latest_mid(raws: Iterable[bytes | str | None], *, now_us: int, stale_after_s
             continue
         if math.isfinite(bid) and math.isfinite(ask) and 0 < bid < ask and abs(now_us - ts) <= stale_after_s * 1e6:
             mids.append((bid + ask) / 2.0)
-    return median(mids) if mids else None
+    return consensus_mid(mids)

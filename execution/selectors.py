@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from brokers.models import Broker, BrokerInstrument, Instrument
+from common.redis import redis_sync
+from common.ticks import now_us
 from execution import calc
-from live import keys
+from marketdata import keys
 
 
 class MarketDataUnavailable(Exception):
@@ -41,17 +41,15 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
     raw_depth: list[bytes | None] = [None] * len(brokers)
     raw_latest: list[list[bytes | None]] = [[] for _ in conversion]
     if settings.USE_REDIS and brokers:
-        from django_redis import get_redis_connection
-
         try:
-            pipe = get_redis_connection("default").pipeline(transaction=False)
+            pipe = redis_sync().pipeline(transaction=False)
             pipe.hmget(keys.depth_hash(), [keys.field(slug, instrument.symbol) for slug, _ in brokers])
             for symbol in conversion:
                 pipe.hmget(keys.latest_hash(), [keys.field(slug, symbol) for slug in all_slugs])
             raw_depth, *raw_latest = pipe.execute()
         except (RedisError, OSError) as exc:
             raise MarketDataUnavailable(str(exc)) from exc
-    now = time.time_ns() // 1000
+    now = now_us()
     stale = float(settings.LIVE_STALE_AFTER_S)
     other_mids: dict[str, float] = {}
     for symbol, raws in zip(conversion, raw_latest, strict=True):

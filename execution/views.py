@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from common import metrics
 from execution import calc, selectors
 from execution.forms import OrderForm
-from pagecache import stats
 
 INITIAL = {"instrument": "EURUSD", "side": "buy", "size": "1", "unit": "lots"}
 
@@ -30,7 +30,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
     form = OrderForm(request.GET)
     context["form"] = form
     if not form.is_valid():
-        stats.incr("bad_query")
+        metrics.incr("bad_query")
         return render(request, "execution/calculator.html", context, status=400)
     try:
         estimate = _estimate(form)
@@ -59,7 +59,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
 def api(request: HttpRequest) -> JsonResponse:
     form = OrderForm(request.GET)
     if not form.is_valid():
-        stats.incr("bad_query")
+        metrics.incr("bad_query")
         errors = {name: list(errs) for name, errs in form.errors.items()}
         return JsonResponse({"error": form.error_text(), "fields": errors}, status=400)
     try:

@@ -1,80 +1,9 @@
-from __future__ import annotations
-
 from django.contrib import admin
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
 
-from live.models import EconomicEvent, FeedConfig, FeedStatusChange, QuoteRejectionCount, SpreadBar
+from live.models import BoardPreference
 
 
-@admin.register(EconomicEvent)
-class EconomicEventAdmin(admin.ModelAdmin[EconomicEvent]):
-    list_display = ["scheduled_at", "name", "currency", "impact"]
-    list_filter = ["impact", "currency"]
-    search_fields = ["name", "currency"]
-    date_hierarchy = "scheduled_at"
-
-
-@admin.register(FeedConfig)
-class FeedConfigAdmin(admin.ModelAdmin[FeedConfig]):
-    list_display = ["broker", "adapter", "enabled", "status", "status_since"]
-    list_filter = ["enabled", "adapter"]
-    list_editable = ["enabled"]
-    search_fields = ["broker__name"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[FeedConfig]:
-        latest = FeedStatusChange.objects.filter(broker=OuterRef("broker_id")).order_by("-at")
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("broker")
-            .annotate(current_status=Subquery(latest.values("status")[:1]), since=Subquery(latest.values("at")[:1]))
-        )
-
-    @admin.display(description="feed status", ordering="current_status")
-    def status(self, obj: FeedConfig) -> str:
-        return str(getattr(obj, "current_status", None) or "never seen")
-
-    @admin.display(description="since", ordering="since")
-    def status_since(self, obj: FeedConfig) -> object:
-        return getattr(obj, "since", None)
-
-
-@admin.register(FeedStatusChange)
-class FeedStatusChangeAdmin(admin.ModelAdmin[FeedStatusChange]):
-    list_display = ["at", "broker", "status", "detail"]
-    list_filter = ["status", "broker"]
-    date_hierarchy = "at"
-
-    # History is written by the ingestors only.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: FeedStatusChange | None = None) -> bool:
-        return False
-
-
-@admin.register(QuoteRejectionCount)
-class QuoteRejectionCountAdmin(admin.ModelAdmin[QuoteRejectionCount]):
-    list_display = ["hour", "broker", "reason", "count"]
-    list_filter = ["reason", "broker"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: QuoteRejectionCount | None = None) -> bool:
-        return False
-
-
-@admin.register(SpreadBar)
-class SpreadBarAdmin(admin.ModelAdmin[SpreadBar]):
-    list_display = ["start", "broker", "instrument", "resolution", "mean", "count", "dev_min", "dev_max"]
-    list_filter = ["resolution", "broker", "instrument"]
-    list_select_related = ["broker", "instrument"]
-    show_full_result_count = False  # counting millions of bars on every page view is slow
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SpreadBar | None = None) -> bool:
-        return False
+@admin.register(BoardPreference)
+class BoardPreferenceAdmin(admin.ModelAdmin[BoardPreference]):
+    list_display = ("user", "updated_at")
+    search_fields = ("user__username",)

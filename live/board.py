@@ -10,13 +10,13 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from accounts.selectors import BoardChoice
 from brokers.models import Broker, BrokerInstrument, Instrument
-from live import keys
-from live.hub import now_us
+from common.redis import redis_sync
+from common.ticks import now_us
+from live.selectors import BoardChoice
+from marketdata import keys
 
 UNIVERSE_CACHE_S = 60
-STALE_AFTER_S = 5  # a quote older than this is shown greyed (the board script uses the same figure)
 
 
 def instrument_universe() -> frozenset[str]:
@@ -46,7 +46,7 @@ class Cell:
 
     @property
     def stale(self) -> bool:
-        return self.age_s is not None and self.age_s > STALE_AFTER_S
+        return self.age_s is not None and self.age_s > settings.LIVE_STALE_AFTER_S
 
 
 @dataclass
@@ -67,6 +67,11 @@ class Board:
     all_brokers: list[Column]
     quotes_seen: int
 
+    @property
+    def stale_after_s(self) -> int:
+        """A quote older than this is greyed and never counted as best (the script gets the same figure)."""
+        return int(settings.LIVE_STALE_AFTER_S)
+
     def as_config(self) -> dict[str, Any]:
         """What the board script needs to build and update the grid."""
         return {
@@ -74,7 +79,7 @@ class Board:
                 {"symbol": r.symbol, "pip": float(r.pip_size), "precision": r.precision} for r in self.rows
             ],
             "brokers": [{"slug": b.slug, "name": b.name} for b in self.brokers],
-            "staleAfterMs": STALE_AFTER_S * 1000,
+            "staleAfterMs": self.stale_after_s * 1000,
         }
 
 
@@ -82,17 +87,11 @@ def broker_columns() -> list[Column]:
     return [Column(slug=b.slug, name=b.name) for b in Broker.objects.order_by("name")]
 
 
-def _redis() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
-
-
 def latest_quotes() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """(field -> quote, broker -> status) as the ingestors left them in Redis."""
     if not settings.USE_REDIS:
         return {}, {}
-    conn = _redis()
+    conn = redis_sync()
     pipe = conn.pipeline(transaction=False)
     pipe.hgetall(keys.latest_hash())
     pipe.hgetall(keys.status_hash())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -12,10 +11,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.selectors import board_preference_get
-from live import board
-from live.hub import COUNTERS, Hub, Snapshot, hub_get, now_us, server_protocol, transport_backlog, transport_write
+from common.ticks import now_us
+from live import board, transport
+from live.hub import COUNTERS, Hub, Snapshot, hub_get
 from live.outbox import Outbox, SlowPolicy, Update, ws_text_frame
+from live.selectors import board_preference_get
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.outbox = Outbox(SLOW_POLICY)
         self.ready = False
         self.errors = 0
-        self.protocol = server_protocol(self.base_send)
+        self.connection = transport.Connection(self.base_send, hold_bytes=SLOW_POLICY.hold_above_bytes)
         await self.accept()
         self.hub = hub_get()
         await self.hub.attach(self)
@@ -90,34 +90,17 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     # -- what the hub calls ----------------------------------------------------------------
     def backlog(self) -> int:
-        return transport_backlog(self.protocol) if self.protocol is not None else 0
+        return self.connection.backlog()
 
     def write(self, items: list[Update | str]) -> bool:
-        protocol = self.protocol
-        if protocol is None or protocol._perMessageCompress is not None:
-            return False  # no daphne protocol (test communicators), or permessage-deflate: deliver()
-        if protocol.state != protocol.STATE_OPEN:
-            return True  # closing: nothing more to write
-        transport = protocol.transport
-        for item in items:  # the same framed bytes as every other client, or this client's own batch
-            transport_write(transport, item.frame if isinstance(item, Update) else ws_text_frame(item.encode()))
-        # Daphne pings every connection ping_interval after its last ping, from one timer: clients
-        # that connected together (a restart, a benchmark) get thousands of pings in one loop turn,
-        # each through Twisted's slow write path (py-spy: 29% of a server's time at 5,000 clients).
-        # A connection we are writing to needs no keep-alive ping; one that falls silent still gets
-        # them, and a dead peer under a flowing feed is reaped by the slow-client policy.
-        protocol.last_ping = time.time()
-        return True
+        # The same framed bytes as every other client, or this client's own batch.
+        return self.connection.write([i.frame if isinstance(i, Update) else ws_text_frame(i.encode()) for i in items])
 
     async def deliver(self, item: Update | str) -> None:
-        """The ASGI way, when write() cannot be used."""
-        protocol = self.protocol
-        if protocol is not None:
-            if protocol.state != protocol.STATE_OPEN:
-                return
-            protocol.sendMessage((item.text if isinstance(item, Update) else item).encode(), False)
-            return
-        await self.send(text_data=item.text if isinstance(item, Update) else item)
+        """The public way, when write() cannot be used."""
+        text = item.text if isinstance(item, Update) else item
+        if not self.connection.send_text(text):
+            await self.send(text_data=text)
 
     async def drop_slow(self) -> None:
         await self.close(code=CLOSE_TOO_SLOW)

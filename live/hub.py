@@ -7,7 +7,7 @@ and offered to the outbox of every local client subscribed to its instrument (gr
 instrument). A separate flush task then writes what is pending, once per event-loop turn, so
 everything that arrived in one turn goes to a client as one frame. So the per-client cost of a quote
 is a dict store and, for a client that keeps up, one send() of the same pre-framed bytes: the write
-goes straight to the socket when nothing is queued ahead of it (see transport_write), instead of
+goes straight to the socket when nothing is queued ahead of it (see live/transport.py), instead of
 through autobahn and Twisted's write buffer, which cost an epoll registration, a loop turn and an
 unregistration per message (measured with py-spy: about half of the process's time at 1,000 clients).
 
@@ -18,7 +18,6 @@ number of daphne processes behind one address all deliver the same stream.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
@@ -27,24 +26,18 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
-import redis.asyncio as aioredis
 from django.conf import settings
-from twisted.internet import tcp
 
-from live import keys
+from common.redis import redis_async_new
+from common.ticks import now_us
 from live.outbox import Decision, Outbox, Update, ws_text_frame
+from marketdata import keys
 
 logger = logging.getLogger(__name__)
-
-_PLAIN_TCP: Any = tcp.Server  # typed Any: Twisted's write() is untyped
 
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
 TICK_S = 0.2  # how often held (slow) clients are retried and counters are looked at
 COUNTERS_FLUSH_S = 5.0
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Subscriber(Protocol):
@@ -115,7 +108,7 @@ def status_parse(data: str) -> tuple[str, int] | None:
 
 
 class Counters:
-    """Process-local counts, added to the shared counters (pagecache.stats) every few seconds."""
+    """Process-local counts, added to the shared counters (common.metrics) every few seconds."""
 
     NAMES = (
         "live_bad_upstream",
@@ -144,10 +137,10 @@ COUNTERS = Counters()
 
 
 def _stats_flush(values: dict[str, int]) -> None:
-    from pagecache import stats
+    from common import metrics
 
     for name, amount in values.items():
-        stats.incr(name, amount)
+        metrics.incr(name, amount)
 
 
 async def counters_flush() -> None:
@@ -188,7 +181,8 @@ class Hub:
         async with self._start_lock:
             if self.running:
                 return
-            self._redis = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+            # No read timeout: a quiet pub/sub connection is not a dead one (health checks and the watchdog tell).
+            self._redis = redis_async_new(url=self.redis_url, decode_responses=True, socket_timeout=None)
             self._pubsub = self._redis.pubsub()
             self._subscribed.clear()
             await self._pubsub.psubscribe(keys.live_pattern(self.prefix))
@@ -419,67 +413,3 @@ def hub_get() -> Hub:
     if hub is None:
         hub = _hubs[loop] = Hub(redis_url=settings.REDIS_URL, prefix=settings.CACHE_KEY_PREFIX)
     return hub
-
-
-# -- reaching daphne's WebSocket protocol ------------------------------------------------------
-def server_protocol(send: Any) -> Any:
-    """Daphne's WebSocket protocol behind an ASGI send callable, or None (e.g. under test communicators).
-
-    Daphne hands each application ``partial(server.handle_reply, protocol)``; Channels' session
-    middleware wraps it as ``real_send``. With the protocol the hub can write pre-framed bytes and
-    read how many bytes the client has not yet taken, which is how slow clients are measured.
-    """
-    for _ in range(6):
-        if isinstance(send, functools.partial):
-            for arg in send.args:
-                if hasattr(arg, "sendPreparedMessage") and hasattr(arg, "transport"):
-                    return arg
-            return None
-        owner = getattr(send, "__self__", None)
-        send = getattr(owner, "real_send", None)
-        if send is None:
-            return None
-    return None
-
-
-def transport_write(transport: Any, frame: bytes) -> None:
-    """Write a frame to a client's Twisted TCP transport, straight to the socket when nothing is queued.
-
-    Twisted's transport.write() only appends to a buffer and registers the socket for writability;
-    the bytes leave on a later loop turn and the registration is removed again, which costs two
-    epoll_ctl calls, an epoll wakeup and the reactor's dispatch per message. When Twisted holds
-    nothing for this connection, one non-blocking send() does the same job now; whatever the kernel
-    does not take (a slow client) is handed to Twisted, which queues it in order and, through
-    transport_backlog(), is how slow clients are measured. Anything that is not a plain TCP
-    transport (TLS, or a future Twisted) simply goes through transport.write().
-    """
-    if (
-        type(transport) is not _PLAIN_TCP
-        or transport.TLS
-        or transport._tempDataLen
-        or len(transport.dataBuffer) > transport.offset
-        or transport.disconnecting
-        or not transport.connected
-    ):
-        transport.write(frame)
-        return
-    try:
-        sent = transport.socket.send(frame)
-    except (BlockingIOError, InterruptedError):
-        sent = 0
-    except OSError:
-        transport.write(frame)  # Twisted's own write notices the broken connection and closes it
-        return
-    if sent < len(frame):
-        transport.write(frame[sent:])
-
-
-def transport_backlog(protocol: Any) -> int:
-    """Bytes written to a Twisted transport but not yet accepted by the socket."""
-    transport = getattr(protocol, "transport", None)
-    if transport is None:
-        return 0
-    try:
-        return int(transport._tempDataLen + len(transport.dataBuffer) - transport.offset)
-    except AttributeError:
-        return 0

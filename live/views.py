@@ -8,10 +8,11 @@ from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts.forms import BoardPreferenceForm
-from accounts.selectors import BoardChoice, board_preference_get
-from accounts.services import board_preference_set
+from common import cachetags
 from live import board as live_board
+from live.forms import BoardPreferenceForm
+from live.selectors import BoardChoice, board_preference_get
+from live.services import board_preference_set
 from pagecache.isr import regenerated_page, tag_response
 
 PUBLIC_REVALIDATE_S = 15
@@ -22,7 +23,7 @@ def _public_board(request: HttpRequest) -> HttpResponse:
     response = TemplateResponse(
         request, "live/board_public.html", {"board": live_board.board_build(choice=BoardChoice([], []))}
     )
-    tag_response(response, "all", "live-board")
+    tag_response(response, cachetags.ALL, cachetags.LIVE_BOARD)
     return response
 
 

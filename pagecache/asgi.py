@@ -18,13 +18,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import QueryDict
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, resolve
 from django.utils.http import parse_etags
+from django.utils.module_loading import import_string
 
+from common.metrics import STATS_KEY
+from common.redis import REDIS_DOWN, redis_async
 from pagecache import isr
-from pagecache.stats import STATS_KEY
 
 LOCAL_MAX_PAGES = 2048
 HIT_FLUSH_S = 0.25
@@ -45,24 +49,34 @@ def _page_params(path: str) -> tuple[str, ...] | None:
     return None if spec is None else spec.params
 
 
-def security_headers(*, secure: bool) -> list[tuple[bytes, bytes]]:
-    """What SecurityMiddleware and XFrameOptionsMiddleware add to a page, from the same settings."""
-    headers = []
-    if secure and settings.SECURE_HSTS_SECONDS:
-        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-            value += "; includeSubDomains"
-        if settings.SECURE_HSTS_PRELOAD:
-            value += "; preload"
-        headers.append((b"strict-transport-security", value.encode()))
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers.append((b"x-content-type-options", b"nosniff"))
-    if settings.SECURE_REFERRER_POLICY:
-        headers.append((b"referrer-policy", str(settings.SECURE_REFERRER_POLICY).encode()))
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
-    headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.encode()))
-    return headers
+# Middleware that only adds response headers. The fast lane runs the configured ones on an empty
+# response and sends what they added, so both lanes' headers come from Django's own code.
+HEADER_MIDDLEWARE = (
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
+
+
+@lru_cache(maxsize=2)
+def security_headers(*, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers the configured header-only middleware adds to a page (HSTS only when secure)."""
+
+    class _Request(HttpRequest):
+        def _get_scheme(self) -> str:
+            return "https" if secure else "http"
+
+    request, response = _Request(), HttpResponse()
+    for path in settings.MIDDLEWARE:
+        if path in HEADER_MIDDLEWARE:
+            middleware = import_string(path)(lambda _request: HttpResponse())
+            response = middleware.process_response(request, response)
+    skip = {"content-type"}
+    return tuple((k.lower().encode(), v.encode()) for k, v in response.headers.items() if k.lower() not in skip)
+
+
+@receiver(setting_changed)
+def _forget_headers(**_: Any) -> None:
+    security_headers.cache_clear()
 
 
 _instances: weakref.WeakSet[CachedPagesMiddleware] = weakref.WeakSet()
@@ -80,9 +94,9 @@ class CachedPagesMiddleware:
         _instances.add(self)
         self.app = app
         self.enabled = settings.USE_REDIS and settings.PAGECACHE_ENABLED
-        self._redis: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._undecodable = 0
         self._hit_key = cache.make_key(STATS_KEY.format(name="pages_hit"))
+        self._undecodable_key = cache.make_key(STATS_KEY.format(name="pages_undecodable"))
         self._hits = 0
         self._flushing: asyncio.Future[Any] | None = None
         # Each process keeps the copies it just served for a moment (a micro-cache), so a hot page
@@ -91,14 +105,8 @@ class CachedPagesMiddleware:
         self._local_ttl = settings.PAGECACHE_LOCAL_S
 
     def _client(self) -> Any:
-        # A client belongs to one event loop: daphne has one, test runs may have several.
-        loop = asyncio.get_running_loop()
-        if self._redis is None or self._loop is not loop:
-            import redis.asyncio
-
-            self._redis = redis.asyncio.from_url(settings.REDIS_URL)
-            self._loop = loop
-        return self._redis
+        # The loop's shared client: connect and read timeouts, a bounded pool (common/redis.py).
+        return redis_async()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = self.enabled and scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
@@ -116,11 +124,18 @@ class CachedPagesMiddleware:
         key = isr.page_key(path, isr.canonical_query(QueryDict(raw_query), params))
         try:
             raw_entry, fresh = await self._client().mget(cache.make_key(key), cache.make_key(isr.fresh_key(key)))
-        except OSError:
+        except REDIS_DOWN:
             return None  # Redis trouble: let Django decide
         if raw_entry is None or fresh is None:
             return None
-        entry: isr.PageEntry = pickle.loads(raw_entry)  # noqa: S301 (our own Redis, written by isr.store_entry)
+        try:
+            entry = isr.entry_or_none(pickle.loads(raw_entry))  # noqa: S301 (our own Redis, written by isr.store_entry)
+            if entry is None:
+                raise ValueError("not a page entry")
+        except Exception:
+            self._undecodable += 1  # counted like the hits; Django renders instead
+            self._flush_soon()
+            return None
         if self._local_ttl > 0:
             if len(self._local) >= LOCAL_MAX_PAGES:
                 self._local.clear()  # bounded memory; the hot pages come back on their next request
@@ -130,6 +145,9 @@ class CachedPagesMiddleware:
     def _count_hit(self) -> None:
         """Hits are added up here and written with one INCRBY a moment later, off the visitor's clock."""
         self._hits += 1
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         flushing = self._flushing
         if flushing is None or flushing.done() or flushing.get_loop() is not asyncio.get_running_loop():
             self._flushing = asyncio.ensure_future(self._flush_hits())
@@ -137,10 +155,15 @@ class CachedPagesMiddleware:
     async def _flush_hits(self) -> None:
         await asyncio.sleep(HIT_FLUSH_S)
         hits, self._hits = self._hits, 0
+        undecodable, self._undecodable = self._undecodable, 0
         try:
-            await self._client().incrby(self._hit_key, hits)
-        except OSError:
+            if hits:
+                await self._client().incrby(self._hit_key, hits)
+            if undecodable:
+                await self._client().incrby(self._undecodable_key, undecodable)
+        except REDIS_DOWN:
             self._hits += hits  # try again with the next batch
+            self._undecodable += undecodable
 
     async def _serve_fresh(self, scope: Scope, send: Send) -> bool:
         headers: dict[bytes, bytes] = {}

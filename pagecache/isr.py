@@ -9,7 +9,7 @@ result is kept in the shared cache:
   (``X-Page-Cache: stale``);
 * no copy: rendered in the request, stored and served (``X-Page-Cache: miss``).
 
-Pages carry tags (``broker:<slug>``, ``broker-list``); :func:`pagecache.services.pages_revalidate`
+Pages carry tags (common.cachetags: ``broker:<id>``, ``broker-list``, ...); :func:`pagecache.services.pages_revalidate`
 marks every page with a tag stale and regenerates it. Only the query parameters a page
 declares are part of its cache key, so junk parameters can neither split nor poison the cache.
 
@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -40,7 +40,7 @@ from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
-from pagecache import stats
+from common import metrics
 from pagecache.tags import tag_index
 
 logger = logging.getLogger(__name__)
@@ -92,11 +92,19 @@ def page_key(path: str, query: str) -> str:
     return f"page:{CACHE_VERSION}:{digest}"
 
 
+def entry_or_none(value: Any) -> PageEntry | None:
+    """A cached value that is a usable page entry, or None (treated as a miss): e.g. one written by an
+    older release, or corrupted. Both lanes read entries through this."""
+    if isinstance(value, dict) and {"body", "etag", "content_type", "path", "query", "revalidate"} <= value.keys():
+        return cast(PageEntry, value)
+    return None
+
+
 def fresh_key(key: str) -> str:
     return f"{key}:fresh"
 
 
-def _lock_key(key: str) -> str:
+def lock_key(key: str) -> str:
     return f"{key}:lock"
 
 
@@ -130,7 +138,7 @@ def page_spec_for(path: str) -> tuple[PageSpec, dict[str, Any]]:
 def render_entry(path: str, query: str) -> tuple[HttpResponseBase, PageEntry | None]:
     """Render a page for an anonymous visitor. Returns the response and, if it may be cached, its entry."""
     spec, kwargs = page_spec_for(path)
-    stats.incr("pages_rendered")
+    metrics.incr("pages_rendered")
     response = spec.view(anonymous_request(path, query), **kwargs)
     if isinstance(response, SimpleTemplateResponse):
         response.render()
@@ -176,11 +184,11 @@ def regenerate(key: str, *, path: str, query: str) -> str:
             cache.delete_many([key, fresh_key(key)])
             return f"not cached ({response.status_code})"
         store_entry(key, entry, generation=generation)
-        stats.incr("pages_regenerated")
+        metrics.incr("pages_regenerated")
         return "rendered"
     finally:
         # Released only once the new copy is stored, so no second regeneration starts meanwhile.
-        cache.delete(_lock_key(key))
+        cache.delete(lock_key(key))
 
 
 def mark_stale(keys: Iterable[str]) -> list[str]:
@@ -197,10 +205,10 @@ def mark_stale(keys: Iterable[str]) -> list[str]:
 
 def start_background_regeneration(key: str, *, path: str, query: str, force: bool = False) -> bool:
     """Start one regeneration of a page unless one is already under way. Returns whether it started."""
-    if not cache.add(_lock_key(key), 1, LOCK_TIMEOUT_S) and not force:
+    if not cache.add(lock_key(key), 1, LOCK_TIMEOUT_S) and not force:
         return False
     if force:
-        cache.set(_lock_key(key), 1, LOCK_TIMEOUT_S)
+        cache.set(lock_key(key), 1, LOCK_TIMEOUT_S)
     if settings.PAGECACHE_BACKGROUND == "celery":
         from pagecache.tasks import pages_regenerate
 
@@ -263,19 +271,19 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
             query = canonical_query(request.GET, spec.params)
             key = page_key(request.path, query)
             found = cache.get_many([key, fresh_key(key)])
-            entry: PageEntry | None = found.get(key)
+            entry = entry_or_none(found.get(key))
             if entry is None:
                 generation = cache.get(_generation_key(key)) or 0
                 response, entry = render_entry(request.path, query)
                 if entry is None:
                     return response
                 store_entry(key, entry, generation=generation)
-                stats.incr("pages_miss")
+                metrics.incr("pages_miss")
                 return _build_response(request, entry, "miss")
             if fresh_key(key) in found:
-                stats.incr("pages_hit")
+                metrics.incr("pages_hit")
                 return _build_response(request, entry, "hit")
-            stats.incr("pages_stale")
+            metrics.incr("pages_stale")
             start_background_regeneration(key, path=entry["path"], query=entry["query"])
             return _build_response(request, entry, "stale")
 

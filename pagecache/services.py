@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -58,28 +59,32 @@ def pages_revalidate(*, tags: Iterable[str]) -> list[str]:
 
 
 def pages_revalidate_on_commit(*, tags: Iterable[str]) -> None:
-    """Revalidate once the current transaction commits; the tags of one transaction go together.
+    """Revalidate once the current transaction commits (at once outside a transaction).
 
-    Outside a transaction it revalidates at once. The pending tags live on the connection and
-    count only while their flush is still queued there: a rollback drops both together.
+    Public API only: each call queues a flush with transaction.on_commit, and the first flush to
+    run takes every tag pending in this thread, so the tags of one transaction go together and the
+    later flushes find nothing left. Tags from a rolled-back transaction stay pending and go with
+    the next flush: a page may be revalidated once more than needed, never left stale.
     """
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
-        pages_revalidate(tags=tags)
-        return
-    pending: set[str] | None = getattr(connection, "pagecache_pending", None)
-    queued = any(func is _flush_pending for _, func, _ in connection.run_on_commit)
-    if pending is None or not queued:
-        pending = set()
-        connection.pagecache_pending = pending
-        transaction.on_commit(_flush_pending)
-    pending.update(tags)
+    _pending().update(tags)
+    transaction.on_commit(_flush_pending)
+
+
+_local = threading.local()
+
+
+def _pending() -> set[str]:
+    pending: set[str] | None = getattr(_local, "tags", None)
+    if pending is None:
+        pending = _local.tags = set()
+    return pending
 
 
 def _flush_pending() -> None:
-    connection = transaction.get_connection()
-    tags: set[str] = connection.__dict__.pop("pagecache_pending", set())
-    if tags:
+    pending = _pending()
+    if pending:
+        tags = set(pending)
+        pending.clear()
         pages_revalidate(tags=tags)
 
 

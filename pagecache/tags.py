@@ -8,12 +8,12 @@ from typing import Any
 
 from django.conf import settings
 
+from common.redis import redis_sync
+
 
 class _RedisTagIndex:
     def _conn(self) -> Any:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection("default")
+        return redis_sync()
 
     def _name(self, tag: str) -> str:
         return f"{settings.CACHE_KEY_PREFIX}:pagetag:{tag}"

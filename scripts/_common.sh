@@ -17,8 +17,8 @@ ensure_venv() {  # $1: requirements file
   fi
   # The order book's compiled core (pure Python is the fallback); rebuilt only when its source changed.
   local so
-  so=$(find live/orderbook -maxdepth 1 -name "_cbook.*.so" | head -n 1)
-  if [ -z "$so" ] || [ live/orderbook/_cbook.c -nt "$so" ]; then
+  so=$(find orderbook -maxdepth 1 -name "_cbook.*.so" | head -n 1)
+  if [ -z "$so" ] || [ orderbook/_cbook.c -nt "$so" ]; then
     echo "==> building the order book's compiled core"
     "$PY" setup.py -q build_ext --inplace >/dev/null
   fi

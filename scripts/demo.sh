@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 ensure_venv requirements.txt
 
 export DEBUG=${DEBUG:-0} HTTPS=${HTTPS:-0} REDIS_REQUIRED=${REDIS_REQUIRED:-0}
+# Settings never probe the network: whether Redis is there is decided here, once, and said.
+if [ -z "${USE_REDIS:-}" ]; then
+  if "$PY" -c "import os, redis; redis.Redis.from_url(os.environ.get('REDIS_URL', 'redis://127.0.0.1:6379/0'), socket_connect_timeout=0.5).ping()" 2>/dev/null; then
+    USE_REDIS=1
+  else
+    USE_REDIS=0
+  fi
+fi
+export USE_REDIS
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1}
 export CACHE_KEY_PREFIX=${CACHE_KEY_PREFIX:-demo}
 export LOG_LEVEL=${LOG_LEVEL:-WARNING}
@@ -24,7 +33,7 @@ echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py seed_demo
 "$PY" manage.py seed_calendar
 "$PY" manage.py demo_user
-if [ "$("$PY" manage.py shell -c 'from live.models import SpreadBar; print(SpreadBar.objects.exists())' 2>/dev/null | tail -n 1)" != "True" ]; then
+if [ "$("$PY" manage.py shell -c 'from marketdata.models import SpreadBar; print(SpreadBar.objects.exists())' 2>/dev/null | tail -n 1)" != "True" ]; then
   echo "==> simulating $HISTORY_DAYS days of market history (once; DEMO_HISTORY_DAYS to change)"
   "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.1 --minute-days "$HISTORY_DAYS"
 fi
@@ -36,7 +45,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-if "$PY" -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); from django.conf import settings; raise SystemExit(0 if settings.USE_REDIS else 1)" 2>/dev/null; then
+if [ "$USE_REDIS" = 1 ]; then
   echo "==> Redis found: Celery worker with beat, simulated feeds for 14 brokers, tick aggregator"
   "$VENV/bin/celery" -A config worker --beat --loglevel=WARNING --concurrency=2 -s "${TMPDIR:-/tmp}/bw-demo-celerybeat" &
   pids+=($!)
@@ -49,4 +58,4 @@ else
 fi
 
 echo "==> BrokerWatch on http://localhost:$PORT/  (log in as demo / demo-password; admin at /admin/)"
-"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" config.asgi:application
+"$PY" -m config.web -b 127.0.0.1 -p "$PORT" config.asgi:application

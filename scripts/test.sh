@@ -20,6 +20,7 @@ step() {  # run every check, then report all that failed
 step "ruff check" "$VENV/bin/ruff" check .
 step "ruff format" "$VENV/bin/ruff" format --check .
 step "mypy" "$VENV/bin/mypy" .
+step "import-linter" "$VENV/bin/lint-imports"
 step "collectstatic" "$PY" manage.py collectstatic --noinput -v0
 step "pytest" "$VENV/bin/pytest" "$@"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -19,7 +19,7 @@ from django.db.models.functions import Abs, Greatest, TruncDate
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
-from live.models import EconomicEvent, FeedStatusChange, SpreadBar
+from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
 from trustmetrics.scoring import (

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from common import cachetags
 from pagecache.services import pages_revalidate
 from trustmetrics import selectors
 from trustmetrics.methodology import METHODOLOGY, Methodology
@@ -120,7 +121,7 @@ def trust_scores_compute(
         created = TrustScore.objects.bulk_create(rows, ignore_conflicts=True)
         run.stored = len(created)
         if run.changed:
-            tags = [f"broker:{broker_id}" for broker_id in run.changed] + ["broker-list"]
+            tags = [cachetags.broker(broker_id) for broker_id in run.changed] + [cachetags.BROKER_LIST]
             transaction.on_commit(lambda: pages_revalidate(tags=tags))
     logger.info(
         "trust scores as of %s: %d brokers, %d changed, %d days rebuilt%s",

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from live.simulator.broker import outages_for_day
-from live.simulator.calendar import CalendarEvent, EventIntensity, recurring_events
-from live.simulator.instruments import SPECS
-from live.simulator.market import DAY_US, session_factor
-from live.simulator.profiles import BrokerProfile
+from simulator.broker import outages_for_day
+from simulator.calendar import CalendarEvent, EventIntensity, recurring_events
+from simulator.instruments import SPECS
+from simulator.market import DAY_US, session_factor
+from simulator.profiles import BrokerProfile
 
 HOUR_US = 3_600_000_000
 MINUTE_US = 60_000_000

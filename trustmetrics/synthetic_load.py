@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from brokers.models import Broker, Instrument
-from live.models import EconomicEvent, FeedStatusChange, SpreadBar
-from live.simulator.profiles import BROKER_PROFILES, BrokerProfile
+from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
+from simulator.profiles import BROKER_PROFILES, BrokerProfile
 from trustmetrics import synthetic
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
 
@@ -26,5 +27,5 @@ def methodology(request: HttpRequest) -> HttpResponse:
             "news_after_min": int(m.news_after.total_seconds() // 60),
         },
     )
-    tag_response(response, "all", "methodology")
+    tag_response(response, cachetags.ALL, cachetags.METHODOLOGY)
     return response

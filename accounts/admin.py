@@ -1,9 +1,0 @@
-from django.contrib import admin
-
-from accounts.models import BoardPreference
-
-
-@admin.register(BoardPreference)
-class BoardPreferenceAdmin(admin.ModelAdmin[BoardPreference]):
-    list_display = ("user", "updated_at")
-    search_fields = ("user__username",)

@@ -1,0 +1,41 @@
+"""The web process: daphne with this project's garbage-collection policy.
+
+    python -m config.web [daphne's arguments] config.asgi:application
+
+Daphne keeps each finished request's objects until its once-a-second reaper runs, so at thousands
+of requests a second they outlive the young generations, and automatic collections (full ones
+measured at 150-250 ms) stalled every request in flight: they set bench.pages' p99. Those objects
+are freed by reference counting when daphne lets go, so in the web process automatic collection is
+off: once the server runs, start-up objects are frozen out of collections, and the reactor collects
+the little cyclic garbage there is every WEB_GC_INTERVAL_S seconds (no thread). Only this launcher
+does it: importing config.asgi (tests, other tools) leaves a process's garbage collection alone.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+
+def gc_tune(*, interval_s: float) -> None:
+    """Automatic collection off; freeze once running; collect on the reactor every interval_s."""
+    from twisted.internet import reactor, task
+
+    gc.disable()
+    reactor.callWhenRunning(gc.freeze)
+    task.LoopingCall(gc.collect).start(interval_s, now=False)
+
+
+def main() -> None:
+    import daphne.server  # noqa: F401 (installs the asyncio reactor that daphne runs on)
+    from daphne.cli import CommandLineInterface
+
+    from config.env import env_float
+
+    gc_tune(interval_s=env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0))
+    sys.argv[0] = "daphne"
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()

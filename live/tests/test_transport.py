@@ -1,0 +1,139 @@
+"""The one door to library internals (live/transport.py): every field it relies on is checked, and
+without them the fan-out falls back to public APIs that still measure slow clients."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import pytest
+
+from common import metrics
+from live import transport
+
+
+@pytest.fixture(autouse=True)
+def _restore_state():
+    saved = (transport.STATE.checked, transport.STATE.missing, transport.STATE.turned_off)
+    yield
+    transport.STATE.checked, transport.STATE.missing, transport.STATE.turned_off = saved
+
+
+@pytest.mark.parametrize("name", sorted(transport.CHECKS))
+def test_the_pinned_library_still_has(name):
+    """One test per private field: an upgrade that drops one fails here, not silently in production."""
+    assert transport.CHECKS[name]() is True
+
+
+def test_the_self_check_passes_on_the_pinned_versions():
+    assert transport.selfcheck(count=False) == ()
+    assert transport.STATE.fast
+
+
+@pytest.mark.django_db
+def test_a_missing_field_is_logged_loudly_counted_and_turns_the_fast_path_off(monkeypatch, caplog):
+    monkeypatch.setitem(transport.CHECKS, "twisted.Server.socket", lambda: False)
+    before = metrics.get("live_transport_missing")
+    with caplog.at_level(logging.ERROR, logger="live.transport"):
+        assert transport.selfcheck() == ("twisted.Server.socket",)
+    assert "LIVE TRANSPORT SELF-CHECK FAILED" in caplog.text
+    assert metrics.get("live_transport_missing") == before + 1
+    assert not transport.STATE.fast
+
+
+def test_a_check_that_raises_counts_as_missing(monkeypatch):
+    def broken() -> bool:
+        raise AttributeError("gone")
+
+    monkeypatch.setitem(transport.CHECKS, "daphne.WebSocketProtocol.last_ping", broken)
+    assert transport.selfcheck(count=False) == ("daphne.WebSocketProtocol.last_ping",)
+
+
+class _Transport:
+    """Stands in for a Twisted transport that offers only its public producer API."""
+
+    def __init__(self, producer: Any = None) -> None:
+        self.producer: Any = producer
+
+    def registerProducer(self, producer, streaming):
+        assert self.producer is None, "Twisted refuses a second producer"
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
+
+
+class _HTTPChannel:
+    """Twisted's HTTP channel stays registered as producer after the WebSocket upgrade."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self):
+        self.calls.append("pause")
+
+    def resumeProducing(self):
+        self.calls.append("resume")
+
+    def stopProducing(self):
+        self.calls.append("stop")
+
+
+class _Protocol:
+    STATE_OPEN = 3
+
+    def __init__(self) -> None:
+        self.transport = _Transport()
+        self.state = self.STATE_OPEN
+        self.sent: list[bytes] = []
+
+    def sendMessage(self, payload, is_binary):
+        self.sent.append(payload)
+
+
+async def _handle_reply(protocol, message):
+    return None
+
+
+def test_without_the_fast_path_writes_go_through_public_send_and_a_full_buffer_still_reads_as_slow():
+    transport.selfcheck(count=False, enabled=False)
+    protocol = _Protocol()
+    connection = transport.Connection(functools.partial(_handle_reply, protocol), hold_bytes=1000)
+    assert not connection.fast
+    assert connection.write([b"frame"]) is False  # the caller must deliver() instead
+    assert connection.send_text('{"type":"quotes"}') is True
+    assert protocol.sent == [b'{"type":"quotes"}']
+    # Twisted pauses a registered producer when the transport's buffer is full.
+    assert connection.backlog() == 0
+    protocol.transport.producer.pauseProducing()
+    assert connection.backlog() > 1000, "a full buffer must never read as an empty one"
+    protocol.transport.producer.resumeProducing()
+    assert connection.backlog() == 0
+
+
+def test_a_connection_without_a_daphne_protocol_uses_the_asgi_send():
+    transport.selfcheck(count=False)
+
+    async def send(message):
+        return None
+
+    connection = transport.Connection(send, hold_bytes=1000)
+    assert not connection.fast and connection.protocol is None
+    assert connection.write([b"x"]) is False
+    assert connection.send_text("x") is False
+
+
+def test_the_buffer_watch_takes_the_http_channels_place_and_passes_every_call_on():
+    transport.selfcheck(count=False, enabled=False)
+    protocol = _Protocol()
+    channel = _HTTPChannel()
+    protocol.transport = _Transport(producer=channel)
+    connection = transport.Connection(functools.partial(_handle_reply, protocol), hold_bytes=10)
+    watch = protocol.transport.producer
+    assert watch is not channel
+    watch.pauseProducing()
+    assert connection.backlog() > 10
+    watch.resumeProducing()
+    watch.stopProducing()
+    assert channel.calls == ["pause", "resume", "stop"]

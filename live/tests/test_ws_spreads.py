@@ -1,0 +1,277 @@
+"""/ws/spreads/ through the real ASGI stack (origin check, sessions, auth) and the real Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+
+from brokers.models import Broker, BrokerInstrument, Instrument
+from config.asgi import application
+from live.hub import COUNTERS, Hub
+from marketdata import keys
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+@pytest.fixture
+def market() -> None:
+    eur = Instrument.objects.create(
+        symbol="EURUSD", name="Euro", asset_class="fx_major", pip_size=Decimal("0.0001"), display_precision=5
+    )
+    gbp = Instrument.objects.create(
+        symbol="GBPUSD", name="Cable", asset_class="fx_major", pip_size=Decimal("0.0001"), display_precision=5
+    )
+    for slug in ("acme", "zeta"):
+        broker = Broker.objects.create(
+            name=slug.title(),
+            slug=slug,
+            website="https://x.example",
+            year_founded=2000,
+            headquarters_country="UK",
+            company_type="private",
+            min_deposit=0,
+            max_leverage=30,
+        )
+        for inst in (eur, gbp):
+            BrokerInstrument.objects.create(broker=broker, instrument=inst, broker_symbol=inst.symbol)
+
+
+@pytest.fixture
+def cookie(market: None) -> tuple[bytes, bytes]:
+    user = User.objects.create_user("trader", password="pw-long-enough-1")
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())
+
+
+def quote(broker: str, instrument: str, bid: float, seq: int, spread: float = 0.0001) -> str:
+    ask = round(bid + spread, 6)
+    now = time.time_ns() // 1000
+    return json.dumps(
+        {
+            "broker": broker,
+            "instrument": instrument,
+            "bid": bid,
+            "ask": ask,
+            "spread": ask - bid,
+            "bid_size": 1e6,
+            "ask_size": 1e6,
+            "ts_broker": now - 500,
+            "ts_ingest": now,
+            "seq": seq,
+        }
+    )
+
+
+@pytest_asyncio.fixture
+async def redis():
+    conn = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    yield conn
+    await conn.delete(keys.latest_hash(), keys.status_hash())
+    await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+
+
+async def publish(redis, data: str) -> None:
+    q = json.loads(data)
+    await redis.hset(keys.latest_hash(), keys.field(q["broker"], q["instrument"]), data)
+    await redis.publish(keys.live_channel(q["instrument"]), data)
+
+
+async def connect(cookie, path: str = "/ws/spreads/") -> tuple[WebsocketCommunicator, dict]:
+    comm = WebsocketCommunicator(application, path, headers=[ORIGIN, (b"host", b"testserver"), cookie])
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    snapshot = await comm.receive_json_from(timeout=5)
+    assert snapshot["type"] == "snapshot"
+    return comm, snapshot
+
+
+async def quotes_until(comm: WebsocketCommunicator, predicate, timeout: float = 5) -> list[dict]:
+    """Every quote received until one satisfies predicate."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await comm.receive_json_from(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["type"] != "quotes":
+            continue
+        seen.extend(msg["quotes"])
+        if any(predicate(q) for q in msg["quotes"]):
+            return seen
+
+
+async def test_it_refuses_an_anonymous_connection(market):
+    refused_before = COUNTERS.values["ws_refused"]
+    comm = WebsocketCommunicator(application, "/ws/spreads/", headers=[ORIGIN, (b"host", b"testserver")])
+    connected, _ = await comm.connect(timeout=5)
+    assert not connected
+    assert COUNTERS.values["ws_refused"] == refused_before + 1
+
+
+async def test_it_refuses_a_logged_in_connection_from_a_foreign_origin(cookie):
+    comm = WebsocketCommunicator(
+        application, "/ws/spreads/", headers=[(b"origin", b"https://evil.example"), (b"host", b"testserver"), cookie]
+    )
+    connected, _ = await comm.connect(timeout=5)
+    assert not connected
+
+
+async def test_it_sends_a_snapshot_of_the_latest_quotes_then_updates(cookie, redis):
+    await publish(redis, quote("acme", "EURUSD", 1.1000, 1))
+    await publish(redis, quote("zeta", "GBPUSD", 1.2500, 1))
+    comm, snapshot = await connect(cookie)
+    by_key = {(q["broker"], q["instrument"]): q for q in snapshot["quotes"]}
+    assert by_key[("acme", "EURUSD")]["bid"] == 1.1
+    assert by_key[("zeta", "GBPUSD")]["bid"] == 1.25
+    assert isinstance(snapshot["server_time_us"], int)
+
+    await publish(redis, quote("acme", "EURUSD", 1.1002, 2))
+    got = await quotes_until(comm, lambda q: q["seq"] == 2)
+    last = got[-1]
+    assert (last["broker"], last["instrument"], last["bid"]) == ("acme", "EURUSD", 1.1002)
+    for name in ("ask", "spread", "ts_broker", "ts_ingest"):
+        assert name in last
+    await comm.disconnect()
+
+
+async def test_it_follows_subscribe_and_unsubscribe_messages(cookie, redis):
+    comm, snapshot = await connect(cookie, "/ws/spreads/?instruments=EURUSD")
+    assert snapshot["quotes"] == []
+    await publish(redis, quote("acme", "GBPUSD", 1.25, 1))
+    await publish(redis, quote("acme", "EURUSD", 1.10, 2))
+    got = await quotes_until(comm, lambda q: q["seq"] == 2)
+    assert {q["instrument"] for q in got} == {"EURUSD"}
+
+    await comm.send_json_to({"action": "subscribe", "instruments": ["GBPUSD"]})
+    reply = await comm.receive_json_from(timeout=5)
+    assert reply == {"type": "subscribed", "instruments": ["EURUSD", "GBPUSD"], "brokers": None}
+    added = await comm.receive_json_from(timeout=5)
+    assert added["type"] == "snapshot"
+    assert [(q["instrument"], q["seq"]) for q in added["quotes"]] == [("GBPUSD", 1)]
+
+    await comm.send_json_to({"action": "unsubscribe", "instruments": ["EURUSD"]})
+    reply = await comm.receive_json_from(timeout=5)
+    assert reply["instruments"] == ["GBPUSD"]
+    await publish(redis, quote("acme", "EURUSD", 1.11, 3))
+    await publish(redis, quote("acme", "GBPUSD", 1.26, 4))
+    got = await quotes_until(comm, lambda q: q["seq"] == 4)
+    assert {q["instrument"] for q in got} == {"GBPUSD"}
+    await comm.disconnect()
+
+
+async def test_a_broker_filter_keeps_other_brokers_quotes_away(cookie, redis):
+    comm, _ = await connect(cookie, "/ws/spreads/?instruments=EURUSD&brokers=acme")
+    await publish(redis, quote("zeta", "EURUSD", 1.10, 1))
+    await publish(redis, quote("acme", "EURUSD", 1.10, 2))
+    got = await quotes_until(comm, lambda q: q["seq"] == 2)
+    assert {q["broker"] for q in got} == {"acme"}
+    await comm.disconnect()
+
+
+async def test_malformed_and_oversized_messages_get_an_error_and_are_counted(cookie):
+    comm, _ = await connect(cookie)
+    malformed_before = COUNTERS.values["ws_malformed"]
+    oversized_before = COUNTERS.values["ws_oversized"]
+    cases = [
+        ("{not json", "malformed"),
+        ("[1, 2]", "malformed"),
+        (json.dumps({"action": "dance"}), "bad_request"),
+        (json.dumps({"action": "subscribe", "instruments": "EURUSD"}), "bad_request"),
+        (json.dumps({"action": "subscribe", "instruments": ["NOPE"]}), "unknown_instrument"),
+        ("x" * 5000, "too_large"),
+    ]
+    for text, code in cases:
+        await comm.send_to(text_data=text)
+        reply = await comm.receive_json_from(timeout=5)
+        assert reply["type"] == "error"
+        assert reply["code"] == code, text[:40]
+    await comm.send_to(bytes_data=b"\x00\x01")
+    assert (await comm.receive_json_from(timeout=5))["code"] == "bad_request"
+    assert COUNTERS.values["ws_malformed"] == malformed_before + 6
+    assert COUNTERS.values["ws_oversized"] == oversized_before + 1
+    # Still serving.
+    await comm.send_json_to({"action": "ping"})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "pong"
+    await comm.disconnect()
+
+
+async def test_bad_messages_from_the_feed_are_counted_and_skipped(cookie, redis):
+    comm, _ = await connect(cookie)
+    before = COUNTERS.values["live_bad_upstream"]
+    await redis.publish(keys.live_channel("EURUSD"), "{broken")
+    await redis.publish(keys.live_channel("EURUSD"), json.dumps({"broker": "acme", "instrument": "EURUSD"}))
+    await redis.publish(keys.live_channel("EURUSD"), quote("acme", "GBPUSD", 1.2, 9))  # wrong channel
+    await publish(redis, quote("acme", "EURUSD", 1.1, 10))
+    got = await quotes_until(comm, lambda q: q["seq"] == 10)
+    assert [q["seq"] for q in got] == [10]
+    assert COUNTERS.values["live_bad_upstream"] == before + 3
+    await comm.disconnect()
+
+
+async def test_feed_status_changes_reach_the_client(cookie, redis):
+    comm, _ = await connect(cookie)
+    await redis.publish(keys.status_channel(), json.dumps({"broker": "zeta", "status": "stale", "since": 123}))
+    msg = await comm.receive_json_from(timeout=5)
+    assert msg == {"type": "status", "broker": "zeta", "status": "stale", "since": 123}
+    await comm.disconnect()
+
+
+async def test_a_burst_is_conflated_to_the_latest_quote_per_broker_and_instrument(cookie, redis):
+    comm, _ = await connect(cookie)
+    burst = 3000
+    async with redis.pipeline(transaction=False) as pipe:
+        for seq in range(1, burst + 1):
+            broker = "acme" if seq % 2 else "zeta"
+            pipe.publish(keys.live_channel("EURUSD"), quote(broker, "EURUSD", 1.1 + seq * 1e-6, seq))
+        await pipe.execute()
+    got = await quotes_until(comm, lambda q: q["seq"] == burst)
+    # Fewer messages than quotes, yet the latest of each broker arrives and nothing goes backwards.
+    assert len(got) < burst
+    latest = {}
+    for q in got:
+        assert q["seq"] > latest.get(q["broker"], 0)
+        latest[q["broker"]] = q["seq"]
+    assert latest == {"zeta": burst, "acme": burst - 1}
+    await comm.disconnect()
+
+
+async def test_updates_that_arrive_while_a_snapshot_is_read_never_roll_it_back(cookie, redis, monkeypatch):
+    await publish(redis, quote("acme", "EURUSD", 1.1002, 2))
+    await redis.hset(keys.status_hash(), "acme", json.dumps({"broker": "acme", "status": "up", "since": 200}))
+    old = json.loads(quote("acme", "EURUSD", 1.1001, 1))
+    old["ts_ingest"] -= 1_000_000  # ingested a second before the quote the snapshot will hold
+    real_snapshot = Hub.snapshot
+
+    async def snapshot_during_a_race(self: Hub, **kwargs):
+        # Older updates reach the hub after the client joined its group but before the snapshot is
+        # read, as when pub/sub delivery lags the latest-quote hash.
+        self.on_message(keys.live_channel("EURUSD"), json.dumps(old))
+        self.on_message(keys.status_channel(), json.dumps({"broker": "acme", "status": "down", "since": 100}))
+        return await real_snapshot(self, **kwargs)
+
+    monkeypatch.setattr(Hub, "snapshot", snapshot_during_a_race)
+    comm, snapshot = await connect(cookie)
+    assert [(q["broker"], q["seq"]) for q in snapshot["quotes"]] == [("acme", 2)]
+    assert [(s["broker"], s["status"]) for s in snapshot["status"]] == [("acme", "up")]
+
+    await publish(redis, quote("zeta", "GBPUSD", 1.25, 3))
+    after = []
+    while True:
+        msg = await comm.receive_json_from(timeout=5)
+        after.append(msg)
+        if msg["type"] == "quotes" and any(q["seq"] == 3 for q in msg["quotes"]):
+            break
+    assert [m["type"] for m in after] == ["quotes"]
+    assert [q["seq"] for q in after[0]["quotes"]] == [3]
+    await comm.disconnect()

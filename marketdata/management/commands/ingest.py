@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from common.ticks import FeedStatus
+from marketdata.feeds.base import FeedAdapter, adapter_create
+from marketdata.ingest import Ingestor
+from marketdata.selectors import calendar_events, feed_configs, symbol_maps
+from marketdata.services import feed_configs_ensure, feed_status_record, rejections_record, us_to_dt
+from marketdata.validation import QuoteValidator
+
+
+def _status_sink(broker: str, status: FeedStatus, at: int, detail: str) -> None:
+    feed_status_record(broker_slug=broker, status=str(status), at=us_to_dt(at), detail=detail)
+
+
+def _reject_sink(counts: dict[tuple[str, str], int], at: int) -> None:
+    rejections_record(counts=counts, at=us_to_dt(at))
+
+
+class Command(BaseCommand):
+    help = "Run broker feeds: validate quotes, publish them live and append them to the durable tick stream."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--broker", action="append", help="Broker slug (repeatable); default: all enabled.")
+        parser.add_argument("--seconds", type=float, default=0.0, help="Stop after this long (0: run until killed).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        feed_configs_ensure()
+        configs = feed_configs(brokers=options["broker"])
+        if not configs:
+            raise CommandError("no enabled feed configuration matches (see Live spreads > Feed configs in admin)")
+        now = datetime.now(tz=UTC)
+        events = calendar_events(since=now - timedelta(days=2), until=now + timedelta(days=30))
+        slugs = [c.broker.slug for c in configs]
+        adapters: list[FeedAdapter] = []
+        for c in configs:
+            params = {"seed": settings.LIVE_SIM_SEED, "quotes_per_s": settings.LIVE_SIM_QUOTES_PER_S, **c.params}
+            params["events"] = events
+            try:
+                adapters.append(adapter_create(c.adapter, broker=c.broker.slug, params=params))
+            except ValueError as exc:
+                raise CommandError(f"{c.broker.slug}: {exc}") from exc
+        ingestor = Ingestor(
+            redis_url=settings.REDIS_URL,
+            prefix=settings.CACHE_KEY_PREFIX,
+            shards=settings.LIVE_STREAM_SHARDS,
+            validator=QuoteValidator(symbols=symbol_maps(brokers=slugs)),
+            status_sink=_status_sink,
+            reject_sink=_reject_sink,
+            stale_after_s=settings.LIVE_STALE_AFTER_S,
+        )
+        self.stdout.write(f"ingesting {', '.join(slugs)}")
+        asyncio.run(self._run(ingestor, adapters, options["seconds"]))
+        s = ingestor.stats
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(ingestor.validator.counts.items()))
+        self.stdout.write(f"stopped: {counts}; reconnects={s.reconnects}; flush errors={s.flush_errors}")
+
+    async def _run(self, ingestor: Ingestor, adapters: list[FeedAdapter], seconds: float) -> None:
+        until = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, until.set)
+        if seconds:
+            loop.call_later(seconds, until.set)
+        await ingestor.run(adapters, until=until)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from django.db import models
+
+from brokers.models import Broker, Instrument
+
+
+class SpreadBar(models.Model):
+    """Spread statistics of one broker and instrument over one interval (1 minute, 1 hour, 1 day).
+
+    Spreads and deviations are in price units; pages turn them into pips with the instrument's pip size.
+    """
+
+    class Resolution(models.TextChoices):
+        MINUTE = "1m", "1 minute"
+        HOUR = "1h", "1 hour"
+        DAY = "1d", "1 day"
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="spread_bars")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="spread_bars")
+    resolution = models.CharField(max_length=2, choices=Resolution.choices)
+    start = models.DateTimeField()
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    mean = models.FloatField(help_text="Time-weighted mean spread.")
+    count = models.PositiveIntegerField(help_text="Quotes in the interval.")
+    dev_min = models.FloatField(help_text="Lowest deviation of the broker's mid from the consensus mid.")
+    dev_max = models.FloatField(help_text="Highest deviation of the broker's mid from the consensus mid.")
+    duration = models.FloatField(default=0.0, help_text="Seconds of the interval covered by quotes (weights roll-ups).")
+    dev_count = models.PositiveIntegerField(
+        default=0, help_text="Quotes that had a consensus to compare with (0: dev_min/dev_max are not measured)."
+    )
+
+    class Meta:
+        ordering = ["broker", "instrument", "resolution", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "instrument", "resolution", "start"], name="spreadbar_unique_interval"
+            )
+        ]
+        indexes = [models.Index(fields=["resolution", "start"], name="spreadbar_resolution_start")]
+
+    def __str__(self) -> str:
+        return f"{self.broker_id}/{self.instrument_id} {self.resolution} {self.start:%Y-%m-%d %H:%M}"
+
+
+class EconomicEvent(models.Model):
+    """A scheduled release (admin-editable). Around high-impact ones the simulator raises volatility
+    and brokers widen spreads according to their profiles."""
+
+    class Impact(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    name = models.CharField(max_length=120)
+    currency = models.CharField(max_length=3, help_text="ISO code of the currency it moves, e.g. USD.")
+    scheduled_at = models.DateTimeField()
+    impact = models.CharField(max_length=6, choices=Impact.choices, default=Impact.MEDIUM)
+
+    class Meta:
+        ordering = ["scheduled_at", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "currency", "scheduled_at"],
+                name="economicevent_unique",
+                violation_error_message="This event is already on the calendar at that time.",
+            )
+        ]
+        indexes = [models.Index(fields=["scheduled_at"], name="economicevent_at")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.currency}, {self.impact}) {self.scheduled_at:%Y-%m-%d %H:%M}"
+
+
+class FeedConfig(models.Model):
+    """How the ingestor connects to one broker's price feed."""
+
+    class Adapter(models.TextChoices):
+        SIMULATOR = "simulator", "Market simulator"
+
+    broker = models.OneToOneField(Broker, on_delete=models.CASCADE, related_name="feed_config")
+    adapter = models.CharField(max_length=20, choices=Adapter.choices, default=Adapter.SIMULATOR)
+    params = models.JSONField(
+        default=dict, blank=True, help_text='Adapter parameters, e.g. {"quotes_per_s": 2, "seed": 42}.'
+    )
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["broker__name"]
+
+    def __str__(self) -> str:
+        return f"{self.broker} via {self.adapter}"
+
+
+class FeedStatusChange(models.Model):
+    """Append-only history of a feed's status; the latest row is the current status (uptime for TrustMetrics)."""
+
+    class Status(models.TextChoices):
+        UP = "up", "Up"
+        STALE = "stale", "Stale"
+        DOWN = "down", "Down"
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="feed_status_changes")
+    status = models.CharField(max_length=5, choices=Status.choices)
+    at = models.DateTimeField()
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        get_latest_by = "at"
+        indexes = [models.Index(fields=["broker", "at"], name="feedstatus_broker_at")]
+        constraints = [
+            # Replaying a backfill must not duplicate history.
+            models.UniqueConstraint(fields=["broker", "at", "status"], name="feedstatus_unique_change")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker_id} {self.status} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class QuoteRejectionCount(models.Model):
+    """Quotes the validator rejected, per broker, hour and reason (counters flushed by the ingestors)."""
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="quote_rejections")
+    hour = models.DateTimeField()
+    reason = models.CharField(max_length=20)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour", "broker", "reason"]
+        constraints = [models.UniqueConstraint(fields=["broker", "hour", "reason"], name="quoterejection_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.broker_id} {self.reason} x{self.count} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class AggregatorCheckpoint(models.Model):
+    """Per stream shard: the last stream entry folded into the bars, and the aggregator's open state.
+
+    Written in the same transaction as the bars, so a restarted aggregator resumes exactly where the
+    last commit left off: entries at or below `last_id` are already counted and are skipped.
+    """
+
+    stream = models.CharField(max_length=200, unique=True)
+    last_id = models.CharField(max_length=40, default="0-0")
+    state = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stream} @ {self.last_id}"

@@ -1,0 +1,189 @@
+"""Quote validation: every quote is accepted or rejected with one reason, and reasons are counted.
+
+Pure: no Django. The validator never raises on bad input; hostile values (NaN, strings, None, huge
+numbers) become a counted rejection. It keeps per-broker/instrument state (last good quote, last
+sequence number), so one validator serves one ingestor process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from common.ticks import Quote
+
+
+class Reason(StrEnum):
+    NOT_NUMERIC = "not_numeric"  # NaN, infinity, or not a number at all
+    NON_POSITIVE = "non_positive"  # price or size <= 0
+    CROSSED = "crossed"  # bid above ask
+    JUMP = "jump"  # mid too far from the last good mid
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    OUT_OF_ORDER = "out_of_order"  # sequence or broker timestamp went backwards
+    DUPLICATE = "duplicate"  # same sequence number again
+    STALE = "stale"  # broker timestamp too old when received
+    FUTURE = "future"  # broker timestamp too far ahead of our clock
+    BAD_FIELD = "bad_field"  # timestamps or sequence not integers, broker missing, bad depth
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    max_age_us: int = 5_000_000  # older than this on receipt: stale
+    max_future_us: int = 2_000_000  # tolerated clock skew
+    max_jump: float = 0.05  # relative mid move against the last good quote
+    jump_confirm: int = 3  # this many consecutive "jumps" to the same level re-anchor: the market really moved
+    max_price: float = 1e9
+    max_size: float = 1e12
+
+
+_INF = math.inf
+_NEG_INF = -math.inf
+
+
+def _num(value: object) -> float | None:
+    if type(value) is float:  # the common case, fast
+        return value if -math.inf < value < math.inf else None
+    # bool is an int subclass but never a price.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        f = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+class QuoteValidator:
+    """Checks quotes from feeds; `check` returns the normalised quote or the rejection reason."""
+
+    def __init__(
+        self,
+        *,
+        symbols: Mapping[str, Mapping[str, str]],
+        config: ValidationConfig | None = None,
+        jump_limits: Mapping[str, float] | None = None,
+    ) -> None:
+        # symbols: broker -> {feed symbol -> canonical symbol}; canonical symbols map to themselves too.
+        self.symbols = {b: dict(m) for b, m in symbols.items()}
+        self.config = config or ValidationConfig()
+        self.jump_limits = dict(jump_limits or {})
+        self.counts: Counter[str] = Counter()  # reason -> count, plus "accepted"
+        self.by_broker: Counter[tuple[str, str]] = Counter()  # (broker, reason) -> count
+        self._last_seq: dict[str, int] = {}
+        self._last: dict[tuple[str, str], tuple[int, float]] = {}  # last good quote: (broker ts, mid)
+        self._jump_run: dict[tuple[str, str], list[float]] = {}
+
+    def reset_sequence(self, broker: str) -> None:
+        """A new connection restarts the broker's sequence numbers."""
+        self._last_seq.pop(broker, None)
+
+    def _reject(self, broker: object, reason: Reason) -> Reason:
+        self.counts[reason] += 1
+        self.by_broker[(broker if isinstance(broker, str) else "?", str(reason))] += 1
+        return reason
+
+    def check(self, quote: Quote) -> Quote | Reason:
+        broker = quote.broker
+        if not isinstance(broker, str) or not broker:
+            return self._reject(broker, Reason.BAD_FIELD)
+        # Fast paths for what well-behaved feeds send (exact ints and floats); anything else goes through
+        # the general converters, which give the same results for these types.
+        seq, ts_broker, ts_recv = quote.seq, quote.ts_broker, quote.ts_recv
+        if not (type(seq) is int and type(ts_broker) is int and type(ts_recv) is int):
+            seq, ts_broker, ts_recv = _int(seq), _int(ts_broker), _int(ts_recv)  # type: ignore[assignment]
+            if seq is None or ts_broker is None or ts_recv is None:
+                return self._reject(broker, Reason.BAD_FIELD)
+        bid, ask, bid_size, ask_size = quote.bid, quote.ask, quote.bid_size, quote.ask_size
+        if type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float:
+            if not (
+                _NEG_INF < bid < _INF
+                and _NEG_INF < ask < _INF
+                and _NEG_INF < bid_size < _INF
+                and _NEG_INF < ask_size < _INF
+            ):  # NaN fails every comparison
+                return self._reject(broker, Reason.NOT_NUMERIC)
+        else:
+            bid, ask, bid_size, ask_size = _num(bid), _num(ask), _num(bid_size), _num(ask_size)  # type: ignore[assignment]
+            if bid is None or ask is None or bid_size is None or ask_size is None:
+                return self._reject(broker, Reason.NOT_NUMERIC)
+        cfg = self.config
+        if bid <= 0 or ask <= 0 or bid_size <= 0 or ask_size <= 0:
+            return self._reject(broker, Reason.NON_POSITIVE)
+        if ask > cfg.max_price or bid_size > cfg.max_size or ask_size > cfg.max_size:
+            return self._reject(broker, Reason.NOT_NUMERIC)
+        if bid > ask:
+            return self._reject(broker, Reason.CROSSED)
+        symbol_map = self.symbols.get(broker)
+        instrument = (
+            symbol_map.get(quote.instrument) if symbol_map is not None and isinstance(quote.instrument, str) else None
+        )
+        if instrument is None:
+            return self._reject(broker, Reason.UNKNOWN_SYMBOL)
+        last_seq = self._last_seq.get(broker)
+        if last_seq is not None:
+            if seq == last_seq:
+                return self._reject(broker, Reason.DUPLICATE)
+            if seq < last_seq:
+                return self._reject(broker, Reason.OUT_OF_ORDER)
+        if ts_recv - ts_broker > cfg.max_age_us:
+            return self._reject(broker, Reason.STALE)
+        if ts_broker - ts_recv > cfg.max_future_us:
+            return self._reject(broker, Reason.FUTURE)
+        key = (broker, instrument)
+        last = self._last.get(key)
+        if last is not None and ts_broker < last[0]:
+            return self._reject(broker, Reason.OUT_OF_ORDER)
+        depth = quote.depth
+        if depth is not None and not _depth_ok(depth):
+            return self._reject(broker, Reason.BAD_FIELD)
+        mid = (bid + ask) / 2.0
+        if last is not None:
+            last_mid = last[1]
+            limit = self.jump_limits.get(instrument, cfg.max_jump)
+            if abs(mid - last_mid) > limit * last_mid:
+                run = self._jump_run.setdefault(key, [])
+                # A run of consistent quotes at the new level means the market moved, not the feed broke.
+                if run and abs(mid - run[-1]) > limit * run[-1]:
+                    run.clear()
+                run.append(mid)
+                if len(run) < cfg.jump_confirm:
+                    self._last_seq[broker] = seq
+                    return self._reject(broker, Reason.JUMP)
+            if self._jump_run:
+                self._jump_run.pop(key, None)
+        self._last_seq[broker] = seq
+        self._last[key] = (ts_broker, mid)
+        self.counts["accepted"] += 1
+        if (
+            instrument == quote.instrument
+            and type(quote.bid) is float
+            and type(quote.ask) is float
+            and type(quote.bid_size) is float
+            and type(quote.ask_size) is float
+        ):
+            return quote
+        return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth)
+
+
+def _depth_ok(depth: object) -> bool:
+    if not isinstance(depth, tuple) or len(depth) != 2:
+        return False
+    for side in depth:
+        if not isinstance(side, tuple) or len(side) > 20:
+            return False
+        for level in side:
+            if not isinstance(level, tuple) or len(level) != 2:
+                return False
+            price, size = _num(level[0]), _num(level[1])
+            if price is None or size is None or price <= 0 or size <= 0:
+                return False
+    return True

@@ -1,0 +1,257 @@
+"""Statically regenerated pages: fresh, stale, miss, tags, HTTP caching and privacy, on real Redis."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.test import Client
+
+from brokers.models import Broker, Licence, Regulator
+from brokers.sitemaps import popular_compare_pairs
+from common import metrics
+from pagecache import isr
+from testing.support import wait_for
+
+PROFILE = "/brokers/kestrel-fx/"
+
+
+def cached_entry(path: str, query: str = "") -> isr.PageEntry | None:
+    entry: isr.PageEntry | None = cache.get(isr.page_key(path, query))
+    return entry
+
+
+@pytest.mark.django_db
+def test_a_miss_renders_stores_and_serves(client, demo):
+    assert cached_entry(PROFILE) is None
+    response = client.get(PROFILE)
+    assert response["X-Page-Cache"] == "miss"
+    entry = cached_entry(PROFILE)
+    assert entry is not None and entry["body"] == response.content
+
+
+@pytest.mark.django_db
+def test_a_fresh_copy_is_served_without_touching_the_database(client, demo, django_assert_num_queries):
+    client.get(PROFILE)
+    with django_assert_num_queries(0):
+        response = client.get(PROFILE)
+    assert response["X-Page-Cache"] == "hit"
+    assert b"Kestrel FX" in response.content
+
+
+@pytest.mark.django_db
+def test_junk_query_parameters_share_the_cached_copy(client, demo):
+    client.get("/brokers/?sort=name")
+    response = client.get("/brokers/?utm_campaign=spam&sort=name&x=1")
+    assert response["X-Page-Cache"] == "hit"
+
+
+@pytest.mark.django_db
+def test_anonymous_pages_carry_cdn_headers_and_a_strong_etag(client, demo):
+    response = client.get(PROFILE)
+    cache_control = response["Cache-Control"]
+    assert "public" in cache_control and "s-maxage=" in cache_control and "stale-while-revalidate=" in cache_control
+    etag = response["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert "Cookie" in response["Vary"]
+
+
+@pytest.mark.django_db
+def test_if_none_match_gets_a_304_with_no_body(client, demo):
+    etag = client.get(PROFILE)["ETag"]
+    response = client.get(PROFILE, HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response["ETag"] == etag
+    assert client.get(PROFILE, HTTP_IF_NONE_MATCH='"something-else"').status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_stale_copy_is_served_at_once_and_regenerated_in_the_background(client, demo, celery_worker):
+    client.get(PROFILE)
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    isr.mark_stale([isr.page_key(PROFILE, "")])
+
+    response = client.get(PROFILE)
+    assert response["X-Page-Cache"] == "stale"
+    assert b"Atlantis" not in response.content  # served the old copy, did not render in the request
+
+    wait_for(lambda: b"Atlantis" in (cached_entry(PROFILE) or {"body": b""})["body"])
+    response = client.get(PROFILE)
+    assert response["X-Page-Cache"] == "hit"
+    assert b"Atlantis" in response.content
+
+
+def _present(key: str) -> bool:
+    return cache.get(key) is not None
+
+
+def _queued_tasks() -> int:
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:
+        channel: Any = conn.default_channel
+        try:
+            return int(channel.queue_declare(app.conf.task_default_queue, passive=True).message_count)
+        except conn.channel_errors:  # no such queue yet: nothing queued
+            return 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_for_a_stale_page_start_exactly_one_regeneration(demo, celery_worker):
+    Client().get(PROFILE)
+    isr.mark_stale([isr.page_key(PROFILE, "")])
+    before = metrics.get_many(["pages_regenerated", "pages_stale"])
+    # Twenty visitors arrive at once; the lock lets only one of them start a regeneration.
+    barrier = threading.Barrier(20)
+    states: list[str] = []
+
+    def visit() -> None:
+        barrier.wait()
+        states.append(Client().get(PROFILE)["X-Page-Cache"])
+
+    threads = [threading.Thread(target=visit) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert states.count("stale") + states.count("hit") == 20
+    assert states.count("stale") >= 1
+    wait_for(lambda: metrics.get("pages_regenerated") > before["pages_regenerated"])
+    # A duplicate regeneration would still be queued or hold the lock: wait until neither is so.
+    wait_for(lambda: _queued_tasks() == 0 and cache.get(isr.lock_key(isr.page_key(PROFILE, ""))) is None)
+    assert metrics.get("pages_regenerated") == before["pages_regenerated"] + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_a_broker_in_admin_revalidates_its_pages_within_a_second(demo, celery_worker, django_user_model):
+    anonymous = Client()
+    compare = "/compare/?brokers=kestrel-fx,northwind-markets"
+    other_profile = "/brokers/alpenbank-trading/"
+    for url in (PROFILE, "/brokers/", "/", compare, other_profile):
+        assert anonymous.get(url).status_code == 200
+    untouched_etag = cached_entry(other_profile)["etag"]  # type: ignore[index]
+
+    staff = Client()
+    staff.force_login(
+        django_user_model.objects.create_user("ed", password="x-pw-123", is_staff=True, is_superuser=True)
+    )
+    licence = Licence.objects.get(broker__slug="kestrel-fx", regulator__slug="fca")
+    licence.licence_number = "FRN 777777"
+    # Saving through the admin's licence form, as an editor would.
+    response = staff.post(
+        f"/admin/brokers/licence/{licence.pk}/change/",
+        {
+            "broker": licence.broker_id,
+            "regulator": licence.regulator_id,
+            "licence_number": "FRN 777777",
+            "status": "active",
+            "last_verified": "",
+        },
+    )
+    assert response.status_code == 302
+    saved_at = time.monotonic()
+
+    def shows_new_number() -> bool:
+        entry = cached_entry(PROFILE)
+        return entry is not None and b"FRN 777777" in entry["body"]
+
+    wait_for(shows_new_number, timeout=1.0)
+    for url, query in (("/brokers/", ""), ("/", ""), ("/compare/", "brokers=kestrel-fx%2Cnorthwind-markets")):
+        fresh = isr.fresh_key(isr.page_key(url, query))
+        wait_for(
+            functools.partial(_present, fresh),
+            timeout=max(0.05, 1.0 - (time.monotonic() - saved_at)),
+        )
+    assert b"FRN 777777" in anonymous.get(PROFILE).content
+    # A page that does not show this broker was left alone.
+    assert cached_entry(other_profile)["etag"] == untouched_etag  # type: ignore[index]
+
+
+@pytest.mark.django_db
+def test_a_regulator_change_revalidates_every_page(client, demo, django_capture_on_commit_callbacks):
+    client.get(PROFILE)
+    client.get("/brokers/")
+    fresh = [isr.fresh_key(isr.page_key(path, "")) for path in (PROFILE, "/brokers/")]
+    assert all(cache.get(k) is not None for k in fresh)
+    regulator = Regulator.objects.get(slug="fca")
+    regulator.full_name = "Renamed"
+    with django_capture_on_commit_callbacks(execute=True):
+        regulator.save()  # through the signal receiver, as the admin does
+    assert all(cache.get(k) is None for k in fresh)
+
+
+@pytest.mark.django_db
+def test_a_page_that_disappears_is_dropped_on_regeneration(client, demo):
+    client.get(PROFILE)
+    key = isr.page_key(PROFILE, "")
+    Broker.objects.filter(slug="kestrel-fx").delete()
+    assert isr.regenerate(key, path=PROFILE, query="") == "gone"
+    assert cached_entry(PROFILE) is None
+    assert client.get(PROFILE).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_logged_in_visitor_sees_their_name_but_the_cache_never_does(client, demo, django_user_model):
+    user = django_user_model.objects.create_user("alice-private", password="pw-alice-123")
+    client.force_login(user)
+    response = client.get(PROFILE)  # a miss, rendered while logged in
+    body = response.content.decode()
+    assert "alice-private" in body
+    assert "csrfmiddlewaretoken" in body  # the personal log-out form
+    assert "private" in response["Cache-Control"] and "ETag" not in response
+
+    entry = cached_entry(PROFILE)
+    assert entry is not None
+    assert b"alice-private" not in entry["body"] and b"csrfmiddlewaretoken" not in entry["body"]
+    anonymous = Client().get(PROFILE).content.decode()
+    assert "alice-private" not in anonymous and "csrfmiddlewaretoken" not in anonymous
+
+
+@pytest.mark.django_db
+def test_a_page_with_a_csrf_token_is_never_cached(monkeypatch):
+    from django.http import HttpResponse
+
+    leaky = isr.PageSpec(
+        view=lambda request, **kw: HttpResponse(b'<form><input name="csrfmiddlewaretoken" value="s"></form>'),
+        revalidate=60,
+        params=(),
+    )
+    monkeypatch.setattr(isr, "page_spec_for", lambda path: (leaky, {}))
+    response, entry = isr.render_entry("/anything/", "")
+    assert response.status_code == 200
+    assert entry is None
+
+
+@pytest.mark.django_db
+def test_prerender_renders_every_public_page_and_reports_it(demo, capsys):
+    call_command("prerender")
+    out = capsys.readouterr().out
+    assert "/brokers/northwind-markets/" in out
+    assert "/compare/?brokers=" in out
+    # 5 pages without parameters (found in the URLconf), 14 profiles, the popular pairs of active brokers.
+    for url in ("/", "/brokers/", "/compare/", "/methodology/", "/live/"):
+        assert f"\n{url} " in "\n" + out
+    total = 5 + 14 + len(popular_compare_pairs())
+    assert f"Prerendered {total} of {total} pages" in out
+    assert cached_entry("/brokers/northwind-markets/") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_save_does_not_stop_later_saves_from_revalidating(demo):
+    from django.db import transaction
+
+    Client().get(PROFILE)
+    fresh = isr.fresh_key(isr.page_key(PROFILE, ""))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Broker.objects.get(slug="kestrel-fx").save()
+        raise RuntimeError("editor cancelled")
+    assert cache.get(fresh) is not None  # nothing committed, nothing revalidated
+    with transaction.atomic():
+        Broker.objects.get(slug="kestrel-fx").save()
+    assert cache.get(fresh) is None  # marked stale, regeneration queued

@@ -1,0 +1,80 @@
+"""Best execution in a real browser: a visitor submits the form, a trader watches it follow the depth."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django_redis import get_redis_connection
+
+from brokers.models import BrokerInstrument
+from marketdata import keys
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def put_depth(broker: str, bids: list[list[float]], asks: list[list[float]], age_s: float = 0.0) -> None:
+    body = json.dumps({"bids": bids, "asks": asks, "ts": time.time_ns() // 1000 - int(age_s * 1e6)})
+    get_redis_connection("default").hset(keys.depth_hash(), keys.field(broker, "EURUSD"), body)
+
+
+@pytest.fixture(autouse=True)
+def _clear_depth():
+    yield
+    get_redis_connection("default").delete(keys.depth_hash())
+
+
+def test_a_visitor_gets_the_result_and_a_trader_sees_it_move(demo, live_site, browser_page):
+    User.objects.create_user("trader", password="best-execution-1")
+    a, b = (
+        BrokerInstrument.objects.filter(instrument__symbol="EURUSD")
+        .order_by("broker__name")
+        .values_list("broker__slug", flat=True)[:2]
+    )
+    page = browser_page
+    page.goto(live_site + "/execution/")
+    page.get_by_label("Instrument").select_option("EURUSD")
+    page.get_by_label("Sell").check()
+    page.get_by_label("Size", exact=True).fill("10")
+    page.get_by_label("Size unit").select_option("lots")
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
+    put_depth(b, [[1.0999, 2e6]], [[1.1003, 2e6]])
+    page.get_by_role("button", name="Calculate").click()
+    page.wait_for_url(re.compile(r"/execution/\?.*size=10"))
+    best = page.locator("tr.exec-row.best")
+    assert best.get_attribute("data-broker") == a  # sells 1m at 1.1000 against b's 1.0999
+    assert "Prices as of this page load" in page.locator("#exec-status").inner_text()
+    # Mobile first: at 390 px the page itself never scrolls sideways (the table scrolls in its box).
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter(e => !e.closest('.table-scroll') && e.getBoundingClientRect().right > innerWidth + 1)
+            .map(e => e.tagName + '.' + e.className)"""
+    )
+    assert wide == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    page.get_by_role("link", name="Log in", exact=True).last.click()
+    page.get_by_label("Username").fill("trader")
+    page.get_by_label("Password").fill("best-execution-1")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/execution/\?"))
+    page.wait_for_function("() => /updated/.test(document.querySelector('#exec-status .label').textContent)")
+
+    # Depth is only fresh for 5 s, so every step rewrites a's too (the page and log-in take a while).
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
+    put_depth(b, [[1.1001, 2e6]], [[1.1003, 2e6]])  # b now bids higher: b is best
+    page.wait_for_function(
+        "b => document.querySelector('tr.exec-row.best')?.dataset.broker === b", arg=b, timeout=5_000
+    )
+    assert "1.10010" in page.locator("tr.exec-row.best").inner_text()
+
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
+    put_depth(b, [[1.1001, 2e6]], [[1.1003, 2e6]], age_s=60)  # b's feed stops: stale, excluded
+    page.wait_for_function(
+        "b => document.querySelector(`tr[data-broker='${b}']`)?.textContent.includes('Stale depth')", arg=b
+    )
+    assert page.locator("tr.exec-row.best").get_attribute("data-broker") == a
+    assert "Depth up to" in page.locator("#exec-age").inner_text()

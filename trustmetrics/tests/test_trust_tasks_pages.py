@@ -1,0 +1,146 @@
+"""TrustMetrics tasks (called directly and through a real Celery worker), admin action and pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils.html import escape
+
+from brokers.models import Broker
+from brokers.services import demo_seed
+from testing.support import wait_for
+from trustmetrics import services, tasks
+from trustmetrics.methodology import METHODOLOGY
+from trustmetrics.models import TrustScore
+from trustmetrics.synthetic_load import synthetic_market_write
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+AS_OF = START + timedelta(days=3)
+SYMBOLS = ["EURUSD", "USDJPY", "XAUUSD"]
+
+
+def market() -> None:
+    demo_seed()
+    synthetic_market_write(start=START, days=3, symbols=SYMBOLS)
+
+
+def test_the_tasks_acknowledge_late_so_a_crash_redelivers_them():
+    assert tasks.trust_recompute.acks_late is True
+    assert tasks.trust_recompute_full.acks_late is True
+
+
+@pytest.mark.django_db
+def test_calling_the_task_twice_for_one_slot_stores_one_run():
+    market()
+    assert tasks.trust_recompute(AS_OF.isoformat()) == 14
+    assert tasks.trust_recompute(AS_OF.isoformat()) == 0
+    assert tasks.trust_recompute_full(AS_OF.isoformat()) == 0
+    assert TrustScore.objects.filter(computed_at=AS_OF).count() == 14
+
+
+@pytest.mark.django_db
+def test_the_task_rejects_a_time_without_timezone():
+    with pytest.raises(ValueError, match="timezone"):
+        tasks.trust_recompute("2026-11-05T00:00:00")
+
+
+def test_scheduled_runs_map_to_the_start_of_their_slot():
+    slot = services.run_slot(datetime(2026, 11, 5, 10, 7, 31, tzinfo=UTC), timedelta(minutes=5))
+    assert slot == datetime(2026, 11, 5, 10, 5, tzinfo=UTC)
+
+
+def test_a_real_worker_runs_the_task_and_a_duplicate_message_adds_nothing(celery_worker):
+    market()
+    tasks.trust_recompute.delay(AS_OF.isoformat())
+    tasks.trust_recompute.delay(AS_OF.isoformat())  # redelivered / double-enqueued
+    later = AS_OF + timedelta(minutes=5)
+    tasks.trust_recompute_full.delay(later.isoformat())
+    # The solo worker takes messages in order: once the last run is stored, the duplicate is done too.
+    wait_for(lambda: TrustScore.objects.filter(computed_at=later).count() == 14, timeout=30)
+    assert TrustScore.objects.filter(computed_at=AS_OF).count() == 14
+    assert TrustScore.objects.count() == 28
+
+
+def test_the_admin_action_recomputes_through_the_worker(celery_worker, admin_client):
+    market()
+    services.trust_scores_compute(as_of=AS_OF)
+    first = TrustScore.objects.first()
+    assert first is not None
+    response = admin_client.post(
+        reverse("admin:trustmetrics_trustscore_changelist"),
+        {"action": "recompute_now", "_selected_action": [first.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Recompute queued" in response.content.decode()
+    wait_for(lambda: TrustScore.objects.count() == 28, timeout=30)
+
+
+@pytest.mark.django_db
+def test_a_run_revalidates_the_pages_of_changed_scores(client, django_capture_on_commit_callbacks):
+    market()
+    broker = Broker.objects.get(slug="coral-reef-trading")
+    url = reverse("brokers:profile", kwargs={"slug": broker.slug})
+    assert client.get(url)["X-Page-Cache"] == "miss"
+    assert client.get(url)["X-Page-Cache"] == "hit"
+    assert client.get(reverse("brokers:directory"))["X-Page-Cache"] == "miss"
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.trust_scores_compute(as_of=AS_OF)
+    assert broker.pk in run.changed
+    assert client.get(url)["X-Page-Cache"] == "stale"
+    assert client.get(reverse("brokers:directory"))["X-Page-Cache"] == "stale"
+
+
+@pytest.mark.django_db
+def test_an_unchanged_rerun_leaves_cached_pages_alone(client, django_capture_on_commit_callbacks):
+    market()
+    services.trust_scores_compute(as_of=AS_OF)
+    url = reverse("brokers:profile", kwargs={"slug": "northwind-markets"})
+    client.get(url)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.trust_scores_compute(as_of=AS_OF + timedelta(minutes=5))
+    assert run.changed == []
+    assert client.get(url)["X-Page-Cache"] == "hit"
+
+
+@pytest.mark.django_db
+def test_the_profile_shows_score_components_with_explanations_and_history_chart(client):
+    market()
+    for minutes in (0, 5, 10):
+        services.trust_scores_compute(as_of=AS_OF + timedelta(minutes=minutes))
+    latest = TrustScore.objects.filter(broker__slug="kestrel-fx").latest()
+    html = client.get(reverse("brokers:profile", kwargs={"slug": "kestrel-fx"})).content.decode()
+    assert f"Overall <strong>{latest.overall:.1f}</strong>" in html
+    for comp in METHODOLOGY.components:
+        assert comp.title in html
+        assert comp.summary.replace("'", "&#x27;") in html
+    assert html.count('tabindex="0" data-tip=') == 3
+    assert "data-trust-chart" in html
+    assert 'href="/methodology/"' in html
+
+
+@pytest.mark.django_db
+def test_an_unscored_broker_says_so(client):
+    demo_seed()
+    html = client.get(reverse("brokers:profile", kwargs={"slug": "kestrel-fx"})).content.decode()
+    assert "Not scored yet" in html
+
+
+@pytest.mark.django_db
+def test_the_methodology_page_is_generated_from_the_methodology_object(client):
+    response = client.get("/methodology/")
+    assert response.status_code == 200
+    assert response["X-Page-Cache"] == "miss"
+    html = response.content.decode()
+    assert f"version {METHODOLOGY.version}" in html
+    for comp in METHODOLOGY.components:
+        assert f'id="component-{comp.key}"' in html
+        assert f"<td>{round(comp.weight * 100)}%</td>" in html
+    for note in METHODOLOGY.history:
+        assert escape(note.changes) in html
+    for symbol, currencies in METHODOLOGY.news_currencies.items():
+        assert f"{symbol} {'/'.join(currencies)}" in html
+    assert f"{METHODOLOGY.off_market_factor:.0f} times the median" in html
+    assert client.get("/methodology/")["X-Page-Cache"] == "hit"
