@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from brokers.models import Broker, Instrument
@@ -80,11 +84,27 @@ class FeedConfig(models.Model):
 
     class Adapter(models.TextChoices):
         SIMULATOR = "simulator", "Market simulator"
+        FIX = "fix", "FIX 4.4 market data"
+        OANDA = "oanda", "OANDA v20 pricing stream"
+        BINANCE = "binance", "Binance WebSocket"
+        KRAKEN = "kraken", "Kraken WebSocket v2"
+        COINBASE = "coinbase", "Coinbase Advanced Trade WebSocket"
 
     broker = models.OneToOneField(Broker, on_delete=models.CASCADE, related_name="feed_config")
     adapter = models.CharField(max_length=20, choices=Adapter.choices, default=Adapter.SIMULATOR)
     params = models.JSONField(
-        default=dict, blank=True, help_text='Adapter parameters, e.g. {"quotes_per_s": 2, "seed": 42}.'
+        default=dict,
+        blank=True,
+        help_text='Adapter parameters, e.g. {"quotes_per_s": 2, "seed": 42} or {"host": "fix.example", "port": '
+        '9878, "tls": true, "sender_comp_id": "BW", "target_comp_id": "MD"}. No secrets here.',
+    )
+    # Names of secrets, never their values: the database (and its backups) must not hold credentials.
+    secret_refs = models.JSONField(
+        "credentials",
+        default=dict,
+        blank=True,
+        help_text='Where each credential is read from, e.g. {"token": "env:OANDA_TOKEN"} or {"password": '
+        '"file:/run/secrets/fix_password"}. Only env: and file: references are accepted.',
     )
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -94,6 +114,62 @@ class FeedConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker} via {self.adapter}"
+
+    def clean(self) -> None:
+        from marketdata.feeds.secrets import secret_ref_check
+
+        if not isinstance(self.secret_refs, dict):
+            raise ValidationError({"secret_refs": "A JSON object of credential name to env:/file: reference."})
+        errors = [e for name, ref in self.secret_refs.items() if (e := secret_ref_check(name, ref))]
+        if errors:
+            raise ValidationError({"secret_refs": errors})
+        if not isinstance(self.params, dict):
+            raise ValidationError({"params": "A JSON object."})
+
+
+class FeedSymbol(models.Model):
+    """One venue symbol of a feed mapped to a site instrument, with the precision the venue quotes."""
+
+    feed_config = models.ForeignKey(FeedConfig, on_delete=models.CASCADE, related_name="symbols")
+    venue_symbol = models.CharField(max_length=40, help_text="As the venue spells it: EUR/USD, EUR_USD, BTCUSDT.")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="feed_symbols")
+    price_precision = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(10, message="At most 10 decimal places.")],
+        help_text="Decimal places of the venue's prices (Kraken's checksum depends on it).",
+    )
+    pip_size = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        validators=[MinValueValidator(Decimal("0.00000001"), message="Pip size must be positive.")],
+    )
+    size_precision = models.PositiveSmallIntegerField(
+        default=8,
+        validators=[MaxValueValidator(12, message="At most 12 decimal places.")],
+        help_text="Decimal places of quantities (Kraken's checksum depends on it).",
+    )
+
+    class Meta:
+        ordering = ["feed_config", "venue_symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feed_config", "venue_symbol"],
+                name="feedsymbol_unique_venue_symbol",
+                violation_error_message="This feed already maps this venue symbol.",
+            ),
+            models.UniqueConstraint(
+                fields=["feed_config", "instrument"],
+                name="feedsymbol_unique_instrument",
+                violation_error_message="This feed already maps another venue symbol to this instrument.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pip_size__gt=0),
+                name="feedsymbol_pip_size_positive",
+                violation_error_message="Pip size must be positive.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.venue_symbol} -> {self.instrument_id}"
 
 
 class FeedStatusChange(models.Model):

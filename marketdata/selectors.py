@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db.models import OuterRef, Subquery
 
 from brokers.models import Broker, BrokerInstrument, Instrument
+from marketdata.feeds.secrets import secrets_resolve
+from marketdata.feeds.venue import SymbolSpec
 from marketdata.models import EconomicEvent, FeedConfig, FeedStatusChange
 from simulator.calendar import CalendarEvent
 
@@ -72,3 +75,23 @@ def feed_status_current() -> dict[str, tuple[str, datetime]]:
         .values_list("slug", "feed_status", "feed_since")
     )
     return {slug: (status, since) for slug, status, since in rows}
+
+
+def feed_symbol_specs(*, config: FeedConfig) -> list[SymbolSpec]:
+    """The configured venue-symbol mapping of one feed (empty: the adapter's default mapping)."""
+    return [
+        SymbolSpec(s.venue_symbol, s.instrument.symbol, s.price_precision, float(s.pip_size), s.size_precision)
+        for s in config.symbols.select_related("instrument")
+    ]
+
+
+def feed_adapter_params(*, config: FeedConfig, resolve_secrets: bool = True) -> dict[str, Any]:
+    """What `adapter_create` takes for one configuration: its params, its symbol mapping and its
+    credentials read from where `secret_refs` points (SecretMissing if one is not set)."""
+    params: dict[str, Any] = dict(config.params)
+    specs = feed_symbol_specs(config=config)
+    if specs:
+        params["symbols"] = specs
+    if resolve_secrets and config.secret_refs:
+        params["credentials"] = secrets_resolve(config.secret_refs)
+    return params

@@ -1,0 +1,172 @@
+"""Kraken WebSocket v2 `book` channel: snapshot, updates, depth truncation and the CRC32 checksum.
+
+Subscribe: {"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"],"depth":10}}.
+Messages: {"channel":"book","type":"snapshot"|"update","data":[{"symbol","bids","asks","checksum",
+"timestamp"}]} with levels {"price": number, "qty": number}; qty 0 removes a level. After each
+message the book is cut back to the subscribed depth, then its checksum is checked.
+
+Checksum (Kraken docs, "Book checksum v2"): for the top 10 asks (lowest first) then the top 10 bids
+(highest first), write price and qty with the pair's precision, remove the decimal point and leading
+zeros, concatenate everything, CRC32 it; compare with `checksum` as an unsigned 32-bit integer. A
+mismatch means the local book is wrong: it is counted (`checksum_mismatch`), dropped, and the symbol
+resubscribed for a fresh snapshot.
+
+Prices are held as exact integer ticks at the pair's precision (see venue.Book).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import WebSocketException
+
+from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
+from marketdata.feeds.base import FeedDisconnected, adapter_register
+from marketdata.feeds.venue import Book, Parsed, Reject, SymbolMap, SymbolSpec, VenueParser, iso_to_us
+
+
+def book_checksum(book: Book, spec: SymbolSpec) -> int:
+    scale = book.scale
+    prec = spec.price_precision
+    qp = spec.size_precision
+    parts: list[str] = []
+    for side, ticks in ((book.asks, book.top_asks(10)), (book.bids, book.top_bids(10))):
+        for t in ticks:
+            whole, frac = divmod(t, scale)
+            price = f"{whole}{frac:0{prec}d}" if prec else str(whole)
+            parts.append(price.lstrip("0"))
+            parts.append(f"{side[t]:.{qp}f}".replace(".", "").lstrip("0"))
+    return zlib.crc32("".join(parts).encode())
+
+
+class KrakenParser(VenueParser):
+    name = "kraken"
+    fallback_precision = None
+
+    def __init__(self, broker: str, symbols: SymbolMap, depth: int = 10) -> None:
+        super().__init__(broker, symbols)
+        self.depth = depth
+        self.heartbeats = 0
+        self.synced: set[str] = set()
+        self.resync: set[str] = set()  # symbols to resubscribe (checksum mismatch)
+
+    def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return [Reject("garbled", str(raw[:40]))]
+        if not isinstance(msg, dict):
+            return [Reject("garbled", "not an object")]
+        channel = msg.get("channel")
+        if channel == "heartbeat":
+            self.heartbeats += 1
+            return []
+        if channel != "book":
+            return []  # status, subscription acks
+        kind = msg.get("type")
+        out: list[Parsed] = []
+        data = msg.get("data")
+        if not isinstance(data, list):
+            return [Reject("garbled", "book without data")]
+        for d in data:
+            try:
+                out.extend(self._book(d, kind == "snapshot", ts_recv))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                out.append(Reject("garbled", "bad book entry"))
+        return out
+
+    def _book(self, d: dict[str, Any], snapshot: bool, ts_recv: int) -> list[Parsed]:
+        name = d["symbol"]
+        spec = self.symbols.get(name)
+        if spec is None:
+            return [self.unknown(name)]
+        book = self.book(spec)
+        if snapshot:
+            book.clear()
+            self.synced.add(name)
+            self.resync.discard(name)
+        elif name not in self.synced:
+            return [Reject("awaiting_snapshot", name)]
+        scale = book.scale
+        for lv in d["bids"]:
+            book.set(book.bids, round(lv["price"] * scale), float(lv["qty"]))
+        for lv in d["asks"]:
+            book.set(book.asks, round(lv["price"] * scale), float(lv["qty"]))
+        book.truncate(self.depth)
+        expected = d.get("checksum")
+        if expected is not None and book_checksum(book, spec) != int(expected):
+            book.clear()
+            self.synced.discard(name)
+            self.resync.add(name)
+            return [Reject("checksum_mismatch", f"{name}: expected {expected}")]
+        ts = d.get("timestamp")
+        q = self.emit(spec, book, iso_to_us(ts) if isinstance(ts, str) else ts_recv, ts_recv)
+        return [q] if q is not None else []
+
+
+class KrakenFeed:
+    """Params: ws_url, depth (10, 25, 100, 500, 1000), heartbeat_timeout_s, symbols (BTC/USD ...)."""
+
+    def __init__(
+        self,
+        broker: str,
+        params: dict[str, Any],
+        *,
+        on_reject: Callable[[str, str], None] | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.ws_url = str(params.get("ws_url", "wss://ws.kraken.com/v2"))
+        self.depth = int(params.get("depth", 10))
+        self.heartbeat_timeout_s = float(params.get("heartbeat_timeout_s", 10.0))
+        self.symbols = SymbolMap.from_params(params)
+        self.on_reject = on_reject
+        self.parser = KrakenParser(broker, self.symbols, self.depth)
+        self.resubscribed = 0
+
+    def _request(self, method: str, symbols: list[str]) -> str:
+        params = {"channel": "book", "symbol": symbols, "depth": self.depth}
+        if method == "subscribe":
+            params["snapshot"] = True
+        return orjson.dumps({"method": method, "params": params}).decode()
+
+    async def connect(self) -> AsyncIterator[FeedItem]:
+        self.parser = parser = KrakenParser(self.broker, self.symbols, self.depth)
+        try:
+            async with ws_connect(self.ws_url, open_timeout=10) as ws:
+                await ws.send(self._request("subscribe", self.symbols.venue_symbols()))
+                yield StatusEvent(self.broker, FeedEventKind.CONNECTED, now_us(), "Kraken v2 book")
+                while True:
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), self.heartbeat_timeout_s)
+                    except TimeoutError:
+                        raise FeedDisconnected(f"Kraken: nothing for {self.heartbeat_timeout_s:g} s") from None
+                    beats = parser.heartbeats
+                    for item in parser.parse(raw, now_us()):
+                        if isinstance(item, Reject):
+                            if self.on_reject is not None:
+                                self.on_reject(item.reason, item.detail)
+                        else:
+                            yield item
+                    if parser.heartbeats != beats:
+                        yield StatusEvent(self.broker, FeedEventKind.HEARTBEAT, now_us())
+                    if parser.resync:
+                        symbols = sorted(parser.resync)
+                        parser.resync.clear()
+                        self.resubscribed += 1
+                        await ws.send(self._request("unsubscribe", symbols))
+                        await ws.send(self._request("subscribe", symbols))
+        except (OSError, WebSocketException) as exc:
+            raise FeedDisconnected(f"Kraken: {exc!r}") from exc
+
+
+def _factory(broker: str, params: dict[str, Any]) -> KrakenFeed:
+    return KrakenFeed(broker, params, on_reject=params.get("on_reject"), credentials=params.get("credentials"))
+
+
+adapter_register("kraken", _factory)
