@@ -502,6 +502,9 @@ class FixSession:
             test_sent = False
             last_heard = time.monotonic()
             while True:
+                if logout_after is not None and logout_after():
+                    await self.logout(reader)
+                    return
                 now = time.monotonic()
                 if now - self._last_sent >= self.heartbeat_s:
                     self.send_heartbeat()
@@ -514,7 +517,7 @@ class FixSession:
                     test_sent = True
                 await writer.drain()
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout=max(0.05, self.heartbeat_s / 4))
+                    data = await asyncio.wait_for(reader.read(65536), timeout=min(0.25, max(0.05, self.heartbeat_s / 4)))
                 except TimeoutError:
                     continue
                 if not data:
@@ -538,9 +541,6 @@ class FixSession:
                             self.send_md_request(venue_symbol)
                     elif not isinstance(frame, Reject) and frame.find(b"\x0135=0\x01") > 0:
                         yield StatusEvent(self.broker, FeedEventKind.HEARTBEAT, ts_recv)
-                if logout_after is not None and logout_after():
-                    await self.logout(reader)
-                    return
         except ConnectionError as exc:
             raise FeedDisconnected(f"FIX connection lost: {exc}") from exc
         finally:

@@ -21,7 +21,13 @@ def fix_time(t: float | None = None) -> str:
 
 
 def fix_msg(
-    msg_type: str, seq: int, body: list[tuple[int, Any]], *, sender: str = "MDSERVER", target: str = "BROKERWATCH"
+    msg_type: str,
+    seq: int,
+    body: list[tuple[int, Any]],
+    *,
+    sender: str = "MDSERVER",
+    target: str = "BROKERWATCH",
+    poss_dup: bool = False,
 ) -> bytes:
     m = simplefix.FixMessage()
     m.append_pair(8, "FIX.4.4", header=True)
@@ -29,6 +35,8 @@ def fix_msg(
     m.append_pair(49, sender, header=True)
     m.append_pair(56, target, header=True)
     m.append_pair(34, seq, header=True)
+    if poss_dup:
+        m.append_pair(43, "Y", header=True)
     m.append_pair(52, fix_time(), header=True)
     for tag, value in body:
         m.append_pair(tag, value)
@@ -44,12 +52,12 @@ def fix_snapshot(seq: int, symbol: str, bids: list[tuple[str, str]], asks: list[
     return fix_msg("W", seq, body)
 
 
-def fix_incremental(seq: int, entries: list[tuple[int, int, str, str, str]]) -> bytes:
+def fix_incremental(seq: int, entries: list[tuple[int, int, str, str, str]], *, poss_dup: bool = False) -> bytes:
     """entries: (MDUpdateAction 0/1/2, MDEntryType 0 bid / 1 offer, symbol, price, size)."""
     body: list[tuple[int, Any]] = [(268, len(entries))]
     for action, kind, symbol, p, s in entries:
         body += [(279, action), (269, kind), (55, symbol), (270, p), (271, s)]
-    return fix_msg("X", seq, body)
+    return fix_msg("X", seq, body, poss_dup=poss_dup)
 
 
 def corrupt_checksum(frame: bytes) -> bytes:
