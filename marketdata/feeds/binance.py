@@ -224,12 +224,16 @@ class BinanceFeed:
         self.sessions += 1
         async with ws_connect(self._url(), open_timeout=10, max_size=2**22) as ws:
             yield StatusEvent(self.broker, FeedEventKind.CONNECTED, now_us(), f"Binance {self.stream} stream")
-            started = time.monotonic()
-            while time.monotonic() - started < self.max_session_s:
+            ends = time.monotonic() + self.max_session_s
+            last_heard = time.monotonic()
+            while (left := ends - time.monotonic()) > 0:
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), self.heartbeat_timeout_s)
+                    raw = await asyncio.wait_for(ws.recv(), min(left, self.heartbeat_timeout_s))
                 except TimeoutError:
-                    raise FeedDisconnected(f"Binance: nothing for {self.heartbeat_timeout_s:g} s") from None
+                    if time.monotonic() - last_heard >= self.heartbeat_timeout_s:
+                        raise FeedDisconnected(f"Binance: nothing for {self.heartbeat_timeout_s:g} s") from None
+                    continue
+                last_heard = time.monotonic()
                 for item in parser.parse(raw, now_us()):
                     if isinstance(item, Reject):
                         if self.on_reject is not None:

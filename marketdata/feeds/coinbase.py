@@ -49,13 +49,14 @@ class CoinbaseParser(VenueParser):
             last = self.last_seq
             if last is not None and seq <= last:
                 return [Reject("duplicate" if seq == last else "out_of_order", f"sequence_num={seq}")]
+            self.last_seq = seq
             if last is not None and seq != last + 1:
-                out.append(Reject("seq_gap", f"sequence_num {last} -> {seq}"))
+                # Something was lost: the books cannot be trusted, nor this message applied to them.
                 self.lost = True
                 self.synced.clear()
                 for book in self.books.values():
                     book.clear()
-            self.last_seq = seq
+                return [Reject("seq_gap", f"sequence_num {last} -> {seq}")]
         channel = msg.get("channel")
         try:
             if channel == "l2_data":
