@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from django.contrib import admin
+import asyncio
+
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 
-from marketdata.models import EconomicEvent, FeedConfig, FeedStatusChange, QuoteRejectionCount, SpreadBar
+from marketdata.feeds.probe import feed_probe
+from marketdata.feeds.secrets import SecretMissing
+from marketdata.models import EconomicEvent, FeedConfig, FeedStatusChange, FeedSymbol, QuoteRejectionCount, SpreadBar
+from marketdata.selectors import feed_adapter_params
 
 
 @admin.register(EconomicEvent)
@@ -15,12 +21,37 @@ class EconomicEventAdmin(admin.ModelAdmin[EconomicEvent]):
     date_hierarchy = "scheduled_at"
 
 
+class FeedSymbolInline(admin.TabularInline[FeedSymbol, FeedConfig]):
+    model = FeedSymbol
+    extra = 1
+    autocomplete_fields = ["instrument"]
+    fields = ["venue_symbol", "instrument", "price_precision", "pip_size", "size_precision"]
+
+
 @admin.register(FeedConfig)
 class FeedConfigAdmin(admin.ModelAdmin[FeedConfig]):
     list_display = ["broker", "adapter", "enabled", "status", "status_since"]
     list_filter = ["enabled", "adapter"]
     list_editable = ["enabled"]
     search_fields = ["broker__name"]
+    inlines = [FeedSymbolInline]
+    fields = ["broker", "adapter", "enabled", "params", "secret_refs"]
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection (connect, log on, wait for one quote)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[FeedConfig]) -> None:
+        timeout = float(getattr(settings, "FEED_PROBE_TIMEOUT_S", 15.0))
+        for config in queryset.select_related("broker")[:5]:  # each waits up to `timeout`: keep it short
+            slug = config.broker.slug
+            try:
+                params = {"seed": settings.LIVE_SIM_SEED, **feed_adapter_params(config=config)}
+            except SecretMissing as exc:
+                self.message_user(request, f"{slug}: credential missing: {exc}", messages.ERROR)
+                continue
+            result = asyncio.run(feed_probe(adapter=config.adapter, broker=slug, params=params, timeout_s=timeout))
+            extra = f" (rejected: {result.rejects})" if result.rejects else ""
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, f"{slug} via {config.adapter}: {result.summary}{extra}", level)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FeedConfig]:
         latest = FeedStatusChange.objects.filter(broker=OuterRef("broker_id")).order_by("-at")

@@ -121,12 +121,19 @@ class Command(BaseCommand):
     def _messages(name: str, data: bytes) -> list[bytes]:
         if name != "fix":
             return [line for line in data.splitlines() if line.strip()]
-        # FIX: one message per line, or back to back; fields split by SOH or "|".
-        flat = data.replace(b"\r", b"").replace(b"\n", b"")
-        flat = flat.replace(b"|", b"\x01")
-        starts = []
-        i = flat.find(b"8=FIX")
-        while i >= 0:
-            starts.append(i)
-            i = flat.find(b"8=FIX", i + 5)
-        return [flat[a:b] for a, b in zip(starts, starts[1:] + [len(flat)], strict=True)]
+        # FIX: one message per line, or several back to back; fields split by SOH or "|".
+        out: list[bytes] = []
+        for line in data.splitlines():
+            line = line.strip().replace(b"|", b"\x01")
+            if not line:
+                continue
+            starts = []
+            i = line.find(b"8=FIX")
+            while i >= 0:
+                starts.append(i)
+                i = line.find(b"8=FIX", i + 5)
+            if not starts or starts[0] > 0:  # junk before (or instead of) a message: a line of its own
+                out.append(line[: starts[0]] if starts else line)
+            ends = [*starts[1:], len(line)] if starts else []
+            out.extend(line[a:b] for a, b in zip(starts, ends, strict=True))
+        return out

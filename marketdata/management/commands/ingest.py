@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,9 +13,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from common.ticks import FeedStatus
 from marketdata.feeds.base import FeedAdapter, adapter_create
 from marketdata.ingest import Ingestor
-from marketdata.selectors import calendar_events, feed_configs, symbol_maps
+from marketdata.feeds.secrets import SecretMissing
+from marketdata.selectors import calendar_events, feed_adapter_params, feed_configs, symbol_maps
 from marketdata.services import feed_configs_ensure, feed_status_record, rejections_record, us_to_dt
 from marketdata.validation import QuoteValidator
+
+logger = logging.getLogger(__name__)
 
 
 def _status_sink(broker: str, status: FeedStatus, at: int, detail: str) -> None:
@@ -22,6 +27,18 @@ def _status_sink(broker: str, status: FeedStatus, at: int, detail: str) -> None:
 
 def _reject_sink(counts: dict[tuple[str, str], int], at: int) -> None:
     rejections_record(counts=counts, at=us_to_dt(at))
+
+
+def _protocol_reject_counter(validator: QuoteValidator, broker: str) -> Callable[[str, str], None]:
+    """Protocol-level rejects of an adapter (bad checksum, sequence gap, unknown symbol...) are counted
+    with the validator's, so they reach the same per-hour rejection counts."""
+
+    def count(reason: str, detail: str) -> None:
+        validator.counts[reason] += 1
+        validator.by_broker[(broker, reason)] += 1
+        logger.debug("%s: %s (%s)", broker, reason, detail)
+
+    return count
 
 
 class Command(BaseCommand):
@@ -39,19 +56,32 @@ class Command(BaseCommand):
         now = datetime.now(tz=UTC)
         events = calendar_events(since=now - timedelta(days=2), until=now + timedelta(days=30))
         slugs = [c.broker.slug for c in configs]
+        validator = QuoteValidator(symbols=symbol_maps(brokers=slugs))
         adapters: list[FeedAdapter] = []
         for c in configs:
-            params = {"seed": settings.LIVE_SIM_SEED, "quotes_per_s": settings.LIVE_SIM_QUOTES_PER_S, **c.params}
-            params["events"] = events
+            slug = c.broker.slug
             try:
-                adapters.append(adapter_create(c.adapter, broker=c.broker.slug, params=params))
+                params = {
+                    "seed": settings.LIVE_SIM_SEED,
+                    "quotes_per_s": settings.LIVE_SIM_QUOTES_PER_S,
+                    **feed_adapter_params(config=c),
+                }
+            except SecretMissing as exc:
+                raise CommandError(f"{slug}: a credential is missing: {exc}") from exc
+            params["events"] = events
+            params["on_reject"] = _protocol_reject_counter(validator, slug)
+            # The instruments a real feed is mapped to are accepted as themselves.
+            for spec in params.get("symbols", []):
+                validator.symbols.setdefault(slug, {})[spec.instrument] = spec.instrument
+            try:
+                adapters.append(adapter_create(c.adapter, broker=slug, params=params))
             except ValueError as exc:
-                raise CommandError(f"{c.broker.slug}: {exc}") from exc
+                raise CommandError(f"{slug}: {exc}") from exc
         ingestor = Ingestor(
             redis_url=settings.REDIS_URL,
             prefix=settings.CACHE_KEY_PREFIX,
             shards=settings.LIVE_STREAM_SHARDS,
-            validator=QuoteValidator(symbols=symbol_maps(brokers=slugs)),
+            validator=validator,
             status_sink=_status_sink,
             reject_sink=_reject_sink,
             stale_after_s=settings.LIVE_STALE_AFTER_S,
