@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 . scripts/_common.sh
 
 ensure_venv requirements-dev.txt
+# quickfix (test-only, C++) is built once into .cache/wheels and installed from there; a failed build
+# only skips the FIX end-to-end test (it says so). SKIP_QUICKFIX_BUILD=1 skips the build.
+if [ "${SKIP_QUICKFIX_BUILD:-0}" != 1 ]; then
+  scripts/quickfix_wheel.sh || echo "quickfix wheel build failed: the QuickFIX end-to-end test will be skipped" >&2
+fi
 ensure_postgres
 ensure_redis
 ensure_chromium

@@ -1,0 +1,181 @@
+"""Benchmark of the feed adapters' parsers: ``python -m bench.feeds [--quick]``.
+
+For each venue, a stream of real wire messages (built as the venue documents them, see
+marketdata/tests/wire.py) is run through the adapter's parser (framing and checks, sequence logic,
+book upkeep, the normalised quote with depth) and then the quote validator, one message at a time,
+as the ingestor does. Compared in the same run with the naive baseline a developer would write
+first, which only decodes: ``json.loads`` into dicts for the JSON venues, a split on SOH into a dict
+for FIX (no checks, no book, no validation). For FIX, simplefix's own parser is timed as well.
+
+Messages per venue: FIX X increments (bid and offer change), OANDA PRICE lines (2 levels a side),
+Binance diff-depth updates after a snapshot, Kraken v2 book updates with their CRC32 checksum
+(checked after every message), Coinbase l2_data updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import simplefix  # type: ignore[import-untyped]
+
+from common.ticks import Quote
+from marketdata.feeds.base import parser_create
+from marketdata.feeds.venue import VenueParser
+from marketdata.tests import wire as w
+from marketdata.validation import QuoteValidator, ValidationConfig
+from simulator.instruments import SPECS
+
+NOW_MS = int(time.time() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}000Z"
+
+
+def fix_stream(n: int, rng: random.Random) -> list[bytes]:
+    msgs = [w.fix_snapshot(1, "EUR/USD", [("1.08500", "1000000")], [("1.08510", "1000000")])]
+    bid = 108500
+    for i in range(n):
+        old, bid = bid, bid + rng.choice((-1, 1))
+        entries = [  # the top moves: old levels deleted, new ones added (2 entries a side)
+            (2, 0, "EUR/USD", f"{old / 1e5:.5f}", "0"),
+            (0, 0, "EUR/USD", f"{bid / 1e5:.5f}", str(rng.randint(1, 50) * 100_000)),
+            (2, 1, "EUR/USD", f"{(old + 10) / 1e5:.5f}", "0"),
+            (0, 1, "EUR/USD", f"{(bid + 10) / 1e5:.5f}", str(rng.randint(1, 50) * 100_000)),
+        ]
+        msgs.append(w.fix_incremental(i + 2, entries))
+    return msgs
+
+
+def oanda_stream(n: int, rng: random.Random) -> list[bytes]:
+    out = []
+    bid = 108500
+    for i in range(n):
+        bid += rng.choice((-1, 0, 1))
+        ts = _iso(NOW_MS + i)
+        out.append(w.oanda_price("EUR_USD", f"{bid / 1e5:.5f}", f"{(bid + 10) / 1e5:.5f}", ts=ts).encode())
+    return out
+
+
+def binance_stream(n: int, rng: random.Random) -> list[bytes]:
+    snap = w.binance_snapshot(100, [["65000.00", "1"]], [["65001.00", "1"]])  # levels the first update deletes
+    snap["symbol"] = "BTCUSDT"
+    out = [json.dumps(snap).encode()]
+    bid = 6500000
+    for i in range(n):
+        old, bid = bid, bid + rng.choice((-1, 1))
+        bids = [[f"{bid / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"], [f"{old / 100:.2f}", "0.00000000"]]
+        asks = [[f"{(bid + 100) / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"], [f"{(old + 100) / 100:.2f}", "0"]]
+        out.append(w.binance_depth_update("BTCUSDT", 101 + i, 101 + i, bids, asks, event_ms=NOW_MS + i).encode())
+    return out
+
+
+def kraken_stream(n: int, rng: random.Random) -> list[bytes]:
+    venue = w.KrakenBook(depth=10)
+    bids = [(f"{45000 - i / 10:.1f}", "1.00000000") for i in range(10)]
+    asks = [(f"{45001 + i / 10:.1f}", "1.00000000") for i in range(10)]
+    out = [w.kraken_book("snapshot", "BTC/USD", bids, asks, venue.apply(bids, asks)).encode()]
+    for i in range(n):
+        b = [(f"{45000 - rng.randint(0, 9) / 10:.1f}", f"{rng.randint(1, 10**9) / 1e8:.8f}")]
+        a = [(f"{45001 + rng.randint(0, 9) / 10:.1f}", f"{rng.randint(1, 10**9) / 1e8:.8f}")]
+        out.append(w.kraken_book("update", "BTC/USD", b, a, venue.apply(b, a), ts=_iso(NOW_MS + i)).encode())
+    return out
+
+
+def coinbase_stream(n: int, rng: random.Random) -> list[bytes]:
+    snap = [("bid", f"{65000 - i / 100:.2f}", "1") for i in range(10)]
+    snap += [("offer", f"{65001 + i / 100:.2f}", "1") for i in range(10)]
+    out = [w.coinbase_l2(0, "snapshot", "BTC-USD", snap, ts=_iso(NOW_MS)).encode()]
+    for i in range(n):
+        upd = [
+            ("bid", f"{65000 - rng.randint(0, 9) / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"),
+            ("offer", f"{65001 + rng.randint(0, 9) / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"),
+        ]
+        out.append(w.coinbase_l2(i + 1, "update", "BTC-USD", upd, ts=_iso(NOW_MS + i)).encode())
+    return out
+
+
+STREAMS: dict[str, Callable[[int, random.Random], list[bytes]]] = {
+    "fix": fix_stream,
+    "oanda": oanda_stream,
+    "binance": binance_stream,
+    "kraken": kraken_stream,
+    "coinbase": coinbase_stream,
+}
+
+
+def run_adapter(name: str, msgs: list[bytes]) -> tuple[float, int]:
+    parser: VenueParser = parser_create(name, broker="bench", params={})
+    # Captured times are replayed now: no staleness judgement here, every other check runs.
+    cfg = ValidationConfig(max_age_us=10**15, max_future_us=10**15)
+    validator = QuoteValidator(symbols={"bench": {s: s for s in SPECS}}, config=cfg)
+    parse, check = parser.parse, validator.check
+    accepted = 0
+    ts = NOW_MS * 1000 - 1  # before every venue time of the stream: nothing is out of order
+    started = time.perf_counter()
+    for raw in msgs:
+        for item in parse(raw, ts):
+            if type(item) is Quote and type(check(item)) is Quote:
+                accepted += 1
+    return time.perf_counter() - started, accepted
+
+
+def run_baseline(name: str, msgs: list[bytes]) -> float:
+    started = time.perf_counter()
+    if name == "fix":
+        for raw in msgs:
+            dict(f.split(b"=", 1) for f in raw.split(b"\x01")[:-1])
+    else:
+        loads = json.loads
+        for raw in msgs:
+            loads(raw)
+    return time.perf_counter() - started
+
+
+def run_simplefix(msgs: list[bytes]) -> float:
+    parser = simplefix.FixParser()
+    started = time.perf_counter()
+    for raw in msgs:
+        parser.append_buffer(raw)
+        parser.get_message()
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="fewer messages (under a minute)")
+    args = ap.parse_args(argv)
+    n = 20_000 if args.quick else 200_000
+    rounds = 3
+    rng = random.Random(16)
+    print(f"{n:,} messages per venue, best of {rounds} rounds (parse + validate, one message at a time)")
+    print(f"{'venue':<10}{'adapter msgs/s':>16}{'baseline msgs/s':>17}{'ratio':>8}{'accepted':>10}   baseline")
+    results: dict[str, float] = {}
+    for name, make in STREAMS.items():
+        msgs = make(n, rng)
+        best = min(run_adapter(name, msgs)[0] for _ in range(rounds))
+        accepted = run_adapter(name, msgs)[1]
+        base = min(run_baseline(name, msgs) for _ in range(rounds))
+        rate, base_rate = len(msgs) / best, len(msgs) / base
+        results[name] = rate
+        kind = "split on SOH into a dict" if name == "fix" else "json.loads into dicts"
+        print(f"{name:<10}{rate:>16,.0f}{base_rate:>17,.0f}{rate / base_rate:>8.2f}{accepted:>10,}   {kind}")
+        if name == "fix":
+            sf = min(run_simplefix(msgs) for _ in range(rounds))
+            print(f"{'':<10}{'':>16}{len(msgs) / sf:>17,.0f}{rate * sf / len(msgs):>8.2f}{'':>10}   simplefix.FixParser")
+    _ = orjson  # the JSON venues parse with orjson (pinned in requirements.txt)
+    result = " ".join(f"{k}_msgs_per_s={v:.0f}" for k, v in results.items())
+    print(f"RESULT {result}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__: list[Any] = []
