@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<10}{rate:>16,.0f}{base_rate:>17,.0f}{rate / base_rate:>8.2f}{accepted:>10,}   {kind}")
         if name == "fix":
             sf = min(run_simplefix(msgs) for _ in range(rounds))
-            print(f"{'':<10}{'':>16}{len(msgs) / sf:>17,.0f}{rate * sf / len(msgs):>8.2f}{'':>10}   simplefix.FixParser")
+            print(
+                f"{'':<10}{'':>16}{len(msgs) / sf:>17,.0f}{rate * sf / len(msgs):>8.2f}{'':>10}   simplefix.FixParser"
+            )
     _ = orjson  # the JSON venues parse with orjson (pinned in requirements.txt)
     result = " ".join(f"{k}_msgs_per_s={v:.0f}" for k, v in results.items())
     print(f"RESULT {result}")

@@ -517,7 +517,9 @@ class FixSession:
                     test_sent = True
                 await writer.drain()
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout=min(0.25, max(0.05, self.heartbeat_s / 4)))
+                    data = await asyncio.wait_for(
+                        reader.read(65536), timeout=min(0.25, max(0.05, self.heartbeat_s / 4))
+                    )
                 except TimeoutError:
                     continue
                 if not data:

@@ -64,7 +64,7 @@ class OandaParser(VenueParser):
             else:
                 bid = msg.get("baseBid") or msg.get("closeoutBid")
                 ask = msg.get("baseAsk") or msg.get("closeoutAsk")
-                bids, asks = ((float(bid), 1.0),), ((float(ask), 1.0),)
+                bids, asks = ((float(str(bid)), 1.0),), ((float(str(ask)), 1.0),)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return [Reject("garbled", f"PRICE {name}")]
         self.seq += 1

@@ -109,7 +109,7 @@ class Book:
     __slots__ = ("asks", "bids", "scale")
 
     def __init__(self, precision: int) -> None:
-        self.scale = 10**precision
+        self.scale = int(10**precision)
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
 

@@ -65,9 +65,12 @@ async def test_diff_depth_syncs_from_a_snapshot_drops_old_events_and_resyncs_on_
         await ws.wait_closed()
 
     c = Collected()
-    async with ws_server(stream) as ws_port, http_stream_server(rest) as rest_port:
-        async with consuming(c, _feed(ws_port, rest_port, c).connect()):
-            await await_for(lambda: len(c.quotes) >= 5, what="quotes after the resync")
+    async with (
+        ws_server(stream) as ws_port,
+        http_stream_server(rest) as rest_port,
+        consuming(c, _feed(ws_port, rest_port, c).connect()),
+    ):
+        await await_for(lambda: len(c.quotes) >= 5, what="quotes after the resync")
     assert paths == ["/stream?streams=btcusdt@depth@100ms"]
     assert rest.calls[0] == "/api/v3/depth?symbol=BTCUSDT&limit=1000"
     synced, straddling, removed, resynced, after = c.quotes[:5]
@@ -95,9 +98,8 @@ async def test_book_ticker_gives_top_of_book_and_drops_repeated_update_ids():
         await ws.wait_closed()
 
     c = Collected()
-    async with ws_server(stream) as ws_port:
-        async with consuming(c, _feed(ws_port, 1, c, stream="bookTicker").connect()):
-            await await_for(lambda: len(c.rejects) == 3, what="three rejects")
+    async with ws_server(stream) as ws_port, consuming(c, _feed(ws_port, 1, c, stream="bookTicker").connect()):
+        await await_for(lambda: len(c.rejects) == 3, what="three rejects")
     assert [q.bid for q in c.quotes] == [65000.1, 65000.2]
     assert c.reasons() == ["duplicate", "out_of_order", "unknown_symbol"]
     assert c.quotes[0].depth is None and c.quotes[0].ts_broker == c.quotes[0].ts_recv
@@ -121,6 +123,7 @@ async def test_it_reconnects_on_its_own_before_the_24_hour_cut_and_times_out_on_
 
     silent = Collected()
     async with ws_server(lambda ws: ws.wait_closed()) as ws_port:
-        async with consuming(silent, _feed(ws_port, 1, silent, stream="bookTicker", heartbeat_timeout_s=0.3).connect()):
+        feed = _feed(ws_port, 1, silent, stream="bookTicker", heartbeat_timeout_s=0.3)
+        async with consuming(silent, feed.connect()):
             await await_for(silent.done.is_set, what="the silence timeout")
     assert "nothing for" in str(silent.ended)

@@ -68,7 +68,6 @@ async def test_it_disconnects_when_heartbeats_stop():
         await ws.wait_closed()
 
     c = Collected()
-    async with ws_server(server) as port:
-        async with consuming(c, _feed(port, c, heartbeat_timeout_s=0.3).connect()):
-            await await_for(c.done.is_set, what="the heartbeat timeout")
+    async with ws_server(server) as port, consuming(c, _feed(port, c, heartbeat_timeout_s=0.3).connect()):
+        await await_for(c.done.is_set, what="the heartbeat timeout")
     assert "no heartbeat" in str(c.ended)

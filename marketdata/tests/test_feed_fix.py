@@ -157,9 +157,8 @@ async def test_a_disconnect_in_the_middle_of_a_message_ends_the_connection_witho
         await peer.send(frame[: len(frame) // 2])
 
     c = Collected()
-    async with fix_server(script) as port:
-        async with consuming(c, _session(port, c).run()):
-            await await_for(c.done.is_set, what="the disconnect")
+    async with fix_server(script) as port, consuming(c, _session(port, c).run()):
+        await await_for(c.done.is_set, what="the disconnect")
     assert "closed" in str(c.ended) and c.quotes == []
 
 
@@ -171,9 +170,8 @@ async def test_unknown_symbols_are_counted_and_a_crossed_book_is_left_to_the_val
         await peer.read_type(b"5", timeout=10)
 
     c = Collected()
-    async with fix_server(script) as port:
-        async with consuming(c, _session(port, c).run()):
-            await await_for(lambda: len(c.quotes) == 1, what="the crossed quote")
+    async with fix_server(script) as port, consuming(c, _session(port, c).run()):
+        await await_for(lambda: len(c.quotes) == 1, what="the crossed quote")
     assert c.reasons() == ["unknown_symbol"]
     validator = QuoteValidator(symbols={"fixbroker": {"EURUSD": "EURUSD"}})
     assert validator.check(c.quotes[0]) == Reason.CROSSED

@@ -24,7 +24,8 @@ from testing.support import await_for
 from .feedservers import Collected, consuming
 
 fix = pytest.importorskip(
-    "quickfix", reason="quickfix is not installed: run scripts/quickfix_wheel.sh once (builds its wheel in .cache/wheels)"
+    "quickfix",
+    reason="quickfix is not installed: run scripts/quickfix_wheel.sh once (builds its wheel in .cache/wheels)",
 )
 fix44 = pytest.importorskip("quickfix44")
 
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.asyncio
 SESSION = ("FIX.4.4", "MDSERVER", "BROKERWATCH")
 
 
-class MarketDataServer(fix.Application):  # type: ignore[misc]
+class MarketDataServer(fix.Application):  # type: ignore[misc,name-defined]
     def __init__(self) -> None:
         super().__init__()
         self.lock = threading.Lock()
@@ -45,13 +46,13 @@ class MarketDataServer(fix.Application):  # type: ignore[misc]
         self.sent: list[tuple[int, str]] = []  # what QuickFIX sent
 
     # QuickFIX callbacks (its threads)
-    def onCreate(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onCreate(self, sessionID: Any) -> None:
         pass
 
-    def onLogon(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogon(self, sessionID: Any) -> None:
         self.logged_on.set()
 
-    def onLogout(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogout(self, sessionID: Any) -> None:
         self.logged_out.set()
 
     def _record(self, into: list[tuple[int, str]], message: Any) -> None:
@@ -59,16 +60,16 @@ class MarketDataServer(fix.Application):  # type: ignore[misc]
         with self.lock:
             into.append((int(header.getField(34)), header.getField(35)))
 
-    def toAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toAdmin(self, message: Any, sessionID: Any) -> None:
         self._record(self.sent, message)
 
-    def fromAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromAdmin(self, message: Any, sessionID: Any) -> None:
         self._record(self.received, message)
 
-    def toApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toApp(self, message: Any, sessionID: Any) -> None:
         self._record(self.sent, message)
 
-    def fromApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromApp(self, message: Any, sessionID: Any) -> None:
         self._record(self.received, message)
         if message.getHeader().getField(35) == "V":
             self.md_request.set()
@@ -150,7 +151,12 @@ async def test_a_quickfix_acceptor_and_our_session_agree_on_every_sequence_numbe
     acceptor.start()
     c = Collected()
     stop = {"now": False}
-    params = {"host": "127.0.0.1", "port": port, "heartbeat_s": 30, "symbols": [SymbolSpec("EUR/USD", "EURUSD", 5, 0.0001)]}
+    params = {
+        "host": "127.0.0.1",
+        "port": port,
+        "heartbeat_s": 30,
+        "symbols": [SymbolSpec("EUR/USD", "EURUSD", 5, 0.0001)],
+    }
     session = FixSession("quickfix", params, on_reject=c.on_reject)
     try:
         async with consuming(c, session.run(logout_after=lambda: stop["now"])):

@@ -8,7 +8,7 @@ import random
 from decimal import Decimal
 
 import pytest
-from order_book import OrderBook  # type: ignore[import-not-found]
+from order_book import OrderBook
 from websockets.asyncio.server import ServerConnection
 
 from marketdata.feeds.kraken import KrakenFeed, KrakenParser, book_checksum
@@ -73,9 +73,8 @@ async def test_snapshot_and_updates_keep_a_truncated_book_and_a_mismatch_resubsc
         await ws.wait_closed()
 
     c = Collected()
-    async with ws_server(server) as port:
-        async with consuming(c, _feed(port, c).connect()):
-            await await_for(lambda: len(c.quotes) == 4 and len(c.rejects) == 3, what="the resynced book")
+    async with ws_server(server) as port, consuming(c, _feed(port, c).connect()):
+        await await_for(lambda: len(c.quotes) == 4 and len(c.rejects) == 3, what="the resynced book")
     assert sent[0] == {
         "method": "subscribe",
         "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 3, "snapshot": True},
@@ -99,7 +98,6 @@ async def test_silence_ends_the_connection():
         await ws.wait_closed()
 
     c = Collected()
-    async with ws_server(server) as port:
-        async with consuming(c, _feed(port, c, heartbeat_timeout_s=0.3).connect()):
-            await await_for(c.done.is_set, what="the timeout")
+    async with ws_server(server) as port, consuming(c, _feed(port, c, heartbeat_timeout_s=0.3).connect()):
+        await await_for(c.done.is_set, what="the timeout")
     assert "nothing for" in str(c.ended)

@@ -42,9 +42,8 @@ async def test_it_streams_prices_in_both_shapes_with_depth_and_heartbeats():
         await reader.read()  # hold the stream open
 
     c = Collected()
-    async with http_stream_server(handler) as port:
-        async with consuming(c, _feed(port, c).connect()):
-            await await_for(lambda: len(c.quotes) == 2 and c.rejects, what="two prices and a reject")
+    async with http_stream_server(handler) as port, consuming(c, _feed(port, c).connect()):
+        await await_for(lambda: len(c.quotes) == 2 and c.rejects, what="two prices and a reject")
     head = requests[0].decode()
     assert head.startswith("GET /v3/accounts/101-004-1/pricing/stream?instruments=EUR_USD%2CEUR_JPY ")
     assert "\r\nauthorization: Bearer s3cret\r\n" in head.replace("Authorization:", "authorization:")
@@ -64,9 +63,8 @@ async def test_it_disconnects_when_heartbeats_stop():
         await reader.read()
 
     c = Collected()
-    async with http_stream_server(handler) as port:
-        async with consuming(c, _feed(port, c, heartbeat_timeout_s=0.3).connect()):
-            await await_for(c.done.is_set, what="the heartbeat timeout")
+    async with http_stream_server(handler) as port, consuming(c, _feed(port, c, heartbeat_timeout_s=0.3).connect()):
+        await await_for(c.done.is_set, what="the heartbeat timeout")
     assert "no heartbeat" in str(c.ended)
 
 
@@ -77,9 +75,8 @@ async def test_a_disconnect_in_the_middle_of_a_line_yields_no_partial_price():
         await writer.drain()
 
     c = Collected()
-    async with http_stream_server(handler) as port:
-        async with consuming(c, _feed(port, c).connect()):
-            await await_for(c.done.is_set, what="the disconnect")
+    async with http_stream_server(handler) as port, consuming(c, _feed(port, c).connect()):
+        await await_for(c.done.is_set, what="the disconnect")
     assert c.ended is not None and c.quotes == []
 
 
@@ -90,7 +87,6 @@ async def test_a_refused_token_is_reported():
         await writer.drain()
 
     c = Collected()
-    async with http_stream_server(handler) as port:
-        async with consuming(c, _feed(port, c).connect()):
-            await await_for(c.done.is_set, what="the refusal")
+    async with http_stream_server(handler) as port, consuming(c, _feed(port, c).connect()):
+        await await_for(c.done.is_set, what="the refusal")
     assert "HTTP 401" in str(c.ended)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from . import wire as w
 from .feedservers import ws_server
 
 
-def _replay(tmp_path: Path, adapter: str, lines: list[str | bytes], *args: str) -> tuple[list[dict], str]:
+def _replay(tmp_path: Path, adapter: str, lines: Sequence[str | bytes], *args: str) -> tuple[list[dict], str]:
     capture = tmp_path / f"{adapter}.capture"
     capture.write_bytes(b"\n".join(x.encode() if isinstance(x, str) else x for x in lines) + b"\n")
     out = io.StringIO()
@@ -73,34 +74,55 @@ def test_replay_of_a_fix_capture_prints_quotes_rejections_and_a_summary(tmp_path
     [
         (
             "oanda",
-            [w.oanda_heartbeat(), w.oanda_price("EUR_USD", "1.08500", "1.08510"), "{not json", w.oanda_price_legacy("EUR_JPY", "164.000", "164.020")],
+            [
+                w.oanda_heartbeat(),
+                w.oanda_price("EUR_USD", "1.08500", "1.08510"),
+                "{not json",
+                w.oanda_price_legacy("EUR_JPY", "164.000", "164.020"),
+            ],
             [("EURUSD", 1.085), ("garbled", None), ("EURJPY", 164.0)],
         ),
         (
             "binance",
-            [w.binance_book_ticker("BTCUSDT", 1, "65000.10", "65000.30"), w.binance_book_ticker("BTCUSDT", 1, "65000.10", "65000.30")],
+            [
+                w.binance_book_ticker("BTCUSDT", 1, "65000.10", "65000.30"),
+                w.binance_book_ticker("BTCUSDT", 1, "65000.10", "65000.30"),
+            ],
             [("BTCUSD", 65000.1), ("duplicate", None)],
         ),
         (
             "kraken",
             [
-                w.kraken_book("snapshot", "BTC/USD", [("45283.5", "0.10000000")], [("45285.2", "0.00100000")], w.kraken_checksum({"45283.5": "0.10000000"}, {"45285.2": "0.00100000"}, 1, 8)),
+                w.kraken_book(
+                    "snapshot",
+                    "BTC/USD",
+                    [("45283.5", "0.10000000")],
+                    [("45285.2", "0.00100000")],
+                    w.kraken_checksum({"45283.5": "0.10000000"}, {"45285.2": "0.00100000"}, 1, 8),
+                ),
                 w.kraken_book("update", "BTC/USD", [("45283.6", "1.00000000")], [], 42),
             ],
             [("BTCUSD", 45283.5), ("checksum_mismatch", None)],
         ),
         (
             "coinbase",
-            [w.coinbase_l2(0, "snapshot", "BTC-USD", [("bid", "65000.01", "1"), ("offer", "65000.50", "2")]), w.coinbase_heartbeat(1), w.coinbase_ticker(3, "BTC-USD", "65000.02", "65000.40")],
+            [
+                w.coinbase_l2(0, "snapshot", "BTC-USD", [("bid", "65000.01", "1"), ("offer", "65000.50", "2")]),
+                w.coinbase_heartbeat(1),
+                w.coinbase_ticker(3, "BTC-USD", "65000.02", "65000.40"),
+            ],
             [("BTCUSD", 65000.01), ("seq_gap", None)],
         ),
         (
             "simulator",
-            ['{"instrument": "EURUSD", "bid": 1.1, "ask": 1.2, "ts_broker": 1, "seq": 1}', '{"instrument": "EURUSD", "bid": 1.3, "ask": 1.2, "ts_broker": 2, "seq": 2}'],
+            [
+                '{"instrument": "EURUSD", "bid": 1.1, "ask": 1.2, "ts_broker": 1, "seq": 1}',
+                '{"instrument": "EURUSD", "bid": 1.3, "ask": 1.2, "ts_broker": 2, "seq": 2}',
+            ],
             [("EURUSD", 1.1), ("crossed", None)],
         ),
     ],
-)  # fmt: skip
+)
 def test_replay_reads_each_venue_s_wire_format(tmp_path, adapter, lines, expected):
     rows, summary = _replay(tmp_path, adapter, lines)
     got = [(r["rejected"], None) if "rejected" in r else (r["instrument"], r["bid"]) for r in rows]
@@ -158,7 +180,9 @@ def test_the_admin_connection_test_reports_a_quote_or_the_failure(admin_client, 
     )
     texts = [str(m) for m in response.context["messages"]]
     assert any(t.startswith("kestrel-fx via simulator: connected, first quote") for t in texts), texts
-    assert any(t.startswith("northwind-markets via fix: disconnected: FIX connect to 127.0.0.1:9 failed") for t in texts)
+    assert any(
+        t.startswith("northwind-markets via fix: disconnected: FIX connect to 127.0.0.1:9 failed") for t in texts
+    )
 
 
 def test_status_history_and_protocol_rejects_of_a_real_adapter_are_recorded(demo_committed):
@@ -214,7 +238,9 @@ def test_status_history_and_protocol_rejects_of_a_real_adapter_are_recorded(demo
     ing = asyncio.run(scenario())
     assert ing.stats.accepted == 1
     wait_for(lambda: FeedStatusChange.objects.filter(broker__slug="kestrel-fx").count() >= 2, 10, what="history")
-    statuses = list(FeedStatusChange.objects.filter(broker__slug="kestrel-fx").order_by("at").values_list("status", flat=True))
+    statuses = list(
+        FeedStatusChange.objects.filter(broker__slug="kestrel-fx").order_by("at").values_list("status", flat=True)
+    )
     assert statuses[:2] == ["up", "down"]
     wait_for(lambda: QuoteRejectionCount.objects.filter(reason="checksum_mismatch").exists(), 10, what="reject counts")
     row = QuoteRejectionCount.objects.get(broker__slug="kestrel-fx", reason="checksum_mismatch")

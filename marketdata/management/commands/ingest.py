@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.ticks import FeedStatus
 from marketdata.feeds.base import FeedAdapter, adapter_create
-from marketdata.ingest import Ingestor
 from marketdata.feeds.secrets import SecretMissing
+from marketdata.ingest import Ingestor
 from marketdata.selectors import calendar_events, feed_adapter_params, feed_configs, symbol_maps
 from marketdata.services import feed_configs_ensure, feed_status_record, rejections_record, us_to_dt
 from marketdata.validation import QuoteValidator
