@@ -220,61 +220,81 @@ class FixMarketData(VenueParser):
         ts = self._sending_time(fields, ts_recv)
         out: list[Parsed] = []
         touched: dict[str, tuple[SymbolSpec, Book]] = {}
-        entries: list[dict[bytes, bytes]] = []
-        cur: dict[bytes, bytes] | None = None
+        # One pass over the fields, no dict per entry: an entry starts at MDUpdateAction (279) and is
+        # applied when the next one starts (or at the end).
+        entry: list[bytes | None] | None = None  # action, type, symbol, price, size, entry id
+        symbol = b""
+        apply = self._apply_entry
         for t, v in fields:
             if t == b"279":
-                cur = {}
-                entries.append(cur)
-            elif cur is not None:
-                cur[t] = v
-        last_symbol = b""
-        for e in entries:
-            try:
-                action = e.get(b"279", b"0")
-                symbol = e.get(b"55", last_symbol)
-                last_symbol = symbol
-                entry_id = e.get(b"278")
-                if action == b"2" and entry_id is not None and entry_id in self.entry_ids and b"270" not in e:
-                    name, is_bid, tick = self.entry_ids.pop(entry_id)
-                    spec = self.symbols.get(name)
-                    if spec is None:
-                        continue
-                    book = self.book(spec)
-                    book.set(book.bids if is_bid else book.asks, tick, 0.0)
-                    touched[name] = (spec, book)
-                    continue
-                name = symbol.decode("latin-1")
-                spec = self.symbols.get(name)
-                if spec is None:
-                    out.append(self.unknown(name))
-                    continue
-                book = self.book(spec)
-                kind = e[b"269"]
-                if kind not in (b"0", b"1"):
-                    continue
-                side = book.bids if kind == b"0" else book.asks
-                tick = book.tick(e[b"270"].decode())
-                if action == b"2":
-                    book.set(side, tick, 0.0)
-                    if entry_id is not None:
-                        self.entry_ids.pop(entry_id, None)
-                else:
-                    if action == b"1" and entry_id is not None and entry_id in self.entry_ids:
-                        _, _, old = self.entry_ids[entry_id]
-                        if old != tick:
-                            side.pop(old, None)
-                    book.set(side, tick, float(e[b"271"]))
-                    if entry_id is not None:
-                        self.entry_ids[entry_id] = (name, kind == b"0", tick)
-                touched[name] = (spec, book)
-            except (KeyError, ValueError):
-                out.append(Reject("garbled", "bad MD entry in X"))
+                if entry is not None:
+                    apply(entry, touched, out)
+                entry = [v, None, symbol, None, None, None]
+            elif entry is not None:
+                if t == b"269":
+                    entry[1] = v
+                elif t == b"55":
+                    entry[2] = symbol = v
+                elif t == b"270":
+                    entry[3] = v
+                elif t == b"271":
+                    entry[4] = v
+                elif t == b"278":
+                    entry[5] = v
+        if entry is not None:
+            apply(entry, touched, out)
         for spec, book in touched.values():
             q = self.emit(spec, book, ts, ts_recv)
             if q is not None:
                 out.append(q)
         return out
+
+    def _apply_entry(
+        self, entry: list[bytes | None], touched: dict[str, tuple[SymbolSpec, Book]], out: list[Parsed]
+    ) -> None:
+        action, kind, symbol, price, size, entry_id = entry
+        try:
+            if action == b"2" and entry_id is not None and price is None and entry_id in self.entry_ids:
+                name, is_bid, tick = self.entry_ids.pop(entry_id)
+                spec = self.symbols.get(name)
+                if spec is not None:
+                    book = self.book(spec)
+                    book.set(book.bids if is_bid else book.asks, tick, 0.0)
+                    touched[name] = (spec, book)
+                return
+            name = (symbol or b"").decode("latin-1")
+            spec = self.symbols.get(name)
+            if spec is None:
+                out.append(self.unknown(name))
+                return
+            if kind != b"0" and kind != b"1":
+                return
+            if price is None:
+                raise ValueError("no MDEntryPx")
+            book = self.book(spec)
+            side = book.bids if kind == b"0" else book.asks
+            tick = round(float(price) * book.scale)
+            if action == b"2":
+                side.pop(tick, None)
+                if entry_id is not None:
+                    self.entry_ids.pop(entry_id, None)
+            else:
+                if size is None:
+                    raise ValueError("no MDEntrySize")
+                if entry_id is not None:
+                    if action == b"1" and entry_id in self.entry_ids:
+                        old = self.entry_ids[entry_id][2]
+                        if old != tick:
+                            side.pop(old, None)
+                    self.entry_ids[entry_id] = (name, kind == b"0", tick)
+                qty = float(size)
+                if qty > 0:
+                    side[tick] = qty
+                else:
+                    side.pop(tick, None)
+            touched[name] = (spec, book)
+        except ValueError:
+            out.append(Reject("garbled", "bad MD entry in X"))
 
 
 def _fix_now() -> str:

@@ -30,17 +30,17 @@ from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import Book, Parsed, Reject, SymbolMap, SymbolSpec, VenueParser, iso_to_us
 
 
+def _level_text(tick: int, qty: float, spec: SymbolSpec) -> str:
+    """One level as the checksum writes it: price and qty at the pair's precision, no point, no
+    leading zeros. The tick is the price times 10**precision, so its digits are the price's."""
+    return str(tick).lstrip("0") + f"{qty:.{spec.size_precision}f}".replace(".", "").lstrip("0")
+
+
 def book_checksum(book: Book, spec: SymbolSpec) -> int:
-    scale = book.scale
-    prec = spec.price_precision
-    qp = spec.size_precision
     parts: list[str] = []
     for side, ticks in ((book.asks, book.top_asks(10)), (book.bids, book.top_bids(10))):
         for t in ticks:
-            whole, frac = divmod(t, scale)
-            price = f"{whole}{frac:0{prec}d}" if prec else str(whole)
-            parts.append(price.lstrip("0"))
-            parts.append(f"{side[t]:.{qp}f}".replace(".", "").lstrip("0"))
+            parts.append(_level_text(t, side[t], spec))
     return zlib.crc32("".join(parts).encode())
 
 
@@ -54,6 +54,24 @@ class KrakenParser(VenueParser):
         self.heartbeats = 0
         self.synced: set[str] = set()
         self.resync: set[str] = set()  # symbols to resubscribe (checksum mismatch)
+        self._piece: dict[tuple[int, int, int, float], str] = {}  # (scale, qty places, tick, qty) -> text
+
+    def _checksum(self, book: Book, spec: SymbolSpec) -> int:
+        """book_checksum with each level's text cached: most levels are unchanged between messages."""
+        pieces = self._piece
+        if len(pieces) > 100_000:
+            pieces.clear()
+        parts = []
+        qp = spec.size_precision
+        scale = book.scale
+        for side, ticks in ((book.asks, book.top_asks(10)), (book.bids, book.top_bids(10))):
+            for t in ticks:
+                key = (scale, qp, t, side[t])
+                text = pieces.get(key)
+                if text is None:
+                    text = pieces[key] = _level_text(t, side[t], spec)
+                parts.append(text)
+        return zlib.crc32("".join(parts).encode())
 
     def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
         try:
@@ -93,13 +111,22 @@ class KrakenParser(VenueParser):
         elif name not in self.synced:
             return [Reject("awaiting_snapshot", name)]
         scale = book.scale
+        bids, asks = book.bids, book.asks
         for lv in d["bids"]:
-            book.set(book.bids, round(lv["price"] * scale), float(lv["qty"]))
+            t, q = round(lv["price"] * scale), float(lv["qty"])
+            if q > 0:
+                bids[t] = q
+            else:
+                bids.pop(t, None)
         for lv in d["asks"]:
-            book.set(book.asks, round(lv["price"] * scale), float(lv["qty"]))
+            t, q = round(lv["price"] * scale), float(lv["qty"])
+            if q > 0:
+                asks[t] = q
+            else:
+                asks.pop(t, None)
         book.truncate(self.depth)
         expected = d.get("checksum")
-        if expected is not None and book_checksum(book, spec) != int(expected):
+        if expected is not None and self._checksum(book, spec) != int(expected):
             book.clear()
             self.synced.discard(name)
             self.resync.add(name)
