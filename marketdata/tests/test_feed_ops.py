@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from websockets.asyncio.server import ServerConnection
 
@@ -245,3 +245,18 @@ def test_status_history_and_protocol_rejects_of_a_real_adapter_are_recorded(demo
     wait_for(lambda: QuoteRejectionCount.objects.filter(reason="checksum_mismatch").exists(), 10, what="reject counts")
     row = QuoteRejectionCount.objects.get(broker__slug="kestrel-fx", reason="checksum_mismatch")
     assert row.count == 1
+
+
+def test_ingest_runs_the_demo_on_the_simulator_and_refuses_a_feed_whose_credential_is_missing(
+    demo_committed, monkeypatch
+):
+    out = io.StringIO()
+    call_command("ingest", "--broker", "kestrel-fx", "--seconds", "1.5", stdout=out)
+    assert "stopped: accepted=" in out.getvalue()
+    config = FeedConfig.objects.get(broker__slug="northwind-markets")
+    config.adapter = FeedConfig.Adapter.OANDA
+    config.secret_refs = {"token": "env:BW_TEST_MISSING_TOKEN"}
+    config.save()
+    monkeypatch.delenv("BW_TEST_MISSING_TOKEN", raising=False)
+    with pytest.raises(CommandError, match=r"northwind-markets: a credential is missing: .*BW_TEST_MISSING_TOKEN"):
+        call_command("ingest", "--broker", "northwind-markets", "--seconds", "1", stdout=io.StringIO())
