@@ -132,8 +132,8 @@ class KrakenParser(VenueParser):
             self.resync.add(name)
             return [Reject("checksum_mismatch", f"{name}: expected {expected}")]
         ts = d.get("timestamp")
-        q = self.emit(spec, book, iso_to_us(ts) if isinstance(ts, str) else ts_recv, ts_recv)
-        return [q] if q is not None else []
+        quote = self.emit(spec, book, iso_to_us(ts) if isinstance(ts, str) else ts_recv, ts_recv)
+        return [quote] if quote is not None else []
 
 
 class KrakenFeed:
