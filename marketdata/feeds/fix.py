@@ -303,7 +303,7 @@ def _fix_now() -> str:
 
 
 class FixSession:
-    """The session layer over one TCP connection. Params: host, port, tls (bool), sender_comp_id,
+    """The session layer over one TCP connection. Params: host, port, tls (bool), tls_ca_file, sender_comp_id,
     target_comp_id, heartbeat_s, symbols (mapping); credentials: username, password (optional)."""
 
     def __init__(
@@ -318,6 +318,7 @@ class FixSession:
         self.host = str(params.get("host", "127.0.0.1"))
         self.port = int(params.get("port", 9878))
         self.tls = bool(params.get("tls", False))
+        self.tls_ca_file = params.get("tls_ca_file")  # a private CA of the broker (default: the system's)
         self.sender = str(params.get("sender_comp_id", "BROKERWATCH"))
         self.target = str(params.get("target_comp_id", "MDSERVER"))
         self.heartbeat_s = float(params.get("heartbeat_s", 30))
@@ -503,7 +504,7 @@ class FixSession:
 
     # -- the connection ----------------------------------------------------------------------------
     async def run(self, *, logout_after: Callable[[], bool] | None = None) -> AsyncIterator[FeedItem]:
-        ctx = ssl.create_default_context() if self.tls else None
+        ctx = ssl.create_default_context(cafile=self.tls_ca_file) if self.tls else None
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port, ssl=ctx), self.connect_timeout_s

@@ -91,7 +91,7 @@ class FixPeer:
 
 
 @contextlib.asynccontextmanager
-async def fix_server(script: Callable[[FixPeer], Awaitable[None]]) -> AsyncIterator[int]:
+async def fix_server(script: Callable[[FixPeer], Awaitable[None]], *, ssl: Any = None) -> AsyncIterator[int]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = FixPeer(reader, writer)
         try:
@@ -101,7 +101,7 @@ async def fix_server(script: Callable[[FixPeer], Awaitable[None]]) -> AsyncItera
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl)
     port = server.sockets[0].getsockname()[1]
     try:
         yield port

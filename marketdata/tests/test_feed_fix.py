@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+
 import pytest
 
 from common.ticks import FeedEventKind
@@ -175,6 +179,35 @@ async def test_unknown_symbols_are_counted_and_a_crossed_book_is_left_to_the_val
     assert c.reasons() == ["unknown_symbol"]
     validator = QuoteValidator(symbols={"fixbroker": {"EURUSD": "EURUSD"}})
     assert validator.check(c.quotes[0]) == Reason.CROSSED
+
+
+async def test_it_speaks_fix_over_tls_and_checks_the_server_certificate(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def script(peer: FixPeer) -> None:
+        await _logon(peer)
+        await peer.send(w.fix_snapshot(2, "EUR/USD", *BOOK_W))
+        await peer.read_type(b"5", timeout=10)
+
+    c = Collected()
+    async with fix_server(script, ssl=server_ctx) as port:
+        params = {"host": "127.0.0.1", "port": port, "tls": True, "tls_ca_file": str(cert), "symbols": [EURUSD]}
+        async with consuming(c, FixSession("fixbroker", params, on_reject=c.on_reject).run()):
+            await await_for(lambda: len(c.quotes) == 1, what="a quote over TLS")
+        untrusted = Collected()
+        params = {"host": "127.0.0.1", "port": port, "tls": True, "symbols": [EURUSD]}
+        async with consuming(untrusted, FixSession("fixbroker", params).run()):
+            await await_for(untrusted.done.is_set, what="the refused certificate")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.ended) and untrusted.quotes == []
 
 
 async def test_frames_are_cut_from_a_stream_split_anywhere():
