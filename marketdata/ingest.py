@@ -240,6 +240,11 @@ class Ingestor:
                     logger.warning("Redis flush failed (%s); %d quotes held for retry", exc, self._backlog_quotes)
                 self._wal_append()
                 return
+            finally:
+                # execute() loads the Lua script before its own clean-up: a failure there would leave the
+                # pipeline holding a pooled connection (and, over a long outage, exhaust the pool).
+                with contextlib.suppress(RedisError, OSError, AttributeError):
+                    await pipe.reset()
             for _ in batches:
                 _, _, _, quotes = self._backlog.popleft()
                 self._backlog_quotes -= len(quotes)
