@@ -163,7 +163,18 @@ class StreamAggregator:
 
     # -- processing --------------------------------------------------------------------------------
     def step(self) -> int:
-        """Read, fold, commit, ack one batch. Returns the number of entries read (0: idle)."""
+        """Read, fold, commit, ack one batch. Returns the number of entries read (0: idle).
+
+        A PostgreSQL or Redis error is survived here: nothing uncommitted is kept (see _recover), the error is
+        counted in stats.errors, and run() waits out a backoff before the next step.
+        """
+        try:
+            return self._step()
+        except TRANSIENT as exc:
+            self._recover(exc)
+            return 0
+
+    def _step(self) -> int:
         now = time.monotonic()
         if now - self._last_lock_check > 5.0 or not self.owned:
             self._acquire()
@@ -199,8 +210,8 @@ class StreamAggregator:
         if not acks:
             self._maybe_rollup()
             return read
-        # A failed commit raises: run() drops the shards and resumes from the committed checkpoints once the
-        # database answers again (reloading them here would ask the database that just failed).
+        # A failed commit raises: step() drops the shards, run() backs off, and the next step resumes from the
+        # committed checkpoints; the entries stay pending (not acknowledged) until then.
         with transaction.atomic():
             for stream in acks:
                 shard = self.owned[stream]
@@ -269,12 +280,13 @@ class StreamAggregator:
         idle_since: float | None = None
         attempt = 0
         while not stop():
-            try:
-                n = self.step()
-            except TRANSIENT as exc:
+            errors = self.stats.errors
+            n = self.step()
+            if self.stats.errors > errors:
                 delay = backoff_delay(attempt, base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
                 attempt += 1
-                self._recover(exc, delay)
+                self.stats.backoff_s = [*self.stats.backoff_s[-99:], delay]
+                logger.warning("resuming from the checkpoints in %.1f s", delay)
                 _sleep_unless(stop, delay)
                 continue
             attempt = 0
@@ -285,13 +297,14 @@ class StreamAggregator:
                 if time.monotonic() - idle_since >= exit_when_idle:
                     return
 
-    def _recover(self, exc: BaseException, delay: float) -> None:
-        """Forget everything not committed: the shards (re-taken from their checkpoints) and, after a database
-        error, the connection (its advisory locks go with it; another aggregator may take the shards)."""
+    def _recover(self, exc: BaseException) -> None:
+        """Forget everything not committed: the shards (re-taken from their checkpoints, their pending entries
+        read again) and, after a database error, the connection (its advisory locks go with it; another
+        aggregator may take the shards meanwhile). Reloading checkpoints now would ask the database that just
+        failed: the next step does it."""
         self.stats.errors += 1
-        self.stats.backoff_s = [*self.stats.backoff_s[-99:], delay]
         where = "Redis" if isinstance(exc, redis.RedisError) else "PostgreSQL"
-        logger.warning("%s error (%r); resuming from the checkpoints in %.1f s", where, exc, delay)
+        logger.warning("%s error (%r); dropping uncommitted work", where, exc)
         self.owned.clear()
         self._last_lock_check = 0.0
         if not isinstance(exc, redis.RedisError):

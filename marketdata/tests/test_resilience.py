@@ -96,9 +96,9 @@ def _aggregator_through_a_persistent_error(stack: contextlib.ExitStack) -> None:
     def run() -> None:
         orig = agg._recover
 
-        def recover(exc: BaseException, delay: float) -> None:
+        def recover(exc: BaseException) -> None:
             error_times.append(time.monotonic())
-            orig(exc, delay)
+            orig(exc)
 
         agg._recover = recover  # type: ignore[method-assign]  # observe, the real recovery still runs
         try:
