@@ -33,11 +33,12 @@ def _reject_sink(counts: dict[tuple[str, str], int], at: int) -> None:
 
 
 def wal_path_default(slugs: list[str], *, everything: bool) -> Path:
-    """One write-ahead file per ingestor, named after the brokers it runs."""
+    """One write-ahead file per ingestor, named after the site's key prefix (sites and test runs sharing a
+    machine never collide) and the brokers it runs."""
     name = "all" if everything else "-".join(sorted(slugs))
     if len(name) > 100:
         name = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return Path(settings.INGEST_WAL_DIR) / f"ingest-{name}.wal"
+    return Path(settings.INGEST_WAL_DIR) / f"ingest-{settings.CACHE_KEY_PREFIX}-{name}.wal"
 
 
 class Command(BaseCommand):
