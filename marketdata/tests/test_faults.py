@@ -7,8 +7,8 @@ Redis outage with an ingestor killed (and restarted, as a supervisor would) insi
 started again at once by the test, as a supervisor would; the surviving ones get no help. After each fault
 every process must be back to work (an ingestor: a batch confirmed by Redis; the aggregator: a commit)
 within 10 s of the fault ending; for a killed process, within 10 s of its new process getting through
-Python and Django start-up, which is timed and reported apart (on the shared 2-core machine under a load
-of 30, start-up alone took 30-40 s; unloaded it is 1-2 s).
+Python and Django start-up, which is timed and reported apart (on the shared 2-core machine at a load
+average of 20-35, start-up alone took 24-48 s).
 
 What the ingestors accepted comes from their audit logs (`ingest --audit-log`): a batch is accepted once
 Redis confirmed it ("ok") or the write-ahead file holds it ("wal"). A batch made but neither confirmed nor
