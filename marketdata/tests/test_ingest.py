@@ -151,9 +151,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _redis_server(port):
+def _redis_server(port, directory):
+    # As in production (deploy/redis.conf): the tick streams in an append-only file, fsynced every second.
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+        [*args, "--appendonly", "yes", "--appendfsync", "everysec"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -168,9 +170,9 @@ def _redis_server(port):
     raise RuntimeError("redis-server did not start")
 
 
-def test_the_ingestor_survives_a_redis_restart_and_loses_no_accepted_quote(demo_committed):
+def test_the_ingestor_survives_a_redis_restart_and_loses_no_accepted_quote(demo_committed, tmp_path):
     port = _free_port()
-    server = _redis_server(port)
+    server = _redis_server(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
 
     validator = _validator("northwind-markets", "alpenbank-trading")
@@ -193,7 +195,7 @@ def test_the_ingestor_survives_a_redis_restart_and_loses_no_accepted_quote(demo_
         server.wait()
         # Held, not dropped:
         await await_for(lambda: ing.stats.flush_errors > 0 and ing.backlog > 0, what="a held backlog")
-        server = _redis_server(port)
+        server = _redis_server(port, tmp_path)
         await await_for(lambda: ing.backlog == 0, timeout=30, what="the backlog drained")
         assert all(not t.done() for t in tasks)  # no feed crashed
         await ing.stop(tasks)
