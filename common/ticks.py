@@ -101,25 +101,6 @@ def quote_live_message(quote: Quote, ts_ingest: int) -> str:
     ).decode()
 
 
-def quote_live_message_reference(quote: Quote, ts_ingest: int) -> str:
-    """The same message through json.dumps (the tests check both agree)."""
-    return json.dumps(
-        {
-            "broker": quote.broker,
-            "instrument": quote.instrument,
-            "bid": quote.bid,
-            "ask": quote.ask,
-            "spread": quote.ask - quote.bid,
-            "bid_size": quote.bid_size,
-            "ask_size": quote.ask_size,
-            "ts_broker": quote.ts_broker,
-            "ts_ingest": ts_ingest,
-            "seq": quote.seq,
-        },
-        separators=(",", ":"),
-    )
-
-
 def depth_message(depth: Depth, ts: int) -> str:
     bids, asks = depth
     return json.dumps(

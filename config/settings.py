@@ -276,6 +276,8 @@ LIVE_SLOW_DROP_S = env_float("LIVE_SLOW_DROP_S", 10.0, minimum=0.1)
 # 0: the live fan-out uses only public library APIs (slower; live/transport.py). For tests and emergencies.
 LIVE_TRANSPORT_FAST = env_bool("LIVE_TRANSPORT_FAST", True)
 LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
+# Each ingestor's write-ahead file (quotes accepted while Redis is unreachable) lives here; keep it on local disk.
+INGEST_WAL_DIR = env_str("INGEST_WAL_DIR", str(BASE_DIR / "var" / "ingest-wal"))
 LIVE_RETENTION_1M_DAYS = env_int("LIVE_RETENTION_1M_DAYS", 14, minimum=0)  # 0 keeps bars forever
 LIVE_RETENTION_1H_DAYS = env_int("LIVE_RETENTION_1H_DAYS", 400, minimum=0)
 LIVE_RETENTION_1D_DAYS = env_int("LIVE_RETENTION_1D_DAYS", 0, minimum=0)

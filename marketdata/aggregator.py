@@ -8,12 +8,17 @@
   numbers). Only after the commit are the entries XACKed and the stream trimmed.
 - After a crash, a new owner claims the dead consumer's pending entries, reloads the checkpoint and
   skips entries at or below its last id; bars come out identical to an uninterrupted run.
+- Faults: any error of PostgreSQL or Redis (a restart, an outage, a persistent error) drops this
+  process's shards and its database connection (with it the advisory locks), waits with exponential
+  backoff and jitter, and starts over from the committed checkpoints: it never exits on such an error and
+  never retries in a tight loop. Nothing uncommitted is kept, so resuming is the crash-restart path.
 - On SQLite (the one-command demo) there are no advisory locks: the process owns all its shards
   without a lock and says so in the log. Exactly-once commit/ack still holds; one aggregator only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -25,17 +30,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, connection, transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from common.redis import redis_new
 from common.ticks import now_us
 from marketdata import keys
 from marketdata.aggregation import SpreadAggregator
 from marketdata.codec import entry_decode, stream_id
+from marketdata.ingest import backoff_delay
 from marketdata.services import bars_rollup, bars_upsert, checkpoint_load, checkpoint_save
 
 logger = logging.getLogger(__name__)
 PRUNE_US = 3_600_000_000
+# What a restart, an outage or a broken connection of PostgreSQL or Redis raises: retried with backoff.
+TRANSIENT: tuple[type[BaseException], ...] = (DatabaseError, InterfaceError, redis.RedisError, OSError)
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 4.0  # with jitter at most 6 s: back to work within seconds of the fault ending
 
 
 @dataclass
@@ -55,6 +67,8 @@ class AggregatorStats:
     skipped_entries: int = 0  # already counted (redelivery) or re-sent batches
     malformed: int = 0
     commits: int = 0
+    errors: int = 0  # transient PostgreSQL/Redis errors survived
+    backoff_s: list[float] = field(default_factory=list)  # the waits after them (the last 100)
     lag_us: list[int] = field(default_factory=list)
 
 
@@ -81,7 +95,8 @@ class StreamAggregator:
                 shards,
             )
         # Reads block up to block_ms: the read timeout must be longer than that.
-        self.r = redis_new(url=redis_url, socket_timeout=5, socket_connect_timeout=2)
+        # One quick retry (a pooled connection left dead by a Redis restart); then run()'s backoff takes over.
+        self.r = redis_new(url=redis_url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
         self.wanted = [keys.tick_stream(s, prefix) for s in shards]
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -148,7 +163,18 @@ class StreamAggregator:
 
     # -- processing --------------------------------------------------------------------------------
     def step(self) -> int:
-        """Read, fold, commit, ack one batch. Returns the number of entries read (0: idle)."""
+        """Read, fold, commit, ack one batch. Returns the number of entries read (0: idle).
+
+        A PostgreSQL or Redis error is survived here: nothing uncommitted is kept (see _recover), the error is
+        counted in stats.errors, and run() waits out a backoff before the next step.
+        """
+        try:
+            return self._step()
+        except TRANSIENT as exc:
+            self._recover(exc)
+            return 0
+
+    def _step(self) -> int:
         now = time.monotonic()
         if now - self._last_lock_check > 5.0 or not self.owned:
             self._acquire()
@@ -184,17 +210,13 @@ class StreamAggregator:
         if not acks:
             self._maybe_rollup()
             return read
-        try:
-            with transaction.atomic():
-                for stream in acks:
-                    shard = self.owned[stream]
-                    bars_upsert(rows=shard.agg.take_rows())
-                    checkpoint_save(stream=stream, last_id="{}-{}".format(*shard.last_id), state=self._state(shard))
-        except Exception:
-            logger.exception("commit failed; reloading checkpoints and re-reading pending entries")
+        # A failed commit raises: step() drops the shards, run() backs off, and the next step resumes from the
+        # committed checkpoints; the entries stay pending (not acknowledged) until then.
+        with transaction.atomic():
             for stream in acks:
-                self.owned[stream] = self._load(stream)
-            return read
+                shard = self.owned[stream]
+                bars_upsert(rows=shard.agg.take_rows())
+                checkpoint_save(stream=stream, last_id="{}-{}".format(*shard.last_id), state=self._state(shard))
         self.stats.commits += 1
         if lags:
             done = now_us()
@@ -254,17 +276,43 @@ class StreamAggregator:
             logger.exception("roll-up failed; will retry")
 
     def run(self, *, stop: Callable[[], bool], exit_when_idle: float = 0.0) -> None:
+        """Step until stop(): through PostgreSQL and Redis faults, with backoff, never a tight loop."""
         idle_since: float | None = None
+        attempt = 0
         while not stop():
-            try:
-                n = self.step()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                logger.warning("Redis unavailable (%s); retrying", exc)
-                time.sleep(0.5)
+            errors = self.stats.errors
+            n = self.step()
+            if self.stats.errors > errors:
+                delay = backoff_delay(attempt, base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
+                attempt += 1
+                self.stats.backoff_s = [*self.stats.backoff_s[-99:], delay]
+                logger.warning("resuming from the checkpoints in %.1f s", delay)
+                _sleep_unless(stop, delay)
                 continue
+            attempt = 0
             if n:
                 idle_since = None
             elif exit_when_idle:
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= exit_when_idle:
                     return
+
+    def _recover(self, exc: BaseException) -> None:
+        """Forget everything not committed: the shards (re-taken from their checkpoints, their pending entries
+        read again) and, after a database error, the connection (its advisory locks go with it; another
+        aggregator may take the shards meanwhile). Reloading checkpoints now would ask the database that just
+        failed: the next step does it."""
+        self.stats.errors += 1
+        where = "Redis" if isinstance(exc, redis.RedisError) else "PostgreSQL"
+        logger.warning("%s error (%r); dropping uncommitted work", where, exc)
+        self.owned.clear()
+        self._last_lock_check = 0.0
+        if not isinstance(exc, redis.RedisError):
+            with contextlib.suppress(DatabaseError):  # a broken connection may fail to close; it is dropped anyway
+                connection.close()
+
+
+def _sleep_unless(stop: Callable[[], bool], seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while not stop() and (left := end - time.monotonic()) > 0:
+        time.sleep(min(0.1, left))

@@ -3,26 +3,38 @@
 Both paths are written once per event-loop tick in one Redis pipeline: each accepted quote is
 serialised once to JSON for the live path, and all of a tick's quotes for a shard go into ONE stream
 entry. Nothing here touches the database except feed status history and rejection counters, which are
-written from a worker thread so the quote path never waits on PostgreSQL.
+written from one worker thread so the quote path never waits on PostgreSQL. Those writes are queued in
+order and retried with backoff until PostgreSQL takes them: a database restart or outage delays them, it
+does not lose them (a crash of the ingestor itself loses what is still queued).
 
 If Redis is unavailable, durable batches are kept (in order) and retried; when the backlog reaches
-`max_backlog` quotes the feeds are paused rather than dropping accepted quotes. Live-path messages
-of a failed flush are dropped: they are a real-time view, and the next quote supersedes them.
+`max_backlog` quotes the feeds are paused rather than dropping accepted quotes. With a write-ahead file
+(`wal_path`, see marketdata/wal.py) a failed flush also appends the unconfirmed batches to that file and
+fsyncs it, so a crash during a Redis outage loses nothing accepted: the next start sends them again. A
+quote is durable (accepted for good) once Redis confirmed its batch or the file holds it; with Redis up the
+file is not written at all. Live-path messages of a failed flush are dropped: they are a real-time view,
+and the next quote supersedes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
+import os
 import random
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import msgpack  # type: ignore[import-untyped]
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from common.redis import redis_async_new
@@ -40,6 +52,7 @@ from marketdata import keys
 from marketdata.codec import WireQuote, entry_encode, wire
 from marketdata.feeds.base import FeedAdapter, FeedDisconnected
 from marketdata.validation import QuoteValidator, Reason
+from marketdata.wal import WalBatch, WriteAheadLog
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +92,10 @@ class IngestStats:
     reconnects: int = 0
     durable_written: int = 0
     live_dropped: int = 0
+    wal_written: int = 0  # quotes made durable in the write-ahead file (Redis unreachable)
+    wal_replayed: int = 0  # quotes read back from it at start
+    db_written: int = 0  # status and rejection writes that reached the database
+    db_errors: int = 0  # failed attempts (retried with backoff)
     status_changes: list[tuple[str, str, int]] = field(default_factory=list)
 
 
@@ -95,8 +112,14 @@ class Ingestor:
         stale_after_s: float = 5.0,
         max_backlog: int = 2_000_000,
         live_path: bool = True,
+        wal_path: str | os.PathLike[str] | None = None,
+        audit_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.redis = redis_async_new(url=redis_url, socket_timeout=5, socket_connect_timeout=2)
+        # One quick retry (a pooled connection left dead by a Redis restart); beyond that flush() fails at once
+        # and the batches go to the write-ahead file, instead of waiting out redis-py's default backoff.
+        self.redis = redis_async_new(
+            url=redis_url, socket_timeout=5, socket_connect_timeout=2, retry=AsyncRetry(NoBackoff(), 1)
+        )
         self.prefix = prefix
         self.shards = shards
         self.validator = validator
@@ -109,8 +132,29 @@ class Ingestor:
         self.stats = IngestStats()
         self._batch_no = [0] * shards
         self._pending: list[list[WireQuote]] = [[] for _ in range(shards)]
-        self._backlog: deque[tuple[int, int, list[WireQuote]]] = deque()  # (shard, batch no, quotes) not yet in Redis
+        # (producer, shard, batch no, quotes) not yet confirmed by Redis, oldest first; the first _in_wal of
+        # them are in the write-ahead file.
+        self._backlog: deque[WalBatch] = deque()
         self._backlog_quotes = 0
+        self._in_wal = 0
+        self.wal = WriteAheadLog(wal_path) if wal_path is not None else None
+        # Test and audit hook: one JSON line per batch made ("batch", with counts per broker, instrument and
+        # minute), confirmed by Redis ("ok") or made durable in the write-ahead file ("wal").
+        self._audit: IO[str] | None = open(audit_path, "a", buffering=1) if audit_path is not None else None  # noqa: SIM115
+        if self.wal is not None:
+            replay = self.wal.read()
+            if replay:
+                self._backlog.extend(replay)
+                self._in_wal = len(replay)
+                self._backlog_quotes = self.stats.wal_replayed = sum(len(b[3]) for b in replay)
+                logger.warning("%s: sending again %d quotes kept in an outage", self.wal.path, self._backlog_quotes)
+        # Status and rejection writes, in order, retried until the database takes them (one thread: one connection).
+        self._db_queue: deque[tuple[str, FeedStatus, int, str]] = deque()
+        self._db_rejects: Counter[tuple[str, str]] = Counter()
+        self._db_rejects_at = 0
+        self._db_wake: asyncio.Event | None = None
+        self._db_task: asyncio.Task[None] | None = None
+        self._db_executor: ThreadPoolExecutor | None = None
         self._live: list[str] = []  # flat: channel, field, json, channel, field, json, ...
         self._depth: dict[str, str] = {}
         self._flush_scheduled = False
@@ -163,17 +207,20 @@ class Ingestor:
             for shard, quotes in enumerate(self._pending):
                 if quotes:
                     self._batch_no[shard] += 1
-                    self._backlog.append((shard, self._batch_no[shard], quotes))
+                    batch = (self.producer, shard, self._batch_no[shard], quotes)
+                    self._backlog.append(batch)
                     self._backlog_quotes += len(quotes)
                     self._pending[shard] = []
+                    if self._audit is not None:
+                        self._audit_batch(batch)
             live, self._live = self._live, []
             depth, self._depth = self._depth, {}
             if not self._backlog and not live:
                 return
             pipe = self.redis.pipeline(transaction=False)
             batches = list(self._backlog)
-            for shard, batch_no, quotes in batches:
-                pipe.xadd(keys.tick_stream(shard, self.prefix), entry_encode(self.producer, batch_no, quotes))
+            for producer, shard, batch_no, quotes in batches:
+                pipe.xadd(keys.tick_stream(shard, self.prefix), entry_encode(producer, batch_no, quotes))
             if live:
                 latest = keys.latest_hash(self.prefix)
                 step = 3 * PUBLISH_CHUNK
@@ -191,13 +238,49 @@ class Ingestor:
                 self.stats.live_dropped += len(live) // 3
                 if self.stats.flush_errors % 100 == 1:
                     logger.warning("Redis flush failed (%s); %d quotes held for retry", exc, self._backlog_quotes)
+                self._wal_append()
                 return
+            finally:
+                # execute() loads the Lua script before its own clean-up: a failure there would leave the
+                # pipeline holding a pooled connection (and, over a long outage, exhaust the pool).
+                with contextlib.suppress(RedisError, OSError, AttributeError):
+                    await pipe.reset()
             for _ in batches:
-                _, _, quotes = self._backlog.popleft()
+                _, _, _, quotes = self._backlog.popleft()
                 self._backlog_quotes -= len(quotes)
                 self.stats.durable_written += len(quotes)
+            self._in_wal = max(0, self._in_wal - len(batches))
+            if self._audit is not None:
+                self._audit_line("ok", batches)
+            if self.wal is not None and not self._backlog and self.wal.size:
+                self.wal.clear()  # every batch in it is confirmed by Redis
             self.stats.flushes += 1
             self._flushed.set()
+
+    def _wal_append(self) -> None:
+        """Redis did not confirm: make the batches not yet on disk durable there (fsync) before going on."""
+        if self.wal is None or self._in_wal >= len(self._backlog):
+            return
+        new = list(self._backlog)[self._in_wal :]
+        try:
+            self.wal.append(new)
+        except OSError:
+            logger.exception("could not write %s; %d quotes only in memory", self.wal.path, self._backlog_quotes)
+            return
+        self._in_wal = len(self._backlog)
+        self.stats.wal_written += sum(len(b[3]) for b in new)
+        if self._audit is not None:
+            self._audit_line("wal", new)
+
+    def _audit_batch(self, batch: WalBatch) -> None:
+        assert self._audit is not None
+        counts = Counter((q[0], q[1], q[6] - q[6] % 60_000_000) for q in batch[3])
+        row = [[b, i, m, n] for (b, i, m), n in counts.items()]
+        self._audit.write(json.dumps({"e": "batch", "b": list(batch[:3]), "c": row}) + "\n")
+
+    def _audit_line(self, event: str, batches: list[WalBatch]) -> None:
+        assert self._audit is not None
+        self._audit.write(json.dumps({"e": event, "b": [list(b[:3]) for b in batches]}) + "\n")
 
     @property
     def backlog(self) -> int:
@@ -216,9 +299,8 @@ class Ingestor:
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
         if self.status_sink is not None:
-            sink = self.status_sink
-            fut = asyncio.get_running_loop().run_in_executor(None, sink, broker, status, at, detail)
-            fut.add_done_callback(_log_failure)
+            self._db_queue.append((broker, status, at, detail))
+            self._db_kick()
 
     async def _publish_status(self, broker: str, msg: str) -> None:
         try:
@@ -242,6 +324,8 @@ class Ingestor:
                 if status == FeedStatus.UP and now - last > self.stale_after_us:
                     self._set_status(broker, FeedStatus.STALE, now, "no quotes or heartbeats")
             self._report_rejections()
+            if self._backlog and not self._flush_lock.locked():  # retry even when no new quote comes
+                self._spawn_flush()
 
     def _report_rejections(self) -> None:
         counts = Counter(self.validator.by_broker)
@@ -250,11 +334,63 @@ class Ingestor:
             return
         self._rejects_reported = counts
         if self.reject_sink is not None:
-            fut = asyncio.get_running_loop().run_in_executor(None, self.reject_sink, dict(delta), now_us())
-            fut.add_done_callback(_log_failure)
+            self._db_rejects.update(delta)
+            self._db_rejects_at = now_us()
+            self._db_kick()
         task = asyncio.ensure_future(self._publish_rejections(dict(delta)))
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
+
+    # -- database writes (status history, rejection counts): queued, retried, never dropped ------------
+    def _db_kick(self) -> None:
+        if self._db_task is None or self._db_task.done():
+            self._db_wake = asyncio.Event()
+            self._db_executor = self._db_executor or ThreadPoolExecutor(1, thread_name_prefix="ingest-db")
+            self._db_task = asyncio.ensure_future(self._db_writer())
+        assert self._db_wake is not None
+        self._db_wake.set()
+
+    @property
+    def db_pending(self) -> int:
+        """Status and rejection writes not yet in the database."""
+        return len(self._db_queue) + (1 if self._db_rejects else 0)
+
+    async def _db_writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._db_wake is not None
+        attempt = 0
+        while True:
+            delta: dict[tuple[str, str], int] = {}
+            if self._db_queue:
+                assert self.status_sink is not None
+                item = self._db_queue[0]
+                call: Callable[[], None] = functools.partial(self.status_sink, *item)
+            elif self._db_rejects:
+                assert self.reject_sink is not None
+                delta, at = dict(self._db_rejects), self._db_rejects_at
+                call = functools.partial(self.reject_sink, delta, at)
+            else:
+                self._db_wake.clear()
+                await self._db_wake.wait()
+                continue
+            try:
+                await loop.run_in_executor(self._db_executor, call)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is down or restarting: keep the write, try again later
+                self.stats.db_errors += 1
+                delay = backoff_delay(attempt, base=0.25, cap=5.0)
+                attempt += 1
+                logger.warning("status/rejection write failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self.stats.db_written += 1
+            if not delta:
+                self._db_queue.popleft()  # only this task pops, so the head is still the item written
+            else:
+                self._db_rejects.subtract(delta)
+                self._db_rejects = +self._db_rejects  # drop zero counts
 
     async def _publish_rejections(self, delta: dict[tuple[str, str], int]) -> None:
         try:
@@ -319,6 +455,8 @@ class Ingestor:
                 await asyncio.sleep(0.2)
 
     async def run(self, adapters: list[FeedAdapter], *, until: asyncio.Event | None = None) -> None:
+        if self._backlog:
+            self._spawn_flush()  # batches read back from the write-ahead file
         watcher = asyncio.ensure_future(self._watch_staleness())
         feeds = [asyncio.ensure_future(self.run_feed(a)) for a in adapters]
         try:
@@ -332,18 +470,35 @@ class Ingestor:
             t.cancel()
         await asyncio.gather(*(tasks or []), return_exceptions=True)
         await asyncio.gather(*list(self._tasks), return_exceptions=True)  # flushes already scheduled
-        # Do not lose what was accepted: try hard to get the backlog into Redis before leaving.
-        for attempt in range(20):
+        # Do not lose what was accepted: try to get the backlog into Redis before leaving. With a write-ahead
+        # file a few tries will do: what is left is in the file and goes out on the next start.
+        for attempt in range(3 if self.wal is not None else 20):
             await self.flush()
             if not self.backlog:
                 break
             await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
-        if self.backlog:
+        if self.backlog and self.wal is not None:
+            logger.warning("stopping with %d quotes in %s, sent on the next start", self.backlog, self.wal.path)
+        elif self.backlog:
             logger.error("stopping with %d accepted quotes not written to Redis", self.backlog)
         self._report_rejections()
+        # Give queued database writes a while (a database outage may outlast it: then they are logged).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._db_drained(), timeout=10.0)
+        if self.db_pending:
+            logger.error("stopping with %d status/rejection writes not in the database", self.db_pending)
+        if self._db_task is not None:
+            self._db_task.cancel()
+            await asyncio.gather(self._db_task, return_exceptions=True)
+        if self._db_executor is not None:
+            self._db_executor.shutdown(wait=True)
+            self._db_executor = None
+        if self.wal is not None:
+            self.wal.close()
+        if self._audit is not None:
+            self._audit.close()
         await self.redis.aclose()
 
-
-def _log_failure(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        logger.error("status/rejection write failed: %r", fut.exception())
+    async def _db_drained(self) -> None:
+        while self.db_pending:
+            await asyncio.sleep(0.05)

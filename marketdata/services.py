@@ -158,9 +158,12 @@ def calendar_seed(*, start: date, end: date) -> int:
 
 
 def feed_configs_ensure() -> int:
-    """Every broker gets a (simulator) feed configuration if it has none."""
+    """Every broker gets a (simulator) feed configuration if it has none.
+
+    Ingestors starting together all call this: a configuration another one just made is not an error.
+    """
     missing = Broker.objects.filter(feed_config__isnull=True)
-    return len(FeedConfig.objects.bulk_create([FeedConfig(broker=b) for b in missing]))
+    return len(FeedConfig.objects.bulk_create([FeedConfig(broker=b) for b in missing], ignore_conflicts=True))
 
 
 _ROLLUP = """

@@ -34,8 +34,13 @@ ensure_postgres() {
 
 ensure_redis() {
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-    echo "==> starting Redis"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    # As in production (deploy/redis.conf): the tick streams are kept in an append-only file, fsynced
+    # every second, so a restart loses nothing and a crash at most the last second or two of appends.
+    local dir=${REDIS_DIR:-${TMPDIR:-/tmp}/brokerwatch-redis}
+    mkdir -p "$dir"
+    echo "==> starting Redis (AOF in $dir)"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir "$dir" --save "" \
+      --appendonly yes --appendfsync everysec
     for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
   fi
 }

@@ -81,7 +81,13 @@ def test_a_stale_copy_is_served_at_once_and_regenerated_in_the_background(client
     assert response["X-Page-Cache"] == "stale"
     assert b"Atlantis" not in response.content  # served the old copy, did not render in the request
 
-    wait_for(lambda: b"Atlantis" in (cached_entry(PROFILE) or {"body": b""})["body"])
+    # The new copy is stored, then marked fresh: wait for both.
+    wait_for(
+        lambda: (
+            b"Atlantis" in (cached_entry(PROFILE) or {"body": b""})["body"]
+            and _present(isr.fresh_key(isr.page_key(PROFILE, "")))
+        )
+    )
     response = client.get(PROFILE)
     assert response["X-Page-Cache"] == "hit"
     assert b"Atlantis" in response.content

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
 
 from common.ticks import FeedStatus
 from marketdata.feeds.base import FeedAdapter, adapter_create
@@ -17,15 +20,20 @@ from marketdata.ingest import Ingestor
 from marketdata.selectors import calendar_events, feed_adapter_params, feed_configs, symbol_maps
 from marketdata.services import feed_configs_ensure, feed_status_record, rejections_record, us_to_dt
 from marketdata.validation import QuoteValidator
+from marketdata.wal import WalLockedError
 
 logger = logging.getLogger(__name__)
 
 
+# Both run in the ingestor's database thread, which retries them with backoff until they succeed. A
+# connection broken by a database restart is closed first, so a retry connects afresh.
 def _status_sink(broker: str, status: FeedStatus, at: int, detail: str) -> None:
+    close_old_connections()
     feed_status_record(broker_slug=broker, status=str(status), at=us_to_dt(at), detail=detail)
 
 
 def _reject_sink(counts: dict[tuple[str, str], int], at: int) -> None:
+    close_old_connections()
     rejections_record(counts=counts, at=us_to_dt(at))
 
 
@@ -41,12 +49,29 @@ def _protocol_reject_counter(validator: QuoteValidator, broker: str) -> Callable
     return count
 
 
+def wal_path_default(slugs: list[str], *, everything: bool) -> Path:
+    """One write-ahead file per ingestor, named after the site's key prefix (sites and test runs sharing a
+    machine never collide) and the brokers it runs."""
+    name = "all" if everything else "-".join(sorted(slugs))
+    if len(name) > 100:
+        name = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return Path(settings.INGEST_WAL_DIR) / f"ingest-{settings.CACHE_KEY_PREFIX}-{name}.wal"
+
+
 class Command(BaseCommand):
     help = "Run broker feeds: validate quotes, publish them live and append them to the durable tick stream."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--broker", action="append", help="Broker slug (repeatable); default: all enabled.")
         parser.add_argument("--seconds", type=float, default=0.0, help="Stop after this long (0: run until killed).")
+        parser.add_argument(
+            "--wal",
+            help="Write-ahead file for quotes accepted while Redis is unreachable "
+            "(default: INGEST_WAL_DIR/ingest-<brokers>.wal; one per ingestor).",
+        )
+        parser.add_argument(
+            "--audit-log", help="Append a JSON line per batch made, confirmed by Redis or kept in the write-ahead file."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         feed_configs_ensure()
@@ -77,20 +102,29 @@ class Command(BaseCommand):
                 adapters.append(adapter_create(c.adapter, broker=slug, params=params))
             except ValueError as exc:
                 raise CommandError(f"{slug}: {exc}") from exc
-        ingestor = Ingestor(
-            redis_url=settings.REDIS_URL,
-            prefix=settings.CACHE_KEY_PREFIX,
-            shards=settings.LIVE_STREAM_SHARDS,
-            validator=validator,
-            status_sink=_status_sink,
-            reject_sink=_reject_sink,
-            stale_after_s=settings.LIVE_STALE_AFTER_S,
-        )
+        wal = options["wal"] or wal_path_default(slugs, everything=not options["broker"])
+        try:
+            ingestor = Ingestor(
+                redis_url=settings.REDIS_URL,
+                prefix=settings.CACHE_KEY_PREFIX,
+                shards=settings.LIVE_STREAM_SHARDS,
+                validator=validator,
+                status_sink=_status_sink,
+                reject_sink=_reject_sink,
+                stale_after_s=settings.LIVE_STALE_AFTER_S,
+                wal_path=wal,
+                audit_path=options["audit_log"],
+            )
+        except WalLockedError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"ingesting {', '.join(slugs)}")
         asyncio.run(self._run(ingestor, adapters, options["seconds"]))
         s = ingestor.stats
         counts = ", ".join(f"{k}={v}" for k, v in sorted(ingestor.validator.counts.items()))
-        self.stdout.write(f"stopped: {counts}; reconnects={s.reconnects}; flush errors={s.flush_errors}")
+        self.stdout.write(
+            f"stopped: {counts}; reconnects={s.reconnects}; flush errors={s.flush_errors}; "
+            f"write-ahead: {s.wal_written} written, {s.wal_replayed} replayed"
+        )
 
     async def _run(self, ingestor: Ingestor, adapters: list[FeedAdapter], seconds: float) -> None:
         until = asyncio.Event()
