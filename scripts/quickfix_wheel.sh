@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Builds the quickfix wheel (C++, from the PyPI sdist; ~5 min on an idle machine, far longer on a
-# loaded one) into .cache/wheels/ once. Test-only: the FIX end-to-end test plays against a QuickFIX
+# loaded one) once, into a cache outside the clone (BW_WHEEL_CACHE, default ~/.cache/brokerwatch/wheels),
+# so fresh clones on the same machine (CI) reuse it. The build is capped at 20 minutes. Test-only: the FIX end-to-end test plays against a QuickFIX
 # acceptor, and is skipped (saying why) when quickfix is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_common.sh
 QUICKFIX_VERSION=1.16.0
-mkdir -p .cache/wheels
-if ! ls .cache/wheels/quickfix-"$QUICKFIX_VERSION"-*.whl >/dev/null 2>&1; then
-  echo "==> building quickfix $QUICKFIX_VERSION (this takes minutes)"
-  "$PY" -m pip wheel -q --no-deps --no-binary quickfix "quickfix==$QUICKFIX_VERSION" -w .cache/wheels
+WHEELS=${BW_WHEEL_CACHE:-$HOME/.cache/brokerwatch/wheels}
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/quickfix-"$QUICKFIX_VERSION"-*.whl >/dev/null 2>&1; then
+  echo "==> building quickfix $QUICKFIX_VERSION into $WHEELS (this takes minutes, once per machine)"
+  timeout 1200 "$PY" -m pip wheel -q --no-deps --no-binary quickfix "quickfix==$QUICKFIX_VERSION" -w "$WHEELS"
 fi
 if ! "$PY" -c "import quickfix" 2>/dev/null; then
-  "$PY" -m pip install -q --no-deps .cache/wheels/quickfix-"$QUICKFIX_VERSION"-*.whl
+  "$PY" -m pip install -q --no-deps "$WHEELS"/quickfix-"$QUICKFIX_VERSION"-*.whl
 fi
