@@ -90,7 +90,9 @@ def supervisord_conf() -> str:
         "",
     ]
 
-    def program(name: str, command: str, *, priority: int, autostart: bool, env: str = "", extra: str = "") -> None:
+    def program(
+        name: str, command: str, *, priority: int, autostart: bool, env: str = "", stopsignal: str = "TERM"
+    ) -> None:
         out.extend(
             [
                 f"[program:{name}]",
@@ -101,7 +103,7 @@ def supervisord_conf() -> str:
                 "autorestart=true",
                 "startsecs=2",
                 "startretries=100",
-                "stopsignal=TERM",
+                f"stopsignal={stopsignal}",
                 "stopwaitsecs=20",
                 "stopasgroup=true",
                 "killasgroup=true",
@@ -113,16 +115,12 @@ def supervisord_conf() -> str:
         )
         if env:
             out.append(f"environment={env}")
-        if extra:
-            out.append(extra)
         out.append("")
 
     py = "%(ENV_BW_PY)s"
     # The data stores start with supervisord; prod.sh migrates and seeds, then starts the rest.
     program("redis", "redis-server %(ENV_BW_VAR)s/redis.conf", priority=10, autostart=True)
-    program(
-        "pgbouncer", "pgbouncer -u postgres %(ENV_BW_VAR)s/pgbouncer.ini", priority=10, autostart=True, extra=""
-    )
+    program("pgbouncer", "pgbouncer -u postgres %(ENV_BW_VAR)s/pgbouncer.ini", priority=10, autostart=True)
     for i in range(WEB_PROCESSES):
         program(
             f"web-{i + 1}",
@@ -178,7 +176,7 @@ def supervisord_conf() -> str:
         "nginx -c %(ENV_BW_VAR)s/nginx.conf -g 'daemon off;'",
         priority=900,
         autostart=False,
-        extra="stopsignal=QUIT",
+        stopsignal="QUIT",  # graceful: finish the requests in flight
     )
     app = [f"web-{i + 1}" for i in range(WEB_PROCESSES)] + ["worker", "beat"]
     app += [f"ingest-{s}" for s in brokers()] + [f"aggregate-{n}" for n in range(SHARDS)]
