@@ -100,7 +100,9 @@ class SharedCollector(Collector):
         r = redis_sync()
         # Each stream entry is one batch of accepted quotes (marketdata/keys.py), so batches are what counts here.
         accepted = CounterMetricFamily(
-            "brokerwatch_tick_batches_accepted", "Batches of accepted quotes added to the tick streams.", labels=["shard"]
+            "brokerwatch_tick_batches_accepted",
+            "Batches of accepted quotes added to the tick streams.",
+            labels=["shard"],
         )
         lag = GaugeMetricFamily(
             "brokerwatch_aggregator_lag_entries", "Stream entries not yet read by the aggregator.", labels=["shard"]

@@ -207,7 +207,8 @@ spec:
       annotations: {{prometheus.io/scrape: "true", prometheus.io/port: "9100"}}
     spec:
       automountServiceAccountToken: false
-      securityContext: {{runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: {{type: RuntimeDefault}}}}
+      securityContext:
+        {{runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: {{type: RuntimeDefault}}}}
       containers:
         - name: ingest
           image: brokerwatch
@@ -220,7 +221,8 @@ spec:
           resources:
             requests: {{cpu: 50m, memory: 128Mi}}
             limits: {{cpu: 500m, memory: 256Mi}}
-          securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL]}}}}
+          securityContext:
+            {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL]}}}}
           volumeMounts: [{{name: tmp, mountPath: /tmp}}]
       volumes: [{{name: tmp, emptyDir: {{}}}}]"""
         )
@@ -232,7 +234,7 @@ def k8s_nginx_conf() -> str:
         listen="8080",
         upstreams=["web:8000"],
         static_root="/srv/brokerwatch/staticfiles",
-        var="/tmp",
+        var="/tmp",  # noqa: S108 (the edge pod's own emptyDir)
         workers="auto",
         scheme="https",
     )
@@ -277,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             access_log=values.get("access_log", ""),
         )
     else:
-        text = fill((DEPLOY / f"{args.what}.conf.in" if args.what == "redis" else DEPLOY / "pgbouncer.ini.in").read_text(), values)
+        text = fill(
+            (DEPLOY / f"{args.what}.conf.in" if args.what == "redis" else DEPLOY / "pgbouncer.ini.in").read_text(),
+            values,
+        )
     if args.out:
         args.out.write_text(text)
     else:

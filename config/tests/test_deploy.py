@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -42,7 +42,11 @@ def production() -> list[dict[str, Any]]:
 
 
 def _pods(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
+    return [
+        (d["metadata"]["name"], d["spec"]["template"]["spec"])
+        for d in docs
+        if d["kind"] in {"Deployment", "StatefulSet"}
+    ]
 
 
 def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -100,7 +104,7 @@ def test_the_broker_list_is_the_demo_worlds_brokers():
 
     from simulator.world import BROKERS
 
-    assert render.brokers() == [slugify(b["name"]) for b in BROKERS]
+    assert render.brokers() == [slugify(str(b["name"])) for b in BROKERS]
 
 
 def test_aggregators_are_one_pod_per_shard_and_connect_to_postgresql_directly(production):
@@ -116,9 +120,15 @@ def test_aggregators_are_one_pod_per_shard_and_connect_to_postgresql_directly(pr
 
 
 def test_secrets_come_from_secret_objects_never_from_literals(production):
-    config = _named(production, "ConfigMap", next(
-        d["metadata"]["name"] for d in production if d["kind"] == "ConfigMap" and "brokerwatch-config" in d["metadata"]["name"]
-    ))
+    config = _named(
+        production,
+        "ConfigMap",
+        next(
+            d["metadata"]["name"]
+            for d in production
+            if d["kind"] == "ConfigMap" and "brokerwatch-config" in d["metadata"]["name"]
+        ),
+    )
     assert not {"SECRET_KEY", "DATABASE_URL", "DIRECT_DATABASE_URL", "REDIS_URL"} & set(config["data"])
     assert not [d for d in production if d["kind"] == "Secret"]  # created out of band, never committed
     for name, pod in _pods(production):
