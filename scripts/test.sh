@@ -9,6 +9,7 @@ ensure_venv requirements-dev.txt
 ensure_postgres
 ensure_redis
 ensure_chromium
+ensure_nginx
 
 export DJANGO_SETTINGS_MODULE=config.settings_test
 failed=()
