@@ -142,7 +142,10 @@ class RequestLogMiddleware:
         return time.perf_counter()
 
     def _finish(self, request: HttpRequest, response: HttpResponseBase, start: float) -> HttpResponseBase:
-        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        # Echoed for tracing, except on shared (public) pages: a cached copy would carry one visitor's id
+        # to everyone, and both lanes of the page cache must send the same headers.
+        if "public" not in response.get("Cache-Control", ""):
+            response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "request",
