@@ -12,6 +12,7 @@ import django_stubs_ext
 from celery.schedules import crontab
 
 from config.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
+from config.observability import logging_config, structlog_configure
 
 # Lets admin and other generic classes be subscripted at run time, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -32,6 +33,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
+    "django_prometheus",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -52,6 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -60,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -256,14 +261,16 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+# Logs: one JSON object per line in every process (structlog), with the request or task id bound.
+LOG_JSON = env_bool("LOG_JSON", True)
+LOGGING = logging_config(level=env_str("LOG_LEVEL", "INFO"), json=LOG_JSON)
+structlog_configure()
+
+# Behind the edge (nginx, deploy/nginx.conf): the peers whose X-Real-IP / X-Forwarded-For are believed
+# (addresses or networks, comma-separated). Empty: the peer address is the client (nothing in front).
+TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", [])
+# /metrics (Prometheus) answers only these peers; nginx refuses it from outside anyway.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 
 # --- Market data (marketdata/: feeds, ingestors, tick stream, spread history) -----------------------------
 LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument

@@ -5,10 +5,12 @@ from django.views.decorators.cache import cache_page
 
 from brokers.sitemaps import SITEMAPS
 from config import views
+from config.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("robots.txt", views.robots_txt, name="robots"),
     path("sitemap.xml", cache_page(3600)(sitemap), {"sitemaps": SITEMAPS}, name="sitemap"),
     path("accounts/", include("accounts.urls")),

@@ -56,3 +56,14 @@ ensure_chromium() {
     fi
   fi
 }
+
+ensure_nginx() {  # the edge tests run the real nginx (tests/e2e/test_topology_edge.py)
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "==> installing Debian nginx for the edge tests"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+    else
+      echo "!! nginx is missing: the edge tests will be skipped (apt-get install nginx)" >&2
+    fi
+  fi
+}

@@ -14,6 +14,7 @@ fi
 ensure_postgres
 ensure_redis
 ensure_chromium
+ensure_nginx
 
 export DJANGO_SETTINGS_MODULE=config.settings_test
 failed=()
