@@ -85,7 +85,12 @@ class Engine:
         self.rules = {r.id: r for r in rules}
         self._spread, self._feed, self._score, self._report = {}, {}, {}, {}
         self._ladders = {}
-        by_kind = {SPREAD_ABOVE: self._spread, FEED_DOWN: self._feed, SCORE_MOVE: self._score, EVENT_REPORT: self._report}
+        by_kind = {
+            SPREAD_ABOVE: self._spread,
+            FEED_DOWN: self._feed,
+            SCORE_MOVE: self._score,
+            EVENT_REPORT: self._report,
+        }
         for rule in rules:
             target = by_kind.get(rule.kind)
             if target is None:
@@ -227,4 +232,6 @@ class Engine:
         if last is not None and now_us - last < self.cooldown_s * 1e6:
             return  # within the cool-down: the episode counts as notified
         self._last_fired[rule.id] = now_us
-        out.append(Fired(rule.id, rule.user_id, rule.kind, broker, instrument, episode, now_us, source_ts, message, value))
+        out.append(
+            Fired(rule.id, rule.user_id, rule.kind, broker, instrument, episode, now_us, source_ts, message, value)
+        )

@@ -13,6 +13,7 @@ was missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -80,6 +81,7 @@ class Evaluator:
         self._reload_now = asyncio.Event()
         self._deliveries: queue.Queue[engine.Fired | None] = queue.Queue()
         self._redis: Any = None
+        self._publishing: set[asyncio.Future[None]] = set()
         self._last_score_id = 0
         self._channel_head = keys.live_channel("", prefix)
         self._status_channel = keys.status_channel(prefix)
@@ -154,15 +156,16 @@ class Evaluator:
                 self._on_other(channel, data)
 
     def _on_other(self, channel: str, data: bytes) -> None:
+        if channel == self._reload_channel:
+            self._reload_now.set()
+            return
         try:
-            msg = orjson.loads(data) if channel != self._reload_channel else None
+            msg = orjson.loads(data)
             if channel == self._status_channel:
                 self._notify(self.engine.on_status(str(msg["broker"]), str(msg["status"]), int(msg["since"]), now_us()))
             elif channel == self._report_channel:
                 fired = self.engine.on_report(str(msg["broker"]), str(msg["id"]), str(msg.get("title", "")), now_us())
                 self._notify(fired)
-            elif channel == self._reload_channel:
-                self._reload_now.set()
         except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):
             self.stats.bad += 1
 
@@ -170,7 +173,9 @@ class Evaluator:
         if not fired:
             return
         self.stats.fired += len(fired)
-        asyncio.ensure_future(self._publish(fired))
+        task = asyncio.ensure_future(self._publish(fired))
+        self._publishing.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._publishing.discard)
         if self.record:
             for f in fired:
                 self._deliveries.put(f)
@@ -199,10 +204,8 @@ class Evaluator:
 
     async def _reload_loop(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reload_now.wait(), timeout=self.reload_s)
-            except TimeoutError:
-                pass
             self._reload_now.clear()
             try:
                 await self.reload()

@@ -50,11 +50,11 @@ class AlertForm(forms.Form):
     score_points = forms.FloatField(required=False, min_value=0.1, max_value=100, label="Score moves by (points)")
     email = forms.BooleanField(required=False, initial=True, label="Also email me")
 
-    def __init__(self, *args: Any, user_id: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user_id: int | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         watchlist = self.fields["watchlist"]
         assert isinstance(watchlist, forms.ModelChoiceField)
-        watchlist.queryset = Watchlist.objects.filter(user_id=user_id)
+        watchlist.queryset = Watchlist.objects.filter(user_id=user_id or 0)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Path, Query, Router, Schema
+from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import HttpError
+from ninja.params import functions as params
 from ninja.security import APIKeyHeader
 from pydantic import TypeAdapter
 
@@ -52,6 +53,7 @@ from execution import selectors as execution_selectors
 from execution.forms import OrderForm
 from live import board as live_board
 from marketdata import selectors as market_selectors
+
 
 class ApiKeyAuth(APIKeyHeader):
     param_name = API_KEY_HEADER
@@ -129,7 +131,7 @@ def _broker(slug: str) -> Broker:
         raise HttpError(404, f"No broker '{slug[:40]}'.") from None
 
 
-SlugPath = Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
+SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
 
 
 @public.get(
@@ -271,7 +273,7 @@ class EventsQuery(Schema):
     "/events",
     response={200: list[EventOut], **_error_responses(400, 422, 429)},
     summary="Economic-calendar releases (news events)",
-    description="Reports of how each broker's spreads behaved around an event are not served yet (not on the site yet).",
+    description="Reports of how each broker's spreads behaved around an event are not served yet (not on the site).",
     openapi_extra=csv_doc(EVENTS_CSV),
 )
 def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponseBase:

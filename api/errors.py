@@ -56,7 +56,9 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(AuthenticationError)
     def unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
         metrics.incr("api_unauthorised")
-        response = error_response(401, "Send a valid API key in the X-API-Key header (create one on your account page).")
+        response = error_response(
+            401, "Send a valid API key in the X-API-Key header (create one on your account page)."
+        )
         response["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
         return response
 

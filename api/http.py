@@ -87,7 +87,9 @@ def csv_doc(columns: dict[str, str]) -> dict[str, Any]:
         "responses": {
             200: {
                 "description": "JSON by default; with `format=csv`, a CSV file with these columns:\n\n" + listing,
-                "content": {"text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(columns)}}},
+                "content": {
+                    "text/csv": {"schema": {"type": "string", "description": "Columns: " + ", ".join(columns)}}
+                },
             }
         }
     }

@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from brokers.models import AccountType, Broker, Licence
-from brokers.selectors import SORTS, SpreadRow
+from brokers.models import Broker, Licence
+from brokers.selectors import SpreadRow
 from trustmetrics.models import TrustScore
 
 Format = Literal["json", "csv"]
-Sort = Literal[tuple(SORTS)]  # type: ignore[valid-type]
-SpreadType = Literal[tuple(AccountType.SpreadType.values)]  # type: ignore[valid-type]
+# Spelled out for the schema; a test holds them to the pages' choices (brokers.selectors.SORTS, AccountType).
+Sort = Literal["score", "deposit", "name"]
+SpreadType = Literal["raw", "standard"]
 SLUG_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
 

@@ -9,7 +9,9 @@ S = 1_000_000  # µs
 
 
 def spread_rule(rule_id=1, *, brokers=("acme",), instruments=("EURUSD",), pips=2.0, for_s=0.0, user_id=7):
-    return Rule(rule_id, user_id, SPREAD_ABOVE, frozenset(brokers), frozenset(instruments), threshold_pips=pips, for_s=for_s)
+    return Rule(
+        rule_id, user_id, SPREAD_ABOVE, frozenset(brokers), frozenset(instruments), threshold_pips=pips, for_s=for_s
+    )
 
 
 def engine(*rules, cooldown_s=60.0):

@@ -79,8 +79,8 @@ async def test_a_crossing_quote_reaches_the_trader_once_with_one_email_and_a_his
     finally:
         stop.set()
         await task
-        await pubsub.aclose()
-        await conn.aclose()
+        await pubsub.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
     assert [m["type"] for m in messages] == ["alert"]
     assert "acme EURUSD spread 3.0 pips" in messages[0]["message"]
     rows = await sync_to_async(lambda: list(Notification.objects.values_list("user_id", "broker", "instrument")))()
@@ -95,13 +95,11 @@ async def test_an_alert_set_while_the_process_runs_is_picked_up_at_once(market):
     evaluator = _evaluator(reload_s=600)
     stop, task = await _started(evaluator)
     try:
-        await sync_to_async(services.alert_create)(
-            user=user, kind=Alert.Kind.FEED_DOWN, broker=market["zeta"]
-        )
+        await sync_to_async(services.alert_create)(user=user, kind=Alert.Kind.FEED_DOWN, broker=market["zeta"])
         await await_for(lambda: evaluator.engine.rules, timeout=10, what="reload on change")
         conn = aioredis.Redis.from_url(settings.REDIS_URL)
         await conn.publish(keys.status_channel(), json.dumps({"broker": "zeta", "status": "down", "since": 1}))
-        await conn.aclose()
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
         await await_for(lambda: evaluator.stats.recorded == 1, timeout=10, what="feed alert recorded")
     finally:
         stop.set()
@@ -122,5 +120,5 @@ async def test_garbage_on_the_live_channels_is_counted_and_skipped(trader):
     finally:
         stop.set()
         await task
-        await conn.aclose()
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
     assert evaluator.stats.bad == 2

@@ -46,6 +46,6 @@ async def test_an_alert_reaches_only_its_traders_socket(market):
         assert json.loads(await ws_alice.receive_from(timeout=5)) == json.loads(toast)
         assert await ws_bob.receive_nothing(timeout=0.3)
     finally:
-        await conn.aclose()
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
         await ws_alice.disconnect()
         await ws_bob.disconnect()
