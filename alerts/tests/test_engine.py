@@ -84,7 +84,7 @@ def test_many_alerts_on_one_instrument_each_notify_at_their_own_level():
 
 def test_reloading_keeps_an_episode_under_way():
     rule = spread_rule(pips=2.0)
-    e = engine(rule)
+    e = engine(rule, cooldown_s=0)  # only the episode may hold the second notification back
     assert len(quote(e, 3.0, S)) == 1
     e.load([rule], pip_sizes=PIPS)
     assert quote(e, 3.5, 2 * S) == []
