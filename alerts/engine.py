@@ -169,6 +169,9 @@ class Engine:
         out: list[Fired],
     ) -> None:
         episode.fired = True
+        last = self._last_fired.get(rule.id)
+        if last is not None and now_us - last < self.cooldown_s * 1e6:
+            return  # within the cool-down: the episode counts as notified (checked before any formatting)
         held = f" for {rule.for_s:g} s" if rule.for_s > 0 else ""
         message = f"{broker} {instrument} spread {pips:.1f} pips, above {rule.threshold_pips:g}{held}"
         self._fire(rule, broker, instrument, f"{key}@{episode.start_us}", ts_us, now_us, message, pips, out)

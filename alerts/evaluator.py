@@ -81,7 +81,8 @@ class Evaluator:
         self._reload_now = asyncio.Event()
         self._deliveries: queue.Queue[engine.Fired | None] = queue.Queue()
         self._redis: Any = None
-        self._publishing: set[asyncio.Future[None]] = set()
+        self._to_publish: list[engine.Fired] = []
+        self._publish_wake = asyncio.Event()
         self._last_score_id = 0
         self._channel_head = keys.live_channel("", prefix)
         self._status_channel = keys.status_channel(prefix)
@@ -106,6 +107,7 @@ class Evaluator:
         delivery.start()
         tasks = [
             asyncio.ensure_future(self._read_loop(pubsub)),
+            asyncio.ensure_future(self._publish_loop()),
             asyncio.ensure_future(self._timer_loop()),
             asyncio.ensure_future(self._reload_loop()),
             asyncio.ensure_future(self._score_loop()),
@@ -126,34 +128,46 @@ class Evaluator:
             await self._redis.aclose()
 
     async def _read_loop(self, pubsub: Any) -> None:
-        head, head_len = self._channel_head, len(self._channel_head)
+        # Replies are read straight off the subscribed connection: redis-py's get_message() builds a dict
+        # per message and goes through its retry wrapper, which cost more than evaluating the quote.
+        # On a lost connection get_message() is what reconnects and subscribes again.
+        head, head_len = self._channel_head.encode(), len(self._channel_head)
+        status = self._status_channel.encode()
         on_quote = self.engine.on_quote
         stats = self.stats
+        conn = pubsub.connection
         while True:
             try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                response = await conn.read_response()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("alerts lost Redis; retrying")
+                logger.exception("alerts lost Redis; reconnecting")
                 await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await pubsub.get_message(timeout=0.1)
+                conn = pubsub.connection
                 continue
-            if message is None:
+            kind = response[0]
+            if kind == b"pmessage":
+                channel, data = response[2], response[3]
+            elif kind == b"message":
+                channel, data = response[1], response[2]
+            else:
                 continue
-            channel = message["channel"].decode()
-            data = message["data"]
-            if channel.startswith(head) and channel != self._status_channel:
+            if channel.startswith(head) and channel != status:
                 stats.quotes += 1
                 try:
                     q = orjson.loads(data)
-                    fired = on_quote(q["broker"], channel[head_len:], q["bid"], q["ask"], int(q["ts_ingest"]), now_us())
-                except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+                    instrument = channel[head_len:].decode()
+                    fired = on_quote(q["broker"], instrument, q["bid"], q["ask"], int(q["ts_ingest"]), now_us())
+                except (KeyError, TypeError, ValueError, UnicodeDecodeError, orjson.JSONDecodeError):
                     stats.bad += 1
                     continue
                 if fired:
                     self._notify(fired)
             else:
-                self._on_other(channel, data)
+                self._on_other(channel.decode(errors="replace"), data)
 
     def _on_other(self, channel: str, data: bytes) -> None:
         if channel == self._reload_channel:
@@ -173,29 +187,34 @@ class Evaluator:
         if not fired:
             return
         self.stats.fired += len(fired)
-        task = asyncio.ensure_future(self._publish(fired))
-        self._publishing.add(task)  # held until done: the loop keeps only weak references to tasks
-        task.add_done_callback(self._publishing.discard)
+        self._to_publish.extend(fired)
+        self._publish_wake.set()
         if self.record:
             for f in fired:
                 self._deliveries.put(f)
 
-    async def _publish(self, fired: list[engine.Fired]) -> None:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for f in fired:
-                    pipe.publish(user_channel(f.user_id, self.prefix), toast_message(f))
-                await pipe.execute()
-        except Exception:
-            logger.exception("could not publish %d alerts", len(fired))
-            return
-        published = now_us()
-        stats = self.stats
-        stats.published += len(fired)
-        for f in fired:
-            stats.delays_us.append(published - f.source_ts_us)
-        if len(stats.delays_us) > stats.keep:
-            del stats.delays_us[: -stats.keep]
+    async def _publish_loop(self) -> None:
+        """One pipeline per wake-up with everything that fired meanwhile: one connection, however many fire."""
+        while True:
+            await self._publish_wake.wait()
+            self._publish_wake.clear()
+            fired, self._to_publish = self._to_publish, []
+            if not fired:
+                continue
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for f in fired:
+                        pipe.publish(user_channel(f.user_id, self.prefix), toast_message(f))
+                    await pipe.execute()
+            except Exception:
+                logger.exception("could not publish %d alerts", len(fired))
+                continue
+            published = now_us()
+            stats = self.stats
+            stats.published += len(fired)
+            stats.delays_us.extend(published - f.source_ts_us for f in fired)
+            if len(stats.delays_us) > stats.keep:
+                del stats.delays_us[: -stats.keep]
 
     async def _timer_loop(self) -> None:
         while True:
