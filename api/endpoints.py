@@ -105,22 +105,24 @@ class DirectoryQuery(Schema):
     openapi_extra=csv_doc(DIRECTORY_CSV),
 )
 def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResponseBase:
-    form = DirectoryFilterForm(
-        {k: v for k, v in query.dict().items() if k != "format" and v not in (None, "")},
-        choices=broker_selectors.filter_choices(),
-    )
-    if not form.is_valid():
-        raise errors.FieldErrors(form.errors)
-    filters = form.filters()
-
     def rows() -> list[BrokerOut]:
-        return [BrokerOut.of(b) for b in broker_selectors.broker_directory(filters=filters)]
+        # The directory page's own form judges the values; inside rows(), so a cached answer skips it
+        # (an error is raised before anything is stored, so errors are never cached).
+        form = DirectoryFilterForm(
+            {k: v for k, v in query.dict().items() if k != "format" and v not in (None, "")},
+            choices=broker_selectors.filter_choices(),
+        )
+        if not form.is_valid():
+            raise errors.FieldErrors(form.errors)
+        return [BrokerOut.of(b) for b in broker_selectors.broker_directory(filters=form.filters())]
 
     if query.format == "csv":
         return csv_stream(
             filename="brokers.csv", header=list(DIRECTORY_CSV), rows=(directory_csv_row(b) for b in rows())
         )
-    return cached_json(request, lambda: TypeAdapter(list[BrokerOut]).dump_json(rows()))
+    return cached_json(
+        request, lambda: TypeAdapter(list[BrokerOut]).dump_json(rows()), params=DirectoryQuery.model_fields
+    )
 
 
 def _broker(slug: str) -> Broker:
@@ -207,7 +209,7 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
         scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
         return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores])
 
-    return cached_json(request, render)
+    return cached_json(request, render, params=ScoresQuery.model_fields)
 
 
 WINDOWS = [name for name, *_ in broker_selectors.SPREAD_WINDOWS]
@@ -252,7 +254,9 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
                 for r in rows()
             ),
         )
-    return cached_json(request, lambda: TypeAdapter(list[SpreadOut]).dump_json(rows()))
+    return cached_json(
+        request, lambda: TypeAdapter(list[SpreadOut]).dump_json(rows()), params=SpreadsQuery.model_fields
+    )
 
 
 # -- news events -----------------------------------------------------------------------------------
@@ -304,7 +308,7 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
             header=list(EVENTS_CSV),
             rows=([r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows),
         )
-    return cached_json(request, lambda: TypeAdapter(list[EventOut]).dump_json(rows))
+    return cached_json(request, lambda: TypeAdapter(list[EventOut]).dump_json(rows), params=EventsQuery.model_fields)
 
 
 # -- best execution and live -----------------------------------------------------------------------

@@ -24,17 +24,22 @@ from common import metrics
 CACHE_VERSION = 1
 
 
-def _canonical(request: HttpRequest) -> str:
-    return "&".join(f"{k}={v}" for k in sorted(request.GET) for v in sorted(request.GET.getlist(k)))
+def _canonical(request: HttpRequest, params: Iterable[str]) -> str:
+    """The declared parameters only: junk parameters can neither split nor poison the cache."""
+    return "&".join(f"{k}={v}" for k in sorted(set(params)) for v in sorted(request.GET.getlist(k)))
 
 
 def _cache_control() -> str:
     return f"public, max-age=0, s-maxage={settings.API_CACHE_S}, stale-while-revalidate={settings.API_CACHE_S}"
 
 
-def cached_json(request: HttpRequest, render: Callable[[], bytes]) -> HttpResponse:
-    """The JSON body from the cache or from render(), with a strong ETag; 304 on a matching If-None-Match."""
-    digest = hashlib.sha1(f"{request.path}?{_canonical(request)}".encode(), usedforsecurity=False).hexdigest()
+def cached_json(request: HttpRequest, render: Callable[[], bytes], *, params: Iterable[str] = ()) -> HttpResponse:
+    """The JSON body from the cache or from render(), with a strong ETag; 304 on a matching If-None-Match.
+
+    ``params``: the query parameters the answer depends on (the endpoint's query schema's fields).
+    """
+    query = _canonical(request, params)
+    digest = hashlib.sha1(f"{request.path}?{query}".encode(), usedforsecurity=False).hexdigest()
     key = f"api:{CACHE_VERSION}:{digest}"
     entry = cache.get(key) if settings.API_CACHE_S else None
     state = "hit"
