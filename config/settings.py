@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "trustmetrics",
     "accounts",
     "execution",
+    "ninja",
+    "api",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -293,3 +296,17 @@ CELERY_BEAT_SCHEDULE["bars-rollup"] = {
     "schedule": env_int("LIVE_ROLLUP_EVERY_S", 60, minimum=10),
 }
 CELERY_BEAT_SCHEDULE["bars-retention"] = {"task": "marketdata.tasks.bars_retention", "schedule": 3600}
+
+# --- Public API (api/) and alerts (alerts/) ---------------------------------------------------------------
+# Rate limits, counted in Redis (django-ratelimit) so every web process shares them: "N/s", "N/m", "N/h".
+API_RATE_ANON = env_str("API_RATE_ANON", "60/m")
+API_RATE_KEYED = env_str("API_RATE_KEYED", "1200/m")
+RATELIMIT_USE_CACHE = "default"
+# How long one rendered API answer is kept and may be kept by shared caches (0: render every request).
+API_CACHE_S = env_int("API_CACHE_S", 30, minimum=0)
+# Behind this many proxies the client address is the one they add to X-Forwarded-For (0: REMOTE_ADDR).
+NINJA_NUM_PROXIES = env_int("API_NUM_PROXIES", 0, minimum=0)
+# The alert process (manage.py alerts): no second notification for one alert within this many seconds.
+ALERTS_COOLDOWN_S = env_int("ALERTS_COOLDOWN_S", 900, minimum=0)
+ALERTS_RELOAD_S = env_float("ALERTS_RELOAD_S", 30.0, minimum=0.1)  # re-read the alerts this often (and on change)
+ALERTS_SCORE_POLL_S = env_float("ALERTS_SCORE_POLL_S", 30.0, minimum=0.1)  # look for new trust scores this often

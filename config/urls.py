@@ -17,6 +17,8 @@ urlpatterns = [
     path("live/", include("live.urls")),
     path("methodology/", include("trustmetrics.urls")),
     path("execution/", include("execution.urls")),
+    path("", include("api.urls")),
+    path("account/alerts/", include("alerts.urls")),
     path("", include("brokers.urls")),
 ]
 

@@ -157,20 +157,9 @@ def supervisord_conf() -> str:
             autostart=False,
             env='DATABASE_URL="%(ENV_BW_DIRECT_DATABASE_URL)s",PGBOUNCER="0"',
         )
-    out.extend(
-        [
-            "; The alert process (watchlists and alerts), once `manage.py alerts` exists:",
-            "; [program:alerts]",
-            "; command=%(ENV_BW_PY)s -m config.run --metrics-port 9170 alerts",
-            "; directory=%(ENV_BW_ROOT)s",
-            "; autostart=false",
-            "; autorestart=true",
-            "; redirect_stderr=true",
-            "; stdout_logfile=%(ENV_BW_VAR)s/log/alerts.log",
-            "",
-            "; The edge starts last, once the web processes answer.",
-        ]
-    )
+    # The alert process: evaluates every watchlist alert against the live channels (never the web process).
+    program("alerts", f"{py} -m config.run --metrics-port 9170 alerts", priority=300, autostart=False)
+    out.extend(["; The edge starts last, once the web processes answer."])
     program(
         "nginx",
         "nginx -c %(ENV_BW_VAR)s/nginx.conf -g 'daemon off;'",

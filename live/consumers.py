@@ -14,6 +14,7 @@ from django.conf import settings
 from common.ticks import now_us
 from live import board, transport
 from live.hub import COUNTERS, Hub, Snapshot, hub_get
+from live.notify import UserNotifier, notifier_get
 from live.outbox import Outbox, SlowPolicy, Update, ws_text_frame
 from live.selectors import board_preference_get
 
@@ -54,6 +55,7 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     brokers: frozenset[str] | None
     ready: bool
     hub: Hub | None = None
+    notifier: UserNotifier | None = None  # personal messages (alert toasts): live/notify.py
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -77,6 +79,9 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.hub.attach(self)
         await self._send_snapshot(await self.hub.snapshot(instruments=self.instruments, brokers=self.brokers))
         self.hub.mark_ready(self)
+        self.user_id = user.pk
+        self.notifier = notifier_get()
+        await self.notifier.attach(self.user_id, self)
 
     async def _send_snapshot(self, snapshot: Snapshot) -> None:
         await self.send(text_data=snapshot.text)
@@ -84,6 +89,9 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.outbox.conflated += self.outbox.discard_older(quotes=snapshot.quotes, statuses=snapshot.statuses)
 
     async def disconnect(self, code: int) -> None:
+        if self.notifier is not None:
+            await self.notifier.detach(self.user_id, self)
+            self.notifier = None
         if self.hub is not None:
             await self.hub.detach(self)
             self.hub = None

@@ -53,6 +53,8 @@ if [ "$USE_REDIS" = 1 ]; then
   pids+=($!)
   "$PY" manage.py aggregate &
   pids+=($!)
+  "$PY" manage.py alerts &
+  pids+=($!)
 else
   echo "==> NO REDIS: single-process fallback. Pages and history work; live quotes need Redis."
 fi

@@ -53,6 +53,8 @@
     ws.onmessage = function (ev) {
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      // Personal alerts go to static/js/toast.js, not to the board.
+      if (msg && msg.type === "alert") { document.dispatchEvent(new CustomEvent("bw:alert", { detail: msg })); return; }
       self.onMessage(msg);
     };
     ws.onclose = function () {

@@ -1,0 +1,87 @@
+"""Reads of the alerts app: a trader's watchlists, alerts and past notifications; the evaluator's rules."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import OuterRef, Subquery
+
+from alerts import engine
+from alerts.models import Alert, Notification, Watchlist
+from brokers.models import BrokerInstrument, Instrument
+from trustmetrics.models import TrustScore
+
+HISTORY_LIMIT = 100
+
+
+def watchlists_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Watchlist]:
+    if not user.is_authenticated:
+        return []
+    return list(Watchlist.objects.filter(user_id=user.pk).prefetch_related("brokers", "instruments"))
+
+
+def alerts_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Alert]:
+    if not user.is_authenticated:
+        return []
+    return list(Alert.objects.filter(user_id=user.pk).select_related("broker", "instrument", "watchlist"))
+
+
+def notifications_for(*, user: AbstractBaseUser | AnonymousUser, limit: int = HISTORY_LIMIT) -> list[Notification]:
+    if not user.is_authenticated:
+        return []
+    return list(Notification.objects.filter(user_id=user.pk)[:limit])
+
+
+def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
+    """Every active alert as the evaluator's rule, with the brokers and instruments it covers, and pip sizes."""
+    quoted: dict[str, set[str]] = {}
+    for slug, symbol in BrokerInstrument.objects.values_list("broker__slug", "instrument__symbol"):
+        quoted.setdefault(slug, set()).add(symbol)
+    rules = []
+    qs = Alert.objects.filter(active=True).select_related("broker", "instrument", "watchlist")
+    watch_brokers: dict[int, set[str]] = {}
+    watch_instruments: dict[int, set[str]] = {}
+    for wid, slug in Watchlist.brokers.through.objects.values_list("watchlist_id", "broker__slug"):
+        watch_brokers.setdefault(wid, set()).add(slug)
+    for wid, symbol in Watchlist.instruments.through.objects.values_list("watchlist_id", "instrument__symbol"):
+        watch_instruments.setdefault(wid, set()).add(symbol)
+    for a in qs.iterator(chunk_size=2000):
+        if a.watchlist_id is not None:
+            brokers = frozenset(watch_brokers.get(a.watchlist_id, ()))
+            instruments = frozenset(watch_instruments.get(a.watchlist_id, ()))
+        else:
+            assert a.broker is not None
+            brokers, instruments = frozenset({a.broker.slug}), frozenset()
+        if a.instrument is not None:
+            instruments = frozenset({a.instrument.symbol})
+        rules.append(
+            engine.Rule(
+                id=a.pk,
+                user_id=a.user_id,
+                kind=a.kind,
+                brokers=brokers,
+                instruments=instruments,
+                threshold_pips=float(a.threshold_pips or 0),
+                for_s=float(a.for_seconds),
+                score_points=float(a.score_points or 0),
+            )
+        )
+    pips = {symbol: float(pip) for symbol, pip in Instrument.objects.values_list("symbol", "pip_size")}
+    return rules, pips
+
+
+def scores_after(*, after_id: int) -> list[tuple[int, str, float, float | None]]:
+    """New trust scores after the given row id: (id, broker slug, score, the broker's previous score)."""
+    previous = TrustScore.objects.filter(broker=OuterRef("broker"), computed_at__lt=OuterRef("computed_at")).order_by(
+        "-computed_at"
+    )
+    rows = (
+        TrustScore.objects.filter(pk__gt=after_id)
+        .annotate(previous=Subquery(previous.values("overall")[:1]))
+        .order_by("pk")
+        .values_list("pk", "broker__slug", "overall", "previous")
+    )
+    return list(rows[:10_000])
+
+
+def scores_last_id() -> int:
+    return TrustScore.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

@@ -1,0 +1,124 @@
+"""The alert process against the real Redis and PostgreSQL: quotes in, one toast message and one email out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import pytest
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core import mail
+
+from alerts import services
+from alerts.evaluator import Evaluator
+from alerts.models import Alert, Notification
+from alerts.tests.conftest import quote_json
+from live.notify import user_channel
+from marketdata import keys
+from testing.support import await_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def _evaluator(**kw):
+    options = {"cooldown_s": 3600, "reload_s": 30, "score_poll_s": 30, **kw}
+    return Evaluator(redis_url=settings.REDIS_URL, prefix=settings.CACHE_KEY_PREFIX, **options)
+
+
+async def _started(evaluator):
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(evaluator.run(until=stop))
+    await asyncio.wait_for(evaluator.ready.wait(), 10)
+    return stop, task
+
+
+@pytest.fixture
+def trader(market):
+    user = User.objects.create_user("trader", email="trader@example.com", password="pw-long-enough-1")
+    services.alert_create(
+        user=user,
+        kind=Alert.Kind.SPREAD_ABOVE,
+        broker=market["acme"],
+        instrument=market["eur"],
+        threshold_pips=Decimal("2"),
+    )
+    return user
+
+
+async def test_a_crossing_quote_reaches_the_trader_once_with_one_email_and_a_history_row(trader):
+    conn = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    pubsub = conn.pubsub()
+    await pubsub.subscribe(user_channel(trader.pk))
+    evaluator = _evaluator()
+    stop, task = await _started(evaluator)
+    try:
+        channel = keys.live_channel("EURUSD")
+        await conn.publish(channel, quote_json("acme", "EURUSD", 1.10000, 1.10010))  # 1 pip: below
+        await conn.publish(channel, quote_json("zeta", "EURUSD", 1.10000, 1.10050))  # another broker
+        for seq, ask in enumerate((1.10030, 1.10040, 1.10035), start=2):  # 3, 4, 3.5 pips: one episode
+            await conn.publish(channel, quote_json("acme", "EURUSD", 1.10000, ask, seq))
+        await conn.publish(channel, quote_json("acme", "EURUSD", 1.10000, 1.10010, 9))  # back below
+        await conn.publish(channel, quote_json("acme", "EURUSD", 1.10000, 1.10050, 10))  # within the cool-down
+        messages = []
+
+        async def collect():
+            while True:
+                m = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if m is not None:
+                    messages.append(json.loads(m["data"]))
+
+        reader = asyncio.ensure_future(collect())
+        await await_for(lambda: evaluator.stats.quotes >= 7, timeout=10, what="quotes evaluated")
+        await await_for(lambda: evaluator.stats.recorded >= 1, timeout=10, what="notification recorded")
+        await await_for(lambda: messages, timeout=5, what="toast message")
+        reader.cancel()
+    finally:
+        stop.set()
+        await task
+        await pubsub.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+    assert [m["type"] for m in messages] == ["alert"]
+    assert "acme EURUSD spread 3.0 pips" in messages[0]["message"]
+    rows = await sync_to_async(lambda: list(Notification.objects.values_list("user_id", "broker", "instrument")))()
+    assert rows == [(trader.pk, "acme", "EURUSD")]
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["trader@example.com"]
+    assert "spread 3.0 pips" in mail.outbox[0].subject
+
+
+async def test_an_alert_set_while_the_process_runs_is_picked_up_at_once(market):
+    user = await sync_to_async(User.objects.create_user)("late", email="", password="pw-long-enough-1")
+    evaluator = _evaluator(reload_s=600)
+    stop, task = await _started(evaluator)
+    try:
+        await sync_to_async(services.alert_create)(user=user, kind=Alert.Kind.FEED_DOWN, broker=market["zeta"])
+        await await_for(lambda: evaluator.engine.rules, timeout=10, what="reload on change")
+        conn = aioredis.Redis.from_url(settings.REDIS_URL)
+        await conn.publish(keys.status_channel(), json.dumps({"broker": "zeta", "status": "down", "since": 1}))
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+        await await_for(lambda: evaluator.stats.recorded == 1, timeout=10, what="feed alert recorded")
+    finally:
+        stop.set()
+        await task
+    assert await sync_to_async(Notification.objects.filter(kind="feed_down", broker="zeta").count)() == 1
+    assert mail.outbox == []  # no address: no email
+
+
+async def test_garbage_on_the_live_channels_is_counted_and_skipped(trader):
+    evaluator = _evaluator()
+    stop, task = await _started(evaluator)
+    conn = aioredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        await conn.publish(keys.live_channel("EURUSD"), b"not json")
+        await conn.publish(keys.live_channel("EURUSD"), json.dumps({"broker": "acme"}))
+        await conn.publish(keys.live_channel("EURUSD"), quote_json("acme", "EURUSD", 1.1, 1.1005))
+        await await_for(lambda: evaluator.stats.fired == 1, timeout=10, what="the good quote evaluated")
+    finally:
+        stop.set()
+        await task
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+    assert evaluator.stats.bad == 2

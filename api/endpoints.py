@@ -1,0 +1,371 @@
+"""`/api/v1/`: the site's measurements as JSON and CSV, from the same selectors as the pages.
+
+Parameters are declared with types and patterns, so ninja validates them and documents them in the
+OpenAPI schema (422 with a message per field); values that need the database to judge (an unknown
+regulator, an unknown broker) are checked by the pages' own forms and answer 400 or 404. Errors are
+always JSON: see api/errors.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils import timezone
+from ninja import Field, NinjaAPI, Query, Router, Schema
+from ninja.errors import HttpError
+from ninja.params import functions as params
+from ninja.security import APIKeyHeader
+from pydantic import TypeAdapter
+
+from api import errors
+from api.http import cached_json, csv_doc, csv_stream
+from api.schemas import (
+    DIRECTORY_CSV,
+    EVENTS_CSV,
+    SCORES_CSV,
+    SLUG_PATTERN,
+    SYMBOL_PATTERN,
+    AccountOut,
+    BrokerDetailOut,
+    BrokerOut,
+    ErrorOut,
+    EventOut,
+    Format,
+    InstrumentOut,
+    LicenceOut,
+    LiveOut,
+    LiveQuoteOut,
+    ScoreOut,
+    Sort,
+    SpreadOut,
+    SpreadType,
+    directory_csv_row,
+)
+from api.selectors import api_key_user_id
+from api.throttling import API_KEY_HEADER, RedisRateThrottle
+from brokers import selectors as broker_selectors
+from brokers.forms import DirectoryFilterForm
+from brokers.models import Broker
+from common import metrics
+from execution import selectors as execution_selectors
+from execution.forms import OrderForm
+from live import board as live_board
+from marketdata import selectors as market_selectors
+
+
+class ApiKeyAuth(APIKeyHeader):
+    param_name = API_KEY_HEADER
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> int | None:
+        return api_key_user_id(raw=key or "")
+
+
+api = NinjaAPI(
+    title="BrokerWatch API",
+    version="1",
+    description=(
+        "Measured spreads, TrustMetrics scores and broker facts, with the same figures as the site's pages. "
+        "Anonymous requests are rate-limited; send an API key (create one on your account page) in the "
+        f"`{API_KEY_HEADER}` header for a higher limit and for live quotes. Past the limit: 429 with Retry-After. "
+        "Tables are also available as CSV with `format=csv`."
+    ),
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+    throttle=[RedisRateThrottle()],
+)
+errors.install(api)
+
+public = Router(tags=["brokers"])
+
+
+def _error_responses(*codes: int) -> dict[int, type[ErrorOut]]:
+    return dict.fromkeys(codes, ErrorOut)
+
+
+# -- brokers ---------------------------------------------------------------------------------------
+
+
+class DirectoryQuery(Schema):
+    regulator: str = Field("", max_length=40, description="Regulator slug, e.g. fca: an active licence from it.")
+    tier: int | None = Field(None, ge=1, le=3, description="An active licence from a regulator of this tier (1-3).")
+    platform: str = Field("", max_length=60, description="Platform slug, e.g. mt5.")
+    instrument: str = Field("", max_length=20, description="Canonical symbol quoted, e.g. EURUSD.")
+    spread_type: SpreadType | Literal[""] = Field("", description="An account of this kind: raw or standard.")
+    sort: Sort = Field("score", description="score (highest first), deposit (lowest first) or name.")
+    format: Format = "json"
+
+
+@public.get(
+    "/brokers",
+    response={200: list[BrokerOut], **_error_responses(400, 422, 429)},
+    summary="Brokers, with the directory's filters and sorts",
+    openapi_extra=csv_doc(DIRECTORY_CSV),
+)
+def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResponseBase:
+    def rows() -> list[BrokerOut]:
+        # The directory page's own form judges the values; inside rows(), so a cached answer skips it
+        # (an error is raised before anything is stored, so errors are never cached).
+        form = DirectoryFilterForm(
+            {k: v for k, v in query.dict().items() if k != "format" and v not in (None, "")},
+            choices=broker_selectors.filter_choices(),
+        )
+        if not form.is_valid():
+            raise errors.FieldErrors(form.errors)
+        return [BrokerOut.of(b) for b in broker_selectors.broker_directory(filters=form.filters())]
+
+    if query.format == "csv":
+        return csv_stream(
+            filename="brokers.csv", header=list(DIRECTORY_CSV), rows=(directory_csv_row(b) for b in rows())
+        )
+    return cached_json(
+        request, lambda: TypeAdapter(list[BrokerOut]).dump_json(rows()), params=DirectoryQuery.model_fields
+    )
+
+
+def _broker(slug: str) -> Broker:
+    try:
+        return broker_selectors.broker_profile(slug=slug)
+    except Broker.DoesNotExist:
+        metrics.incr("api_not_found")
+        raise HttpError(404, f"No broker '{slug[:40]}'.") from None
+
+
+SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
+
+
+@public.get(
+    "/brokers/{slug}",
+    response={200: BrokerDetailOut, **_error_responses(404, 422, 429)},
+    summary="One broker: licences, accounts and fees, instruments, latest score, measured spreads",
+    description="All-in costs per account are not served yet: the figure does not exist on the site yet.",
+)
+def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
+    def render() -> bytes:
+        b = _broker(slug)
+        scores = broker_selectors.broker_score_history(broker=b)
+        out = BrokerDetailOut(
+            **BrokerOut.of(b).dict(),
+            description=b.description,
+            company_type=b.company_type,
+            negative_balance_protection=b.negative_balance_protection,
+            segregated_funds=b.segregated_funds,
+            funding_methods=[f.name for f in b.funding_methods.all()],
+            licences=[LicenceOut.of(lic) for lic in b.licences.all()],
+            accounts=[
+                AccountOut(
+                    name=a.name,
+                    spread_type=a.spread_type,
+                    commission_per_lot=a.commission_per_lot,
+                    min_deposit=a.min_deposit,
+                )
+                for a in b.account_types.all()
+            ],
+            instruments=[
+                InstrumentOut(
+                    symbol=bi.instrument.symbol,
+                    name=bi.instrument.name,
+                    asset_class=bi.instrument.asset_class,
+                    broker_symbol=bi.broker_symbol,
+                )
+                for bi in b.broker_instruments.all()
+            ],
+            latest_score=ScoreOut.of(scores[-1]) if scores else None,
+            spreads=[SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)],
+        )
+        return out.model_dump_json().encode()
+
+    return cached_json(request, render)
+
+
+class ScoresQuery(Schema):
+    limit: int = Field(90, ge=1, le=1000, description="How many of the latest runs, oldest first.")
+    format: Format = "json"
+
+
+@public.get(
+    "/brokers/{slug}/scores",
+    response={200: list[ScoreOut], **_error_responses(404, 422, 429)},
+    summary="A broker's TrustMetrics score history, with components and reasons",
+    openapi_extra=csv_doc(SCORES_CSV),
+)
+def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
+    if query.format == "csv":
+        b = _broker(slug)
+        scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
+        return csv_stream(
+            filename=f"{b.slug}-scores.csv",
+            header=list(SCORES_CSV),
+            rows=(
+                [s.computed_at.isoformat(), s.overall, s.label, s.confidence, s.methodology_version, s.reason]
+                for s in scores
+            ),
+        )
+
+    def render() -> bytes:
+        b = _broker(slug)
+        scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
+        return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores])
+
+    return cached_json(request, render, params=ScoresQuery.model_fields)
+
+
+WINDOWS = [name for name, *_ in broker_selectors.SPREAD_WINDOWS]
+SESSIONS = [name for name, *_ in broker_selectors.SPREAD_SESSIONS]
+SPREADS_CSV = {
+    "instrument": "canonical symbol",
+    "broker_symbol": "the symbol in the broker's feed",
+    "quotes": "quotes measured in the longest window that has any",
+    **{f"mean_pips_{w}": f"time-weighted mean spread in pips over the last {w}" for w in WINDOWS},
+    **{f"mean_pips_{s}": f"mean spread in pips in the {s} session (UTC), last 7 days" for s in SESSIONS},
+}
+
+
+class SpreadsQuery(Schema):
+    instrument: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Only this canonical symbol.")
+    format: Format = "json"
+
+
+@public.get(
+    "/brokers/{slug}/spreads",
+    response={200: list[SpreadOut], **_error_responses(404, 422, 429)},
+    summary="A broker's measured spreads by instrument, window and trading session",
+    description=(
+        "The profile page's figures. Percentiles and per-account spreads are not served yet: the bars keep "
+        "open, high, low, close and mean per interval, and feeds quote one account per broker."
+    ),
+    openapi_extra=csv_doc(SPREADS_CSV),
+)
+def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def rows() -> list[SpreadOut]:
+        found = [SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=_broker(slug))]
+        return [r for r in found if query.instrument in (None, r.instrument)]
+
+    if query.format == "csv":
+        return csv_stream(
+            filename=f"{slug}-spreads.csv",
+            header=list(SPREADS_CSV),
+            rows=(
+                [r.instrument, r.broker_symbol, r.quotes]
+                + [r.windows.get(w) for w in WINDOWS]
+                + [r.sessions.get(s) for s in SESSIONS]
+                for r in rows()
+            ),
+        )
+    return cached_json(
+        request, lambda: TypeAdapter(list[SpreadOut]).dump_json(rows()), params=SpreadsQuery.model_fields
+    )
+
+
+# -- news events -----------------------------------------------------------------------------------
+
+events = Router(tags=["events"])
+MAX_EVENT_SPAN = timedelta(days=366)
+
+
+class EventsQuery(Schema):
+    since: datetime | None = Field(None, description="ISO 8601; default: 7 days ago.")
+    until: datetime | None = Field(None, description="ISO 8601; default: 7 days ahead. At most a year after since.")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    impact: Literal["low", "medium", "high"] | None = None
+    format: Format = "json"
+
+
+@events.get(
+    "/events",
+    response={200: list[EventOut], **_error_responses(400, 422, 429)},
+    summary="Economic-calendar releases (news events)",
+    description="Reports of how each broker's spreads behaved around an event are not served yet (not on the site).",
+    openapi_extra=csv_doc(EVENTS_CSV),
+)
+def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponseBase:
+    now = timezone.now()
+    since = query.since or now - timedelta(days=7)
+    until = query.until or since + timedelta(days=14)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise errors.FieldErrors({"since": ["Give a time zone, e.g. 2026-01-02T08:30:00Z."]})
+    if until <= since or until - since > MAX_EVENT_SPAN:
+        raise errors.FieldErrors({"until": ["until must be after since, and at most a year after it."]})
+    found = [
+        e
+        for e in market_selectors.calendar_events(since=since, until=until)
+        if query.currency in (None, e.currency.upper()) and query.impact in (None, e.impact)
+    ]
+    rows = [
+        EventOut(
+            scheduled_at=datetime.fromtimestamp(e.at_us / 1e6, tz=timezone.get_current_timezone()),
+            currency=e.currency.upper(),
+            impact=e.impact,
+            name=e.name,
+        )
+        for e in found
+    ]
+    if query.format == "csv":
+        return csv_stream(
+            filename="events.csv",
+            header=list(EVENTS_CSV),
+            rows=([r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows),
+        )
+    return cached_json(request, lambda: TypeAdapter(list[EventOut]).dump_json(rows), params=EventsQuery.model_fields)
+
+
+# -- best execution and live -----------------------------------------------------------------------
+
+market = Router(tags=["market"])
+
+
+class ExecutionQuery(Schema):
+    instrument: str = Field(..., pattern=SYMBOL_PATTERN)
+    side: Literal["buy", "sell"]
+    size: float = Field(..., gt=0, allow_inf_nan=False)
+    unit: Literal["units", "lots"] = "units"
+
+
+@market.get(
+    "/execution",
+    response={200: dict[str, Any], **_error_responses(400, 422, 429), 503: ErrorOut},
+    summary="Best execution right now: what an order would cost at each broker, from live depth",
+)
+def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpResponse:
+    form = OrderForm({k: str(v) for k, v in query.dict().items()})
+    if not form.is_valid():
+        raise errors.FieldErrors(form.errors)
+    data = form.cleaned_data
+    try:
+        estimate = execution_selectors.execution_estimate(
+            instrument=data["instrument"], side=data["side"], size=data["units"]
+        )
+    except execution_selectors.MarketDataUnavailable:
+        raise HttpError(503, "Market data is unavailable right now; try again shortly.") from None
+    body = estimate.as_dict()
+    body.update(unit="units", lot_size=data["lot"], lots=estimate.size / data["lot"])
+    response = HttpResponse(TypeAdapter(dict[str, Any]).dump_json(body), content_type="application/json")
+    response["Cache-Control"] = "no-store"  # live market data
+    return response
+
+
+@market.get(
+    "/live/quotes",
+    auth=ApiKeyAuth(),
+    response={200: LiveOut, 401: ErrorOut, **_error_responses(422, 429)},
+    summary="The latest quote of every broker and instrument, and every feed's status (API key required)",
+)
+def live_quotes(request: HttpRequest) -> HttpResponse:
+    latest, status = live_board.latest_quotes()
+    quotes = []
+    for q in latest.values():
+        try:
+            quotes.append(LiveQuoteOut(**{k: q[k] for k in LiveQuoteOut.model_fields}))
+        except (KeyError, TypeError, ValueError):
+            metrics.incr("api_bad_live_quote")
+    out = LiveOut(quotes=quotes, status=status)
+    response = HttpResponse(out.model_dump_json(), content_type="application/json")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+api.add_router("", public)
+api.add_router("", events)
+api.add_router("", market)

@@ -1,0 +1,214 @@
+"""What the API answers, field by field. Every figure is copied from a page selector's result, never recomputed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from ninja import Field, Schema
+
+from brokers.models import Broker, Licence
+from brokers.selectors import SpreadRow
+from trustmetrics.models import TrustScore
+
+Format = Literal["json", "csv"]
+# Spelled out for the schema; a test holds them to the pages' choices (brokers.selectors.SORTS, AccountType).
+Sort = Literal["score", "deposit", "name"]
+SpreadType = Literal["raw", "standard"]
+SLUG_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
+SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
+
+
+class ErrorOut(Schema):
+    error: str = Field(description="What was wrong, in words.")
+    fields: dict[str, list[str]] = Field(default_factory=dict, description="Messages per parameter, when any.")
+
+
+class LicenceOut(Schema):
+    regulator: str = Field(description="Regulator's short name, e.g. FCA.")
+    regulator_slug: str
+    country: str
+    tier: int = Field(description="1: strictest supervision; 3: offshore.")
+    licence_number: str
+    status: str
+    last_verified: str | None = Field(description="ISO date the licence was last checked, or null.")
+
+    @staticmethod
+    def of(lic: Licence) -> LicenceOut:
+        return LicenceOut(
+            regulator=lic.regulator.name,
+            regulator_slug=lic.regulator.slug,
+            country=lic.regulator.country,
+            tier=lic.regulator.tier,
+            licence_number=lic.licence_number,
+            status=lic.status,
+            last_verified=lic.last_verified.isoformat() if lic.last_verified else None,
+        )
+
+
+class BrokerOut(Schema):
+    slug: str
+    name: str
+    url: str = Field(description="The broker's profile page on this site.")
+    website: str
+    headquarters_country: str
+    year_founded: int
+    trust_score: float | None = Field(description="Latest TrustMetrics score, 0-100 (the directory's figure).")
+    trust_label: str | None
+    trust_confidence: float | None = Field(description="0-1: how much measured data stands behind the score.")
+    min_deposit: Decimal = Field(description="Minimum deposit in USD.")
+    max_leverage: int = Field(description="Highest retail leverage, 1:x.")
+    platforms: list[str]
+    regulators: list[str] = Field(description="Short names of the regulators with an active licence.")
+
+    @staticmethod
+    def of(b: Broker) -> BrokerOut:
+        return BrokerOut(
+            slug=b.slug,
+            name=b.name,
+            url=b.get_absolute_url(),
+            website=b.website,
+            headquarters_country=b.headquarters_country,
+            year_founded=b.year_founded,
+            trust_score=b.trust_score,  # type: ignore[attr-defined]
+            trust_label=b.trust_label,  # type: ignore[attr-defined]
+            trust_confidence=b.trust_confidence,  # type: ignore[attr-defined]
+            min_deposit=b.min_deposit,
+            max_leverage=b.max_leverage,
+            platforms=[p.name for p in b.platforms.all()],
+            regulators=[lic.regulator.name for lic in b.licences.all() if lic.status == Licence.Status.ACTIVE],
+        )
+
+
+DIRECTORY_CSV = {
+    "slug": "the broker's identifier in this API",
+    "name": "broker name",
+    "trust_score": "latest TrustMetrics score, 0-100 (empty: not scored yet)",
+    "trust_label": "the score's label",
+    "regulators": "active licences' regulators, separated by '|'",
+    "min_deposit_usd": "minimum deposit in USD",
+    "max_leverage": "highest retail leverage, 1:x",
+    "platforms": "trading platforms, separated by '|'",
+}
+
+
+def directory_csv_row(b: BrokerOut) -> list[Any]:
+    return [
+        b.slug,
+        b.name,
+        b.trust_score,
+        b.trust_label,
+        "|".join(b.regulators),
+        b.min_deposit,
+        b.max_leverage,
+        "|".join(b.platforms),
+    ]
+
+
+class AccountOut(Schema):
+    name: str
+    spread_type: str = Field(description="raw (spread + commission) or standard (spread only).")
+    commission_per_lot: Decimal = Field(description="USD per standard lot, round turn.")
+    min_deposit: Decimal = Field(description="USD.")
+
+
+class InstrumentOut(Schema):
+    symbol: str
+    name: str
+    asset_class: str
+    broker_symbol: str = Field(description="The symbol in the broker's own feed.")
+
+
+class ScoreOut(Schema):
+    computed_at: datetime
+    overall: float
+    label: str
+    confidence: float
+    methodology_version: str
+    components: dict[str, Any] = Field(description="Component name to its 0-100 score (see /methodology/).")
+    reason: str = Field(description="Why the score moved, when it moved a lot; empty otherwise.")
+
+    @staticmethod
+    def of(s: TrustScore) -> ScoreOut:
+        return ScoreOut(
+            computed_at=s.computed_at,
+            overall=s.overall,
+            label=s.label,
+            confidence=s.confidence,
+            methodology_version=s.methodology_version,
+            components=dict(s.components or {}),
+            reason=s.reason,
+        )
+
+
+SCORES_CSV = {
+    "computed_at": "ISO 8601 time of the scoring run (UTC)",
+    "overall": "score, 0-100",
+    "label": "the score's label",
+    "confidence": "0-1: how much measured data stands behind it",
+    "methodology_version": "the methodology that produced it",
+    "reason": "why it moved, when it moved a lot",
+}
+
+
+class SpreadOut(Schema):
+    instrument: str
+    broker_symbol: str
+    quotes: int = Field(description="Quotes measured in the longest window that has any.")
+    windows: dict[str, float | None] = Field(description="Window (24h, 7d, 30d) to time-weighted mean spread in pips.")
+    sessions: dict[str, float | None] = Field(
+        description="Trading session (asian, london, overlap, newyork; UTC hours) to mean spread in pips, last 7 days."
+    )
+
+    @staticmethod
+    def of(row: SpreadRow) -> SpreadOut:
+        return SpreadOut(
+            instrument=row.instrument.symbol,
+            broker_symbol=row.broker_symbol,
+            quotes=row.quotes,
+            windows=dict(row.windows),
+            sessions=dict(row.sessions),
+        )
+
+
+class BrokerDetailOut(BrokerOut):
+    description: str
+    company_type: str
+    negative_balance_protection: bool
+    segregated_funds: bool
+    funding_methods: list[str]
+    licences: list[LicenceOut]
+    accounts: list[AccountOut] = Field(description="Account types with their fees.")
+    instruments: list[InstrumentOut]
+    latest_score: ScoreOut | None
+    spreads: list[SpreadOut]
+
+
+class EventOut(Schema):
+    scheduled_at: datetime
+    currency: str
+    impact: str
+    name: str
+
+
+EVENTS_CSV = {
+    "scheduled_at": "ISO 8601 release time (UTC)",
+    "currency": "ISO code of the currency it moves",
+    "impact": "low, medium or high",
+    "name": "the release",
+}
+
+
+class LiveQuoteOut(Schema):
+    broker: str
+    instrument: str
+    bid: float
+    ask: float
+    spread: float = Field(description="ask - bid, in price units.")
+    ts_ingest: int = Field(description="When the quote was accepted, microseconds since the epoch.")
+
+
+class LiveOut(Schema):
+    quotes: list[LiveQuoteOut]
+    status: dict[str, dict[str, Any]] = Field(description="Broker to its feed status (up, stale, down) and since when.")
