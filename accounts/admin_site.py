@@ -16,15 +16,15 @@ from django.http import HttpRequest
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 
-class StaffAdminSite(OTPAdminSite):
+class StaffAdminSite(OTPAdminSite):  # type: ignore[misc]  # django-otp ships no type hints
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
 
-    @property  # type: ignore[override]
+    @property
     def login_form(self) -> Any:
         return OTPAdminAuthenticationForm if settings.ADMIN_REQUIRE_2FA else AdminAuthenticationForm
 
-    @property  # type: ignore[override]
+    @property
     def login_template(self) -> str | None:
         return "otp/admin111/login.html" if settings.ADMIN_REQUIRE_2FA else None
 

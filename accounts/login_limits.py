@@ -57,7 +57,7 @@ def client_ip(request: HttpRequest) -> str | None:
     return str(peer_address)
 
 
-class LoginLimitHandler(AxesDatabaseHandler):
+class LoginLimitHandler(AxesDatabaseHandler):  # type: ignore[misc]  # django-axes ships no type hints
     """django-axes' database handler (the limits hold while Redis is down) with a higher per-IP limit."""
 
     def get_failures(self, request: Any, credentials: dict[str, Any] | None = None) -> int:
@@ -65,7 +65,7 @@ class LoginLimitHandler(AxesDatabaseHandler):
             sum(a.failures_since_start for a in attempts) for attempts in self.get_user_attempts(request, credentials)
         )
         scaled_ip = per_ip * settings.AXES_FAILURE_LIMIT // settings.LOGIN_IP_FAILURE_LIMIT
-        return max(per_account_and_ip, scaled_ip)
+        return int(max(per_account_and_ip, scaled_ip))
 
     def reset_user_attempts(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> int:
         account_and_ip = self.filter_user_attempts(request, credentials)[0]

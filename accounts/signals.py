@@ -17,12 +17,14 @@ def admin_action_log(sender: type[LogEntry], instance: LogEntry, created: bool, 
     if not created:
         return
     action = {1: "added", 2: "changed", 3: "deleted"}.get(instance.action_flag, "acted on")
+    user: Any = instance.user
+    content_type: Any = instance.content_type
     logger.info(
         "admin: user %s (id %s) %s %s %r (id %s): %s",
-        instance.user.get_username(),
+        user.get_username(),
         instance.user_id,
         action,
-        instance.content_type.model if instance.content_type_id else "object",
+        content_type.model if content_type is not None else "object",
         instance.object_repr,
         instance.object_id,
         instance.get_change_message() or "-",

@@ -82,5 +82,7 @@ def test_admin_changes_are_kept_and_logged_with_who_did_what(client, settings, c
     entry = LogEntry.objects.get()
     assert entry.user == boss
     assert entry.object_repr == "trader"
-    assert any("admin: user boss" in r.getMessage() and "changed user 'trader'" in r.getMessage() for r in caplog.records)
+    assert any(
+        "admin: user boss" in r.getMessage() and "changed user 'trader'" in r.getMessage() for r in caplog.records
+    )
     assert client.get(f"/{settings.ADMIN_URL}admin/logentry/").status_code == 200
