@@ -86,3 +86,15 @@ def test_admin_changes_are_kept_and_logged_with_who_did_what(client, settings, c
         "admin: user boss" in r.getMessage() and "changed user 'trader'" in r.getMessage() for r in caplog.records
     )
     assert client.get(f"/{settings.ADMIN_URL}admin/logentry/").status_code == 200
+
+
+def test_staff_get_their_first_totp_device_from_the_command_line(staff):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("totp_device_add", "boss", "--name", "phone", stdout=out)
+    device = TOTPDevice.objects.get(user=staff)
+    assert device.name == "phone"
+    assert "otpauth://totp/" in out.getvalue()
