@@ -244,3 +244,22 @@ def test_the_board_choice_needs_a_login(client):
     response = client.post("/live/preferences/", {"instruments": ["EURUSD"]})
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/accounts/signup/", "/accounts/login/", "/accounts/logout/", "/accounts/password/reset/", "/admin/login/"],
+)
+def test_every_account_form_refuses_a_post_without_a_csrf_token(path):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post(path, {"username": "trader", "password": "x", "email": "a@b.c"})
+    assert response.status_code == 403
+
+
+def test_password_reset_answers_the_same_for_known_and_unknown_emails(client, trader):
+    known = client.post("/accounts/password/reset/", {"email": "trader@example.com"}, follow=True)
+    unknown = client.post("/accounts/password/reset/", {"email": "nobody@example.com"}, follow=True)
+    assert known.redirect_chain == unknown.redirect_chain
+    assert known.content == unknown.content
+    assert [m.to for m in mail.outbox] == [["trader@example.com"]]
