@@ -1,30 +1,43 @@
 from __future__ import annotations
 
 from django.contrib.auth import login
+from django.contrib.auth.models import User
+from django.contrib.auth.tokens import default_token_generator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
 
 from accounts.forms import SignupForm
-from accounts.services import user_signup
+from accounts.services import user_activate, user_signup
 
 
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("live:board")
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = ""
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = user_signup(
+        user_signup(
             username=form.cleaned_data["username"],
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password1"],
         )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect(next_url or "live:board")
+        # The same answer whether or not the email was registered (accounts.services.user_signup).
+        return redirect("accounts:signup_sent")
     status = 400 if request.method == "POST" else 200
-    return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=status)
+    return render(request, "accounts/signup.html", {"form": form}, status=status)
+
+
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/signup_sent.html")
+
+
+def signup_activate(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    try:
+        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uidb64))))
+    except (ValueError, OverflowError, User.DoesNotExist):
+        user = None
+    if user is None or user.is_active or not default_token_generator.check_token(user, token):
+        return render(request, "accounts/signup_invalid.html", status=400)
+    login(request, user_activate(user=user), backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("live:board")

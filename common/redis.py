@@ -9,6 +9,8 @@ clients belong to one event loop each.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import weakref
 from typing import Any
 
@@ -16,9 +18,85 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
+
 # Everything that means "Redis did not answer": connection refused or reset, timeouts, a Redis that is
 # loading or read-only after a failover. redis-py's ConnectionError is not an OSError.
 REDIS_DOWN: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class RedisSkipped(redis.exceptions.ConnectionError):
+    """Raised instead of calling Redis while the breaker is open."""
+
+
+class RedisBreaker:
+    """Fails fast for a moment after Redis did not answer, so one request pays one timeout, not ten.
+
+    A web request touches the cache several times (page, freshness, generation, counters, session):
+    against a frozen Redis each would wait REDIS_TIMEOUT_S. After one failure this process skips Redis
+    for REDIS_RETRY_AFTER_S; the first call after that tries again. The state is a timestamp shared by
+    every thread and event loop of the process (a plain float: a racing trip only moves it forward).
+    """
+
+    def __init__(self) -> None:
+        self._down_until = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def check(self) -> None:
+        if self.is_open():
+            raise RedisSkipped("Redis did not answer a moment ago; failing fast")
+
+    def trip(self, exc: BaseException) -> None:
+        if isinstance(exc, RedisSkipped):
+            return  # not a new failure: only a real one extends the pause
+        was_open = self.is_open()
+        self._down_until = time.monotonic() + settings.REDIS_RETRY_AFTER_S
+        if not was_open:
+            logger.warning("Redis did not answer (%s); skipping it for %.1f s", exc, settings.REDIS_RETRY_AFTER_S)
+
+    def reset(self) -> None:
+        self._down_until = 0.0
+
+
+redis_breaker = RedisBreaker()
+
+
+class BreakerConnection(redis.connection.Connection):
+    """A connection that consults redis_breaker: the Django cache's pool uses it (settings.CACHES)."""
+
+    def connect(self) -> None:
+        redis_breaker.check()
+        try:
+            super().connect()
+        except REDIS_DOWN as exc:
+            redis_breaker.trip(exc)
+            raise
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        redis_breaker.check()
+        try:
+            super().send_packed_command(command, check_health)
+        except REDIS_DOWN as exc:
+            redis_breaker.trip(exc)
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            redis_breaker.trip(exc)
+            raise
+
+
+class BreakerConnectionPool(redis.BlockingConnectionPool):
+    """A bounded pool (waits for a free connection rather than opening more) of BreakerConnections."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("connection_class", redis.connection.Connection) is redis.connection.Connection:
+            kwargs["connection_class"] = BreakerConnection
+        super().__init__(*args, **kwargs)
 
 
 def _options(**overrides: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 INSTALLED_APPS = [
     "daphne",
     "django_prometheus",
-    "django.contrib.admin",
+    "accounts.admin_apps.StaffAdminConfig",  # django.contrib.admin with the two-factor site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -54,6 +55,9 @@ INSTALLED_APPS = [
     "ninja",
     "api",
     "alerts",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
@@ -66,7 +70,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Header-only: the fast lane (pagecache/asgi.py HEADER_MIDDLEWARE) sends the same policy.
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lock-out into its answer.
+    "axes.middleware.AxesMiddleware",
+    # Last: Prometheus counts the final responses (django-prometheus asks for it at the end).
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -126,6 +136,8 @@ if not USE_REDIS:
 REDIS_CONNECT_TIMEOUT_S = env_float("REDIS_CONNECT_TIMEOUT_S", 1.0, minimum=0.05)
 REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 1.0, minimum=0.05)
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=2)
+# After Redis failed to answer, a process skips it for this long before trying again (common/redis.py).
+REDIS_RETRY_AFTER_S = env_float("REDIS_RETRY_AFTER_S", 2.0, minimum=0.1)
 
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "bw")
 if USE_REDIS:
@@ -140,7 +152,20 @@ if USE_REDIS:
                 "PARSER_CLASS": "redis.connection._HiredisParser",
                 "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_S,
                 "SOCKET_TIMEOUT": REDIS_TIMEOUT_S,
-                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS, "health_check_interval": 30},
+                # Blocking: a burst waits up to REDIS_TIMEOUT_S for a free connection instead of opening
+                # more; the pool never holds more than REDIS_MAX_CONNECTIONS. Connections idle for 30 s
+                # are checked before use, so a Redis-side idle `timeout` may close them safely.
+                # After one failure the process fails fast for REDIS_RETRY_AFTER_S (common/redis.py).
+                "CONNECTION_POOL_CLASS": "common.redis.BreakerConnectionPool",
+                "CONNECTION_POOL_KWARGS": {
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                    "timeout": REDIS_TIMEOUT_S,
+                    "health_check_interval": 30,
+                },
+                # A cache that does not answer is a miss and a write that is skipped, never a 500: pages
+                # render from the database, sessions (cached_db) read from the database. Outages are
+                # logged once per trip by common.redis, not once per call.
+                "IGNORE_EXCEPTIONS": True,
             },
         }
     }
@@ -153,6 +178,8 @@ if USE_REDIS:
                         "address": REDIS_URL,
                         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
                         "socket_timeout": REDIS_TIMEOUT_S,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        "health_check_interval": 30,
                     }
                 ],
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",
@@ -176,7 +203,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": f"{CACHE_KEY_PREFIX}:celery:",
     "visibility_timeout": 3600,
     "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "socket_timeout": max(REDIS_TIMEOUT_S, 10.0),  # above the worker's BRPOP wait (kombu polls every 1 s)
     "max_connections": REDIS_MAX_CONNECTIONS,
+    "health_check_interval": 30,
 }
 # A task that hangs is stopped rather than holding a worker forever (soft: an exception it can catch).
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT_S", 600, minimum=10)
@@ -274,6 +303,59 @@ structlog_configure()
 TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", [])
 # /metrics (Prometheus) answers only these peers; nginx refuses it from outside anyway.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+
+# The demo (scripts/demo.sh, or DEBUG) may keep conveniences production must not: the default admin
+# URL and admin log-in without a second factor.
+DEMO = env_bool("DEMO", DEBUG)
+
+# The admin's URL, from the environment (as cookiecutter-django does): a guessable /admin/ invites
+# password spraying. Production refuses the default; the demo keeps it.
+ADMIN_URL = (env_str("ADMIN_URL", "") or ("admin/" if DEMO else "")).strip("/") + "/"
+if ADMIN_URL == "/":
+    raise ConfigError("ADMIN_URL must be set when DEBUG is off (e.g. ADMIN_URL=staff-4f9c2a/)")
+if ADMIN_URL == "admin/" and not DEMO:
+    raise ConfigError("ADMIN_URL must not be the default admin/ in production")
+# Staff need a TOTP code (django-otp) as well as the password to use the admin.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", not DEMO)
+OTP_TOTP_ISSUER = "BrokerWatch"
+
+# Log-in limits (django-axes), on the site's and the admin's log-in alike. Failures are counted per
+# account and client IP together (AXES_FAILURE_LIMIT) and, separately and higher, per client IP
+# (LOGIN_IP_FAILURE_LIMIT; accounts.login_limits). A guesser elsewhere therefore never locks the
+# owner out of their own network; a lock is a short cool-off, not a hard lock, which a further wrong
+# password does not extend, and the right password after it clears the count. Counted in the
+# database, so the limits hold while Redis is down.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "accounts.login_limits.LoginLimitHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 50, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_S", 300, minimum=1))
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "accounts.login_limits.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# Content-Security-Policy (django-csp; Django 5.2 has none of its own): only this site's own scripts,
+# styles, images and sockets; no inline script or style, no plugins, no framing, forms post here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Market data (marketdata/: feeds, ingestors, tick stream, spread history) -----------------------------
 LIVE_STREAM_SHARDS = env_int("LIVE_STREAM_SHARDS", 4, minimum=1)  # tick streams, partitioned by instrument

@@ -16,6 +16,10 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "x" * 40)
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("REDIS_REQUIRED", "1")
+# The suite runs as the demo does: admin at /admin/, no second factor unless a test turns it on.
+os.environ.setdefault("DEMO", "1")
+os.environ.setdefault("ADMIN_URL", "admin/")
+os.environ.setdefault("ADMIN_REQUIRE_2FA", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 # One id per test session, shared by its xdist workers through the environment.
 _RUN_ID = os.environ.setdefault("BW_TEST_RUN_ID", uuid.uuid4().hex[:8])

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from brokers.models import Broker, BrokerInstrument, Instrument
-from common.redis import redis_sync
+from common.redis import REDIS_DOWN, redis_sync
 from common.ticks import now_us
 from live.selectors import BoardChoice
 from marketdata import keys
@@ -95,7 +95,10 @@ def latest_quotes() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]
     pipe = conn.pipeline(transaction=False)
     pipe.hgetall(keys.latest_hash())
     pipe.hgetall(keys.status_hash())
-    latest_raw, status_raw = pipe.execute()
+    try:
+        latest_raw, status_raw = pipe.execute()
+    except REDIS_DOWN:
+        return {}, {}  # Redis down: the board renders without quotes (every broker shows as stale)
     latest: dict[str, dict[str, Any]] = {}
     for name, data in latest_raw.items():
         try:

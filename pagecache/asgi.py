@@ -27,7 +27,7 @@ from django.utils.http import parse_etags
 from django.utils.module_loading import import_string
 
 from common.metrics import STATS_KEY
-from common.redis import REDIS_DOWN, redis_async
+from common.redis import REDIS_DOWN, redis_async, redis_breaker
 from pagecache import isr
 
 LOCAL_MAX_PAGES = 2048
@@ -54,6 +54,7 @@ def _page_params(path: str) -> tuple[str, ...] | None:
 HEADER_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 )
 
 
@@ -123,9 +124,13 @@ class CachedPagesMiddleware:
             return None
         key = isr.page_key(path, isr.canonical_query(QueryDict(raw_query), params))
         try:
+            redis_breaker.check()
             raw_entry, fresh = await self._client().mget(cache.make_key(key), cache.make_key(isr.fresh_key(key)))
-        except REDIS_DOWN:
-            return None  # Redis trouble: let Django decide
+        except REDIS_DOWN as exc:
+            # Redis down or frozen: this process's last copy, however old, beats a render against a
+            # database that is busy with every other visitor; without one, Django renders.
+            redis_breaker.trip(exc)
+            return None if local is None else local[1]
         if raw_entry is None or fresh is None:
             return None
         try:
@@ -157,11 +162,13 @@ class CachedPagesMiddleware:
         hits, self._hits = self._hits, 0
         undecodable, self._undecodable = self._undecodable, 0
         try:
+            redis_breaker.check()
             if hits:
                 await self._client().incrby(self._hit_key, hits)
             if undecodable:
                 await self._client().incrby(self._undecodable_key, undecodable)
-        except REDIS_DOWN:
+        except REDIS_DOWN as exc:
+            redis_breaker.trip(exc)
             self._hits += hits  # try again with the next batch
             self._undecodable += undecodable
 

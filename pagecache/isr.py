@@ -41,6 +41,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
 from common import metrics
+from common.redis import REDIS_DOWN
 from pagecache.tags import tag_index
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,11 @@ def store_entry(key: str, entry: PageEntry, *, generation: int | None) -> None:
     cache.set(key, entry, ttl)
     if generation is None or generation == (cache.get(_generation_key(key)) or 0):
         cache.set(fresh_key(key), 1, entry["revalidate"])
-    tag_index.add(entry["tags"], key, ttl)
+    try:
+        tag_index.add(entry["tags"], key, ttl)
+    except REDIS_DOWN as exc:
+        # The cache writes above were skipped too (IGNORE_EXCEPTIONS): nothing is indexed that is not kept.
+        logger.warning("page %s not tagged, Redis did not answer: %s", key, exc)
 
 
 def regenerate(key: str, *, path: str, query: str) -> str:

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 ensure_venv requirements.txt
 
 export DEBUG=${DEBUG:-0} HTTPS=${HTTPS:-0} REDIS_REQUIRED=${REDIS_REQUIRED:-0}
+# The demo keeps the default admin URL and logs staff in without a second factor (config/settings.py).
+export DEMO=${DEMO:-1}
 # Settings never probe the network: whether Redis is there is decided here, once, and said.
 if [ -z "${USE_REDIS:-}" ]; then
   if "$PY" -c "import os, redis; redis.Redis.from_url(os.environ.get('REDIS_URL', 'redis://127.0.0.1:6379/0'), socket_connect_timeout=0.5).ping()" 2>/dev/null; then

@@ -17,6 +17,7 @@ PRODUCTION = {
     "SECRET_KEY": "k3y-" + "a1b2c3d4e5f6g7h8" * 4,
     "ALLOWED_HOSTS": "brokerwatch.example",
     "REDIS_REQUIRED": "1",
+    "ADMIN_URL": "staff-7f3a9c/",
 }
 
 
@@ -40,6 +41,23 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = manage("check", env={**PRODUCTION, "SECRET_KEY": ""})
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_with_the_default_or_no_admin_url():
+    default = manage("check", env={**PRODUCTION, "ADMIN_URL": "admin/"})
+    assert default.returncode != 0
+    assert "ADMIN_URL must not be the default admin/" in default.stderr
+    missing = manage("check", env={k: v for k, v in PRODUCTION.items() if k != "ADMIN_URL"})
+    assert missing.returncode != 0
+    assert "ADMIN_URL must be set" in missing.stderr
+
+
+def test_the_demo_keeps_the_default_admin_url_and_production_requires_a_second_factor():
+    show = "from django.conf import settings; print(settings.ADMIN_URL, settings.ADMIN_REQUIRE_2FA)"
+    demo = manage("shell", "--no-imports", "-c", show, env={**PRODUCTION, "ADMIN_URL": "", "DEMO": "1"})
+    assert demo.stdout.split() == ["admin/", "False"], demo.stderr
+    production = manage("shell", "--no-imports", "-c", show, env=PRODUCTION)
+    assert production.stdout.split() == ["staff-7f3a9c/", "True"], production.stderr
 
 
 def test_production_refuses_the_single_process_fallback():

@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from common import metrics
 from config.asgi import application
-from pagecache.asgi import forget_local_state
+from pagecache.asgi import _instances, forget_local_state
 
 PROFILE = "/brokers/kestrel-fx/"
 IGNORED = {b"age", b"x-page-cache", b"content-length"}
@@ -38,6 +38,8 @@ async def test_both_lanes_send_the_same_page_and_headers(demo):
     slow_headers = {k: v for k, v in header_map(through_django).items() if k not in IGNORED}
     fast_headers = {k: v for k, v in header_map(fast).items() if k not in IGNORED}
     assert fast_headers == slow_headers
+    # The strict Content-Security-Policy comes from the same middleware in both lanes.
+    assert b"script-src 'self'" in fast_headers[b"content-security-policy"]
 
 
 async def test_the_fast_lane_answers_if_none_match_with_304(demo):
@@ -115,3 +117,22 @@ async def test_a_revalidated_page_reaches_the_fast_lane_within_a_second(demo):
     while not await now_stale():
         assert asyncio.get_running_loop().time() < deadline, states
         await asyncio.sleep(0.02)
+
+
+async def test_with_redis_down_the_fast_lane_serves_its_own_last_copy(demo):
+    from common.redis import redis_breaker
+
+    await fetch(PROFILE)
+    fast = await fetch(PROFILE)
+    assert header_map(fast)[b"x-page-cache"] == b"hit"
+    redis_breaker.trip(ConnectionError("test: Redis went away"))
+    try:
+        # Past the micro-cache's half second, with Redis not answering: the process's own copy.
+        for instance in _instances:
+            instance._local = {k: (0.0, entry) for k, (_, entry) in instance._local.items()}
+        response = await fetch(PROFILE)
+        assert response["status"] == 200
+        assert header_map(response)[b"x-page-cache"] == b"hit"
+        assert response["body"] == fast["body"]
+    finally:
+        redis_breaker.reset()
