@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from common import metrics
 from common.redis import REDIS_DOWN, redis_sync
-from config.observability import client_ip
+from common.http import client_ip
 from marketdata import keys
 
 # common.metrics counters shown as brokerwatch_<name>_total, with what each counts.

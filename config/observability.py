@@ -9,7 +9,7 @@ every record written while it is bound, whichever logger writes it.
 The client's address: nginx overwrites ``X-Real-IP`` and ``X-Forwarded-For`` with the address it saw
 (deploy/nginx.conf), so a client cannot add its own. Django believes those headers only when the
 connection comes from an address in ``TRUSTED_PROXY_IPS`` (addresses or networks); from anywhere else
-the peer address is the client. ``client_ip`` is the one place that decides.
+the peer address is the client. ``common.http.client_ip`` is the one place that decides.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+
+from common.http import client_ip
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Request ids come from nginx ($request_id: 32 hex digits) or are made here; anything else is replaced.
@@ -72,34 +74,6 @@ def structlog_configure() -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-
-
-@lru_cache(maxsize=8)
-def _trusted(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
-
-
-def _is_trusted(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in _trusted(tuple(settings.TRUSTED_PROXY_IPS)))
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address: the edge's X-Real-IP when the peer is a trusted proxy, else the peer."""
-    peer = str(request.META.get("REMOTE_ADDR") or "")
-    if not _is_trusted(peer):
-        return peer
-    forwarded = str(request.META.get("HTTP_X_REAL_IP") or "").strip()
-    if not forwarded:
-        # X-Forwarded-For as the trusted proxy set it: the right-most entry is the one it added.
-        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")[-1].strip()
-    try:
-        return str(ipaddress.ip_address(forwarded))
-    except ValueError:
-        return peer
 
 
 def _request_id(request: HttpRequest) -> str:
