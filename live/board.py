@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -17,15 +18,40 @@ from live.selectors import BoardChoice
 from marketdata import keys
 
 UNIVERSE_CACHE_S = 60
+_universe_local: tuple[float, frozenset[str]] | None = None
 
 
 def instrument_universe() -> frozenset[str]:
-    """Every instrument symbol a client may subscribe to."""
+    """Every instrument symbol a client may subscribe to.
+
+    Kept in the process for UNIVERSE_CACHE_S too: WebSocket handshakes ask for it on every connect, and
+    a new instrument may take a minute to become subscribable."""
+    global _universe_local
+    now = time.monotonic()
+    if _universe_local is not None and now - _universe_local[0] < UNIVERSE_CACHE_S:
+        return _universe_local[1]
     found = cache.get("live:universe")
     if found is None:
         found = sorted(Instrument.objects.values_list("symbol", flat=True))
         cache.set("live:universe", found, UNIVERSE_CACHE_S)
-    return frozenset(found)
+    universe = frozenset(found)
+    if universe:
+        _universe_local = (now, universe)
+    return universe
+
+
+def instrument_universe_local() -> frozenset[str] | None:
+    """The process's copy, if it is fresh: no I/O, so callable on the event loop."""
+    found = _universe_local
+    if found is not None and time.monotonic() - found[0] < UNIVERSE_CACHE_S:
+        return found[1]
+    return None
+
+
+def instrument_universe_forget() -> None:
+    global _universe_local
+    _universe_local = None
+    cache.delete("live:universe")
 
 
 @dataclass(frozen=True)

@@ -251,16 +251,16 @@ async def test_updates_that_arrive_while_a_snapshot_is_read_never_roll_it_back(c
     await redis.hset(keys.status_hash(), "acme", json.dumps({"broker": "acme", "status": "up", "since": 200}))
     old = json.loads(quote("acme", "EURUSD", 1.1001, 1))
     old["ts_ingest"] -= 1_000_000  # ingested a second before the quote the snapshot will hold
-    real_snapshot = Hub.snapshot
+    real_snapshot_read = Hub._snapshot_read
 
-    async def snapshot_during_a_race(self: Hub, **kwargs):
+    async def snapshot_during_a_race(self: Hub):
         # Older updates reach the hub after the client joined its group but before the snapshot is
         # read, as when pub/sub delivery lags the latest-quote hash.
         self.on_message(keys.live_channel("EURUSD"), json.dumps(old))
         self.on_message(keys.status_channel(), json.dumps({"broker": "acme", "status": "down", "since": 100}))
-        return await real_snapshot(self, **kwargs)
+        return await real_snapshot_read(self)
 
-    monkeypatch.setattr(Hub, "snapshot", snapshot_during_a_race)
+    monkeypatch.setattr(Hub, "_snapshot_read", snapshot_during_a_race)
     comm, snapshot = await connect(cookie)
     assert [(q["broker"], q["seq"]) for q in snapshot["quotes"]] == [("acme", 2)]
     assert [(s["broker"], s["status"]) for s in snapshot["status"]] == [("acme", "up")]
