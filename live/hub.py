@@ -266,7 +266,7 @@ class Hub:
             if self.clients or not self._tasks:
                 return  # a client attached while this waited for the lock, or already stopped
             await self._cancel_tasks()
-        await counters_flush()
+            await counters_flush()
 
     async def stop(self) -> None:
         """Stop whatever the clients (shutdown, tests). The next attach() starts the hub again."""
