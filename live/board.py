@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,11 @@ class Board:
     all_instruments: list[str]
     all_brokers: list[Column]
     quotes_seen: int
+    generated_at: datetime.datetime  # when this copy was made: the public page is a shared, cached copy
+
+    @property
+    def feeds_up(self) -> int:
+        return sum(1 for st in self.status.values() if st.get("status") == "up")
 
     @property
     def stale_after_s(self) -> int:
@@ -106,6 +112,8 @@ class Board:
             ],
             "brokers": [{"slug": b.slug, "name": b.name} for b in self.brokers],
             "staleAfterMs": self.stale_after_s * 1000,
+            # The socket is open but no quote came for this long: the board says "Delayed", not "Live".
+            "delayedAfterMs": self.stale_after_s * 1000,
         }
 
 
@@ -178,6 +186,7 @@ def board_build(*, choice: BoardChoice) -> Board:
         all_instruments=[i.symbol for i in Instrument.objects.all()],
         all_brokers=all_brokers,
         quotes_seen=len(latest),
+        generated_at=datetime.datetime.now(tz=datetime.UTC),
     )
 
 
