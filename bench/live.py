@@ -657,7 +657,9 @@ BURST_WIDEN = 5.0  # spreads widen this much at the release
 RSS_RETURN_BOUND_MB = 25.0  # after the burst the servers' RSS must be back within this of the calm figure
 
 
-def _burst_publisher_proc(mode: str, phase: Any, calm_rate: float, burst_rate: float, stop: Any, counts: Any) -> None:
+def _burst_publisher_proc(
+    mode: str, phase: Any, calm_rate: float, burst_rate: float, stop: Any, counts: Any, ready: Any
+) -> None:
     """Quotes as the ingestors publish them (HSET latest + PUBLISH), at calm_rate, then at burst_rate while
     phase is 2: at the release every broker quotes the instrument at once, with wider spreads. For the
     pub/sub-layer reference the same quotes go through its group_send instead. counts[phase] = published."""
@@ -702,6 +704,7 @@ def _burst_publisher_proc(mode: str, phase: Any, calm_rate: float, burst_rate: f
             layer = get_channel_layer("pubsub")
         owed = 0.0
         last = time.perf_counter()
+        ready.set()
         while not stop.is_set():
             now = time.perf_counter()
             current = phase.value
@@ -849,11 +852,15 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
         if not ready.wait(timeout=300):
             raise RuntimeError("clients did not connect in time")
     go.set()
-    pub_stop = ctx.Event()
+    pub_stop, pub_ready = ctx.Event(), ctx.Event()
     publisher = ctx.Process(
-        target=_burst_publisher_proc, args=(mode, phase, args.calm_rate, args.burst_rate, pub_stop, counts), daemon=True
+        target=_burst_publisher_proc,
+        args=(mode, phase, args.calm_rate, args.burst_rate, pub_stop, counts, pub_ready),
+        daemon=True,
     )
     publisher.start()
+    if not pub_ready.wait(timeout=120):
+        raise RuntimeError("the publisher did not start")
     time.sleep(args.warmup)
     rss: dict[str, float] = {"before": rss_before, "connected": _rss_mb(pids)}
     timing: dict[int, float] = {}
@@ -949,16 +956,22 @@ def run_reconnect(*, urls: list[str], cookie: str, rate: float, n: int) -> dict[
     second. Success: the 101 and then the snapshot, each within daphne's 5 s handshake timeout."""
     _raise_fd_limit()
 
+    failures: dict[str, int] = {}
+
+    def failed(why: str) -> bool:
+        failures[why] = failures.get(why, 0) + 1
+        return False
+
     async def one(i: int, at: float, hist: _Hist, socks: list[socket.socket]) -> bool:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         started = time.monotonic()
         try:
             sock, head = await _ws_open(f"{urls[i % len(urls)]}?instruments=EURUSD,GBPUSD", cookie)
-        except Exception:
-            return False
+        except Exception as exc:
+            return failed(type(exc).__name__)
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             sock.close()
-            return False
+            return failed(head.split(b"\r\n", 1)[0].decode(errors="replace"))
         hist.add(int(1e6 * (time.monotonic() - started)))
         socks.append(sock)
         rest = head.partition(b"\r\n\r\n")[2]
@@ -967,10 +980,10 @@ def run_reconnect(*, urls: list[str], cookie: str, rate: float, n: int) -> dict[
             while b"snapshot" not in rest:
                 chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout=5)
                 if not chunk:
-                    return False
+                    return failed("closed before the snapshot")
                 rest += chunk
-        except (TimeoutError, OSError):
-            return False
+        except (TimeoutError, OSError) as exc:
+            return failed(f"no snapshot ({type(exc).__name__})")
         return True
 
     async def run() -> dict[str, Any]:
@@ -980,7 +993,13 @@ def run_reconnect(*, urls: list[str], cookie: str, rate: float, n: int) -> dict[
         results = await asyncio.gather(*(one(i, t0 + i / rate, hist, socks) for i in range(n)))
         for sock in socks:
             sock.close()
-        return {"ok": sum(results), "of": n, "handshake_p99_ms": hist.percentile_ms(0.99), "max_ms": hist.max / 1000}
+        return {
+            "ok": sum(results),
+            "of": n,
+            "handshake_p99_ms": hist.percentile_ms(0.99),
+            "max_ms": hist.max / 1000,
+            "failures": failures,
+        }
 
     return asyncio.run(run())
 
@@ -1005,7 +1024,8 @@ def main_burst(args: Any) -> None:
                 f"calm {args.calm_rate:.0f} quotes/s for {args.calm_s:.0f} s, burst {args.burst_rate:.0f} quotes/s "
                 f"(every broker at once, spreads x{BURST_WIDEN:.0f}) for {args.burst_s:.0f} s, "
                 f"then {args.after_s:.0f} s calm; during the burst a garbage client, a client that stops reading "
-                f"and {args.storm} clients connecting and dropping at once; {os.cpu_count()} cores shared with everything else, "
+                f"and {args.storm} clients connecting and dropping at once; "
+                f"{os.cpu_count()} cores shared with everything else, "
                 f"load {os.getloadavg()[0]:.1f} at start",
                 flush=True,
             )
@@ -1033,9 +1053,8 @@ def main_burst(args: Any) -> None:
                         flush=True,
                     )
                 print(f"# {mode}: hostile clients {r['hostile']}", flush=True)
-            reconnect = run_reconnect(
-                urls=[f"ws://127.0.0.1:{s.port}/ws/spreads/" for s in servers], cookie=cookie, rate=250.0, n=1000
-            )
+            hub_urls = [f"ws://127.0.0.1:{s.port}/ws/spreads/" for s in servers]
+            reconnect = run_reconnect(urls=hub_urls, cookie=cookie, rate=250.0, n=args.reconnects)
             print(f"# reconnect storm: {reconnect}", flush=True)
         finally:
             for proc, _port in nodes:
@@ -1093,6 +1112,7 @@ def main() -> None:
     parser.add_argument("--burst-rate", type=float, default=20000.0, help="--burst: quotes/s during the release")
     parser.add_argument("--phase-s", type=float, default=0.0, help="--burst: seconds of calm and of burst")
     parser.add_argument("--storm", type=int, default=500, help="--burst: clients connecting and dropping at once")
+    parser.add_argument("--reconnects", type=int, default=1000, help="--burst: clients in the reconnect storm")
     args = parser.parse_args()
     if args.burst:
         args.clients_n = int(args.clients) if args.clients else 0
