@@ -389,12 +389,17 @@ def _client_proc(
     state["measuring"] = False
     cpu_pct = 100 * (time.process_time() - cpu0) / (time.monotonic() - t0)
     dropped = sum(1 for c in conns if c.closed_code is not None)
+    close_codes: dict[int, int] = {}
+    for c in conns:
+        if c.closed_code is not None:
+            close_codes[c.closed_code] = close_codes.get(c.closed_code, 0) + 1
     out.put(
         {
             "wire": wire.dump(),
             "app": app.dump(),
             "overhead": overhead.dump(),
             "phases": [w.dump() for w, _a, _o in phases],
+            "close_codes": close_codes,
             "errors": state["errors"] + state["closed"],
             "dropped": dropped,
             "cpu_pct": cpu_pct,
@@ -888,12 +893,15 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
     pub_stop.set()
     merged = [_Hist() for _ in range(PHASES)]
     dropped = errors = 0
+    close_codes: dict[int, int] = {}
     for out in outs:
         r = out.get(timeout=120)
         for i, dump in enumerate(r["phases"]):
             merged[i].merge(dump)
         dropped += r["dropped"]
         errors += r["errors"]
+        for code, count in r["close_codes"].items():
+            close_codes[code] = close_codes.get(code, 0) + count
     hostile_result: dict[str, Any] = {}
     if hostile.pid is not None:
         with contextlib.suppress(Exception):
@@ -905,7 +913,12 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
         if proc.is_alive():
             proc.kill()
     time.sleep(1.0)  # the servers notice the disconnects before the next design
-    figures: dict[str, Any] = {"rss": rss, "dropped": dropped + errors, "hostile": hostile_result}
+    figures: dict[str, Any] = {
+        "rss": rss,
+        "dropped": dropped + errors,
+        "close_codes": close_codes,
+        "hostile": hostile_result,
+    }
     for p, name in ((1, "calm"), (2, "burst")):
         h = merged[p]
         published = counts[p]
@@ -1052,7 +1065,7 @@ def main_burst(args: Any) -> None:
                         f"{rss['calm']:>8.0f}/{rss['burst']:>8.0f}/{rss['after']:>8.0f} {r['dropped']:>7}",
                         flush=True,
                     )
-                print(f"# {mode}: hostile clients {r['hostile']}", flush=True)
+                print(f"# {mode}: close codes {r['close_codes']}; hostile clients {r['hostile']}", flush=True)
             hub_urls = [f"ws://127.0.0.1:{s.port}/ws/spreads/" for s in servers]
             reconnect = run_reconnect(urls=hub_urls, cookie=cookie, rate=250.0, n=args.reconnects)
             print(f"# reconnect storm: {reconnect}", flush=True)

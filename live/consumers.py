@@ -128,9 +128,11 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if universe is None:  # once a minute per process: the cache, or the database, off the event loop
             universe = await database_sync_to_async(board.instrument_universe)()
         self.universe = universe
-        choice = await database_sync_to_async(board_choice_cached_get)(user_id=user.pk)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        wanted = _csv(query.get("instruments")) or choice.instruments
+        wanted = _csv(query.get("instruments"))
+        if not wanted:  # the board's script always names them; only a bare URL needs the saved choice
+            choice = await database_sync_to_async(board_choice_cached_get)(user_id=user.pk)
+            wanted = choice.instruments
         self.instruments = frozenset(s for s in wanted if s in self.universe) or frozenset(self.universe)
         brokers = _csv(query.get("brokers"))
         self.brokers = frozenset(brokers) if brokers else None
