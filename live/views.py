@@ -15,7 +15,7 @@ from live.selectors import BoardChoice, board_preference_get
 from live.services import board_preference_set
 from pagecache.isr import regenerated_page, tag_response
 
-PUBLIC_REVALIDATE_S = 3  # the shared copy is regenerated this often, and the page polls for it (below)
+PUBLIC_REVALIDATE_S = 5  # the shared copy is regenerated this often, and the page polls for it (below)
 PUBLIC_REFRESH_MS = 5000
 
 
