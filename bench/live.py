@@ -652,8 +652,13 @@ def _setup(workdir: Path) -> tuple[dict[str, str], str]:
 
 def _start_servers(env: dict[str, str], count: int) -> list[Daphne]:
     servers = [daphne_start(env, app="bench.live:application") for _ in range(count)]
-    for server in servers:  # started together, then waited for (long: the machine may be busy)
-        daphne_wait(server, timeout=180)
+    try:
+        for server in servers:  # started together, then waited for (long: the machine may be busy)
+            daphne_wait(server, timeout=180)
+    except BaseException:
+        for server in servers:
+            daphne_stop(server)
+        raise
     return servers
 
 
