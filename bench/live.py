@@ -38,14 +38,29 @@ from testing.daphne import Daphne, daphne_start, daphne_stop, daphne_wait
 BROKERS = 14
 INSTRUMENTS = 20
 BIN_US = 20  # histogram bin width; the histogram has no upper bound and the max is exact
+PHASES = 4  # --burst: 0 warm-up, 1 calm, 2 burst, 3 after
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- the server side (run inside daphne) ---------------------------------------------------------
+def _pubsub_layer_add() -> None:
+    """Reference (a) of --burst: channels_redis' RedisPubSubChannelLayer under the alias "pubsub"."""
+    from django.conf import settings
+
+    settings.CHANNEL_LAYERS = {
+        **settings.CHANNEL_LAYERS,
+        "pubsub": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": f"{settings.CACHE_KEY_PREFIX}-pubsub"},
+        },
+    }
+
+
 def _build_application() -> Any:
     import django
 
     django.setup()
+    _pubsub_layer_add()
     from channels.auth import AuthMiddlewareStack
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import ProtocolTypeRouter, URLRouter
@@ -74,12 +89,21 @@ def _build_application() -> Any:
         async def live_quote(self, event: dict[str, Any]) -> None:
             await self.send(text_data=json.dumps({"type": "quotes", "quotes": [event["quote"]]}))
 
+    class PubSubLayerConsumer(NaiveConsumer):
+        """What a Django developer writes first: RedisPubSubChannelLayer, a group per instrument, JSON per client."""
+
+        channel_layer_alias = "pubsub"
+
     return ProtocolTypeRouter(
         {
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(
                     URLRouter(
-                        [path("ws/spreads/", SpreadsConsumer.as_asgi()), path("ws/naive/", NaiveConsumer.as_asgi())]
+                        [
+                            path("ws/spreads/", SpreadsConsumer.as_asgi()),
+                            path("ws/naive/", NaiveConsumer.as_asgi()),
+                            path("ws/pubsub/", PubSubLayerConsumer.as_asgi()),
+                        ]
                     )
                 )
             )
@@ -193,8 +217,18 @@ class _Conn:
 
 
 def _client_proc(
-    urls: list[str], cookie: str, n: int, per_client: int, seed: int, ready: Any, go: Any, stop: Any, out: Any
+    urls: list[str],
+    cookie: str,
+    n: int,
+    per_client: int,
+    seed: int,
+    ready: Any,
+    go: Any,
+    stop: Any,
+    out: Any,
+    phase: Any = None,
 ) -> None:
+    """phase: a shared integer; when given, figures are kept per phase (0 = not measured)."""
     import base64
     import struct
     from urllib.parse import urlsplit
@@ -202,9 +236,9 @@ def _client_proc(
     _raise_fd_limit()
     symbols = _symbols()
     rng = random.Random(seed)
-    wire = _Hist()  # ts_ingest -> the kernel had the bytes on this socket
-    app = _Hist()  # ts_ingest -> this process read them
-    overhead = _Hist()  # kernel -> this process: the clients' own delay
+    phases = [(_Hist(), _Hist(), _Hist()) for _ in range(PHASES)]
+    # ts_ingest -> the kernel had the bytes on this socket; -> this process read them; the difference
+    wire, app, overhead = phases[1]
     state = {"connected": 0, "errors": 0, "closed": 0, "measuring": False}
     conns: list[_Conn] = []
     cmsg_space = socket.CMSG_SPACE(16)
@@ -234,7 +268,13 @@ def _client_proc(
                 kernel_ns = sec * 1_000_000_000 + nsec
         buf = conn.buf
         buf += data
-        measuring = state["measuring"]
+        if phase is None:
+            measuring = state["measuring"]
+            wire, app, overhead = phases[1]
+        else:
+            current = phase.value
+            measuring = current > 0
+            wire, app, overhead = phases[current]
         kernel_us, app_us = kernel_ns // 1000, app_ns // 1000
         while len(buf) >= 2:
             length, pos = buf[1] & 0x7F, 2
@@ -349,11 +389,17 @@ def _client_proc(
     state["measuring"] = False
     cpu_pct = 100 * (time.process_time() - cpu0) / (time.monotonic() - t0)
     dropped = sum(1 for c in conns if c.closed_code is not None)
+    close_codes: dict[int, int] = {}
+    for c in conns:
+        if c.closed_code is not None:
+            close_codes[c.closed_code] = close_codes.get(c.closed_code, 0) + 1
     out.put(
         {
             "wire": wire.dump(),
             "app": app.dump(),
             "overhead": overhead.dump(),
+            "phases": [w.dump() for w, _a, _o in phases],
+            "close_codes": close_codes,
             "errors": state["errors"] + state["closed"],
             "dropped": dropped,
             "cpu_pct": cpu_pct,
@@ -606,9 +652,458 @@ def _setup(workdir: Path) -> tuple[dict[str, str], str]:
 
 def _start_servers(env: dict[str, str], count: int) -> list[Daphne]:
     servers = [daphne_start(env, app="bench.live:application") for _ in range(count)]
-    for server in servers:  # started together, then waited for
-        daphne_wait(server)
+    try:
+        for server in servers:  # started together, then waited for (long: the machine may be busy)
+            daphne_wait(server, timeout=180)
+    except BaseException:
+        for server in servers:
+            daphne_stop(server)
+        raise
     return servers
+
+
+# -- --burst: a Non-Farm Payroll release ------------------------------------------------------------
+BURST_WIDEN = 5.0  # spreads widen this much at the release
+RSS_RETURN_BOUND_MB = 25.0  # after the burst the servers' RSS must be back within this of the calm figure
+
+
+def _burst_publisher_proc(
+    mode: str, phase: Any, calm_rate: float, burst_rate: float, stop: Any, counts: Any, ready: Any
+) -> None:
+    """Quotes as the ingestors publish them (HSET latest + PUBLISH), at calm_rate, then at burst_rate while
+    phase is 2: at the release every broker quotes the instrument at once, with wider spreads. For the
+    pub/sub-layer reference the same quotes go through its group_send instead. counts[phase] = published."""
+    import django
+
+    django.setup()
+    _pubsub_layer_add()
+    import redis
+    from django.conf import settings
+
+    from marketdata import keys
+
+    symbols = _symbols()
+    brokers = [f"bench-broker-{i:02d}" for i in range(BROKERS)]
+    conn = redis.Redis.from_url(settings.REDIS_URL)
+    rng = random.Random(11)
+    seq = 0
+    tick = 0.002
+
+    def quotes(n: int, burst: bool) -> list[dict[str, Any]]:
+        nonlocal seq
+        out: list[dict[str, Any]] = []
+        while len(out) < n:
+            symbol = rng.choice(symbols)
+            who = brokers if burst else [rng.choice(brokers)]  # the release: all brokers tick at once
+            for broker in who[: n - len(out)]:
+                seq += 1
+                bid = round(1.1 + rng.random() / 100, 5)
+                ask = round(bid + rng.randint(1, 20) * 0.00001 * (BURST_WIDEN if burst else 1), 5)
+                now = time.time_ns() // 1000
+                out.append(
+                    {"broker": broker, "instrument": symbol, "bid": bid, "ask": ask, "spread": round(ask - bid, 6)}
+                    | {"bid_size": 1e6, "ask_size": 1e6, "ts_broker": now - 300, "ts_ingest": now, "seq": seq}
+                )
+        return out
+
+    async def run() -> None:
+        layer = None
+        if mode == "pubsub":
+            from channels.layers import get_channel_layer
+
+            layer = get_channel_layer("pubsub")
+        owed = 0.0
+        last = time.perf_counter()
+        ready.set()
+        while not stop.is_set():
+            now = time.perf_counter()
+            current = phase.value
+            owed += (now - last) * (burst_rate if current == 2 else calm_rate)
+            last = now
+            n = int(owed)
+            if n:
+                owed -= n
+                owed = min(owed, burst_rate)  # fell behind: never more than a second's worth at once
+                batch = quotes(n, current == 2)
+                if layer is None:
+                    pipe = conn.pipeline(transaction=False)
+                    for q in batch:
+                        data = json.dumps(q)
+                        pipe.hset(keys.latest_hash(), keys.field(q["broker"], q["instrument"]), data)
+                        pipe.publish(keys.live_channel(q["instrument"]), data)
+                    pipe.execute()
+                else:
+                    await asyncio.gather(
+                        *(
+                            layer.group_send(f"live.{q['instrument']}", {"type": "live.quote", "quote": q})
+                            for q in batch
+                        )
+                    )
+                counts[current] += n
+            await asyncio.sleep(max(0.0, tick - (time.perf_counter() - now)))
+
+    asyncio.run(run())
+
+
+def _ws_request(url: str, cookie: str) -> bytes:
+    import base64
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return (
+        f"GET {u.path}{'?' + u.query if u.query else ''} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\nCookie: {cookie}\r\n\r\n"
+    ).encode()
+
+
+def _ws_masked(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def _ws_open(url: str, cookie: str, *, rcvbuf: int = 0) -> tuple[socket.socket, bytes]:
+    from urllib.parse import urlsplit
+
+    loop = asyncio.get_running_loop()
+    u = urlsplit(url)
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (u.hostname, u.port))
+        await loop.sock_sendall(sock, _ws_request(url, cookie))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout=10)
+            if not chunk:
+                raise ConnectionError("closed during the handshake")
+            head += chunk
+    except BaseException:
+        sock.close()
+        raise
+    return sock, head
+
+
+def _hostile_proc(urls: list[str], cookie: str, storm: int, out: Any) -> None:
+    """Section 4 of the issue, during the burst: a client sending garbage, one that stops reading, and
+    `storm` clients connecting and dropping at once."""
+    _raise_fd_limit()
+
+    async def garbage(url: str) -> int:
+        sock, _ = await _ws_open(url, cookie)
+        loop = asyncio.get_running_loop()
+        sent = 0
+        frames = [b"[" * 1000 + b"]" * 1000, b"{not json", b'{"action":"subscribe","instruments":[[["x"]]]}', b"\xff"]
+        with contextlib.suppress(OSError):
+            for i in range(400):
+                await loop.sock_sendall(sock, _ws_masked(frames[i % len(frames)]))
+                sent += 1
+                await asyncio.sleep(0.005)
+        sock.close()
+        return sent
+
+    async def non_reader(url: str) -> socket.socket:
+        sock, _ = await _ws_open(url.split("?")[0], cookie, rcvbuf=4096)  # every instrument, never read
+        return sock
+
+    async def storm_one(url: str) -> bool:
+        try:
+            sock, head = await _ws_open(url, cookie)
+        except Exception:
+            return False
+        sock.close()
+        return b" 101 " in head.split(b"\r\n", 1)[0]
+
+    async def run() -> None:
+        stuck = await non_reader(urls[0])
+        results = await asyncio.gather(
+            garbage(urls[-1]), *(storm_one(urls[i % len(urls)]) for i in range(storm)), return_exceptions=True
+        )
+        stuck.close()
+        out.put({"storm_ok": sum(1 for r in results[1:] if r is True), "garbage_sent": results[0]})
+
+    asyncio.run(run())
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += _proc_rss_kb(pid)
+    return total / 1024
+
+
+def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args: Any) -> dict[str, Any]:
+    """One design under the whole schedule: calm, burst (with the hostile clients), after."""
+    ctx = mp.get_context("spawn")
+    phase = ctx.Value("i", 0, lock=False)
+    counts = ctx.Array("l", PHASES, lock=False)
+    go, stop = ctx.Event(), ctx.Event()
+    n_procs = args.client_procs or max(1, -(-args.burst_clients // 500))
+    outs, procs, readies = [], [], []
+    rss_before = _rss_mb(pids)
+    for k in range(n_procs):
+        share = args.burst_clients // n_procs + (1 if k < args.burst_clients % n_procs else 0)
+        ready, out = ctx.Event(), ctx.Queue()
+        proc = ctx.Process(
+            target=_client_proc,
+            args=(urls, cookie, share, 4, 2000 + k, ready, go, stop, out, phase),
+            daemon=True,
+        )
+        proc.start()
+        outs.append(out)
+        procs.append(proc)
+        readies.append(ready)
+    for ready in readies:
+        if not ready.wait(timeout=300):
+            raise RuntimeError("clients did not connect in time")
+    go.set()
+    pub_stop, pub_ready = ctx.Event(), ctx.Event()
+    publisher = ctx.Process(
+        target=_burst_publisher_proc,
+        args=(mode, phase, args.calm_rate, args.burst_rate, pub_stop, counts, pub_ready),
+        daemon=True,
+    )
+    publisher.start()
+    if not pub_ready.wait(timeout=120):
+        raise RuntimeError("the publisher did not start")
+    time.sleep(args.warmup)
+    rss: dict[str, float] = {"before": rss_before, "connected": _rss_mb(pids)}
+    timing: dict[int, float] = {}
+    hostile_out = ctx.Queue()
+    hostile = ctx.Process(target=_hostile_proc, args=(urls, cookie, args.storm, hostile_out), daemon=True)
+
+    def hold(p: int, seconds: float, key: str) -> None:
+        phase.value = p
+        started = time.monotonic()
+        peak = 0.0
+        while time.monotonic() - started < seconds:
+            peak = max(peak, _rss_mb(pids))
+            time.sleep(0.25)
+        timing[p] = time.monotonic() - started
+        rss[key] = peak
+
+    hold(1, args.calm_s, "calm")
+    if args.storm >= 0:
+        hostile.start()
+    hold(2, args.burst_s, "burst")
+    hold(3, args.after_s, "after_peak")
+    rss["after"] = _rss_mb(pids)
+    phase.value = 0
+    stop.set()
+    pub_stop.set()
+    merged = [_Hist() for _ in range(PHASES)]
+    dropped = errors = 0
+    close_codes: dict[int, int] = {}
+    for out in outs:
+        r = out.get(timeout=120)
+        for i, dump in enumerate(r["phases"]):
+            merged[i].merge(dump)
+        dropped += r["dropped"]
+        errors += r["errors"]
+        for code, count in r["close_codes"].items():
+            close_codes[code] = close_codes.get(code, 0) + count
+    hostile_result: dict[str, Any] = {}
+    if hostile.pid is not None:
+        with contextlib.suppress(Exception):
+            hostile_result = hostile_out.get(timeout=30)
+    for proc in [*procs, publisher, hostile]:
+        if proc.pid is None:
+            continue
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+    time.sleep(1.0)  # the servers notice the disconnects before the next design
+    figures: dict[str, Any] = {
+        "rss": rss,
+        "dropped": dropped + errors,
+        "close_codes": close_codes,
+        "hostile": hostile_result,
+    }
+    for p, name in ((1, "calm"), (2, "burst")):
+        h = merged[p]
+        published = counts[p]
+        expected = published * args.burst_clients * 4 / INSTRUMENTS
+        figures[name] = {
+            "p50": h.percentile_ms(0.50),
+            "p99": h.percentile_ms(0.99),
+            "max": h.max / 1000,
+            "msgs_per_s": h.count / timing[p],
+            "quotes_per_s": published / timing[p],
+            "conflated_pct": 100 * max(0.0, 1 - h.count / expected) if expected else 0.0,
+        }
+    return figures
+
+
+def _node_start(env: dict[str, str], count: int) -> list[tuple[subprocess.Popen[bytes], int]]:
+    folder = ROOT / "bench" / "node_ws"
+    if not (folder / "node_modules" / "ws").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=folder, check=True)
+    from testing.daphne import free_port
+
+    servers = []
+    for _ in range(count):
+        port = free_port()
+        proc = subprocess.Popen(
+            ["node", "server.js"],
+            cwd=folder,
+            env={**env, "PORT": str(port), "PREFIX": env["CACHE_KEY_PREFIX"]},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        servers.append((proc, port))
+    for _proc, port in servers:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the node reference did not start") from None
+                time.sleep(0.1)
+    return servers
+
+
+def run_reconnect(*, urls: list[str], cookie: str, rate: float, n: int) -> dict[str, Any]:
+    """A reconnect storm (a daphne restart behind a load balancer): n clients connecting at `rate` a
+    second. Success: the 101 and then the snapshot, each within daphne's 5 s handshake timeout."""
+    _raise_fd_limit()
+
+    failures: dict[str, int] = {}
+
+    def failed(why: str) -> bool:
+        failures[why] = failures.get(why, 0) + 1
+        return False
+
+    async def one(i: int, at: float, hist: _Hist, socks: list[socket.socket]) -> bool:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        started = time.monotonic()
+        try:
+            sock, head = await _ws_open(f"{urls[i % len(urls)]}?instruments=EURUSD,GBPUSD", cookie)
+        except Exception as exc:
+            return failed(type(exc).__name__)
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            sock.close()
+            return failed(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+        hist.add(int(1e6 * (time.monotonic() - started)))
+        socks.append(sock)
+        rest = head.partition(b"\r\n\r\n")[2]
+        loop = asyncio.get_running_loop()
+        try:
+            while b"snapshot" not in rest:
+                chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout=5)
+                if not chunk:
+                    return failed("closed before the snapshot")
+                rest += chunk
+        except (TimeoutError, OSError) as exc:
+            return failed(f"no snapshot ({type(exc).__name__})")
+        return True
+
+    async def run() -> dict[str, Any]:
+        hist = _Hist()
+        socks: list[socket.socket] = []
+        t0 = time.monotonic() + 0.2
+        results = await asyncio.gather(*(one(i, t0 + i / rate, hist, socks) for i in range(n)))
+        for sock in socks:
+            sock.close()
+        return {
+            "ok": sum(results),
+            "of": n,
+            "handshake_p99_ms": hist.percentile_ms(0.99),
+            "max_ms": hist.max / 1000,
+            "failures": failures,
+        }
+
+    return asyncio.run(run())
+
+
+def main_burst(args: Any) -> None:
+    quick = args.quick
+    args.calm_s = args.phase_s or (6.0 if quick else 30.0)
+    args.burst_s = args.phase_s or (6.0 if quick else 30.0)
+    args.after_s = 4.0 if quick else 10.0
+    args.burst_clients = args.clients_n or 1000
+    _raise_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        env, cookie = _setup(Path(tmp))
+        servers = _start_servers(env, args.servers)
+        nodes: list[tuple[subprocess.Popen[bytes], int]] = []
+        results: dict[str, dict[str, Any]] = {}
+        reconnect: dict[str, Any] = {}
+        try:
+            print(
+                f"# NFP burst: {args.servers} daphne processes (node: as many processes), {BROKERS} brokers x "
+                f"{INSTRUMENTS} instruments, {args.burst_clients} logged-in clients x 4 instruments; "
+                f"calm {args.calm_rate:.0f} quotes/s for {args.calm_s:.0f} s, burst {args.burst_rate:.0f} quotes/s "
+                f"(every broker at once, spreads x{BURST_WIDEN:.0f}) for {args.burst_s:.0f} s, "
+                f"then {args.after_s:.0f} s calm; during the burst a garbage client, a client that stops reading "
+                f"and {args.storm} clients connecting and dropping at once; "
+                f"{os.cpu_count()} cores shared with everything else, "
+                f"load {os.getloadavg()[0]:.1f} at start",
+                flush=True,
+            )
+            daphne_pids = [s.proc.pid for s in servers]
+            designs = [("hub", [f"ws://127.0.0.1:{s.port}/ws/spreads/" for s in servers], daphne_pids)]
+            if not args.no_baseline:
+                designs.append(("pubsub", [f"ws://127.0.0.1:{s.port}/ws/pubsub/" for s in servers], daphne_pids))
+                nodes = _node_start(env, args.servers)
+                designs.append(("node", [f"ws://127.0.0.1:{port}/" for _p, port in nodes], [p.pid for p, _ in nodes]))
+            print(
+                f"{'design':>7} {'phase':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'msgs/s':>8} "
+                f"{'quotes/s':>8} {'confl%':>6} {'rss MB before/peak/after':>26} {'dropped':>7}",
+                flush=True,
+            )
+            for mode, urls, pids in designs:
+                r = run_burst(mode=mode, urls=urls, pids=pids, cookie=cookie, args=args)
+                results[mode] = r
+                for name in ("calm", "burst"):
+                    f = r[name]
+                    rss = r["rss"]
+                    print(
+                        f"{mode:>7} {name:>6} {f['p50']:>8.2f} {f['p99']:>8.2f} {f['max']:>8.1f} "
+                        f"{f['msgs_per_s']:>8.0f} {f['quotes_per_s']:>8.0f} {f['conflated_pct']:>6.1f} "
+                        f"{rss['calm']:>8.0f}/{rss['burst']:>8.0f}/{rss['after']:>8.0f} {r['dropped']:>7}",
+                        flush=True,
+                    )
+                print(f"# {mode}: close codes {r['close_codes']}; hostile clients {r['hostile']}", flush=True)
+            hub_urls = [f"ws://127.0.0.1:{s.port}/ws/spreads/" for s in servers]
+            reconnect = run_reconnect(urls=hub_urls, cookie=cookie, rate=250.0, n=args.reconnects)
+            print(f"# reconnect storm: {reconnect}", flush=True)
+        finally:
+            for proc, _port in nodes:
+                proc.terminate()
+                proc.wait(timeout=10)
+            for server in servers:
+                daphne_stop(server)
+            _cleanup_redis(env["CACHE_KEY_PREFIX"])
+        print(f"# load {os.getloadavg()[0]:.1f} at the end")
+        hub = results["hub"]
+        bound = hub["rss"]["calm"] + RSS_RETURN_BOUND_MB
+        print(
+            f"# server RSS after the burst {hub['rss']['after']:.0f} MB; bound {bound:.0f} MB (calm + "
+            f"{RSS_RETURN_BOUND_MB:.0f} MB): {'within' if hub['rss']['after'] <= bound else 'OVER'}"
+        )
+        for name in ("calm", "burst"):
+            f = hub[name]
+            ref = {m: results[m][name]["p99"] if m in results else float("nan") for m in ("pubsub", "node")}
+            for m, p99 in ref.items():
+                print(f"# {name}: {m} p99 / hub p99 = {p99 / f['p99']:.1f}x" if f["p99"] else "")
+            print(
+                f"RESULT scenario={name} clients={args.burst_clients} p99_ms={f['p99']:.2f} max_ms={f['max']:.1f} "
+                f"msgs_per_s={f['msgs_per_s']:.0f} conflated_pct={f['conflated_pct']:.1f} "
+                f"rss_after_mb={hub['rss']['after']:.0f} pubsub_layer_p99_ms={ref['pubsub']:.2f} "
+                f"node_ws_p99_ms={ref['node']:.2f}"
+            )
+        if reconnect:
+            print(
+                f"RESULT scenario=reconnect rate=250 ok={reconnect['ok']} of={reconnect['of']} "
+                f"handshake_p99_ms={reconnect['handshake_p99_ms']:.1f}"
+            )
 
 
 def main() -> None:
@@ -630,7 +1125,17 @@ def main() -> None:
         "a stand-in for a machine not shared with other work",
     )
     parser.add_argument("--profile", type=str, default=None, help="directory for py-spy profiles of the servers")
+    parser.add_argument("--burst", action="store_true", help="the NFP scenario: calm, burst, references, reconnects")
+    parser.add_argument("--calm-rate", type=float, default=280.0, help="--burst: quotes/s before and after")
+    parser.add_argument("--burst-rate", type=float, default=20000.0, help="--burst: quotes/s during the release")
+    parser.add_argument("--phase-s", type=float, default=0.0, help="--burst: seconds of calm and of burst")
+    parser.add_argument("--storm", type=int, default=500, help="--burst: clients connecting and dropping at once")
+    parser.add_argument("--reconnects", type=int, default=1000, help="--burst: clients in the reconnect storm")
     args = parser.parse_args()
+    if args.burst:
+        args.clients_n = int(args.clients) if args.clients else 0
+        main_burst(args)
+        return
     counts = (
         [int(c) for c in args.clients.split(",")]
         if args.clients

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -17,15 +19,40 @@ from live.selectors import BoardChoice
 from marketdata import keys
 
 UNIVERSE_CACHE_S = 60
+_universe_local: tuple[float, frozenset[str]] | None = None
 
 
 def instrument_universe() -> frozenset[str]:
-    """Every instrument symbol a client may subscribe to."""
+    """Every instrument symbol a client may subscribe to.
+
+    Kept in the process for UNIVERSE_CACHE_S too: WebSocket handshakes ask for it on every connect, and
+    a new instrument may take a minute to become subscribable."""
+    global _universe_local
+    now = time.monotonic()
+    if _universe_local is not None and now - _universe_local[0] < UNIVERSE_CACHE_S:
+        return _universe_local[1]
     found = cache.get("live:universe")
     if found is None:
         found = sorted(Instrument.objects.values_list("symbol", flat=True))
         cache.set("live:universe", found, UNIVERSE_CACHE_S)
-    return frozenset(found)
+    universe = frozenset(found)
+    if universe:
+        _universe_local = (now, universe)
+    return universe
+
+
+def instrument_universe_local() -> frozenset[str] | None:
+    """The process's copy, if it is fresh: no I/O, so callable on the event loop."""
+    found = _universe_local
+    if found is not None and time.monotonic() - found[0] < UNIVERSE_CACHE_S:
+        return found[1]
+    return None
+
+
+def instrument_universe_forget() -> None:
+    global _universe_local
+    _universe_local = None
+    cache.delete("live:universe")
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,11 @@ class Board:
     all_instruments: list[str]
     all_brokers: list[Column]
     quotes_seen: int
+    generated_at: datetime.datetime  # when this copy was made: the public page is a shared, cached copy
+
+    @property
+    def feeds_up(self) -> int:
+        return sum(1 for st in self.status.values() if st.get("status") == "up")
 
     @property
     def stale_after_s(self) -> int:
@@ -80,6 +112,8 @@ class Board:
             ],
             "brokers": [{"slug": b.slug, "name": b.name} for b in self.brokers],
             "staleAfterMs": self.stale_after_s * 1000,
+            # The socket is open but no quote came for this long: the board says "Delayed", not "Live".
+            "delayedAfterMs": self.stale_after_s * 1000,
         }
 
 
@@ -155,6 +189,7 @@ def board_build(*, choice: BoardChoice) -> Board:
         all_instruments=[i.symbol for i in Instrument.objects.all()],
         all_brokers=all_brokers,
         quotes_seen=len(latest),
+        generated_at=datetime.datetime.now(tz=datetime.UTC),
     )
 
 

@@ -18,9 +18,11 @@ number of daphne processes behind one address all deliver the same stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import random
 import time
 import weakref
 from collections.abc import Iterable
@@ -36,8 +38,15 @@ from marketdata import keys
 logger = logging.getLogger(__name__)
 
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
-TICK_S = 0.2  # how often held (slow) clients are retried and counters are looked at
+TICK_S = 0.2  # how often held (slow) clients are retried, counters are looked at and the watchdog runs
 COUNTERS_FLUSH_S = 5.0
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 5.0  # backoff (with jitter) between attempts to reach Redis
+SUBSCRIBE_TIMEOUT_S = 3.0  # Redis accepted the connection but did not confirm the subscription: retry
+SNAPSHOT_RETRY_S = 0.5
+WATCHDOG_QUIET_S = 5.0  # nothing heard for this long: the hub sends itself a probe through Redis
+WATCHDOG_PROBE_TIMEOUT_S = 2.0  # and if the probe does not come back in this time, it reconnects
+UNSUBSCRIBED_GRACE_S = 10.0  # /readyz: clients but no subscription for longer than this is unhealthy
+PROBE_INSTRUMENT = "_hub_probe"  # {prefix}:live:_hub_probe matches the hub's pattern; no instrument has the name
 
 
 class Subscriber(Protocol):
@@ -58,11 +67,36 @@ class Subscriber(Protocol):
 
     async def drop_slow(self) -> None: ...
 
+    async def send_snapshot(self, snapshot: Snapshot) -> None:
+        """Send it, then forget pending updates it supersedes."""
+        ...
+
 
 class Snapshot(NamedTuple):
     text: str  # the whole snapshot message
     quotes: dict[str, int]  # broker:instrument -> ts_ingest of the quote in it
     statuses: dict[str, int]  # broker -> since of the status in it
+
+
+class SnapshotSource(NamedTuple):
+    """One read of Redis, validated: what any number of clients' snapshots are cut from."""
+
+    quotes: dict[str, tuple[str, str, str, int]]  # broker:instrument -> (broker, instrument, JSON, ts_ingest)
+    statuses: dict[str, tuple[str, int]]  # broker -> (JSON, since)
+
+
+def snapshot_build(source: SnapshotSource, *, instruments: Iterable[str], brokers: frozenset[str] | None) -> Snapshot:
+    wanted = set(instruments)
+    quotes, quote_ts = [], {}
+    for key, (broker, instrument, data, ts) in source.quotes.items():
+        if instrument in wanted and (brokers is None or broker in brokers):
+            quotes.append(data)
+            quote_ts[key] = ts
+    text = (
+        f'{{"type":"snapshot","server_time_us":{now_us()},'
+        f'"quotes":[{",".join(quotes)}],"status":[{",".join(d for d, _ in source.statuses.values())}]}}'
+    )
+    return Snapshot(text, quote_ts, {broker: since for broker, (_, since) in source.statuses.items()})
 
 
 def _finite_number(value: Any) -> bool:
@@ -117,6 +151,10 @@ class Counters:
         "ws_oversized",
         "ws_dropped_slow",
         "ws_conflated",
+        "ws_rate_limited",
+        "live_hub_redis_lost",
+        "live_hub_stuck",
+        "live_hub_healed",
     )
 
     def __init__(self) -> None:
@@ -155,71 +193,158 @@ async def counters_flush() -> None:
 
 
 class Hub:
-    def __init__(self, *, redis_url: str, prefix: str) -> None:
+    """One per event loop. Start, stop and reconnects are serialised; the Redis connection has one owner.
+
+    States: stopped (no tasks) -> running (connection, flush, sync and tick tasks) -> stopped. Only
+    _ensure_started(), _stop_if_idle(), _heal() and stop() change them, all under one lock, and a stop
+    looks at the clients again once it holds the lock. attach() adds its client first and then goes
+    through the same lock: a client that attaches while a stop is in its awaits waits for the stop to
+    finish and then starts the hub again, instead of joining a hub that is being torn down.
+
+    The Redis pub/sub connection exists only inside _connection_loop() (local variables, never shared
+    with the rest of the hub): a stop or a heal cancels that task, which closes exactly the connection it
+    opened. Lost, the connection is made again with backoff and the subscription renewed; every client
+    is then sent a fresh snapshot (what it missed meanwhile). `subscribed` is true only from Redis
+    confirming the subscription to the next error.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        prefix: str,
+        quiet_s: float = WATCHDOG_QUIET_S,
+        probe_timeout_s: float = WATCHDOG_PROBE_TIMEOUT_S,
+    ) -> None:
         self.redis_url = redis_url
         self.prefix = prefix
+        self.quiet_s = quiet_s
+        self.probe_timeout_s = probe_timeout_s
         self.status_channel = keys.status_channel(prefix)
+        self.probe_channel = keys.live_channel(PROBE_INSTRUMENT, prefix)
         self.channel_head = keys.live_channel("", prefix)
         self.clients: set[Subscriber] = set()
         self.groups: dict[str, set[Subscriber]] = {}
         self.dirty: set[Subscriber] = set()
         self.held: set[Subscriber] = set()
+        self.unsynced: set[Subscriber] = set()  # owed a snapshot: new, or Redis came back
         self.received = 0
+        self.subscribed = False
+        self.connects = 0  # subscriptions confirmed by Redis, the first included
+        self.heals = 0  # reconnects forced by the watchdog
+        self.last_message_at = time.monotonic()  # any message: quote, status or the watchdog's probe
+        self.unsubscribed_since = time.monotonic()
+        self.probe_sent_at: float | None = None
         self._wake = asyncio.Event()
-        self._subscribed = asyncio.Event()
+        self._sync_wake = asyncio.Event()
+        self._subscribed_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._start_lock = asyncio.Lock()
-        self._redis: Any = None
-        self._pubsub: Any = None
+        self._lifecycle = asyncio.Lock()
+        self._client: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return bool(self._tasks)
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
-    async def _start(self) -> None:
-        async with self._start_lock:
+    async def _ensure_started(self) -> None:
+        async with self._lifecycle:
             if self.running:
                 return
-            # No read timeout: a quiet pub/sub connection is not a dead one (health checks and the watchdog tell).
-            self._redis = redis_async_new(url=self.redis_url, decode_responses=True, socket_timeout=None)
-            self._pubsub = self._redis.pubsub()
-            self._subscribed.clear()
-            await self._pubsub.psubscribe(keys.live_pattern(self.prefix))
+            await self._cancel_tasks()  # a task that ended on its own: start clean
+            self.last_message_at = time.monotonic()
+            self.probe_sent_at = None
             self._tasks = [
-                asyncio.ensure_future(self._read_loop()),
+                asyncio.ensure_future(self._connection_loop()),
                 asyncio.ensure_future(self._flush_loop()),
+                asyncio.ensure_future(self._sync_loop()),
                 asyncio.ensure_future(self._tick_loop()),
             ]
-        # Only once Redis confirmed the subscription can a snapshot be read without missing updates.
-        await asyncio.wait_for(self._subscribed.wait(), timeout=5)
 
-    async def _stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def _stop_if_idle(self) -> None:
+        async with self._lifecycle:
+            if self.clients or not self._tasks:
+                return  # a client attached while this waited for the lock, or already stopped
+            await self._cancel_tasks()
+            await counters_flush()
+
+    async def stop(self) -> None:
+        """Stop whatever the clients (shutdown, tests). The next attach() starts the hub again."""
+        async with self._lifecycle:
+            await self._cancel_tasks()
         await counters_flush()
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
-        self._pubsub = self._redis = None
+
+    async def _cancel_tasks(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+
+    async def _heal(self, reason: str) -> None:
+        """Replace the connection task (the watchdog's cure for a subscription that went quiet)."""
+        async with self._lifecycle:
+            if not self._tasks:
+                return
+            self.heals += 1
+            COUNTERS.incr("live_hub_healed")
+            logger.warning("live hub: %s; reconnecting to Redis", reason)
+            old = self._tasks[0]
+            old.cancel()
+            await asyncio.gather(old, return_exceptions=True)
+            self.probe_sent_at = None
+            self.last_message_at = time.monotonic()
+            self._tasks[0] = asyncio.ensure_future(self._connection_loop())
 
     async def attach(self, client: Subscriber) -> None:
-        """Start receiving updates for the client. They wait in its outbox until client.ready."""
-        if not self.running:
-            await self._start()
+        """Start receiving updates for the client. Its snapshot follows as soon as the hub is subscribed;
+        updates wait in its outbox until then (client.ready)."""
+        client.ready = False
         self.clients.add(client)
         self._group(client, client.instruments)
+        self.unsynced.add(client)
+        await self._ensure_started()
+        self._sync_wake.set()
 
     async def detach(self, client: Subscriber) -> None:
         self.clients.discard(client)
         self.dirty.discard(client)
         self.held.discard(client)
+        self.unsynced.discard(client)
         self._ungroup(client, client.instruments)
-        if not self.clients and self.running:
-            await self._stop()
+        if not self.clients:
+            await self._stop_if_idle()
+
+    def resync(self, client: Subscriber) -> None:
+        """Send the client a whole snapshot again as soon as the hub can (its updates wait until then)."""
+        if client in self.clients:
+            client.ready = False
+            self.unsynced.add(client)
+            self._sync_wake.set()
+
+    async def wait_subscribed(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._subscribed_event.wait(), timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def health(self) -> dict[str, Any]:
+        """What /readyz shows. Read from other threads too, so plain attributes only."""
+        now = time.monotonic()
+        unsubscribed_s = 0.0 if self.subscribed else now - self.unsubscribed_since
+        return {
+            "running": self.running,
+            "subscribed": self.subscribed,
+            "clients": len(self.clients),
+            "last_message_age_s": round(now - self.last_message_at, 3),
+            "connects": self.connects,
+            "heals": self.heals,
+            # Clients are connected, yet there has been no confirmed subscription for longer than a
+            # reconnect normally takes.
+            "healthy": not self.clients or (self.running and unsubscribed_s < UNSUBSCRIBED_GRACE_S),
+        }
 
     def regroup(self, client: Subscriber, instruments: frozenset[str]) -> None:
         self._ungroup(client, client.instruments - instruments)
@@ -244,65 +369,131 @@ class Hub:
             self.dirty.add(client)
             self._wake.set()
 
+    # -- the Redis connection ----------------------------------------------------------------
+    async def _connection_loop(self) -> None:
+        backoff = RECONNECT_MIN_S
+        while True:
+            redis = pubsub = None
+            try:
+                # No read timeout: a quiet pub/sub connection is not a dead one (the watchdog tells).
+                redis = redis_async_new(url=self.redis_url, decode_responses=True, socket_timeout=None)
+                pubsub = redis.pubsub()
+                await pubsub.psubscribe(keys.live_pattern(self.prefix))
+                confirmed_by = time.monotonic() + SUBSCRIBE_TIMEOUT_S
+                while not self.subscribed:
+                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=0.5)
+                    if message is not None and message.get("type") == "psubscribe":
+                        self._on_subscribed()
+                        backoff = RECONNECT_MIN_S
+                    elif message is not None and message.get("type") == "pmessage":
+                        self.on_message(message["channel"], message["data"])
+                    elif time.monotonic() > confirmed_by:
+                        raise TimeoutError("Redis did not confirm the subscription")
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if message is not None and message.get("type") == "pmessage":
+                        self.on_message(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                COUNTERS.incr("live_hub_redis_lost")
+                logger.warning("live hub lost Redis (%s); reconnecting in %.1f s", exc or type(exc).__name__, backoff)
+            finally:
+                if self.subscribed:
+                    self.subscribed = False
+                    self.unsubscribed_since = time.monotonic()
+                self._subscribed_event.clear()
+                for closing in (pubsub, redis):
+                    if closing is not None:
+                        with contextlib.suppress(Exception):
+                            await closing.aclose()
+            # Meanwhile clients keep their last values, and their boards say the quotes are delayed.
+            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+    def _on_subscribed(self) -> None:
+        self.subscribed = True
+        self.connects += 1
+        self.last_message_at = time.monotonic()
+        self.probe_sent_at = None
+        self._subscribed_event.set()
+        if self.connects > 1:
+            logger.info("live hub subscribed to Redis again; sending %d clients a fresh snapshot", len(self.clients))
+        # Whatever was published while there was no subscription is lost: every client gets a snapshot.
+        for client in self.clients:
+            client.ready = False
+        self.unsynced |= self.clients
+        self._sync_wake.set()
+
     # -- snapshots -------------------------------------------------------------------------
-    async def snapshot(self, *, instruments: Iterable[str], brokers: frozenset[str] | None) -> Snapshot:
-        """The latest quote of every subscribed broker+instrument, and every feed's status."""
-        assert self._redis is not None, "attach() first"
-        wanted = set(instruments)
-        async with self._redis.pipeline(transaction=False) as pipe:
+    def _redis(self) -> Any:
+        if self._client is None:
+            self._client = redis_async_new(url=self.redis_url, decode_responses=True)
+        return self._client
+
+    async def _snapshot_read(self) -> SnapshotSource:
+        """The latest quotes and feed statuses in Redis, validated once for any number of snapshots."""
+        async with self._redis().pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.latest_hash(self.prefix))
             pipe.hgetall(keys.status_hash(self.prefix))
             latest, statuses = await pipe.execute()
-        quotes, quote_ts = [], {}
+        quotes: dict[str, tuple[str, str, str, int]] = {}
         for fieldname, data in latest.items():
             broker, _, instrument = fieldname.partition(":")
-            if instrument not in wanted or (brokers is not None and broker not in brokers):
-                continue
             parsed = quote_parse(data, instrument=instrument)
             if parsed is not None:
-                quotes.append(data)
-                quote_ts[parsed[0]] = parsed[2]
-        status, status_ts = [], {}
+                quotes[parsed[0]] = (broker, instrument, data, parsed[2])
+        status: dict[str, tuple[str, int]] = {}
         for broker, data in statuses.items():
             parsed_status = status_parse(data)
             if parsed_status is not None:
-                status.append(data)
-                status_ts[broker] = parsed_status[1]
-        text = (
-            f'{{"type":"snapshot","server_time_us":{now_us()},'
-            f'"quotes":[{",".join(quotes)}],"status":[{",".join(status)}]}}'
-        )
-        return Snapshot(text, quote_ts, status_ts)
+                status[broker] = (data, parsed_status[1])
+        return SnapshotSource(quotes, status)
 
-    # -- the hot path ----------------------------------------------------------------------
-    async def _read_loop(self) -> None:
-        backoff = 0.1
-        pubsub = self._pubsub
+    async def snapshot(self, *, instruments: Iterable[str], brokers: frozenset[str] | None) -> Snapshot:
+        """The latest quote of every subscribed broker+instrument, and every feed's status."""
+        return snapshot_build(await self._snapshot_read(), instruments=instruments, brokers=brokers)
+
+    async def _sync_loop(self) -> None:
+        """Send the owed snapshots: clients that connected together share one read of Redis."""
         while True:
+            await self._sync_wake.wait()
+            self._sync_wake.clear()
+            if not self.subscribed or not self.unsynced:
+                continue  # _on_subscribed() wakes this loop again
+            batch, self.unsynced = self.unsynced, set()
             try:
-                message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=None)
+                source = await self._snapshot_read()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # redis-py reconnects and subscribes again on the next read; meanwhile clients keep
-                # their last values (and the board greys them once they are old).
-                logger.exception("live hub lost Redis; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                logger.warning("live hub could not read a snapshot (%s); retrying", exc)
+                self.unsynced |= batch & self.clients
+                await asyncio.sleep(SNAPSHOT_RETRY_S)
+                self._sync_wake.set()
                 continue
-            backoff = 0.1
-            if message is None:
-                continue
-            kind = message.get("type")
-            if kind == "pmessage":
-                self.on_message(message["channel"], message["data"])
-            elif kind == "psubscribe":
-                self._subscribed.set()
+            for client in batch:
+                if client not in self.clients or client in self.unsynced:
+                    continue
+                snap = snapshot_build(source, instruments=client.instruments, brokers=client.brokers)
+                try:
+                    await client.send_snapshot(snap)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.info("a live client went away during its snapshot", exc_info=True)
+                    continue
+                if client in self.clients and client not in self.unsynced:
+                    self.mark_ready(client)
 
+    # -- the hot path ----------------------------------------------------------------------
     def on_message(self, channel: str, data: str) -> None:
         self.received += 1
+        self.last_message_at = time.monotonic()
         if channel == self.status_channel:
             self._on_status(data)
+            return
+        if channel == self.probe_channel:
             return
         instrument = channel[len(self.channel_head) :]
         members = self.groups.get(instrument)
@@ -398,9 +589,39 @@ class Hub:
             if self.held:
                 self.dirty |= self.held
                 self._wake.set()
-            if time.monotonic() >= next_flush:
-                next_flush = time.monotonic() + COUNTERS_FLUSH_S
+            now = time.monotonic()
+            if now >= next_flush:
+                next_flush = now + COUNTERS_FLUSH_S
                 await counters_flush()
+            await self._watch(now)
+
+    async def _watch(self, now: float) -> None:
+        """The watchdog: a hub with clients that hears nothing for quiet_s sends itself a probe through
+        Redis; if even that does not come back within probe_timeout_s, the subscription is dead though
+        the connection looks open (a frozen Redis, a lost subscription): count it, log it, reconnect.
+        With feeds up a hub hears hundreds of quotes a second, so the probe is sent only when quiet."""
+        conn_task = self._tasks[0] if self._tasks else None
+        if conn_task is not None and conn_task.done():
+            await self._heal("its Redis connection task ended")
+            return
+        if not self.clients or not self.subscribed:
+            self.probe_sent_at = None
+            return
+        if self.probe_sent_at is not None:
+            if self.last_message_at >= self.probe_sent_at:
+                self.probe_sent_at = None
+            elif now - self.probe_sent_at > self.probe_timeout_s:
+                COUNTERS.incr("live_hub_stuck")
+                await self._heal(f"nothing received for {now - self.last_message_at:.1f} s, not even its own probe")
+            return
+        if now - self.last_message_at > self.quiet_s:
+            self.probe_sent_at = now
+            try:
+                await asyncio.wait_for(self._redis().publish(self.probe_channel, "probe"), timeout=self.probe_timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("live hub could not publish its probe: %s", exc)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
@@ -413,3 +634,8 @@ def hub_get() -> Hub:
     if hub is None:
         hub = _hubs[loop] = Hub(redis_url=settings.REDIS_URL, prefix=settings.CACHE_KEY_PREFIX)
     return hub
+
+
+def hubs_health() -> list[dict[str, Any]]:
+    """Every hub of this process (one per daphne process), for /readyz."""
+    return [hub.health() for hub in list(_hubs.values())]

@@ -15,13 +15,19 @@ from live.selectors import BoardChoice, board_preference_get
 from live.services import board_preference_set
 from pagecache.isr import regenerated_page, tag_response
 
-PUBLIC_REVALIDATE_S = 15
+PUBLIC_REVALIDATE_S = 5  # the shared copy is regenerated this often, and the page polls for it (below)
+PUBLIC_REFRESH_MS = 5000
 
 
 def _public_board(request: HttpRequest) -> HttpResponse:
     """What anonymous visitors get: the last known spreads, rendered for everyone and cached."""
     response = TemplateResponse(
-        request, "live/board_public.html", {"board": live_board.board_build(choice=BoardChoice([], []))}
+        request,
+        "live/board_public.html",
+        {
+            "board": live_board.board_build(choice=BoardChoice([], [])),
+            "public_config": {"refreshMs": PUBLIC_REFRESH_MS},
+        },
     )
     tag_response(response, cachetags.ALL, cachetags.LIVE_BOARD)
     return response

@@ -100,3 +100,40 @@ def test_the_broker_profile_snippet_renders_rows_for_each_instrument(seeded, rf)
     assert f'data-live-broker="{broker.slug}"' in html
     assert html.count("<tr data-instrument=") == broker.broker_instruments.count()
     assert "js/live" in html
+
+
+def put_status(broker: str, status: str) -> None:
+    get_redis_connection("default").hset(
+        keys.status_hash(), broker, json.dumps({"broker": broker, "status": status, "since": 1})
+    )
+
+
+def test_the_public_copy_says_when_it_was_made_and_asks_to_be_refreshed(client, seeded):
+    import datetime
+
+    a, _ = two_brokers_quoting_eurusd()
+    put_latest(a, "EURUSD", 1.10000, 1.10012)
+    put_status(a, "up")
+    before = datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0)
+    body = client.get("/live/").content.decode()
+    made = body.split('<time datetime="', 1)[1].split('"', 1)[0]
+    assert datetime.datetime.fromisoformat(made) >= before
+    assert "1 of 1 feeds up" in body
+    config = body.split('id="live-public-config" type="application/json">', 1)[1].split("<", 1)[0]
+    assert json.loads(config)["refreshMs"] <= 10_000
+    assert "<script>" not in body  # configuration as JSON data, code in static files (CSP)
+
+
+def test_the_public_page_never_says_no_quotes_yet_while_a_feed_is_up(client, seeded):
+    a, _ = two_brokers_quoting_eurusd()
+    put_status(a, "up")
+    body = client.get("/live/").content.decode()
+    assert "No quotes yet" not in body
+    assert "first quotes are on the way" in body
+
+
+def test_with_no_feed_up_and_no_quotes_the_public_page_says_so(client, seeded):
+    a, _ = two_brokers_quoting_eurusd()
+    put_status(a, "down")
+    body = client.get("/live/").content.decode()
+    assert "No quotes yet: no market-data feed is up." in body

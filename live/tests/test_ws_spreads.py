@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -251,16 +252,16 @@ async def test_updates_that_arrive_while_a_snapshot_is_read_never_roll_it_back(c
     await redis.hset(keys.status_hash(), "acme", json.dumps({"broker": "acme", "status": "up", "since": 200}))
     old = json.loads(quote("acme", "EURUSD", 1.1001, 1))
     old["ts_ingest"] -= 1_000_000  # ingested a second before the quote the snapshot will hold
-    real_snapshot = Hub.snapshot
+    real_snapshot_read = Hub._snapshot_read
 
-    async def snapshot_during_a_race(self: Hub, **kwargs):
+    async def snapshot_during_a_race(self: Hub):
         # Older updates reach the hub after the client joined its group but before the snapshot is
         # read, as when pub/sub delivery lags the latest-quote hash.
         self.on_message(keys.live_channel("EURUSD"), json.dumps(old))
         self.on_message(keys.status_channel(), json.dumps({"broker": "acme", "status": "down", "since": 100}))
-        return await real_snapshot(self, **kwargs)
+        return await real_snapshot_read(self)
 
-    monkeypatch.setattr(Hub, "snapshot", snapshot_during_a_race)
+    monkeypatch.setattr(Hub, "_snapshot_read", snapshot_during_a_race)
     comm, snapshot = await connect(cookie)
     assert [(q["broker"], q["seq"]) for q in snapshot["quotes"]] == [("acme", 2)]
     assert [(s["broker"], s["status"]) for s in snapshot["status"]] == [("acme", "up")]
@@ -274,4 +275,97 @@ async def test_updates_that_arrive_while_a_snapshot_is_read_never_roll_it_back(c
             break
     assert [m["type"] for m in after] == ["quotes"]
     assert [q["seq"] for q in after[0]["quotes"]] == [3]
+    await comm.disconnect()
+
+
+async def test_deeply_nested_json_is_an_error_reply_counted_towards_the_error_limit(cookie):
+    comm, _ = await connect(cookie)
+    malformed_before = COUNTERS.values["ws_malformed"]
+    await comm.send_to(text_data="[" * 1000 + "]" * 1000)  # RecursionError inside json.loads
+    reply = await comm.receive_json_from(timeout=5)
+    assert (reply["type"], reply["code"]) == ("error", "malformed")
+    await comm.send_json_to({"action": "subscribe", "instruments": [[["EURUSD"]]]})  # parses, but too deep
+    reply = await comm.receive_json_from(timeout=5)
+    assert reply["code"] == "too_deep"
+    await comm.send_json_to({"action": "subscribe", "instruments": ["X" * 65]})  # an over-long value
+    assert (await comm.receive_json_from(timeout=5))["code"] == "bad_request"
+    await comm.send_to(text_data='{"action": "subscribe", "instruments": ["\\ud800"]}')  # a lone surrogate
+    assert (await comm.receive_json_from(timeout=5))["type"] == "error"
+    assert COUNTERS.values["ws_malformed"] == malformed_before + 4
+    await comm.send_json_to({"action": "ping"})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "pong"
+    await comm.disconnect()
+
+
+async def test_a_client_that_keeps_sending_deep_json_is_closed_after_the_error_limit(cookie):
+    from live.consumers import CLOSE_TOO_MANY_ERRORS, MAX_ERRORS, MESSAGES_BURST, MESSAGES_PER_S
+
+    comm, _ = await connect(cookie)
+    codes = []
+    for _ in range(MAX_ERRORS):
+        await comm.send_to(text_data="[" * 1000 + "]" * 1000)
+        msg = await comm.receive_output(timeout=5)
+        if msg["type"] == "websocket.close":
+            codes.append(msg["code"])
+            break
+        codes.append(json.loads(msg["text"])["code"])
+    assert set(codes[:-1]) <= {"malformed", "rate_limited"}
+    assert codes[-1] == "malformed" or codes[-1] == "rate_limited"
+    close = await comm.receive_output(timeout=5)
+    assert close == {"type": "websocket.close", "code": CLOSE_TOO_MANY_ERRORS}
+    assert MESSAGES_PER_S < MAX_ERRORS and MESSAGES_BURST < MAX_ERRORS
+
+
+async def test_messages_beyond_the_rate_limit_are_refused_with_an_error_and_counted(cookie):
+    from live.consumers import MESSAGES_BURST
+
+    comm, _ = await connect(cookie)
+    limited_before = COUNTERS.values["ws_rate_limited"]
+    sent = MESSAGES_BURST * 2
+    for _ in range(sent):
+        await comm.send_json_to({"action": "ping"})
+    replies = [await comm.receive_json_from(timeout=5) for _ in range(sent)]
+    refused = [r for r in replies if r["type"] == "error"]
+    assert {r["code"] for r in refused} == {"rate_limited"}
+    # The burst goes through; of the rest only what the rate refilled meanwhile.
+    assert len(refused) >= MESSAGES_BURST // 2
+    assert sum(1 for r in replies if r["type"] == "pong") >= MESSAGES_BURST
+    assert COUNTERS.values["ws_rate_limited"] == limited_before + len(refused)
+    await comm.disconnect()
+
+
+async def test_a_reconnect_reads_neither_the_instruments_nor_the_board_choice_from_the_database(
+    cookie, redis, monkeypatch
+):
+    from django.db.backends.utils import CursorWrapper
+
+    comm, _ = await connect(cookie)  # the first connect may fill the caches
+    await comm.disconnect()
+    statements: list[str] = []
+    real_execute = CursorWrapper.execute
+
+    def recording_execute(self, sql, params=None):
+        statements.append(sql)
+        return real_execute(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", recording_execute)
+    comm, _ = await connect(cookie)
+    await comm.disconnect()
+    touched = [s for s in statements if "boardpreference" in s or "brokers_instrument" in s]
+    assert touched == []
+
+
+async def test_a_changed_board_choice_is_what_the_next_connect_subscribes_to(cookie, redis):
+    from django.contrib.auth.models import User
+
+    from live.services import board_preference_set
+
+    comm, _ = await connect(cookie)  # caches the choice "everything"
+    await comm.disconnect()
+    user = await User.objects.aget(username="trader")
+    await database_sync_to_async(board_preference_set)(user=user, instruments=["GBPUSD"], brokers=[])
+    await publish(redis, quote("acme", "EURUSD", 1.1, 1))
+    await publish(redis, quote("acme", "GBPUSD", 1.2, 2))
+    comm, snapshot = await connect(cookie)
+    assert [q["instrument"] for q in snapshot["quotes"]] == ["GBPUSD"]
     await comm.disconnect()

@@ -6,6 +6,7 @@
   var STATE_TEXT = {
     connecting: "Connecting…",
     live: "Live",
+    delayed: "Delayed: no quotes for a few seconds",
     reconnecting: "Reconnecting",
     offline: "Offline",
     login: "Log in to see live quotes"
@@ -21,7 +22,23 @@
     this.timer = null;
     this.ws = null;
     this.openedOnce = false;
+    this.delayedAfter = opts.delayedAfterMs || 5000;
+    this.lastQuoteAt = 0; // performance.now() of the last quote (or snapshot) received
+    this.state = "";
   }
+
+  LiveSocket.prototype.setState = function (state, delay) {
+    this.state = state;
+    this.onState(state, delay);
+  };
+
+  /* "Live" only while quotes arrive: an open socket that has carried none for a few seconds is
+     "Delayed" (the feeds, Redis or the server's hub may be stuck); a closed one is "Reconnecting". */
+  LiveSocket.prototype.check = function () {
+    if (!this.ws || this.ws.readyState !== 1 || !this.lastQuoteAt) return;
+    var state = performance.now() - this.lastQuoteAt > this.delayedAfter ? "delayed" : "live";
+    if (state !== this.state) this.setState(state);
+  };
 
   LiveSocket.prototype.url = function () {
     var sub = this.subscription();
@@ -35,7 +52,7 @@
   LiveSocket.prototype.connect = function () {
     var self = this;
     clearTimeout(this.timer);
-    this.onState(this.attempt ? "reconnecting" : "connecting");
+    this.setState(this.attempt ? "reconnecting" : "connecting");
     var ws;
     try {
       // The subscription travels in the URL, so every reconnect resubscribes to the current choice.
@@ -48,13 +65,21 @@
     ws.onopen = function () {
       self.attempt = 0;
       self.openedOnce = true;
-      self.onState("live");
+      self.lastQuoteAt = 0; // "Live" once the snapshot or a quote comes, not merely on open
     };
     ws.onmessage = function (ev) {
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       // Personal alerts go to static/js/toast.js, not to the board.
       if (msg && msg.type === "alert") { document.dispatchEvent(new CustomEvent("bw:alert", { detail: msg })); return; }
+      if (msg.type === "quotes" || msg.type === "snapshot") {
+        self.lastQuoteAt = performance.now();
+        // A snapshot of quotes that are all old is not "Live" either.
+        if (msg.type === "snapshot" && msg.quotes.every(function (q) { return msg.server_time_us - q.ts_ingest > self.delayedAfter * 1000; })) {
+          self.lastQuoteAt -= self.delayedAfter + 1;
+        }
+        self.check();
+      }
       self.onMessage(msg);
     };
     ws.onclose = function () {
@@ -69,7 +94,7 @@
     this.attempt += 1;
     var delay = Math.min(30000, 500 * Math.pow(2, this.attempt - 1));
     delay = Math.round(delay * (0.5 + Math.random() / 2));
-    this.onState(navigator.onLine === false ? "offline" : "reconnecting", delay);
+    this.setState(navigator.onLine === false ? "offline" : "reconnecting", delay);
     this.timer = setTimeout(function () { self.connect(); }, delay);
   };
 
@@ -134,7 +159,13 @@
       (self.byInstrument[symbol] = self.byInstrument[symbol] || []).push(k);
     });
     this.latency = new LatencyMeter(document.getElementById("live-latency"));
+    this.offsetUs = 0; // browser clock - server clock, from the snapshot's server_time_us
   }
+
+  /* How old a quote is, by its own ts_ingest (on the server's clock), not by when it reached us. */
+  Board.prototype.ageMs = function (q) {
+    return Math.max(0, (Date.now() * 1000 - this.offsetUs - q.ts_ingest) / 1000);
+  };
 
   Board.prototype.subscription = function () {
     return {
@@ -213,9 +244,10 @@
   Board.prototype.message = function (msg) {
     var self = this;
     if (msg.type === "quotes") {
-      msg.quotes.forEach(function (q) { self.quote(q, 0, true); self.latency.add(q.ts_ingest); });
+      msg.quotes.forEach(function (q) { self.quote(q, self.ageMs(q), true); self.latency.add(q.ts_ingest); });
     } else if (msg.type === "snapshot") {
-      msg.quotes.forEach(function (q) { self.quote(q, Math.max(0, (msg.server_time_us - q.ts_ingest) / 1000), false); });
+      this.offsetUs = Date.now() * 1000 - msg.server_time_us;
+      msg.quotes.forEach(function (q) { self.quote(q, self.ageMs(q), false); });
       (msg.status || []).forEach(function (st) { self.status(st); });
     } else if (msg.type === "status") {
       this.status(msg);
@@ -260,26 +292,58 @@
     }, this);
   };
 
-  function start(view, root) {
+  function start(view, root, delayedAfterMs) {
     var stateEl = root.querySelector(".live-conn") || document.getElementById("live-conn");
     var sock = new LiveSocket({
       path: root.getAttribute("data-ws-path") || "/ws/spreads/",
+      delayedAfterMs: delayedAfterMs,
       subscription: function () { return view.subscription(); },
       onMessage: function (msg) { view.message(msg); },
       onState: function (state, delay) { showState(stateEl, state, delay); }
     });
     sock.connect();
-    setInterval(function () { view.sweep(); }, 1000);
+    setInterval(function () { view.sweep(); sock.check(); }, 1000);
     window.addEventListener("online", function () { sock.reconnectNow(); });
     root.liveSocket = sock; // for debugging from the console
+  }
+
+  /* ----- the logged-out page: a shared copy, refreshed in place every few seconds ----- */
+  function publicRefresh(config) {
+    function showAge() {
+      var t = document.querySelector("#live-public time[data-asof]");
+      var out = document.querySelector("#live-public [data-asof-age]");
+      if (!t || !out) return;
+      var age = Math.max(0, Math.round((Date.now() - Date.parse(t.getAttribute("datetime"))) / 1000));
+      out.textContent = "(" + age + " s ago)";
+    }
+    function refresh() {
+      fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live-public");
+          var current = document.getElementById("live-public");
+          // A visitor who logged in elsewhere gets the trader's board on the next full load instead.
+          if (fresh && current) current.replaceWith(fresh);
+          showAge();
+        })
+        .catch(function () { /* offline: the copy shown keeps its time, which keeps ageing */ });
+    }
+    showAge();
+    setInterval(showAge, 1000);
+    setInterval(refresh, config.refreshMs || 5000);
   }
 
   function init() {
     var boardRoot = document.getElementById("live-board");
     var configEl = document.getElementById("live-config");
     if (boardRoot && configEl) {
-      start(new Board(boardRoot, JSON.parse(configEl.textContent)), document.body);
+      var config = JSON.parse(configEl.textContent);
+      start(new Board(boardRoot, config), document.body, config.delayedAfterMs);
     }
+    var publicRoot = document.getElementById("live-public");
+    var publicConfig = document.getElementById("live-public-config");
+    if (publicRoot && publicConfig) publicRefresh(JSON.parse(publicConfig.textContent));
     // The profile page is cached for everyone: show live quotes only to a logged-in visitor,
     // whose per-request account navigation says so.
     var signedIn = !!document.querySelector(".account-nav .who");
