@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 
 
 class SpreadBar(models.Model):
@@ -82,6 +83,15 @@ class FeedConfig(models.Model):
         SIMULATOR = "simulator", "Market simulator"
 
     broker = models.OneToOneField(Broker, on_delete=models.CASCADE, related_name="feed_config")
+    account = models.ForeignKey(
+        AccountType,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feed_configs",
+        help_text="The account whose prices this feed carries; empty: the broker's tightest-priced account "
+        "(lowest mark-up, then lowest deposit). Every measured spread of the broker belongs to this account.",
+    )
     adapter = models.CharField(max_length=20, choices=Adapter.choices, default=Adapter.SIMULATOR)
     params = models.JSONField(
         default=dict, blank=True, help_text='Adapter parameters, e.g. {"quotes_per_s": 2, "seed": 42}.'
@@ -94,6 +104,12 @@ class FeedConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker} via {self.adapter}"
+
+    def clean(self) -> None:
+        super().clean()
+        account = self.account
+        if account is not None and self.broker_id is not None and account.broker_id != self.broker_id:
+            raise ValidationError({"account": "Choose one of this broker's own accounts."})
 
 
 class FeedStatusChange(models.Model):
