@@ -90,7 +90,11 @@ SPREAD_WINDOWS: list[tuple[str, timedelta, str]] = [
     ("7d", timedelta(days=7), SpreadBar.Resolution.HOUR),
     ("30d", timedelta(days=30), SpreadBar.Resolution.DAY),
 ]
-BAR_DAYS = {SpreadBar.Resolution.MINUTE: 1 / 1440, SpreadBar.Resolution.HOUR: 1 / 24, SpreadBar.Resolution.DAY: 1.0}
+BAR_DAYS: dict[str, float] = {
+    SpreadBar.Resolution.MINUTE: 1 / 1440,
+    SpreadBar.Resolution.HOUR: 1 / 24,
+    SpreadBar.Resolution.DAY: 1.0,
+}
 WINDOW_LABELS = {"24h": "Last 24 h", "7d": "Last 7 days", "30d": "Last 30 days"}
 # The window the all-in cost is measured over (stated wherever the cost is shown).
 COST_WINDOW = "7d"

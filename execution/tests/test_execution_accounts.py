@@ -48,6 +48,7 @@ def test_a_commission_can_make_the_tightest_price_not_the_best_deal():
     best = next(r for r in result.brokers if r.best)
     assert (best.broker, best.account) == ("northwind", "Standard")
     alpen = next(r for r in result.brokers if r.broker == "alpenbank")
+    assert alpen.cost is not None and alpen.cost.cost_usd is not None
     assert alpen.cost.commission_usd == pytest.approx(2.5)
     assert alpen.cost.all_in_usd == pytest.approx(alpen.cost.cost_usd + 2.5)
     row = alpen.as_dict()
@@ -65,6 +66,7 @@ def test_each_account_of_a_broker_is_priced_from_the_same_depth_moved_by_its_mar
         ]
     )
     rows = {r.account: r for r in result.brokers}
+    assert rows["Standard"].cost is not None and rows["Raw"].cost is not None
     assert rows["Standard"].cost.average_price == pytest.approx(1.10001 + 0.00004)
     assert rows["Raw"].cost.commission_usd == pytest.approx(3.0)
     assert rows["Standard"].cost.commission_usd == 0.0
