@@ -12,11 +12,13 @@ from brokers.models import (
     AccountType,
     Broker,
     BrokerInstrument,
+    ConversionRate,
     FundingMethod,
     Instrument,
     Licence,
     Platform,
     Regulator,
+    SwapRate,
 )
 from common import cachetags
 from pagecache.services import pages_revalidate
@@ -44,6 +46,13 @@ class AccountTypeInline(admin.TabularInline[AccountType, Broker]):
     extra = 0
 
 
+class SwapRateInline(admin.TabularInline[SwapRate, Broker]):
+    model = SwapRate
+    extra = 0
+    autocomplete_fields = ["instrument"]
+    verbose_name = "overnight swap"
+
+
 class BrokerInstrumentInline(admin.TabularInline[BrokerInstrument, Broker]):
     model = BrokerInstrument
     extra = 0
@@ -66,7 +75,7 @@ class BrokerAdmin(admin.ModelAdmin[Broker]):
     search_fields = ["name", "slug", "headquarters_country", "licences__licence_number"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["platforms", "funding_methods"]
-    inlines = [LicenceInline, AccountTypeInline, BrokerInstrumentInline]
+    inlines = [LicenceInline, AccountTypeInline, BrokerInstrumentInline, SwapRateInline]
     formfield_overrides = URL_FIELDS
     readonly_fields = ["created_at", "updated_at"]
     actions = ["revalidate_pages"]
@@ -75,6 +84,10 @@ class BrokerAdmin(admin.ModelAdmin[Broker]):
         ("Company", {"fields": ["company_type", "year_founded", "headquarters_country"]}),
         ("Trading conditions", {"fields": ["min_deposit", "max_leverage", "platforms", "funding_methods"]}),
         ("Client protection", {"fields": ["negative_balance_protection", "segregated_funds"]}),
+        (
+            "Non-trading fees",
+            {"fields": ["deposit_fee", "withdrawal_fee", "inactivity_fee", "inactivity_after_months"]},
+        ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
@@ -131,7 +144,7 @@ class InstrumentAdmin(admin.ModelAdmin[Instrument]):
 
 @admin.register(AccountType)
 class AccountTypeAdmin(admin.ModelAdmin[AccountType]):
-    list_display = ["broker", "name", "spread_type", "commission_per_lot", "min_deposit"]
+    list_display = ["broker", "name", "spread_type", "spread_markup_pips", "commission_per_lot", "min_deposit"]
     list_filter = ["spread_type"]
     search_fields = ["broker__name", "name"]
     autocomplete_fields = ["broker"]
@@ -143,3 +156,18 @@ class NamedThingAdmin(admin.ModelAdmin[Platform | FundingMethod]):
     list_display = ["name", "slug"]
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(SwapRate)
+class SwapRateAdmin(admin.ModelAdmin[SwapRate]):
+    list_display = ["broker", "instrument", "long_usd", "short_usd"]
+    list_filter = ["instrument"]
+    search_fields = ["broker__name", "instrument__symbol"]
+    autocomplete_fields = ["broker", "instrument"]
+    list_select_related = ["broker", "instrument"]
+
+
+@admin.register(ConversionRate)
+class ConversionRateAdmin(admin.ModelAdmin[ConversionRate]):
+    list_display = ["currency", "usd_per_unit", "as_of"]
+    search_fields = ["currency"]

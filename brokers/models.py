@@ -2,11 +2,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+SWAP_RANGE = [
+    MinValueValidator(Decimal("-1000"), message="A swap beyond $1,000 per lot per night is not credible."),
+    MaxValueValidator(Decimal("1000"), message="A swap beyond $1,000 per lot per night is not credible."),
+]
 NON_NEGATIVE = [MinValueValidator(Decimal("0"), message="Must be zero or more; a deposit or fee cannot be negative.")]
 
 
@@ -133,6 +138,23 @@ class Broker(models.Model):
     funding_methods = models.ManyToManyField(FundingMethod, blank=True, related_name="brokers")
     negative_balance_protection = models.BooleanField(default=False)
     segregated_funds = models.BooleanField("segregated client funds", default=False)
+    # Non-trading fees: what holding an account costs besides trading.
+    deposit_fee = models.DecimalField(
+        "deposit fee (USD)", max_digits=8, decimal_places=2, default=Decimal("0"), validators=NON_NEGATIVE
+    )
+    withdrawal_fee = models.DecimalField(
+        "withdrawal fee (USD)", max_digits=8, decimal_places=2, default=Decimal("0"), validators=NON_NEGATIVE
+    )
+    inactivity_fee = models.DecimalField(
+        "inactivity fee (USD per month)", max_digits=8, decimal_places=2, default=Decimal("0"), validators=NON_NEGATIVE
+    )
+    inactivity_after_months = models.PositiveSmallIntegerField(
+        "inactivity fee after (months)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1, message="At least 1 month."), MaxValueValidator(120, message="At most 120.")],
+        help_text="Months without trading before the inactivity fee is charged.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     instruments = models.ManyToManyField["Instrument", "BrokerInstrument"](
         Instrument, through="BrokerInstrument", related_name="brokers"
@@ -147,7 +169,17 @@ class Broker(models.Model):
                 condition=Q(min_deposit__gte=0),
                 name="broker_min_deposit_non_negative",
                 violation_error_message="Minimum deposit cannot be negative.",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(deposit_fee__gte=0) & Q(withdrawal_fee__gte=0) & Q(inactivity_fee__gte=0),
+                name="broker_fees_non_negative",
+                violation_error_message="Fees cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(inactivity_fee=0) | Q(inactivity_after_months__isnull=False),
+                name="broker_inactivity_fee_has_months",
+                violation_error_message="An inactivity fee needs the months of inactivity after which it is charged.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,6 +187,13 @@ class Broker(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("brokers:profile", kwargs={"slug": self.slug})
+
+    def clean(self) -> None:
+        super().clean()
+        if self.inactivity_fee and self.inactivity_after_months is None:
+            raise ValidationError(
+                {"inactivity_after_months": "Say after how many months without trading the inactivity fee applies."}
+            )
 
 
 class Licence(models.Model):
@@ -211,6 +250,18 @@ class AccountType(models.Model):
         validators=NON_NEGATIVE,
     )
     min_deposit = models.DecimalField("minimum deposit (USD)", max_digits=10, decimal_places=2, validators=NON_NEGATIVE)
+    spread_markup_pips = models.DecimalField(
+        "spread mark-up (pips)",
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[
+            MinValueValidator(Decimal("0"), message="A mark-up cannot be negative."),
+            MaxValueValidator(Decimal("100"), message="A mark-up above 100 pips is not credible."),
+        ],
+        help_text="Pips this account adds to the broker's tightest (raw) price: 0 on raw accounts. An account's "
+        "spread is the measured feed spread plus the difference between its mark-up and the feed account's.",
+    )
 
     class Meta:
         ordering = ["min_deposit", "name"]
@@ -219,6 +270,11 @@ class AccountType(models.Model):
                 fields=["broker", "name"],
                 name="account_type_unique_name",
                 violation_error_message="This broker already has an account type with this name.",
+            ),
+            models.CheckConstraint(
+                condition=Q(spread_markup_pips__gte=0),
+                name="account_type_markup_non_negative",
+                violation_error_message="A mark-up cannot be negative.",
             ),
             models.CheckConstraint(
                 condition=Q(commission_per_lot__gte=0) & Q(min_deposit__gte=0),
@@ -255,3 +311,73 @@ class BrokerInstrument(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker.slug}:{self.broker_symbol}"
+
+
+class SwapRate(models.Model):
+    """Overnight financing of one standard lot held past the daily roll-over, per instrument.
+
+    In USD per night: negative means the trader pays, positive that the trader is paid.
+    """
+
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="swap_rates")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="swap_rates")
+    long_usd = models.DecimalField(
+        "long (USD per lot per night)", max_digits=8, decimal_places=2, validators=SWAP_RANGE
+    )
+    short_usd = models.DecimalField(
+        "short (USD per lot per night)", max_digits=8, decimal_places=2, validators=SWAP_RANGE
+    )
+
+    class Meta:
+        ordering = ["instrument__sort_order", "instrument__symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "instrument"],
+                name="swaprate_one_per_instrument",
+                violation_error_message="This broker already has a swap rate for this instrument.",
+            ),
+            models.CheckConstraint(
+                condition=Q(long_usd__gte=-1000)
+                & Q(long_usd__lte=1000)
+                & Q(short_usd__gte=-1000)
+                & Q(short_usd__lte=1000),
+                name="swaprate_credible",
+                violation_error_message="A swap beyond $1,000 per lot per night is not credible.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker} {self.instrument} swap {self.long_usd}/{self.short_usd}"
+
+
+class ConversionRate(models.Model):
+    """USD per unit of a currency, for turning costs in a quote currency into USD.
+
+    One stored rate rather than a live price, so every page shows the same figure and says which rate it used.
+    """
+
+    currency = models.CharField(
+        max_length=3,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z]{3}$", message="An ISO currency code in capitals, e.g. JPY.")],
+    )
+    usd_per_unit = models.DecimalField(
+        "USD per unit",
+        max_digits=18,
+        decimal_places=10,
+        validators=[MinValueValidator(Decimal("0.0000000001"), message="A rate must be positive.")],
+    )
+    as_of = models.DateTimeField()
+
+    class Meta:
+        ordering = ["currency"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(usd_per_unit__gt=0),
+                name="conversionrate_positive",
+                violation_error_message="A rate must be positive.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.usd_per_unit} USD"

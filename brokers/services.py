@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -11,13 +12,18 @@ from brokers.models import (
     AccountType,
     Broker,
     BrokerInstrument,
+    ConversionRate,
     FundingMethod,
     Instrument,
     Licence,
     Platform,
     Regulator,
+    SwapRate,
 )
 from simulator import world as demo_data
+
+# The demo's conversion rates are the simulator's reference prices, fixed at one date so reseeding changes nothing.
+DEMO_RATES_AS_OF = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
 
 
 @transaction.atomic
@@ -47,6 +53,7 @@ def demo_seed() -> dict[str, int]:
     for spec in demo_data.BROKERS:
         name = str(spec["name"])
         slug = slugify(name)
+        fees = demo_data.NON_TRADING_FEES.get(name, (0, 0, 0, None))
         broker, _ = Broker.objects.update_or_create(
             slug=slug,
             defaults=dict(
@@ -59,6 +66,10 @@ def demo_seed() -> dict[str, int]:
                 min_deposit=Decimal(str(spec["deposit"])),
                 max_leverage=spec["leverage"],
                 negative_balance_protection=spec["nbp"],
+                deposit_fee=Decimal(str(fees[0])),
+                withdrawal_fee=Decimal(str(fees[1])),
+                inactivity_fee=Decimal(str(fees[2])),
+                inactivity_after_months=fees[3],
                 segregated_funds=spec["seg"],
                 status=Broker.Status.SUSPENDED if name == "Vanguard Pacific FX" else Broker.Status.ACTIVE,
             ),
@@ -74,13 +85,29 @@ def demo_seed() -> dict[str, int]:
                 broker=broker,
                 name=acc_name,
                 defaults=dict(
-                    spread_type=spread_type, commission_per_lot=Decimal(commission), min_deposit=Decimal(deposit)
+                    spread_type=spread_type,
+                    commission_per_lot=Decimal(commission),
+                    min_deposit=Decimal(deposit),
+                    spread_markup_pips=Decimal(str(demo_data.account_markup(name, acc_name))),
                 ),
             )
         for symbol in spec["instruments"]:  # type: ignore[attr-defined]
             BrokerInstrument.objects.update_or_create(
                 broker=broker, instrument=instruments[symbol], defaults={"broker_symbol": f"{symbol}{spec['suffix']}"}
             )
+            base_long, base_short = demo_data.SWAP_BASE[symbol]
+            markup = demo_data.SWAP_MARKUP.get(name, 1.0)
+            SwapRate.objects.update_or_create(
+                broker=broker,
+                instrument=instruments[symbol],
+                defaults=dict(
+                    long_usd=Decimal(f"{base_long - markup:.2f}"), short_usd=Decimal(f"{base_short - markup:.2f}")
+                ),
+            )
+    for currency, rate in demo_data.USD_RATES.items():
+        ConversionRate.objects.update_or_create(
+            currency=currency, defaults=dict(usd_per_unit=Decimal(f"{rate:.10f}"), as_of=DEMO_RATES_AS_OF)
+        )
     return {
         "regulators": Regulator.objects.count(),
         "instruments": Instrument.objects.count(),

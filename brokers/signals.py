@@ -11,11 +11,13 @@ from brokers.models import (
     AccountType,
     Broker,
     BrokerInstrument,
+    ConversionRate,
     FundingMethod,
     Instrument,
     Licence,
     Platform,
     Regulator,
+    SwapRate,
 )
 from common import cachetags
 from pagecache.services import pages_revalidate_on_commit
@@ -29,7 +31,10 @@ def broker_changed(sender: type[Broker], instance: Broker, **kwargs: Any) -> Non
 @receiver([post_save, post_delete], sender=Licence)
 @receiver([post_save, post_delete], sender=AccountType)
 @receiver([post_save, post_delete], sender=BrokerInstrument)
-def broker_part_changed(sender: type, instance: Licence | AccountType | BrokerInstrument, **kwargs: Any) -> None:
+@receiver([post_save, post_delete], sender=SwapRate)
+def broker_part_changed(
+    sender: type, instance: Licence | AccountType | BrokerInstrument | SwapRate, **kwargs: Any
+) -> None:
     pages_revalidate_on_commit(tags=cachetags.broker_changed(instance.broker_id))
 
 
@@ -46,5 +51,6 @@ def broker_m2m_changed(sender: type, instance: Any, action: str, **kwargs: Any) 
 @receiver([post_save, post_delete], sender=Instrument)
 @receiver([post_save, post_delete], sender=Platform)
 @receiver([post_save, post_delete], sender=FundingMethod)
+@receiver([post_save, post_delete], sender=ConversionRate)
 def reference_data_changed(sender: type, **kwargs: Any) -> None:
     pages_revalidate_on_commit(tags=[cachetags.ALL])

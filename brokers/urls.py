@@ -8,5 +8,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("brokers/", views.directory, name="directory"),
     path("brokers/<slug:slug>/", views.profile, name="profile"),
+    path("brokers/<slug:slug>/figures.json", views.profile_json, name="profile_json"),
     path("compare/", views.compare, name="compare"),
 ]

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
+from django.views.decorators.http import require_safe
 
 from brokers import selectors
 from brokers.forms import DirectoryFilterForm, parse_compare
@@ -13,6 +14,7 @@ from common import cachetags, metrics
 from pagecache.isr import regenerated_page, tag_response
 
 LIST_TAGS = (cachetags.ALL, cachetags.BROKER_LIST)
+DIRECTORY_PARAMS = tuple(DirectoryFilterForm.base_fields)
 
 
 def _bad_request(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
@@ -31,17 +33,16 @@ def home(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@regenerated_page(params=("regulator", "tier", "platform", "instrument", "spread_type", "sort"))
+@regenerated_page(params=DIRECTORY_PARAMS)
 def directory(request: HttpRequest) -> HttpResponse:
     form = DirectoryFilterForm(request.GET, choices=selectors.filter_choices())
-    if not form.is_valid():
-        return _bad_request(request, "brokers/directory.html", {"form": form, "brokers": [], "invalid": True})
+    valid = form.is_valid()
+    # Invalid fields are left out; the valid ones still filter, so one typo does not wipe the list.
     filters = form.filters()
-    response = TemplateResponse(
-        request,
-        "brokers/directory.html",
-        {"form": form, "filters": filters, "brokers": selectors.broker_directory(filters=filters)},
-    )
+    context = {"form": form, "filters": filters, "entries": selectors.broker_directory(filters=filters)}
+    if not valid:
+        return _bad_request(request, "brokers/directory.html", context)
+    response = TemplateResponse(request, "brokers/directory.html", context)
     tag_response(response, *LIST_TAGS)
     return response
 
@@ -59,10 +60,22 @@ def profile(request: HttpRequest, slug: str) -> HttpResponse:
             "broker": broker,
             "scores": selectors.broker_score_history(broker=broker),
             "spreads": selectors.broker_spread_history(broker=broker),
+            "costs": selectors.broker_costs(broker=broker),
         },
     )
     tag_response(response, cachetags.ALL, cachetags.broker(broker.pk))
     return response
+
+
+@require_safe
+def profile_json(request: HttpRequest, slug: str) -> JsonResponse:
+    """The profile's shared figures as JSON, from the same selectors as the pages."""
+    try:
+        broker = selectors.broker_profile(slug=slug)
+    except Broker.DoesNotExist:
+        metrics.incr("bad_query")
+        return JsonResponse({"error": "No broker with that name."}, status=404)
+    return JsonResponse(selectors.broker_figures(broker=broker))
 
 
 @regenerated_page(params=("brokers", "pick"))

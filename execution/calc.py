@@ -20,54 +20,25 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from common.ticks import consensus_mid
-from orderbook import ASK, BID, BUY, OrderBook, OrderBookError, OrderSide, WalkResult
+
+# One definition of lots and quote currencies for the pages and best execution.
+from marketdata.costs import ACCOUNT_CURRENCY as ACCOUNT_CURRENCY
+from marketdata.costs import STANDARD_LOT as STANDARD_LOT
+from marketdata.costs import contract_size as contract_size
+from marketdata.costs import quote_currency as quote_currency
+from orderbook import ASK, BID, BUY, BookSide, OrderBook, OrderBookError, OrderSide, WalkResult
 
 Side = Literal["buy", "sell"]
 Status = Literal["ok", "stale", "no_depth", "bad_depth"]
 
-STANDARD_LOT = 100_000.0  # FX: units of the base currency
-# Contract size of one lot outside FX. Metals by symbol (gold 100 oz, silver 5,000 oz, platinum and
-# palladium 100 oz); one index unit; one coin.
-METAL_LOTS = {"XAU": 100.0, "XAG": 5_000.0, "XPT": 100.0, "XPD": 100.0}
-ASSET_CLASS_LOTS = {"metal": 100.0, "index": 1.0, "crypto": 1.0}
 MAX_LOTS = 10_000.0  # anything bigger is a typo, not an order (10,000 FX lots = 1 billion units)
-
-# Index CFDs have no currency pair in their symbol: the currency they are quoted in.
-INDEX_CURRENCY = {
-    "US500": "USD",
-    "US30": "USD",
-    "US100": "USD",
-    "NAS100": "USD",
-    "GER40": "EUR",
-    "FRA40": "EUR",
-    "EU50": "EUR",
-    "UK100": "GBP",
-    "JPN225": "JPY",
-    "AUS200": "AUD",
-    "HK50": "HKD",
-}
-ACCOUNT_CURRENCY = "USD"
+# Brokers trade in steps of 0.01 lot (a micro lot), and 0.01 lot is the smallest order: a split never asks
+# a broker for 5,618,040.52 units.
+LOT_STEP = 0.01
+MIN_LOTS = 0.01
 SIZE_EPSILON = 1e-9  # a shortfall below this (in units) is float noise, not missing depth
 
 Levels = tuple[tuple[float, float], ...]
-
-
-def contract_size(*, symbol: str, asset_class: str) -> float:
-    """Units in one standard lot of the instrument."""
-    if asset_class.startswith("fx"):
-        return STANDARD_LOT
-    if asset_class == "metal":
-        return METAL_LOTS.get(symbol[:3], ASSET_CLASS_LOTS["metal"])
-    return ASSET_CLASS_LOTS.get(asset_class, 1.0)
-
-
-def quote_currency(*, symbol: str, asset_class: str) -> str | None:
-    """The currency prices are quoted in (EURUSD: USD, USDJPY: JPY, GER40: EUR); None if unknown."""
-    if asset_class == "index":
-        return INDEX_CURRENCY.get(symbol)
-    if len(symbol) == 6 and symbol.isalpha():
-        return symbol[3:]
-    return None
 
 
 def conversion_symbols(currency: str) -> tuple[str, str]:
@@ -129,11 +100,15 @@ def _round(value: float | None, digits: int) -> float | None:
 
 @dataclass(frozen=True)
 class BrokerDepth:
-    """One broker's depth as read from Redis: levels, or why there are none."""
+    """One broker account's depth: the broker's feed levels as read from Redis (or why there are none),
+    moved by the account's mark-up over the feed account, and the account's commission."""
 
     broker: str
     name: str
     raw: bytes | str | None  # None: no depth in Redis
+    account: str = ""
+    markup_price: float = 0.0  # added to every ask, taken from every bid: half the mark-up difference
+    commission_per_lot: float = 0.0  # USD, round turn; an order pays half (one side)
 
 
 @dataclass
@@ -144,7 +119,20 @@ class Cost:
     levels_used: int
     cost_pips: float | None = None  # per unit filled, against the consensus mid; positive = you pay
     cost_quote: float | None = None  # in the quote currency, for the size filled
-    cost_usd: float | None = None
+    cost_usd: float | None = None  # the spread cost (fill against mid) in USD
+    commission_usd: float = 0.0  # one side of the round-turn commission, for the size filled
+    commission_quote: float | None = None
+
+    @property
+    def all_in_usd(self) -> float | None:
+        return None if self.cost_usd is None else self.cost_usd + self.commission_usd
+
+    @property
+    def all_in_per_unit(self) -> float | None:
+        """Spread plus commission per unit filled, in the quote currency: what ranks accounts."""
+        if self.cost_quote is None or self.commission_quote is None or self.filled <= 0:
+            return None
+        return (self.cost_quote + self.commission_quote) / self.filled
 
     def as_dict(self) -> dict[str, Any]:
         # Rounded well below anything a trader sees, to drop float noise (0.9999999999998899 pips).
@@ -152,10 +140,15 @@ class Cost:
             "average_price": _round(self.average_price, 10),
             "filled": self.filled,
             "shortfall": self.shortfall,
+            "filled_units": self.filled,
+            "unfilled_units": self.shortfall,
             "levels_used": self.levels_used,
             "cost_pips": _round(self.cost_pips, 6),
             "cost_quote": _round(self.cost_quote, 6),
             "cost_usd": _round(self.cost_usd, 6),
+            "spread_cost_usd": _round(self.cost_usd, 6),
+            "commission_usd": _round(self.commission_usd, 6),
+            "all_in_usd": _round(self.all_in_usd, 6),
         }
 
 
@@ -164,6 +157,7 @@ class BrokerResult:
     broker: str
     name: str
     status: Status
+    account: str = ""
     age_s: float | None = None
     mid: float | None = None
     cost: Cost | None = None
@@ -174,11 +168,25 @@ class BrokerResult:
     def fills_in_full(self) -> bool:
         return self.cost is not None and self.cost.average_price is not None and self.cost.shortfall <= SIZE_EPSILON
 
+    @property
+    def partial(self) -> bool:
+        """Fills only part of the order: flagged and ranked after every full fill."""
+        return self.cost is not None and self.cost.average_price is not None and not self.fills_in_full
+
+    @property
+    def filled_share(self) -> float | None:
+        if self.cost is None or self.cost.average_price is None:
+            return None
+        total = self.cost.filled + self.cost.shortfall
+        return self.cost.filled / total if total > 0 else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "broker": self.broker,
             "name": self.name,
+            "account": self.account,
             "status": self.status,
+            "partial": self.partial,
             "age_s": self.age_s,
             "best": self.best,
             "split_size": self.split_size,
@@ -209,9 +217,9 @@ class Estimate:
         best = next((b for b in self.brokers if b.best), None)
         if best is None or best.cost is None or self.split is None or self.split.shortfall > SIZE_EPSILON:
             return None
-        if best.cost.cost_usd is None or self.split.cost_usd is None:
+        if best.cost.all_in_usd is None or self.split.all_in_usd is None:
             return None
-        return best.cost.cost_usd - self.split.cost_usd
+        return best.cost.all_in_usd - self.split.all_in_usd
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -235,8 +243,19 @@ class Estimate:
         }
 
 
-def _cost(walk: WalkResult, *, side: Side, mid: float | None, pip: float, usd_per_quote: float | None) -> Cost:
+def _cost(
+    walk: WalkResult,
+    *,
+    side: Side,
+    mid: float | None,
+    pip: float,
+    usd_per_quote: float | None,
+    commission_per_unit_usd: float = 0.0,
+) -> Cost:
     cost = Cost(walk.average_price, walk.filled, walk.shortfall, walk.levels_used)
+    cost.commission_usd = commission_per_unit_usd * walk.filled
+    if usd_per_quote is not None:
+        cost.commission_quote = cost.commission_usd / usd_per_quote
     if walk.average_price is None or mid is None:
         return cost
     per_unit = walk.average_price - mid if side == BUY else mid - walk.average_price
@@ -245,6 +264,13 @@ def _cost(walk: WalkResult, *, side: Side, mid: float | None, pip: float, usd_pe
     if usd_per_quote is not None:
         cost.cost_usd = cost.cost_quote * usd_per_quote
     return cost
+
+
+def _step_down(units: float, *, lot_units: float) -> float:
+    """Units rounded down to the broker's lot step; 0 below the minimum order."""
+    step = LOT_STEP * lot_units
+    stepped = math.floor(units / step + SIZE_EPSILON) * step
+    return round(stepped, 8) if stepped >= MIN_LOTS * lot_units - SIZE_EPSILON else 0.0
 
 
 def estimate_compute(
@@ -258,25 +284,52 @@ def estimate_compute(
     other_mids: Mapping[str, float],
     now_us: int,
     stale_after_s: float,
+    lot_units: float = STANDARD_LOT,
 ) -> Estimate:
-    """The estimate for one order from every broker's depth.
+    """The estimate for one order from every broker account's depth.
 
-    ``other_mids`` are current mids of other instruments (symbol -> mid) for the USD conversion;
-    the instrument's own consensus mid is used when it is itself the conversion pair (USDJPY).
+    Per account: the fill from walking the broker's depth (moved by the account's mark-up) against the
+    consensus mid is the spread cost; one side of the round-turn commission is added for the size filled;
+    the two make the all-in cost. Full fills rank first by all-in cost per unit; a partial fill is flagged
+    and ranked after every full fill. ``other_mids`` are current mids of other instruments for the USD
+    conversion; the instrument's own consensus mid is used when it is itself the conversion pair (USDJPY).
     """
     order_side: OrderSide = BUY if side == BUY else "sell"
-    take_side = ASK if side == BUY else BID
+    take_side: BookSide = ASK if side == BUY else BID
+    sign = 1.0 if side == BUY else -1.0
     results: list[BrokerResult] = []
-    books: dict[str, Any] = {}
-    split_book = OrderBook(instrument)
+    books: dict[int, Any] = {}  # index in results -> that account's book
+    levels_taken: dict[int, Levels] = {}
+    commissions: dict[int, float] = {}  # USD per unit, one side
+    parsed: dict[str, tuple[Levels, Levels, int] | None] = {}
+    feed_mids: dict[str, float] = {}
     ages: list[float] = []
     for depth in depths:
-        result = BrokerResult(broker=depth.broker, name=depth.name, status="no_depth")
+        result = BrokerResult(broker=depth.broker, name=depth.name, status="no_depth", account=depth.account)
+        index = len(results)
         results.append(result)
         if depth.raw is None:
             continue
+        if depth.broker not in parsed:
+            try:
+                parsed[depth.broker] = depth_parse(depth.raw)
+            except ValueError:
+                parsed[depth.broker] = None
+        got = parsed[depth.broker]
+        if got is None:
+            result.status = "bad_depth"
+            continue
+        bids, asks, ts = got
+        age = (now_us - ts) / 1e6
+        result.age_s = max(0.0, age)
+        # A timestamp from the future is as untrustworthy as an old one.
+        if age > stale_after_s or age < -stale_after_s:
+            result.status = "stale"
+            continue
+        shift = depth.markup_price
+        bids = tuple((p - shift, q) for p, q in bids if p - shift > 0)
+        asks = tuple((p + shift, q) for p, q in asks)
         try:
-            bids, asks, ts = depth_parse(depth.raw)
             book = OrderBook(instrument)
             for price, qty in bids:
                 book.update(BID, depth.broker, price, qty)
@@ -285,71 +338,85 @@ def estimate_compute(
         except (ValueError, OrderBookError):  # OrderBookError is a ValueError too; listed for the reader
             result.status = "bad_depth"
             continue
-        age = (now_us - ts) / 1e6
-        result.age_s = max(0.0, age)
-        # A timestamp from the future is as untrustworthy as an old one.
-        if age > stale_after_s or age < -stale_after_s:
-            result.status = "stale"
-            continue
         result.status = "ok"
         ages.append(result.age_s)
-        books[depth.broker] = book
+        books[index] = book
+        levels_taken[index] = bids if take_side == BID else asks
+        commissions[index] = depth.commission_per_lot / 2.0 / lot_units
         bid, ask = book.broker_bbo(depth.broker)
         if bid is not None and ask is not None:
             result.mid = (bid + ask) / 2.0
-        for price, qty in bids if take_side == BID else asks:
-            split_book.update(take_side, depth.broker, price, qty)
+            # The consensus is of the brokers' feed prices: one mid per broker, whatever its accounts.
+            feed_mids.setdefault(depth.broker, result.mid)
 
-    mids = [r.mid for r in results if r.mid is not None]
-    # The same consensus as OrderBook.consensus_mid: the median of the brokers' own mids, computed
-    # per broker because brokers' quotes may cross each other and one consolidated book would not hold them.
-    consensus = consensus_mid(mids)
+    # The same consensus as OrderBook.consensus_mid: the median of the brokers' own mids, computed per
+    # broker because brokers' quotes may cross each other and one consolidated book would not hold them.
+    consensus = consensus_mid(list(feed_mids.values()))
     rate_mids = dict(other_mids)
     if consensus is not None:
         rate_mids[instrument] = consensus
     usd_rate, conversion = usd_per_unit(currency=quote_ccy, mids=rate_mids)
 
-    for r in results:
-        if r.status == "ok":
-            r.cost = _cost(
-                books[r.broker].walk(order_side, size), side=side, mid=consensus, pip=pip_size, usd_per_quote=usd_rate
-            )
+    for index, book in books.items():
+        results[index].cost = _cost(
+            book.walk(order_side, size),
+            side=side,
+            mid=consensus,
+            pip=pip_size,
+            usd_per_quote=usd_rate,
+            commission_per_unit_usd=commissions[index],
+        )
+
+    def all_in_key(r: BrokerResult) -> float:
+        per_unit = r.cost.all_in_per_unit if r.cost is not None else None
+        if per_unit is not None:
+            return per_unit
+        # No mid or no USD rate: rank by the signed fill price, which orders the same way within an instrument.
+        return sign * (r.cost.average_price or 0.0) if r.cost is not None else 0.0
 
     full = [r for r in results if r.fills_in_full]
     best_broker: str | None = None
     if full:
-        sign = 1.0 if side == BUY else -1.0
-        best_price = min(sign * (r.cost.average_price or 0.0) for r in full if r.cost is not None)
+        best_key = min(round(all_in_key(r), 12) for r in full)
         for r in full:
-            if r.cost is not None and sign * (r.cost.average_price or 0.0) == best_price:
+            if round(all_in_key(r), 12) == best_key:
                 r.best = True
                 best_broker = best_broker or r.broker
 
-    split: Cost | None = None
-    notes: list[str] = []
-    if books:
-        walk = split_book.walk(order_side, size)
-        split = _cost(walk, side=side, mid=consensus, pip=pip_size, usd_per_quote=usd_rate)
-        taken: dict[str, float] = {}
-        for fill in walk.fills:
-            taken[fill.broker] = taken.get(fill.broker, 0.0) + fill.size
-        for r in results:
-            r.split_size = taken.get(r.broker, 0.0)
-        if split.shortfall > SIZE_EPSILON:
-            notes.append("Even split across all brokers the visible depth does not fill the whole order.")
-    else:
-        notes.append("No broker has fresh depth for this instrument right now.")
+    split, notes = _split(
+        results=results,
+        books=books,
+        levels_taken=levels_taken,
+        commissions=commissions,
+        order_side=order_side,
+        take_side=take_side,
+        size=size,
+        lot_units=lot_units,
+        instrument=instrument,
+        side=side,
+        consensus=consensus,
+        pip_size=pip_size,
+        usd_rate=usd_rate,
+        all_in_key=all_in_key,
+    )
     if books and not full:
-        notes.append("No single broker has enough depth to fill the whole order.")
+        notes.append("No single broker account has enough depth to fill the whole order.")
+    if any(r.partial for r in results):
+        notes.append(
+            "A partial fill is priced for the part filled only, so it is ranked after every full fill, "
+            "whatever its cost."
+        )
     if consensus is None and books:
         notes.append("No broker quotes both sides, so there is no consensus mid to measure the cost against.")
+    notes.append(
+        "Commission: each account's round-turn rate per lot, halved for this one-sided order, for the size filled."
+    )
 
     order = {"ok": 0, "stale": 1, "bad_depth": 2, "no_depth": 3}
 
-    def rank(r: BrokerResult) -> tuple[int, int, int, float, str]:
+    def rank(r: BrokerResult) -> tuple[int, int, int, float, str, str]:
         price = r.cost.average_price if r.cost is not None else None
-        signed = 0.0 if price is None else (price if side == BUY else -price)
-        return (order[r.status], 0 if r.fills_in_full else 1, price is None, signed, r.name)
+        return (order[r.status], 0 if r.fills_in_full else 1, price is None, all_in_key(r), r.name, r.account)
 
     results.sort(key=rank)
     return Estimate(
@@ -368,6 +435,87 @@ def estimate_compute(
         stale_after_s=stale_after_s,
         notes=notes,
     )
+
+
+def _split(
+    *,
+    results: list[BrokerResult],
+    books: dict[int, Any],
+    levels_taken: dict[int, Levels],
+    commissions: dict[int, float],
+    order_side: OrderSide,
+    take_side: BookSide,
+    size: float,
+    lot_units: float,
+    instrument: str,
+    side: Side,
+    consensus: float | None,
+    pip_size: float,
+    usd_rate: float | None,
+    all_in_key: Any,
+) -> tuple[Cost | None, list[str]]:
+    """The order split across brokers: each broker through its cheapest account for this order, levels
+    taken by price including commission, each broker's share rounded down to the lot step and dropped
+    below the minimum order, then priced exactly on that account's own book."""
+    notes: list[str] = []
+    if not books:
+        notes.append("No broker has fresh depth for this instrument right now.")
+        return None, notes
+    chosen: dict[str, int] = {}
+    for index in books:
+        r = results[index]
+        if r.broker not in chosen or all_in_key(r) < all_in_key(results[chosen[r.broker]]):
+            chosen[r.broker] = index
+    per_unit_commission_quote = {
+        i: (commissions[i] / usd_rate if usd_rate else 0.0) * (1.0 if side == BUY else -1.0) for i in chosen.values()
+    }
+    split_book = OrderBook(instrument)
+    for broker, index in chosen.items():
+        for price, qty in levels_taken[index]:
+            effective = price + per_unit_commission_quote[index]
+            if effective > 0:
+                split_book.update(take_side, broker, effective, qty)
+    walk = split_book.walk(order_side, size)
+    taken: dict[str, float] = {}
+    for fill in walk.fills:
+        taken[fill.broker] = taken.get(fill.broker, 0.0) + fill.size
+    stepped = {b: _step_down(units, lot_units=lot_units) for b, units in taken.items()}
+    filled = 0.0
+    notional = 0.0
+    levels = 0
+    commission_usd = 0.0
+    for broker, units in stepped.items():
+        if units <= 0:
+            continue
+        index = chosen[broker]
+        part = books[index].walk(order_side, units)
+        if part.average_price is None:
+            continue
+        filled += part.filled
+        notional += part.average_price * part.filled
+        levels += part.levels_used
+        commission_usd += commissions[index] * part.filled
+        results[index].split_size = part.filled
+    average = notional / filled if filled > 0 else None
+    split = Cost(average, filled, max(0.0, size - filled), levels)
+    split.commission_usd = commission_usd
+    if usd_rate is not None:
+        split.commission_quote = commission_usd / usd_rate
+    if average is not None and consensus is not None:
+        per_unit = average - consensus if side == BUY else consensus - average
+        split.cost_pips = per_unit / pip_size
+        split.cost_quote = per_unit * filled
+        if usd_rate is not None:
+            split.cost_usd = split.cost_quote * usd_rate
+    if split.shortfall > SIZE_EPSILON:
+        if walk.shortfall > SIZE_EPSILON:
+            notes.append("Even split across all brokers the visible depth does not fill the whole order.")
+        else:
+            notes.append(
+                f"Each broker's share is rounded down to its lot step ({LOT_STEP:g} lot) and shares under "
+                f"{MIN_LOTS:g} lot are left out, so the split leaves part of the order unfilled."
+            )
+    return split, notes
 
 
 def latest_mid(raws: Iterable[bytes | str | None], *, now_us: int, stale_after_s: float) -> float | None:

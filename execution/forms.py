@@ -10,7 +10,8 @@ from django import forms
 from brokers.models import Instrument
 from execution import calc, selectors
 
-UNIT_CHOICES = [("units", "units"), ("lots", "lots")]
+UNIT_CHOICES = [("lots", "lots"), ("units", "units")]
+DEFAULT_UNIT = "lots"  # the page's form and the JSON API read a size without a unit the same way
 SIDE_CHOICES = [("buy", "Buy"), ("sell", "Sell")]
 
 
@@ -44,7 +45,7 @@ class OrderForm(forms.Form):
         return side
 
     def clean_unit(self) -> str:
-        unit = (self.cleaned_data.get("unit") or "units").strip().lower()
+        unit = (self.cleaned_data.get("unit") or DEFAULT_UNIT).strip().lower()
         if unit not in ("units", "lots"):
             raise forms.ValidationError("Unit must be 'units' or 'lots'.")
         return unit

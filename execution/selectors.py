@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from brokers.models import Broker, BrokerInstrument, Instrument
+from brokers.models import Broker, Instrument
 from common.redis import redis_sync
 from common.ticks import now_us
 from execution import calc
 from marketdata import keys
+from marketdata.selectors import feed_accounts
 
 
 class MarketDataUnavailable(Exception):
@@ -25,12 +28,15 @@ def instrument_choices() -> list[tuple[str, str]]:
 
 
 def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) -> calc.Estimate:
-    """What an order of ``size`` units would cost at each broker listing the instrument, right now."""
-    brokers = list(
-        BrokerInstrument.objects.filter(instrument=instrument, broker__status=Broker.Status.ACTIVE)
-        .order_by("broker__name")
-        .values_list("broker__slug", "broker__name")
+    """What an order of ``size`` units would cost on each account of each active broker listing the
+    instrument, right now: the broker's feed depth, moved by each account's mark-up, plus its commission."""
+    listed = list(
+        Broker.objects.filter(status=Broker.Status.ACTIVE, broker_instruments__instrument=instrument)
+        .prefetch_related("account_types")
+        .order_by("name")
     )
+    feeds = feed_accounts(brokers=listed)
+    brokers = [(b.slug, b.name) for b in listed]
     ccy = calc.quote_currency(symbol=instrument.symbol, asset_class=instrument.asset_class)
     conversion = (
         [s for s in calc.conversion_symbols(ccy) if s != instrument.symbol]
@@ -56,16 +62,32 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
         mid = calc.latest_mid(raws, now_us=now, stale_after_s=stale)
         if mid is not None:
             other_mids[symbol] = mid
+    pip = float(instrument.pip_size)
+    depths = []
+    for broker, raw in zip(listed, raw_depth, strict=True):
+        feed = feeds[broker.pk]
+        base = feed.spread_markup_pips if feed is not None else Decimal("0")
+        for account in broker.account_types.all() or [None]:
+            markup = (account.spread_markup_pips - base) if account is not None else Decimal("0")
+            depths.append(
+                calc.BrokerDepth(
+                    broker=broker.slug,
+                    name=broker.name,
+                    raw=raw,
+                    account=account.name if account is not None else "",
+                    # Half the mark-up difference on each side: the spread widens by the whole of it.
+                    markup_price=float(markup) * pip / 2.0,
+                    commission_per_lot=float(account.commission_per_lot) if account is not None else 0.0,
+                )
+            )
     return calc.estimate_compute(
         instrument=instrument.symbol,
         side=side,
         size=size,
-        pip_size=float(instrument.pip_size),
+        pip_size=pip,
         quote_ccy=ccy,
-        depths=[
-            calc.BrokerDepth(broker=slug, name=name, raw=raw)
-            for (slug, name), raw in zip(brokers, raw_depth, strict=True)
-        ],
+        lot_units=calc.contract_size(symbol=instrument.symbol, asset_class=instrument.asset_class),
+        depths=depths,
         other_mids=other_mids,
         now_us=now,
         stale_after_s=stale,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,9 +11,9 @@ from django.views.decorators.http import require_safe
 
 from common import metrics
 from execution import calc, selectors
-from execution.forms import OrderForm
+from execution.forms import DEFAULT_UNIT, OrderForm
 
-INITIAL = {"instrument": "EURUSD", "side": "buy", "size": "1", "unit": "lots"}
+INITIAL = {"instrument": "EURUSD", "side": "buy", "size": "1", "unit": DEFAULT_UNIT}
 
 
 def _estimate(form: OrderForm) -> calc.Estimate:
@@ -40,6 +41,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
     instrument = form.cleaned_data["instrument"]
     context.update(
         estimate=estimate,
+        as_of=datetime.now(tz=UTC),
         instrument=instrument,
         lot=form.cleaned_data["lot"],
         lots=estimate.size / form.cleaned_data["lot"],
@@ -69,7 +71,9 @@ def api(request: HttpRequest) -> JsonResponse:
     instrument = form.cleaned_data["instrument"]
     body = estimate.as_dict()
     body.update(
-        unit="units",
+        as_of=datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+        unit="units",  # every size in the answer is in units; a request's size defaults to lots
+        default_request_unit=DEFAULT_UNIT,
         lot_size=form.cleaned_data["lot"],
         lots=estimate.size / form.cleaned_data["lot"],
         display_precision=instrument.display_precision,

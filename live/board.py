@@ -17,6 +17,7 @@ from common.redis import REDIS_DOWN, redis_sync
 from common.ticks import now_us
 from live.selectors import BoardChoice
 from marketdata import keys
+from marketdata.selectors import feed_accounts
 
 UNIVERSE_CACHE_S = 60
 _universe_local: tuple[float, frozenset[str]] | None = None
@@ -59,6 +60,12 @@ def instrument_universe_forget() -> None:
 class Column:
     slug: str
     name: str
+    suspended: bool = False
+    account: str = ""  # the account whose prices the broker's feed carries
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (suspended)" if self.suspended else self.name
 
 
 @dataclass
@@ -117,8 +124,18 @@ class Board:
         }
 
 
+def _column(b: Broker, accounts: dict[int, Any] | None = None) -> Column:
+    account = (accounts or {}).get(b.pk)
+    return Column(
+        slug=b.slug,
+        name=b.name,
+        suspended=b.status == Broker.Status.SUSPENDED,
+        account=account.name if account is not None else "",
+    )
+
+
 def broker_columns() -> list[Column]:
-    return [Column(slug=b.slug, name=b.name) for b in Broker.objects.order_by("name")]
+    return [_column(b) for b in Broker.objects.order_by("name")]
 
 
 def latest_quotes() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -150,8 +167,9 @@ def latest_quotes() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]
 
 def board_build(*, choice: BoardChoice) -> Board:
     instruments = list(Instrument.objects.all())
-    brokers = list(Broker.objects.order_by("name"))
-    all_brokers = [Column(slug=b.slug, name=b.name) for b in brokers]
+    brokers = list(Broker.objects.prefetch_related("account_types").order_by("name"))
+    accounts = feed_accounts(brokers=brokers)
+    all_brokers = [_column(b, accounts) for b in brokers]
     if choice.instruments:
         order = {s: i for i, s in enumerate(choice.instruments)}
         instruments = sorted((i for i in instruments if i.symbol in order), key=lambda i: order[i.symbol])
@@ -184,7 +202,7 @@ def board_build(*, choice: BoardChoice) -> Board:
         rows.append(row)
     return Board(
         rows=rows,
-        brokers=[Column(slug=b.slug, name=b.name) for b in brokers],
+        brokers=[_column(b, accounts) for b in brokers],
         status=status,
         all_instruments=[i.symbol for i in Instrument.objects.all()],
         all_brokers=all_brokers,

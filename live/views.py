@@ -64,7 +64,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
     form = BoardPreferenceForm(
         request.POST,
         instruments=sorted(live_board.instrument_universe()),
-        brokers=[(c.slug, c.name) for c in live_board.broker_columns()],
+        brokers=[(c.slug, c.label) for c in live_board.broker_columns()],
     )
     if not form.is_valid():
         messages.error(

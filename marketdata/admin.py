@@ -30,7 +30,7 @@ class FeedSymbolInline(admin.TabularInline[FeedSymbol, FeedConfig]):
 
 @admin.register(FeedConfig)
 class FeedConfigAdmin(admin.ModelAdmin[FeedConfig]):
-    list_display = ["broker", "adapter", "enabled", "status", "status_since"]
+    list_display = ["broker", "account", "adapter", "enabled", "status", "status_since"]
     list_filter = ["enabled", "adapter"]
     list_editable = ["enabled"]
     search_fields = ["broker__name"]

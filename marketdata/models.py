@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 
 
 class SpreadBar(models.Model):
@@ -91,6 +91,15 @@ class FeedConfig(models.Model):
         COINBASE = "coinbase", "Coinbase Advanced Trade WebSocket"
 
     broker = models.OneToOneField(Broker, on_delete=models.CASCADE, related_name="feed_config")
+    account = models.ForeignKey(
+        AccountType,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feed_configs",
+        help_text="The account whose prices this feed carries; empty: the broker's tightest-priced account "
+        "(lowest mark-up, then lowest deposit). Every measured spread of the broker belongs to this account.",
+    )
     adapter = models.CharField(max_length=20, choices=Adapter.choices, default=Adapter.SIMULATOR)
     params = models.JSONField(
         default=dict,
@@ -116,6 +125,10 @@ class FeedConfig(models.Model):
         return f"{self.broker} via {self.adapter}"
 
     def clean(self) -> None:
+        super().clean()
+        account = self.account
+        if account is not None and self.broker_id is not None and account.broker_id != self.broker_id:
+            raise ValidationError({"account": "Choose one of this broker's own accounts."})
         from marketdata.feeds.secrets import secret_ref_check
 
         if not isinstance(self.secret_refs, dict):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, Min, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
 
-from brokers.models import Broker, BrokerInstrument, Instrument
+from brokers.models import AccountType, Broker, BrokerInstrument, ConversionRate, Instrument, SwapRate
+from marketdata import costs
 from marketdata.feeds.secrets import secrets_resolve
 from marketdata.feeds.venue import SymbolSpec
-from marketdata.models import EconomicEvent, FeedConfig, FeedStatusChange
+from marketdata.models import EconomicEvent, FeedConfig, FeedStatusChange, SpreadBar
 from simulator.calendar import CalendarEvent
 
 _broker_ids: dict[str, int] = {}
@@ -95,3 +99,257 @@ def feed_adapter_params(*, config: FeedConfig, resolve_secrets: bool = True) -> 
     if resolve_secrets and config.secret_refs:
         params["credentials"] = secrets_resolve(config.secret_refs)
     return params
+
+
+# ---------------------------------------------------------------------------------------------------
+# One source for the figures several pages show: mean spread per window (with its real coverage) and
+# the all-in cost per account. Profile, compare, directory, the JSON and TrustMetrics all read these.
+
+DAY_S = 86_400.0
+# Each window is answered from the coarsest roll-up that covers it.
+SPREAD_WINDOWS: list[tuple[str, timedelta, str]] = [
+    ("24h", timedelta(hours=24), SpreadBar.Resolution.HOUR),
+    ("7d", timedelta(days=7), SpreadBar.Resolution.HOUR),
+    ("30d", timedelta(days=30), SpreadBar.Resolution.DAY),
+]
+BAR_DAYS: dict[str, float] = {
+    SpreadBar.Resolution.MINUTE: 1 / 1440,
+    SpreadBar.Resolution.HOUR: 1 / 24,
+    SpreadBar.Resolution.DAY: 1.0,
+}
+WINDOW_LABELS = {"24h": "Last 24 h", "7d": "Last 7 days", "30d": "Last 30 days"}
+# The window the all-in cost is measured over (stated wherever the cost is shown).
+COST_WINDOW = "7d"
+
+
+@dataclass(frozen=True)
+class WindowMean:
+    """Time-weighted mean spread of one broker and instrument over one window, and how much of the
+    window the data really covers."""
+
+    window: str
+    pips: float | None
+    quotes: int
+    coverage_days: float  # from the first bar in the window to now
+    span_days: float  # what the window's name promises
+    bar_days: float = 0.0  # length of the bars it is read from
+
+    @property
+    def label(self) -> str:
+        return WINDOW_LABELS[self.window]
+
+    @property
+    def complete(self) -> bool:
+        # The first bar inside the window starts up to one bar after its edge: that much short is full.
+        return self.coverage_days + self.bar_days >= self.span_days - 1e-9
+
+    @property
+    def coverage_text(self) -> str:
+        """ "5.2 of 30 days" when the data is shorter than the window; "" when it covers it."""
+        if self.complete:
+            return ""
+        if self.span_days < 2:
+            return f"{self.coverage_days * 24:.1f} of {self.span_days * 24:.0f} hours"
+        return f"{self.coverage_days:.1f} of {self.span_days:.0f} days"
+
+
+def _window_aggregates(name: str, when: Q) -> dict[str, Any]:
+    """Sums for a time-weighted mean (quote-weighted for bars without a duration) and the first bar."""
+    return {
+        f"{name}_tw": Sum(F("mean") * F("duration"), filter=when),
+        f"{name}_dur": Sum("duration", filter=when),
+        f"{name}_qw": Sum(F("mean") * F("count"), filter=when),
+        f"{name}_n": Sum("count", filter=when),
+        f"{name}_first": Min("start", filter=when),
+    }
+
+
+def _window_mean(agg: dict[str, Any], name: str) -> float | None:
+    if not agg[f"{name}_n"]:
+        return None
+    if agg[f"{name}_dur"]:
+        return float(agg[f"{name}_tw"]) / float(agg[f"{name}_dur"])
+    return float(agg[f"{name}_qw"]) / float(agg[f"{name}_n"])
+
+
+def spread_windows(
+    *,
+    broker_ids: list[int] | None = None,
+    symbols: list[str] | None = None,
+    windows: list[str] | None = None,
+    now: datetime | None = None,
+) -> dict[tuple[int, int], dict[str, WindowMean]]:
+    """(broker id, instrument id) -> window -> mean spread in pips of the broker's feed account.
+
+    One grouped query per bar resolution, whatever the number of brokers and instruments.
+    """
+    now = now or timezone.now()
+    chosen = [w for w in SPREAD_WINDOWS if windows is None or w[0] in windows]
+    by_resolution: dict[str, dict[str, Any]] = {}
+    spans: dict[str, timedelta] = {}
+    for name, span, resolution in chosen:
+        by_resolution.setdefault(resolution, {}).update(_window_aggregates(name, Q(start__gte=now - span)))
+        spans[resolution] = max(spans.get(resolution, span), span)
+    out: dict[tuple[int, int], dict[str, WindowMean]] = {}
+    for resolution, aggregates in by_resolution.items():
+        qs = SpreadBar.objects.filter(resolution=resolution, start__gte=now - spans[resolution])
+        if broker_ids is not None:
+            qs = qs.filter(broker_id__in=broker_ids)
+        if symbols is not None:
+            qs = qs.filter(instrument__symbol__in=symbols)
+        for agg in qs.values("broker_id", "instrument_id", "instrument__pip_size").annotate(**aggregates):
+            pip = float(agg["instrument__pip_size"])
+            row = out.setdefault((agg["broker_id"], agg["instrument_id"]), {})
+            for name, span, res in chosen:
+                if res != resolution:
+                    continue
+                mean = _window_mean(agg, name)
+                if mean is None:
+                    continue
+                first = agg[f"{name}_first"]
+                row[name] = WindowMean(
+                    window=name,
+                    pips=mean / pip,
+                    quotes=int(agg[f"{name}_n"]),
+                    coverage_days=min(span.total_seconds(), (now - first).total_seconds()) / DAY_S,
+                    span_days=span.total_seconds() / DAY_S,
+                    bar_days=BAR_DAYS[resolution],
+                )
+    return out
+
+
+@dataclass(frozen=True)
+class AccountCost:
+    """All-in cost of one round-turn standard lot of one instrument on one account."""
+
+    broker_id: int
+    account_id: int
+    account: str
+    spread_type: str
+    feed_account: bool  # the account whose prices the feed carries (the spread is measured on it)
+    symbol: str
+    min_deposit: Decimal
+    spread_pips: float | None  # this account's mean spread over COST_WINDOW
+    coverage_text: str
+    commission_usd: float  # round turn per lot
+    spread_cost_usd: float | None
+    all_in_usd: float | None
+    conversion: str
+    swap_long_usd: float | None  # per lot per night; negative = the trader pays
+    swap_short_usd: float | None
+
+    @property
+    def hold_one_night_long_usd(self) -> float | None:
+        """All-in plus one night held long (a swap paid adds to the cost)."""
+        if self.all_in_usd is None or self.swap_long_usd is None:
+            return None
+        return self.all_in_usd - self.swap_long_usd
+
+
+def conversion_rates() -> dict[str, tuple[float, str]]:
+    return {
+        c: (float(rate), f"{as_of:%d %b %Y %H:%M} UTC")
+        for c, rate, as_of in ConversionRate.objects.values_list("currency", "usd_per_unit", "as_of")
+    }
+
+
+def feed_accounts(*, brokers: list[Broker]) -> dict[int, AccountType | None]:
+    """broker id -> the account its feed carries (the configured one, else the tightest-priced)."""
+    configured = dict(
+        FeedConfig.objects.filter(broker__in=brokers, account__isnull=False).values_list("broker_id", "account_id")
+    )
+    out: dict[int, AccountType | None] = {}
+    for b in brokers:
+        accounts = list(b.account_types.all())
+        chosen = next((a for a in accounts if a.pk == configured.get(b.pk)), None)
+        out[b.pk] = chosen or costs.feed_account_default(accounts)
+    return out
+
+
+def account_costs(
+    *,
+    brokers: list[Broker],
+    symbols: list[str] | None = None,
+    now: datetime | None = None,
+    feeds: dict[int, AccountType | None] | None = None,
+) -> dict[int, list[AccountCost]]:
+    """broker id -> the all-in cost of each instrument on each of its accounts (brokers must come with
+    their account_types prefetched or they are read once each). Ordered by instrument, then all-in cost."""
+    ids = [b.pk for b in brokers]
+    windows = spread_windows(broker_ids=ids, symbols=symbols, windows=[COST_WINDOW], now=now)
+    rates = conversion_rates()
+    listed_qs = BrokerInstrument.objects.filter(broker_id__in=ids).select_related("instrument")
+    swaps_qs = SwapRate.objects.filter(broker_id__in=ids)
+    if symbols is not None:
+        listed_qs = listed_qs.filter(instrument__symbol__in=symbols)
+        swaps_qs = swaps_qs.filter(instrument__symbol__in=symbols)
+    listed = list(listed_qs)
+    swaps = {(s.broker_id, s.instrument_id): s for s in swaps_qs}
+    feeds = feeds if feeds is not None else feed_accounts(brokers=brokers)
+    out: dict[int, list[AccountCost]] = {b.pk: [] for b in brokers}
+    by_id = {b.pk: b for b in brokers}
+    for bi in listed:
+        inst = bi.instrument
+        broker = by_id[bi.broker_id]
+        feed = feeds[broker.pk]
+        measured = windows.get((broker.pk, inst.pk), {}).get(COST_WINDOW)
+        lot = costs.contract_size(symbol=inst.symbol, asset_class=inst.asset_class)
+        conversion = costs.usd_conversion(
+            currency=costs.quote_currency(symbol=inst.symbol, asset_class=inst.asset_class), rates=rates
+        )
+        swap = swaps.get((broker.pk, inst.pk))
+        rows = []
+        for acc in broker.account_types.all():
+            spread = (
+                None
+                if measured is None or measured.pips is None
+                else costs.account_spread_pips(
+                    feed_spread_pips=measured.pips,
+                    account_markup=acc.spread_markup_pips,
+                    feed_markup=feed.spread_markup_pips if feed is not None else Decimal("0"),
+                )
+            )
+            figure = costs.all_in_round_turn(
+                spread_pips=spread,
+                pip_size=float(inst.pip_size),
+                lot_units=lot,
+                usd_per_quote=conversion.usd_per_unit,
+                commission=float(acc.commission_per_lot),
+            )
+            rows.append(
+                AccountCost(
+                    broker_id=broker.pk,
+                    account_id=acc.pk,
+                    account=acc.name,
+                    spread_type=acc.spread_type,
+                    feed_account=feed is not None and acc.pk == feed.pk,
+                    symbol=inst.symbol,
+                    min_deposit=acc.min_deposit,
+                    spread_pips=spread,
+                    coverage_text=measured.coverage_text if measured is not None else "",
+                    commission_usd=figure.commission_usd,
+                    spread_cost_usd=figure.spread_cost_usd,
+                    all_in_usd=figure.all_in_usd,
+                    conversion=conversion.text,
+                    swap_long_usd=float(swap.long_usd) if swap is not None else None,
+                    swap_short_usd=float(swap.short_usd) if swap is not None else None,
+                )
+            )
+        rows.sort(key=lambda r: (r.all_in_usd is None, r.all_in_usd or 0.0, r.min_deposit, r.account))
+        out[broker.pk].extend(rows)
+    return out
+
+
+def cheapest_account_cost(rows: list[AccountCost], *, symbol: str) -> AccountCost | None:
+    """The lowest all-in cost among a broker's accounts for one instrument (None when nothing is measured)."""
+    priced = [r for r in rows if r.symbol == symbol and r.all_in_usd is not None]
+    return min(priced, key=lambda r: (r.all_in_usd or 0.0, r.min_deposit, r.account), default=None)
+
+
+def scoring_commission_per_lot(*, broker: Broker, feed: AccountType | None) -> float:
+    """What TrustMetrics adds to the measured feed spread as the broker's cost, under the published rule
+    (marketdata.costs.scoring_account): the cheapest account open to a retail deposit, its round-turn
+    commission plus its mark-up over the feed account (``feed``, from feed_accounts), in USD per lot."""
+    accounts = list(broker.account_types.all())
+    chosen = costs.scoring_account(accounts, feed=feed)
+    return costs.scoring_commission_equivalent(chosen, feed=feed)

@@ -28,7 +28,10 @@ if [ -z "${SECRET_KEY:-}" ]; then
   export SECRET_KEY
 fi
 PORT=${PORT:-8000}
-HISTORY_DAYS=${DEMO_HISTORY_DAYS:-7}
+# 30 days: the longest window the pages show ("Last 30 days"); 1-minute bars only for the last 2 days,
+# older history as 1-hour and 1-day bars, which is all those windows read.
+HISTORY_DAYS=${DEMO_HISTORY_DAYS:-30}
+MINUTE_DAYS=${DEMO_MINUTE_DAYS:-2}
 
 echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py migrate --noinput -v0
@@ -37,7 +40,7 @@ echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py demo_user
 if [ "$("$PY" manage.py shell -c 'from marketdata.models import SpreadBar; print(SpreadBar.objects.exists())' 2>/dev/null | tail -n 1)" != "True" ]; then
   echo "==> simulating $HISTORY_DAYS days of market history (once; DEMO_HISTORY_DAYS to change)"
-  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.1 --minute-days "$HISTORY_DAYS"
+  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.1 --minute-days "$MINUTE_DAYS"
 fi
 "$PY" manage.py trust_recompute --full
 "$PY" manage.py collectstatic --noinput -v0

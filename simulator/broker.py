@@ -69,10 +69,16 @@ class BrokerFeedSimulator:
         start_us: int,
         with_depth: bool = True,
         instruments: list[str] | None = None,
+        account_markup_pips: float = 0.0,
     ) -> None:
         if quotes_per_s <= 0:
             raise ValueError("quotes_per_s must be positive")
+        if account_markup_pips < 0:
+            raise ValueError("account_markup_pips cannot be negative")
         self.profile = profile
+        # A feed of one of the broker's marked-up accounts: its published mark-up on top of the raw price
+        # (0: the broker's tightest account, which the demo feeds carry; see simulator/world.ACCOUNT_MARKUPS).
+        self.account_markup_pips = account_markup_pips
         self.seed = seed
         self.rate = quotes_per_s
         self.with_depth = with_depth
@@ -140,7 +146,7 @@ class BrokerFeedSimulator:
                 * (1.0 + (p.news_widening - 1.0) * news)
                 * (1.6 - 0.6 * min(session_factor(t), 1.0))
                 * math.exp(rng.gauss(0.0, 0.15))
-            )
+            ) + self.account_markup_pips * spec.pip
             if p.off_market_rate and rng.random() < p.off_market_rate:
                 mid += (1 if rng.random() < 0.5 else -1) * p.off_market_spreads * typical * (0.75 + 0.5 * rng.random())
             point = 10.0**-spec.digits

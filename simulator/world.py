@@ -311,3 +311,100 @@ BROKERS: list[dict[str, object]] = [
         description="Young offshore broker with a suspended licence and frequent feed outages.",
     ),
 ]
+
+# Per-account pricing: pips each account adds to the broker's tightest (raw) price. Raw-spread accounts
+# add nothing and charge a commission instead; an account not listed adds nothing.
+ACCOUNT_MARKUPS: dict[tuple[str, str], float] = {
+    ("Northwind Markets", "Standard"): 0.8,
+    ("Kestrel FX", "Standard"): 0.9,
+    ("Meridian Prime", "Standard"): 1.2,
+    ("Rheinwerk Broker", "Classic"): 1.0,
+    ("Lionsgate Capital", "Standard"): 1.0,
+    ("Cypress Trade", "Standard"): 1.2,
+    ("Table Bay Markets", "Standard"): 1.4,
+    ("Kiwi Edge FX", "Standard"): 1.2,
+    ("Coral Reef Trading", "Standard"): 0.5,
+    ("Coral Reef Trading", "Cent"): 1.0,
+    ("Palmetto Global", "Standard"): 1.5,
+}
+
+# Overnight financing of one standard lot per night in USD, before the broker's own financing mark-up:
+# (long, short); negative = the trader pays.
+SWAP_BASE: dict[str, tuple[float, float]] = {
+    "EURUSD": (-7.20, 2.10),
+    "GBPUSD": (-4.60, 0.90),
+    "USDJPY": (12.40, -24.80),
+    "USDCHF": (8.10, -17.30),
+    "AUDUSD": (-3.90, 0.40),
+    "USDCAD": (1.20, -6.50),
+    "NZDUSD": (-2.80, -0.60),
+    "EURGBP": (-4.10, 0.70),
+    "EURJPY": (9.30, -21.20),
+    "GBPJPY": (14.60, -30.10),
+    "AUDJPY": (7.80, -18.40),
+    "EURCHF": (2.40, -9.60),
+    "USDTRY": (-180.00, 95.00),
+    "USDZAR": (-60.00, 28.00),
+    "USDMXN": (-55.00, 25.00),
+    "XAUUSD": (-45.00, 18.00),
+    "XAGUSD": (-12.00, 4.00),
+    "US500": (-1.10, -0.40),
+    "GER40": (-2.30, -0.20),
+    "BTCUSD": (-28.00, -28.00),
+}
+
+# broker name -> financing mark-up in USD per lot per night, taken from both sides.
+SWAP_MARKUP: dict[str, float] = {
+    "Northwind Markets": 0.5,
+    "Alpenbank Trading": 0.4,
+    "Kestrel FX": 0.6,
+    "Meridian Prime": 1.0,
+    "Sakura Securities FX": 0.8,
+    "Rheinwerk Broker": 0.9,
+    "Lionsgate Capital": 0.9,
+    "Cypress Trade": 1.3,
+    "Table Bay Markets": 1.6,
+    "Dune Capital Markets": 1.2,
+    "Kiwi Edge FX": 1.4,
+    "Coral Reef Trading": 2.2,
+    "Palmetto Global": 2.5,
+    "Vanguard Pacific FX": 3.0,
+}
+
+# broker name -> (deposit fee, withdrawal fee, inactivity fee per month, after months or None), USD.
+NON_TRADING_FEES: dict[str, tuple[float, float, float, int | None]] = {
+    "Northwind Markets": (0, 0, 0, None),
+    "Alpenbank Trading": (0, 25, 0, None),
+    "Kestrel FX": (0, 0, 0, None),
+    "Meridian Prime": (0, 25, 15, 12),
+    "Sakura Securities FX": (0, 0, 0, None),
+    "Rheinwerk Broker": (0, 5, 10, 12),
+    "Lionsgate Capital": (0, 10, 0, None),
+    "Cypress Trade": (0, 0, 10, 6),
+    "Table Bay Markets": (0, 0, 5, 6),
+    "Dune Capital Markets": (0, 30, 0, None),
+    "Kiwi Edge FX": (0, 0, 15, 6),
+    "Coral Reef Trading": (0, 5, 20, 3),
+    "Palmetto Global": (5, 20, 25, 3),
+    "Vanguard Pacific FX": (10, 30, 50, 2),
+}
+
+# Reference USD rates for the demo's conversion table (USD per unit, from the simulator's start prices).
+USD_RATES: dict[str, float] = {
+    "USD": 1.0,
+    "EUR": 1.0850,
+    "GBP": 1.2700,
+    "AUD": 0.6550,
+    "NZD": 0.6050,
+    "JPY": 1 / 151.20,
+    "CHF": 1 / 0.8850,
+    "CAD": 1 / 1.3600,
+    "TRY": 1 / 32.50,
+    "ZAR": 1 / 18.60,
+    "MXN": 1 / 17.10,
+}
+
+
+def account_markup(broker: str, account: str) -> float:
+    """Pips the account adds to the broker's raw price (see ACCOUNT_MARKUPS)."""
+    return ACCOUNT_MARKUPS.get((broker, account), 0.0)

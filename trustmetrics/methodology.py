@@ -135,9 +135,10 @@ METHODOLOGY = Methodology(
             0.20,
             True,
             "Time-weighted spread plus commission, per instrument, against the other brokers quoting it.",
-            "For each instrument: the mean of hourly time-weighted spreads plus the commission of the account the "
-            "prices come from (FX only, converted at a pip value per lot), divided by the median of the other "
-            "brokers. The geometric mean of those ratios is mapped to points.",
+            "For each instrument: the mean of hourly time-weighted spreads of the account the prices come from, "
+            "plus the extra cost of the broker's cheapest account open to a $2,000 retail deposit (its round-turn "
+            "commission and its spread mark-up over the priced account; FX only, at a pip value of $10 per lot), "
+            "divided by the median of the other brokers. The geometric mean of those ratios is mapped to points.",
         ),
         Component(
             "stability",

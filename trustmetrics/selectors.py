@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
 from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
+from marketdata.selectors import feed_accounts, scoring_commission_per_lot
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
 from trustmetrics.scoring import (
@@ -229,6 +230,7 @@ def trust_broker_inputs(
         )
         .order_by("pk")
     )
+    feeds_by_broker = feed_accounts(brokers=list(brokers))  # the published cost rule: marketdata.costs
     out = []
     for b in brokers:
         listed = sorted({bi.instrument_id for bi in b.broker_instruments.all()} | {i for (bb, i) in sums if bb == b.pk})
@@ -244,7 +246,6 @@ def trust_broker_inputs(
                     **{k: v or 0 for k, v in row.items()},
                 )
             )
-        account = feed_account(b.account_types.all())
         out.append(
             BrokerInputs(
                 broker_id=b.pk,
@@ -263,7 +264,7 @@ def trust_broker_inputs(
                     negative_balance_protection=b.negative_balance_protection,
                 ),
                 as_of_year=as_of.year,
-                commission_per_lot=float(account.commission_per_lot) if account else 0.0,
+                commission_per_lot=scoring_commission_per_lot(broker=b, feed=feeds_by_broker[b.pk]),
                 instruments=tuple(stats),
                 feed=feeds.get(b.pk),
             )

@@ -89,3 +89,29 @@ def score_chart(scores: list[Any], width: int = 600, height: int = 160) -> SafeS
         b=last.overall,
         db=last.computed_at,
     )
+
+
+@register.filter
+def usd(value: float | Decimal | None) -> str:
+    """A cost in dollars and cents, the one format every page uses for the same figure."""
+    if value is None:
+        return "–"
+    amount = float(value)
+    sign = "−" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
+
+
+@register.filter
+def pips(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+@register.filter
+def attr_invalid(field: Any, auto_id: str) -> SafeString:
+    """Render a bound field marked invalid and described by its error message."""
+    return SafeString(field.as_widget(attrs={"aria-invalid": "true", "aria-describedby": f"{auto_id}-error"}))
+
+
+@register.filter
+def cost_for(costs: Any, symbol: str) -> list[Any]:
+    return costs.for_symbol(symbol)  # type: ignore[no-any-return]

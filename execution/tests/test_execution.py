@@ -64,7 +64,26 @@ def eurusd_book(demo) -> dict[str, str]:
 
 
 def api(client, **params):
+    params.setdefault("unit", "units")  # these tests give sizes in units; the default unit is lots
     return client.get("/execution/api/?" + urlencode(params))
+
+
+@pytest.fixture(autouse=True)
+def _one_spread_only_account_per_broker(request):
+    """These tests are about walking depth: each broker gets one account that adds nothing to its feed
+    price (accounts, mark-ups and commissions are tested in test_execution_accounts and below)."""
+    if "demo" not in request.fixturenames and "eurusd_book" not in request.fixturenames:
+        return
+    if request.node.get_closest_marker("accounts_as_seeded"):
+        return
+    request.getfixturevalue("demo")
+    from brokers.models import AccountType
+
+    keep = {}
+    for acc in AccountType.objects.order_by("broker_id", "spread_markup_pips", "min_deposit", "name"):
+        keep.setdefault(acc.broker_id, acc.pk)
+    AccountType.objects.exclude(pk__in=keep.values()).delete()
+    AccountType.objects.update(commission_per_lot=0, spread_markup_pips=0)
 
 
 def rows(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -133,7 +152,7 @@ def test_a_sell_walks_the_bids_and_sizes_can_be_given_in_lots(client, eurusd_boo
     assert a["cost_usd"] == pytest.approx(100.0)  # on the million that filled
     assert c["cost_pips"] == pytest.approx(0.0)
     assert body["best_broker"] is None
-    assert "No single broker has enough depth" in " ".join(body["notes"])
+    assert "No single broker account has enough depth" in " ".join(body["notes"])
     # Split: 1m at 1.1001 from c, then 500k at 1.1000 from a.
     split = body["split"]
     assert split["shortfall"] == 0
@@ -259,9 +278,9 @@ def test_visitors_see_the_result_on_submit_without_live_updates(client, eurusd_b
 def test_logged_in_traders_get_the_live_script_and_the_api_url(client, eurusd_book):
     user = User.objects.create_user("trader", password="pw-123456789")
     client.force_login(user)
-    body = client.get("/execution/?instrument=EURUSD&side=sell&size=1000000").content.decode()
+    body = client.get("/execution/?instrument=EURUSD&side=sell&size=1000000&unit=units").content.decode()
     assert 'data-live="1"' in body
-    assert 'data-api="/execution/api/?instrument=EURUSD&amp;side=sell&amp;size=1000000"' in body
+    assert 'data-api="/execution/api/?instrument=EURUSD&amp;side=sell&amp;size=1000000&amp;unit=units"' in body
     assert "js/execution" in body
 
 
@@ -300,7 +319,7 @@ def test_depth_in_the_exact_format_the_ingestor_writes_is_read(client, demo):
 def test_the_page_says_how_a_yen_cost_was_converted_to_usd(client, demo):
     (a,) = brokers_quoting("USDJPY", 1)
     put_depth(a, "USDJPY", [[150.00, 2_000_000]], [[150.02, 2_000_000]])
-    body = client.get("/execution/?instrument=USDJPY&side=buy&size=1000000").content.decode()
+    body = client.get("/execution/?instrument=USDJPY&side=buy&size=1000000&unit=units").content.decode()
     assert "JPY converted to USD at 1 / the USDJPY mid 150.01" in body
     assert "66.66" in body  # 10,000 JPY / 150.01
 
@@ -308,3 +327,25 @@ def test_the_page_says_how_a_yen_cost_was_converted_to_usd(client, demo):
 def test_head_requests_are_answered(client, demo):
     assert client.head("/execution/").status_code == 200
     assert client.post("/execution/api/?instrument=EURUSD&side=buy&size=1").status_code == 405
+
+
+@pytest.mark.accounts_as_seeded
+def test_the_api_prices_every_account_of_a_broker_with_its_commission_and_says_when(client, demo):
+    put_depth("northwind-markets", "EURUSD", [[1.09999, 5_000_000]], [[1.10001, 5_000_000]])
+    put_depth("kestrel-fx", "EURUSD", [[1.09998, 5_000_000]], [[1.10002, 5_000_000]])
+    body = api(client, instrument="EURUSD", side="buy", size="1", unit="lots").json()
+    assert body["as_of"]
+    northwind = {r["account"]: r for r in body["brokers"] if r["broker"] == "northwind-markets"}
+    assert set(northwind) == {"Standard", "Raw"}
+    raw, standard = northwind["Raw"], northwind["Standard"]
+    assert raw["commission_usd"] == pytest.approx(3.0)  # $6 round turn, one side
+    assert raw["all_in_usd"] == pytest.approx(raw["spread_cost_usd"] + 3.0)
+    # The standard account's 0.8-pip mark-up: 0.4 pip more on the ask, $4 on a lot.
+    assert standard["spread_cost_usd"] == pytest.approx(raw["spread_cost_usd"] + 4.0)
+    assert standard["commission_usd"] == 0
+    assert {"filled_units", "unfilled_units"} <= set(raw)
+
+
+def test_the_api_and_the_form_read_a_size_without_a_unit_as_lots(client, eurusd_book):
+    body = client.get("/execution/api/?" + urlencode({"instrument": "EURUSD", "side": "buy", "size": "2"})).json()
+    assert body["size"] == 200_000 and body["lots"] == 2

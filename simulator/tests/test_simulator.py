@@ -6,6 +6,7 @@ import math
 import statistics
 from datetime import UTC, date, datetime
 
+import pytest
 from django.utils.text import slugify
 
 from common.ticks import FeedEventKind, Quote, StatusEvent
@@ -154,3 +155,22 @@ def test_calendar_has_non_farm_payrolls_on_the_first_friday_at_12_30_utc_and_int
     assert usd(nfp[0].at_us) == 1.0
     assert usd(nfp[0].at_us + 60 * MIN) < 0.01
     assert jpy_only(nfp[0].at_us) == 0.0
+
+
+def test_a_marked_up_account_quotes_the_same_market_wider_by_its_mark_up():
+    from simulator.profiles import BROKER_PROFILES
+    from simulator.world import account_markup
+
+    profile = BROKER_PROFILES["northwind-markets"]
+
+    def spreads(markup: float) -> list[float]:
+        markets = {"EURUSD": ReferenceMarket("EURUSD", seed=1)}
+        feed = BrokerFeedSimulator(
+            profile, markets, seed=1, quotes_per_s=5, start_us=0, instruments=["EURUSD"], account_markup_pips=markup
+        )
+        return [q.spread for q in feed.events(0, 600_000_000) if isinstance(q, Quote) and q.spread > 0][:200]
+
+    markup = account_markup("Northwind Markets", "Standard")
+    raw, standard = spreads(0.0), spreads(markup)
+    assert markup == 0.8
+    assert sum(standard) / len(standard) - sum(raw) / len(raw) == pytest.approx(0.8 * 0.0001, abs=0.00002)

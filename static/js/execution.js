@@ -28,6 +28,7 @@
   function filledCell(r) {
     var td = el("td");
     if (r.shortfall <= 1e-9 && r.average_price !== null) { td.textContent = "In full"; return td; }
+    if (r.partial) { td.appendChild(el("strong", "Partial", "partial-mark")); td.appendChild(document.createTextNode(" ")); }
     td.appendChild(document.createTextNode(qty(r.filled) + " "));
     td.appendChild(el("span", "short " + qty(r.shortfall), "shortfall"));
     return td;
@@ -42,24 +43,30 @@
     var body = document.createElement("tbody");
     body.id = "exec-rows";
     data.brokers.forEach(function (r) {
-      var tr = el("tr", null, "exec-row status-" + r.status + (r.best ? " best" : ""));
+      var tr = el("tr", null, "exec-row status-" + r.status + (r.best ? " best" : "") + (r.partial ? " partial" : ""));
       tr.dataset.broker = r.broker;
+      tr.dataset.account = r.account;
       var th = el("th", r.name);
       th.scope = "row";
+      if (r.account) { th.appendChild(document.createTextNode(" ")); th.appendChild(el("span", r.account, "muted")); }
       if (r.best) { th.appendChild(document.createTextNode(" ")); th.appendChild(el("span", "Best", "best-mark")); }
       tr.appendChild(th);
       if (r.status === "ok") {
         tr.appendChild(el("td", price(r.average_price)));
         tr.appendChild(el("td", pips(r.cost_pips)));
-        tr.appendChild(el("td", money(r.cost_usd)));
+        tr.appendChild(el("td", money(r.spread_cost_usd)));
+        tr.appendChild(el("td", money(r.commission_usd)));
+        var allIn = el("td");
+        allIn.appendChild(el("strong", money(r.all_in_usd)));
+        tr.appendChild(allIn);
         tr.appendChild(filledCell(r));
         tr.appendChild(el("td", qty(r.split_size)));
         tr.appendChild(el("td", r.age_s.toFixed(1) + " s"));
       } else if (r.status === "stale") {
-        tr.appendChild(excluded("Stale depth: excluded", 5));
+        tr.appendChild(excluded("Stale depth: excluded", 7));
         tr.appendChild(el("td", r.age_s.toFixed(1) + " s"));
       } else {
-        tr.appendChild(excluded(r.status === "bad_depth" ? "Unreadable depth: excluded" : "No depth", 6));
+        tr.appendChild(excluded(r.status === "bad_depth" ? "Unreadable depth: excluded" : "No depth", 8));
       }
       body.appendChild(tr);
     });
@@ -75,12 +82,16 @@
     if (s) {
       tr.appendChild(el("td", price(s.average_price)));
       tr.appendChild(el("td", pips(s.cost_pips)));
-      tr.appendChild(el("td", money(s.cost_usd)));
+      tr.appendChild(el("td", money(s.spread_cost_usd)));
+      tr.appendChild(el("td", money(s.commission_usd)));
+      var splitAllIn = el("td");
+      splitAllIn.appendChild(el("strong", money(s.all_in_usd)));
+      tr.appendChild(splitAllIn);
       tr.appendChild(filledCell(s));
       tr.appendChild(el("td", qty(s.filled)));
       tr.appendChild(el("td"));
     } else {
-      tr.appendChild(excluded("No fresh depth", 6));
+      tr.appendChild(excluded("No fresh depth", 8));
     }
     foot.replaceChildren(tr);
   }
@@ -91,8 +102,8 @@
     document.getElementById("exec-best").textContent = best.length ? best.join(" ") : "None fills the whole order";
     var split = document.getElementById("exec-split-summary");
     split.replaceChildren();
-    if (data.split && data.split.cost_usd !== null) {
-      split.appendChild(document.createTextNode("$" + money(data.split.cost_usd)));
+    if (data.split && data.split.all_in_usd !== null) {
+      split.appendChild(document.createTextNode("$" + money(data.split.all_in_usd)));
       if (data.split.saving_usd_vs_best !== null) {
         split.appendChild(document.createTextNode(" "));
         split.appendChild(el("span", "(saves $" + money(data.split.saving_usd_vs_best) + ")", "muted"));
