@@ -15,6 +15,7 @@ urlpatterns = [
     path("live/", include("live.urls")),
     path("methodology/", include("trustmetrics.urls")),
     path("execution/", include("execution.urls")),
+    path("events/", include("events.urls")),
     path("", include("brokers.urls")),
 ]
 
