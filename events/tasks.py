@@ -7,6 +7,7 @@ redelivered message (``acks_late``) adds nothing.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from celery import shared_task
@@ -29,5 +30,5 @@ def event_reports_enqueue(lookback_days: float = LOOKBACK_DAYS) -> int:
     now = timezone.now()
     due = selectors.events_due(now=now, since=now - timedelta(days=lookback_days))
     for event_id in due:
-        transaction.on_commit(lambda event_id=event_id: event_report_generate.delay(event_id))
+        transaction.on_commit(functools.partial(event_report_generate.delay, event_id))
     return len(due)

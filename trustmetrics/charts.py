@@ -29,10 +29,10 @@ def nice_max(value: float) -> float:
     if value <= 0 or not math.isfinite(value):
         return 1.0
     exp = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
         if value <= step * exp:
-            return step * exp
-    return 10 * exp
+            return float(step * exp)
+    return float(10 * exp)
 
 
 def _fmt(v: float) -> str:

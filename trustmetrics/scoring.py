@@ -30,6 +30,7 @@ class ScoringInputError(ValueError):
 class LicenceInput:
     tier: int
     status: str
+    checked: bool = True  # checked against the regulator's public register recently (methodology 2.0)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class BrokerInputs:
     commission_per_lot: float = 0.0
     instruments: tuple[InstrumentStats, ...] = ()
     feed: FeedStats | None = None
+    rejected_quotes: int = 0  # quotes the validator rejected as malformed in the window
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown regulator tier {lic.tier}")
         if lic.status not in methodology.licence_status_factor:
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown licence status {lic.status!r}")
+    if inputs.rejected_quotes < 0:
+        raise ScoringInputError(f"broker {inputs.broker_id}: negative rejected quotes")
     if inputs.commission_per_lot < 0:
         raise ScoringInputError(f"broker {inputs.broker_id}: negative commission")
     for s in inputs.instruments:
@@ -192,7 +196,12 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
 
 def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
     points = sorted(
-        (methodology.tier_points[lic.tier] * methodology.licence_status_factor[lic.status] for lic in licences),
+        (
+            methodology.tier_points[lic.tier]
+            * methodology.licence_status_factor[lic.status]
+            * (1.0 if lic.checked else methodology.unchecked_licence_factor)
+            for lic in licences
+        ),
         reverse=True,
     )
     if not points:
@@ -281,9 +290,11 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
 
     measured = {b.broker_id: {s.symbol: s for s in b.instruments if s.hours > 0} for b in brokers}
     expected: dict[str, int] = {}
+    expected_news: dict[str, int] = {}
     for b in brokers:
         for s in b.instruments:
             expected[s.symbol] = max(expected.get(s.symbol, 0), s.hours)
+            expected_news[s.symbol] = max(expected_news.get(s.symbol, 0), s.news_minutes)
 
     cost = _peer_ratios(
         {
@@ -321,7 +332,20 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         have = sum(min(s.hours, expected[s.symbol]) for s in listed)
         coverage = have / wanted if wanted else 0.0
         history = min(1.0, max((expected[s.symbol] for s in listed), default=0) / FULL_CONFIDENCE_HOURS)
-        confidence = round(coverage * history, 4)
+        hours_measured = sum(s.hours for s in m.values())
+        quotes_measured = sum(s.quotes for s in m.values())
+        # Honest confidence: thin quoting and hours without a consensus to compare with count too.
+        density = (
+            min(1.0, quotes_measured / hours_measured / methodology.full_density_quotes_per_hour)
+            if hours_measured and methodology.full_density_quotes_per_hour
+            else 1.0
+        )
+        consensus = sum(s.dev_hours for s in m.values()) / hours_measured if hours_measured else 0.0
+        consensus_factor = 0.5 + 0.5 * consensus if methodology.full_density_quotes_per_hour else 1.0
+        confidence = round(coverage * history * density * consensus_factor, 4)
+        wanted_news = sum(expected_news.get(s.symbol, 0) for s in listed)
+        have_news = sum(min(s.news_minutes, expected_news.get(s.symbol, 0)) for s in listed)
+        news_coverage = have_news / wanted_news if wanted_news else 1.0
 
         cost_ratio = _geomean((cost[b.broker_id][sym], 1.0) for sym in sorted(cost[b.broker_id]))
         vol_ratio = _geomean((volatility[b.broker_id][sym], 1.0) for sym in sorted(volatility[b.broker_id]))
@@ -336,8 +360,10 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         raw: dict[str, float | None] = {}
         raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
         vol_points = band_points(vol_ratio, methodology.volatility_band) if vol_ratio is not None else None
-        if news_ratio is not None:
-            news_points = band_points(news_ratio, methodology.news_band)
+        if news_ratio is not None or news_coverage < 1.0:
+            # Minutes not quoted in news windows count as the worst case: 0 points.
+            news_points = band_points(news_ratio, methodology.news_band) if news_ratio is not None else 0.0
+            news_points *= news_coverage
             raw["stability"] = (
                 methodology.news_share * news_points + (1 - methodology.news_share) * vol_points
                 if vol_points is not None
@@ -357,6 +383,9 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             reliability -= feed.down_s / feed.observed_s * methodology.down_penalty
             reliability -= feed.stale_s / feed.observed_s * methodology.stale_penalty
             reliability -= feed.disconnects / max(days, 1.0) * methodology.disconnect_penalty
+        malformed = b.rejected_quotes / (b.rejected_quotes + quotes_measured) if b.rejected_quotes else 0.0
+        if reliability is not None:
+            reliability -= malformed * methodology.malformed_penalty
         raw["reliability"] = _clamp(reliability) if reliability is not None else None
         raw["regulation"] = regulation_points(b.licences, methodology)
         raw["transparency"] = transparency_points(b.profile, b.as_of_year, methodology)
@@ -370,6 +399,21 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             assert value is not None
             components[comp.key] = round(_clamp(value), 2)
         overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
+        critical = critical_failures(off_share=off_share, licences=b.licences, methodology=methodology)
+        if critical:
+            overall = min(overall, methodology.critical_cap)
+        per_instrument = {
+            sym: {
+                "spread_pips": round(s.mean_spread / s.pip_size, 4),
+                "news_ratio": (
+                    round((s.news_sum_mean / s.news_minutes) / s.mean_spread, 4)
+                    if s.news_minutes and s.mean_spread
+                    else None
+                ),
+                "off_market_hours": s.off_market_hours,
+            }
+            for sym, s in sorted(m.items())
+        }
         feed_summary = (
             {
                 "uptime": round(feed.up_s / feed.observed_s, 4) if feed.observed_s else None,
@@ -400,12 +444,33 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "excursion_ratio": _round(exc_ratio),
                     "off_market_share": round(off_share, 4),
                     "commission_per_lot": b.commission_per_lot,
-                    "licences": [f"T{lic.tier}:{lic.status}" for lic in b.licences],
+                    "licences": [f"T{lic.tier}:{lic.status}{'' if lic.checked else ':unchecked'}" for lic in b.licences],
                     "feed": feed_summary,
+                    "news_coverage": round(news_coverage, 4),
+                    "quote_density": round(density, 4),
+                    "consensus_share": round(consensus, 4),
+                    "malformed_share": round(malformed, 6),
+                    "rejected_quotes": b.rejected_quotes,
+                    "critical": critical,
+                    "per_instrument": per_instrument,
                 },
             )
         )
     return results
+
+
+def critical_failures(
+    *, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY
+) -> list[str]:
+    """The published critical failures: any one caps the overall score below "Good"."""
+    out = []
+    if off_share >= methodology.critical_off_market_share:
+        out.append(f"off-market in {off_share:.0%} of measured hours")
+    for lic in licences:
+        if lic.status in ("suspended", "revoked"):
+            out.append(f"a {lic.status} licence")
+            break
+    return out
 
 
 def _round(value: float | None) -> float | None:
