@@ -10,9 +10,13 @@ low by accident.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import hashlib
+import json
 import math
+import random
 import statistics
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -444,7 +448,9 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "excursion_ratio": _round(exc_ratio),
                     "off_market_share": round(off_share, 4),
                     "commission_per_lot": b.commission_per_lot,
-                    "licences": [f"T{lic.tier}:{lic.status}{'' if lic.checked else ':unchecked'}" for lic in b.licences],
+                    "licences": [
+                        f"T{lic.tier}:{lic.status}{'' if lic.checked else ':unchecked'}" for lic in b.licences
+                    ],
                     "feed": feed_summary,
                     "news_coverage": round(news_coverage, 4),
                     "quote_density": round(density, 4),
@@ -548,3 +554,142 @@ def feed_stats(*, changes: Sequence[tuple[float, str]], start: float, end: float
         down_s=seconds["down"],
         disconnects=disconnects,
     )
+
+
+def inputs_digest(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> str:
+    """SHA-256 of the exact inputs and the methodology version: the same digest means the same score."""
+    payload = json.dumps(
+        {"methodology": methodology.version, "inputs": dataclasses.asdict(inputs)}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def bootstrap_bands(
+    *,
+    brokers: Sequence[BrokerInputs],
+    daily: Mapping[tuple[int, str], Sequence[InstrumentStats | None]],
+    days: int,
+    seed: str,
+    methodology: Methodology = METHODOLOGY,
+) -> dict[int, tuple[float, float]]:
+    """Uncertainty band of each broker's overall score: the window's days resampled with replacement.
+
+    ``daily[(broker id, symbol)]`` holds that instrument's statistics per day of the window (None: no
+    data that day). Each sample draws ``days`` day indices (the same draw for every broker, as the
+    peers' days are the same days), adds the statistics up and scores everyone again. The band is the
+    methodology's percentiles of those overall scores. Deterministic for a seed.
+    """
+    samples = methodology.bootstrap_samples
+    if samples <= 0 or days <= 0:
+        return {}
+    rng = random.Random(seed)
+    overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
+    for _ in range(samples):
+        picks = [rng.randrange(days) for _ in range(days)]
+        resampled = []
+        for b in brokers:
+            instruments = []
+            for s in b.instruments:
+                per_day = daily.get((b.broker_id, s.symbol))
+                total = InstrumentStats(symbol=s.symbol, asset_class=s.asset_class, pip_size=s.pip_size)
+                if per_day:
+                    for i in picks:
+                        day_stats = per_day[i]
+                        if day_stats is not None:
+                            total = total + day_stats
+                instruments.append(total)
+            resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
+        for r in score_all(resampled, methodology):
+            overall[r.broker_id].append(r.overall)
+    lo_q, hi_q = methodology.band_percentiles
+    return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class NewsNote:
+    """The newest day's worst news widening of one broker: what a stability move is blamed on."""
+
+    symbol: str
+    ratio: float  # mean spread in the news windows over the day's mean spread
+    event: str
+    day: str  # e.g. "6 Nov"
+
+
+def _worst_instrument_change(prev: dict[str, Any], cur: dict[str, Any]) -> str | None:
+    best: tuple[float, str] | None = None
+    for sym, now in cur.items():
+        before = prev.get(sym)
+        if not before or not before.get("spread_pips") or not now.get("spread_pips"):
+            continue
+        change = now["spread_pips"] / before["spread_pips"]
+        score = abs(math.log(change))
+        if best is None or score > best[0]:
+            best = (score, f"{sym} mean spread {before['spread_pips']:.2f} → {now['spread_pips']:.2f} pips")
+    return best[1] if best else None
+
+
+def move_details(
+    *,
+    previous_components: dict[str, float],
+    previous_inputs: dict[str, Any],
+    result: ScoreResult,
+    news: NewsNote | None = None,
+    methodology: Methodology = METHODOLOGY,
+) -> list[dict[str, Any]]:
+    """Each component that moved by the threshold or more: before, after, change and the measured cause in words."""
+    cur = result.inputs
+    out: list[dict[str, Any]] = []
+    for comp in methodology.components:
+        before = previous_components.get(comp.key)
+        after = result.components.get(comp.key)
+        if before is None or after is None or abs(after - before) < methodology.component_move_threshold:
+            continue
+        cause: str | None = None
+        if comp.key == "cost":
+            cause = _worst_instrument_change(previous_inputs.get("per_instrument", {}), cur.get("per_instrument", {}))
+        elif comp.key == "stability":
+            prev_cov, cov = previous_inputs.get("news_coverage"), cur.get("news_coverage")
+            if prev_cov is not None and cov is not None and abs(cov - prev_cov) >= 0.05:
+                cause = f"quoted {cov:.0%} of news-window minutes (was {prev_cov:.0%})"
+            elif news is not None:
+                cause = f"{news.symbol} spread {news.ratio:.1f}× its day's mean at {news.event} on {news.day}"
+        elif comp.key == "price_integrity":
+            prev_share, share = previous_inputs.get("off_market_share"), cur.get("off_market_share")
+            if prev_share is not None and share is not None:
+                cause = f"off-market in {share:.0%} of measured hours (was {prev_share:.0%})"
+        elif comp.key == "reliability":
+            prev_feed, feed = previous_inputs.get("feed") or {}, cur.get("feed") or {}
+            parts = []
+            if feed.get("uptime") is not None and prev_feed.get("uptime") is not None:
+                parts.append(f"feed up {feed['uptime']:.1%} of the time (was {prev_feed['uptime']:.1%})")
+            if previous_inputs.get("coverage") != cur.get("coverage"):
+                parts.append(
+                    f"prices in {cur.get('coverage', 0):.0%} of hours (was {previous_inputs.get('coverage', 0):.0%})"
+                )
+            cause = "; ".join(parts) or None
+        elif comp.key == "regulation":
+            cause = f"licences now {', '.join(cur.get('licences', [])) or 'none'}"
+        elif comp.key == "transparency":
+            cause = "profile details changed"
+        if cause is None and previous_inputs.get("coverage") != cur.get("coverage"):
+            cause = "more measured data: pulled less towards the middle"
+        out.append(
+            {
+                "component": comp.key,
+                "title": comp.title,
+                "before": round(before, 2),
+                "after": round(after, 2),
+                "change": round(after - before, 2),
+                "cause": cause or "a new day of data entered the window and the oldest left it",
+            }
+        )
+    out.sort(key=lambda m: -abs(float(m["change"])) * methodology.weights[str(m["component"])])
+    return out

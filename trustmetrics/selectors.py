@@ -19,7 +19,7 @@ from django.db.models.functions import Abs, Greatest, TruncDate
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
-from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
+from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
 from trustmetrics.scoring import (
@@ -27,6 +27,7 @@ from trustmetrics.scoring import (
     FeedStats,
     InstrumentStats,
     LicenceInput,
+    NewsNote,
     ProfileInput,
     feed_stats,
     off_market_hours,
@@ -186,6 +187,73 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
     return {(r.pop("broker_id"), r.pop("instrument_id")): r for r in rows}
 
 
+DAILY_FIELDS = (
+    "hours",
+    "sum_mean",
+    "sum_mean_sq",
+    "quotes",
+    "dev_hours",
+    "sum_excursion",
+    "off_market_hours",
+    "news_minutes",
+    "news_sum_mean",
+)
+
+
+def trust_daily_rows(*, days: list[date]) -> dict[DayKey, dict[str, Any]]:
+    """The stored daily sums of these days, one dict per broker, instrument and day."""
+    rows = TrustDailyInput.objects.filter(day__in=days).values_list("broker_id", "instrument_id", "day", *DAILY_FIELDS)
+    return {(b, i, d): dict(zip(DAILY_FIELDS, values, strict=True)) for b, i, d, *values in rows}
+
+
+def trust_sum_days(*, rows: dict[DayKey, dict[str, Any]], days: list[date]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Add the daily rows of ``days`` up per broker and instrument (what trust_window_sums does in SQL)."""
+    wanted = set(days)
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    for (b, i, d), values in rows.items():
+        if d not in wanted:
+            continue
+        total = out.setdefault((b, i), dict.fromkeys(DAILY_FIELDS, 0))
+        for k in DAILY_FIELDS:
+            total[k] += values[k] or 0
+    return out
+
+
+def trust_rejections(*, start: datetime, end: datetime) -> dict[int, int]:
+    """Quotes rejected as malformed per broker in [start, end) (counted per hour by the ingestors)."""
+    rows = (
+        QuoteRejectionCount.objects.filter(hour__gte=start, hour__lt=end)
+        .values("broker_id")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    return {r["broker_id"]: int(r["n"] or 0) for r in rows}
+
+
+def trust_news_notes(*, rows: dict[DayKey, dict[str, Any]], day: date) -> dict[int, NewsNote]:
+    """Per broker, the instrument that widened most in that day's high-impact news windows, with the event."""
+    start = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+    events = trust_events_high_impact(start=start, end=start + timedelta(days=1))
+    if not events:
+        return {}
+    names = dict(
+        EconomicEvent.objects.filter(impact="high", scheduled_at__gte=start, scheduled_at__lt=start + timedelta(days=1))
+        .order_by("scheduled_at")
+        .values_list("currency", "name")
+    )
+    symbols = dict(Instrument.objects.values_list("pk", "symbol"))
+    out: dict[int, NewsNote] = {}
+    for (b, i, d), v in rows.items():
+        if d != day or not v["news_minutes"] or not v["hours"] or not v["sum_mean"]:
+            continue
+        ratio = (v["news_sum_mean"] / v["news_minutes"]) / (v["sum_mean"] / v["hours"])
+        symbol = symbols.get(i, "?")
+        event = next((names.get(ccy) for _, ccy in events if METHODOLOGY.moves_with(symbol, ccy)), None)
+        if event and (b not in out or ratio > out[b].ratio):
+            out[b] = NewsNote(symbol=symbol, ratio=ratio, event=event, day=f"{day.day} {day:%b}")
+    return out
+
+
 def trust_feed_stats(*, start: datetime, end: datetime) -> dict[int, FeedStats]:
     """Feed up/stale/down time and disconnects per broker over [start, end)."""
     before = FeedStatusChange.objects.filter(broker=OuterRef("pk"), at__lt=start).order_by("-at")
@@ -213,10 +281,16 @@ def feed_account(accounts: Iterable[AccountType]) -> AccountType | None:
 
 
 def trust_broker_inputs(
-    *, as_of: datetime, sums: dict[tuple[int, int], dict[str, Any]], feeds: dict[int, FeedStats]
+    *,
+    as_of: datetime,
+    sums: dict[tuple[int, int], dict[str, Any]],
+    feeds: dict[int, FeedStats],
+    rejections: dict[int, int] | None = None,
+    methodology: Methodology = METHODOLOGY,
 ) -> list[BrokerInputs]:
     """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
     instruments = {i.pk: i for i in Instrument.objects.all()}
+    checked_since = as_of.date() - timedelta(days=methodology.licence_verified_days)
     brokers = (
         Broker.objects.annotate(
             platform_count=Count("platforms", distinct=True),
@@ -248,7 +322,14 @@ def trust_broker_inputs(
         out.append(
             BrokerInputs(
                 broker_id=b.pk,
-                licences=tuple(LicenceInput(tier=lic.regulator.tier, status=lic.status) for lic in b.licences.all()),
+                licences=tuple(
+                    LicenceInput(
+                        tier=lic.regulator.tier,
+                        status=lic.status,
+                        checked=lic.last_verified is not None and lic.last_verified >= checked_since,
+                    )
+                    for lic in b.licences.all()
+                ),
                 profile=ProfileInput(
                     year_founded=b.year_founded,
                     company_type=b.company_type,
@@ -266,6 +347,7 @@ def trust_broker_inputs(
                 commission_per_lot=float(account.commission_per_lot) if account else 0.0,
                 instruments=tuple(stats),
                 feed=feeds.get(b.pk),
+                rejected_quotes=(rejections or {}).get(b.pk, 0),
             )
         )
     return out
