@@ -307,7 +307,7 @@ METHODOLOGY = Methodology(
     licence_verified_days=90,
     unchecked_licence_factor=0.5,
     malformed_penalty=200.0,
-    full_density_quotes_per_hour=6.0,
+    full_density_quotes_per_hour=3.0,
     bootstrap_samples=24,
     band_percentiles=(5.0, 95.0),
 )

@@ -14,7 +14,7 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Abs, Greatest, TruncDate
 from django.utils import timezone
 
@@ -362,3 +362,11 @@ def trust_previous_scores(*, before: datetime) -> dict[int, TrustScore]:
 
 def trust_scores_at(*, computed_at: datetime) -> list[TrustScore]:
     return list(TrustScore.objects.filter(computed_at=computed_at).order_by("broker_id"))
+
+
+def trust_daily_history(*, broker_id: int, days: int = 90, now: datetime | None = None) -> list[TrustScore]:
+    """One score per UTC day (the day's last), oldest first: the profile's history chart and change log."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    qs = TrustScore.objects.filter(broker_id=broker_id, computed_at__gte=since)
+    last_per_day = qs.annotate(day=TruncDate("computed_at")).values("day").annotate(last=Max("computed_at")).order_by()
+    return list(qs.filter(computed_at__in=[r["last"] for r in last_per_day]).order_by("computed_at"))

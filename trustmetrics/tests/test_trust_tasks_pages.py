@@ -116,7 +116,8 @@ def test_the_profile_shows_score_components_with_explanations_and_history_chart(
     for comp in METHODOLOGY.components:
         assert comp.title in html
         assert comp.summary.replace("'", "&#x27;") in html
-    assert html.count('tabindex="0" data-tip=') == 3
+    # Three runs on one day: the daily chart has one point, the day's last score.
+    assert html.count('class="point" data-tip=') == 1
     assert "data-trust-chart" in html
     assert 'href="/methodology/"' in html
 
