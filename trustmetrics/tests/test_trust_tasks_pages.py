@@ -141,7 +141,26 @@ def test_the_methodology_page_is_generated_from_the_methodology_object(client):
         assert f"<td>{round(comp.weight * 100)}%</td>" in html
     for note in METHODOLOGY.history:
         assert escape(note.changes) in html
-    for symbol, currencies in METHODOLOGY.news_currencies.items():
-        assert f"{symbol} {'/'.join(currencies)}" in html
     assert f"{METHODOLOGY.off_market_factor:.0f} times the median" in html
     assert client.get("/methodology/")["X-Page-Cache"] == "hit"
+
+
+@pytest.mark.django_db
+def test_the_methodology_page_shows_labels_not_keys_and_only_tracked_instruments(client):
+    demo_seed()
+    html = client.get("/methodology/").content.decode()
+    assert "Negative balance protection" in html
+    assert "Companytype" not in html and "Negativebalanceprotection" not in html
+    assert "US500 USD" in html and "GER40 EUR" in html
+    assert "NAS100" not in html and "JP225" not in html  # known to the methodology, not tracked here
+    assert 'id="critical"' in html
+
+
+@pytest.mark.django_db
+def test_the_computed_time_is_absolute_in_the_cached_page_and_made_relative_in_the_browser(client):
+    market()
+    services.trust_scores_compute(as_of=AS_OF)
+    html = client.get(reverse("brokers:profile", kwargs={"slug": "kestrel-fx"})).content.decode()
+    assert f'<time datetime="{AS_OF.isoformat()}" data-relative>' in html
+    assert " ago" not in html
+    assert "js/charts" in html and "<script>" not in html
