@@ -164,3 +164,33 @@ def test_the_computed_time_is_absolute_in_the_cached_page_and_made_relative_in_t
     assert f'<time datetime="{AS_OF.isoformat()}" data-relative>' in html
     assert " ago" not in html
     assert "js/charts" in html and "<script>" not in html
+
+
+@pytest.mark.django_db
+def test_licences_link_to_the_register_show_the_check_date_and_flag_old_checks(client):
+    from brokers.models import Licence
+
+    demo_seed()
+    lic = Licence.objects.filter(regulator__name="FCA").select_related("broker").first()
+    assert lic is not None
+    lic.last_verified = datetime.now(tz=UTC).date() - timedelta(days=120)
+    lic.save()
+    html = client.get(reverse("brokers:profile", kwargs={"slug": lic.broker.slug})).content.decode()
+    assert lic.register_url().startswith("https://register.fca.org.uk/s/search?q=")
+    assert f'href="{lic.register_url()}"' in html
+    assert "over 90 days: counts at half" in html
+
+
+@pytest.mark.django_db
+def test_scoring_counts_a_licence_checked_long_ago_as_unchecked():
+    from brokers.models import Licence
+    from trustmetrics import selectors
+
+    demo_seed()
+    lic = Licence.objects.select_related("broker").first()
+    assert lic is not None
+    now = datetime.now(tz=UTC)
+    for days, checked in ((10, True), (120, False)):
+        Licence.objects.filter(pk=lic.pk).update(last_verified=now.date() - timedelta(days=days))
+        inputs = {b.broker_id: b for b in selectors.trust_broker_inputs(as_of=now, sums={}, feeds={})}
+        assert [x.checked for x in inputs[lic.broker_id].licences if x.tier == lic.regulator.tier][0] is checked
