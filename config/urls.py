@@ -16,6 +16,7 @@ urlpatterns = [
     path("methodology/", include("trustmetrics.urls")),
     path("execution/", include("execution.urls")),
     path("events/", include("events.urls")),
+    path("spreads/", include("events.spread_urls")),
     path("", include("brokers.urls")),
 ]
 

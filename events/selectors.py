@@ -129,3 +129,47 @@ def _rank_key(rows: list[EventReportRow]) -> float | None:
 
 def broker_names() -> dict[int, str]:
     return dict(Broker.objects.values_list("pk", "name"))
+
+
+SPREAD_SPANS: dict[str, tuple[timedelta, str, int]] = {
+    # span name: (how far back, bar resolution read, bucket seconds drawn)
+    "24h": (timedelta(hours=24), "1m", 600),
+    "7d": (timedelta(days=7), "1h", 3600),
+    "30d": (timedelta(days=30), "1h", 6 * 3600),
+}
+PERCENTILE_SPAN = timedelta(days=7)
+
+
+@dataclass
+class SpreadHistory:
+    broker: Broker
+    instrument: Instrument
+    as_of: datetime
+    series: dict[str, list[tuple[float, float]]]  # span -> (unix seconds, pips)
+    hours: list[float | None]  # this broker, pips per UTC hour of day (last 7 days)
+    peers: list[float | None]  # median of the other brokers
+    sessions: dict[str, dict[str, float | None]]  # session -> p50/p95/p99 in pips (last 7 days)
+
+
+def spread_history(*, broker: Broker, instrument: Instrument, now: datetime) -> SpreadHistory:
+    """Everything the spread page shows, for one broker and instrument, as of ``now``."""
+    from events import spreadstats
+    from marketdata.selectors import spread_hourly_means, spread_series
+
+    pip = float(instrument.pip_size)
+    series = {}
+    for name, (span, resolution, bucket) in SPREAD_SPANS.items():
+        points = spread_series(
+            broker_id=broker.pk, instrument_id=instrument.pk, since=now - span, until=now, resolution=resolution
+        )
+        series[name] = [(t, v / pip) for t, v in spreadstats.bucket_means(points, bucket_s=bucket)]
+    hourly: dict[int, list[tuple[datetime, float]]] = {}
+    for broker_id, at, mean in spread_hourly_means(instrument_id=instrument.pk, since=now - PERCENTILE_SPAN, until=now):
+        hourly.setdefault(broker_id, []).append((at, mean / pip))
+    mine = spreadstats.hour_profile(hourly.get(broker.pk, []))
+    peers = spreadstats.peer_hour_profile([spreadstats.hour_profile(p) for b, p in hourly.items() if b != broker.pk])
+    minutes = spread_series(
+        broker_id=broker.pk, instrument_id=instrument.pk, since=now - PERCENTILE_SPAN, until=now, resolution="1m"
+    )
+    sessions = spreadstats.session_percentiles([(t, v / pip) for t, v in minutes])
+    return SpreadHistory(broker, instrument, now, series, mine, peers, sessions)

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
+from brokers.models import Broker, Instrument
 from common import cachetags
-from events import selectors, stress
+from events import selectors, spreadstats, stress
 from events.models import EventReport
 from pagecache.isr import regenerated_page, tag_response
 
@@ -38,4 +40,21 @@ def detail(request: HttpRequest, event_id: int) -> HttpResponse:
         },
     )
     tag_response(response, cachetags.ALL, cachetags.EVENTS, cachetags.event(event_id))
+    return response
+
+
+@regenerated_page()
+def spreads(request: HttpRequest, slug: str, symbol: str) -> HttpResponse:
+    broker = Broker.objects.filter(slug=slug).first()
+    instrument = Instrument.objects.filter(symbol=symbol.upper(), brokers=broker).first() if broker else None
+    if broker is None or instrument is None:
+        raise Http404("No such broker or instrument")
+    history = selectors.spread_history(broker=broker, instrument=instrument, now=timezone.now())
+    others = Instrument.objects.filter(brokers=broker).order_by("sort_order", "symbol")
+    response = TemplateResponse(
+        request,
+        "events/spreads.html",
+        {"h": history, "others": others, "sessions": spreadstats.SESSIONS, "spans": list(selectors.SPREAD_SPANS)},
+    )
+    tag_response(response, cachetags.ALL, cachetags.broker(broker.pk))
     return response

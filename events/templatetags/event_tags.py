@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django import template
@@ -50,3 +51,56 @@ def event_chart(report: EventReport, section: selectors.InstrumentSection) -> Sa
 @register.inclusion_tag("events/_broker_releases.html")
 def broker_releases(broker: Any, limit: int = 5) -> dict[str, Any]:
     return {"releases": selectors.broker_last_releases(broker_id=broker.pk, limit=limit), "broker": broker}
+
+
+def _day_label(t: float, span: str) -> str:
+    at = datetime.fromtimestamp(t, tz=UTC)
+    return f"{at:%H:%M}" if span == "24h" else f"{at:%-d %b}"
+
+
+@register.simple_tag
+def spread_chart(history: selectors.SpreadHistory, span: str) -> SafeString:
+    points = history.series.get(span, [])
+    if not points:
+        return SafeString('<p class="empty-state">No spreads recorded in this period.</p>')
+    t0, t1 = points[0][0], points[-1][0]
+    svg = line_chart(
+        series=[Series(name=f"{history.broker.name} {history.instrument.symbol}", points=points)],
+        x_range=(t0, max(t1, t0 + 1)),
+        x_labels=[(t0, _day_label(t0, span)), (t1, _day_label(t1, span))],
+        label=f"{history.instrument.symbol} mean spread in pips at {history.broker.name}, last {span}",
+    )
+    return mark_safe(svg)  # noqa: S308 (line_chart escapes every text it writes)
+
+
+@register.simple_tag
+def hour_profile_chart(history: selectors.SpreadHistory) -> SafeString:
+    hours = list(range(24))
+    svg = line_chart(
+        series=[
+            Series(name="Median of the other brokers", points=list(zip(hours, history.peers, strict=True)), css="s1"),
+            Series(name=history.broker.name, points=list(zip(hours, history.hours, strict=True)), css="s0"),
+        ],
+        x_range=(0, 23),
+        x_labels=[(0, "00:00"), (12, "12:00"), (23, "23:00 UTC")],
+        label=(
+            f"{history.instrument.symbol} mean spread in pips by hour of day (UTC) at {history.broker.name} "
+            "against the median of the other brokers, last 7 days"
+        ),
+    )
+    return mark_safe(svg)  # noqa: S308 (line_chart escapes every text it writes)
+
+
+@register.filter
+def zip_lists(a: list[Any], b: list[Any]) -> list[tuple[Any, Any]]:
+    return list(zip(a, b, strict=False))
+
+
+@register.filter
+def get_session(sessions: dict[str, Any], key: str) -> Any:
+    return sessions.get(key, {})
+
+
+@register.inclusion_tag("events/_spread_links.html")
+def spread_links(broker: Any) -> dict[str, Any]:
+    return {"broker": broker, "instruments": [bi.instrument for bi in broker.broker_instruments.all()]}
