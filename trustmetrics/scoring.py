@@ -636,6 +636,17 @@ def _worst_instrument_change(prev: dict[str, Any], cur: dict[str, Any]) -> str |
     return best[1] if best else None
 
 
+def _licence_change(before: list[str], after: list[str]) -> str:
+    unchecked_before = sum(x.endswith(":unchecked") for x in before)
+    unchecked_after = sum(x.endswith(":unchecked") for x in after)
+    if unchecked_after > unchecked_before:
+        return f"{unchecked_after - unchecked_before} licence(s) no longer checked against the register in 90 days"
+    if unchecked_after < unchecked_before:
+        return f"{unchecked_before - unchecked_after} licence(s) checked against the regulator's register"
+    statuses = sorted({x.split(":")[1] for x in after if ":" in x})
+    return f"licence statuses now {', '.join(statuses) or 'none'}"
+
+
 def move_details(
     *,
     previous_components: dict[str, float],
@@ -676,7 +687,7 @@ def move_details(
                 )
             cause = "; ".join(parts) or None
         elif comp.key == "regulation":
-            cause = f"licences now {', '.join(cur.get('licences', [])) or 'none'}"
+            cause = _licence_change(previous_inputs.get("licences", []), cur.get("licences", []))
         elif comp.key == "transparency":
             cause = "profile details changed"
         if cause is None and previous_inputs.get("coverage") != cur.get("coverage"):

@@ -326,7 +326,8 @@ def trust_broker_inputs(
                     LicenceInput(
                         tier=lic.regulator.tier,
                         status=lic.status,
-                        checked=lic.last_verified is not None and lic.last_verified >= checked_since,
+                        # A check made after as_of did not exist yet for a score as of a past day.
+                        checked=lic.last_verified is not None and checked_since <= lic.last_verified <= as_of.date(),
                     )
                     for lic in b.licences.all()
                 ),

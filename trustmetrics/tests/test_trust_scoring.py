@@ -287,5 +287,18 @@ def test_thin_quoting_lowers_confidence():
         broker(9), instruments=tuple(dataclasses.replace(s, quotes=s.hours) for s in broker(9).instruments)
     )
     results = by_id(score_all([broker(1), broker(2), thin]))
-    assert results[9].inputs["quote_density"] < 0.2
+    assert results[9].inputs["quote_density"] < 0.5
     assert results[9].confidence < results[1].confidence / 2
+
+
+def test_a_regulation_move_is_explained_by_the_register_checks():
+    from trustmetrics.scoring import move_details
+
+    checked = (LicenceInput(tier=1, status="active"), LicenceInput(tier=2, status="active"))
+    unchecked = (LicenceInput(tier=1, status="active", checked=False), LicenceInput(tier=2, status="active"))
+    before = by_id(score_all(market(licences=checked)))[9]
+    after = by_id(score_all(market(licences=unchecked)))[9]
+    moves = move_details(previous_components=before.components, previous_inputs=before.inputs, result=after)
+    regulation = next(m for m in moves if m["component"] == "regulation")
+    assert regulation["change"] < -1
+    assert regulation["cause"] == "1 licence(s) no longer checked against the register in 90 days"
