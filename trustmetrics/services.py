@@ -240,7 +240,8 @@ def trust_backfill(*, days: int, now: datetime | None = None, methodology: Metho
             out.skipped += 1
             previous = {s.broker_id: s for s in TrustScore.objects.filter(computed_at=as_of)}
             continue
-        window_rows = {k: v for k, v in rows.items() if k[2] in set(window)}
+        in_window = set(window)
+        window_rows = {k: v for k, v in rows.items() if k[2] in in_window}
         score_rows, _, _, _ = _score_window(
             as_of=as_of, window=window, rows=window_rows, previous=previous, methodology=methodology
         )
