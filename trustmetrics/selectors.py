@@ -221,6 +221,8 @@ def trust_sum_days(*, rows: dict[DayKey, dict[str, Any]], days: list[date]) -> d
 
 def trust_rejections(*, start: datetime, end: datetime) -> dict[int, int]:
     """Quotes rejected as malformed per broker in [start, end) (counted per hour by the ingestors)."""
+    # Whole hours only (counts are per hour), so runs a few minutes apart read the same counts.
+    start, end = (t.replace(minute=0, second=0, microsecond=0) for t in (start, end))
     rows = (
         QuoteRejectionCount.objects.filter(hour__gte=start, hour__lt=end)
         .values("broker_id")
