@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
+from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -37,6 +39,15 @@ class FundingMethod(models.Model):
         return self.name
 
 
+# Public registers where a licence can be looked up by number (seeded for the demo; editable in admin).
+REGISTER_URL_PATTERNS = {
+    "FCA": "https://register.fca.org.uk/s/search?q={number}",
+    "CFTC/NFA": "https://www.nfa.futures.org/BasicNet/basic-profile.aspx?nfaid={number}",
+}
+# After this many days without a check a licence is flagged (and counts at a discount in TrustMetrics 2.0).
+LICENCE_CHECK_DAYS = 90
+
+
 class Regulator(models.Model):
     name = models.CharField(max_length=40, unique=True, help_text="Short name, e.g. FCA.")
     full_name = models.CharField(max_length=200)
@@ -50,6 +61,12 @@ class Regulator(models.Model):
         help_text="1: strictest supervision (FCA, ASIC, ...); 3: offshore.",
     )
     website = models.URLField(blank=True)
+    register_url_pattern = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Link to a licence in the regulator's public register, with {number} for the licence number, "
+        "e.g. https://register.fca.org.uk/s/search?q={number}",
+    )
 
     class Meta:
         ordering = ["tier", "name"]
@@ -232,6 +249,19 @@ class Licence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker} / {self.regulator.name} {self.licence_number}"
+
+    def register_url(self) -> str:
+        """This licence's entry in the regulator's public register, or "" when the regulator has no pattern."""
+        pattern = self.regulator.register_url_pattern
+        if not pattern or "{number}" not in pattern:
+            return ""
+        return pattern.replace("{number}", quote(self.licence_number, safe=""))
+
+    def verification_stale(self, today: date | None = None) -> bool:
+        """Never checked against the register, or checked longer ago than TrustMetrics counts fully."""
+        if self.last_verified is None:
+            return True
+        return (today or date.today()) - self.last_verified > timedelta(days=LICENCE_CHECK_DAYS)
 
 
 class AccountType(models.Model):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import zlib
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils.text import slugify
 
 from brokers.models import (
+    REGISTER_URL_PATTERNS,
     AccountType,
     Broker,
     BrokerInstrument,
@@ -35,6 +37,9 @@ def demo_seed() -> dict[str, int]:
             slug=slugify(name),
             defaults=dict(name=name, full_name=full_name, country=country, tier=tier, website=website),
         )
+        if not regulators[name].register_url_pattern and name in REGISTER_URL_PATTERNS:
+            regulators[name].register_url_pattern = REGISTER_URL_PATTERNS[name]
+            regulators[name].save(update_fields=["register_url_pattern"])
     instruments = {}
     for order, (symbol, name, asset_class, pip, precision) in enumerate(demo_data.INSTRUMENTS):
         instruments[symbol], _ = Instrument.objects.update_or_create(
@@ -78,7 +83,15 @@ def demo_seed() -> dict[str, int]:
         broker.funding_methods.set([funding[f] for f in spec["funding"]])  # type: ignore[attr-defined]
         for reg, number, status in spec["licences"]:  # type: ignore[attr-defined]
             Licence.objects.update_or_create(
-                broker=broker, regulator=regulators[reg], defaults=dict(licence_number=number, status=status)
+                broker=broker,
+                regulator=regulators[reg],
+                defaults=dict(licence_number=number, status=status),
+                # Demo only: a check date spread over the last 120 days, so some show as overdue (> 90 days).
+                create_defaults=dict(
+                    licence_number=number,
+                    status=status,
+                    last_verified=date.today() - timedelta(days=zlib.crc32(number.encode()) % 120),
+                ),
             )
         for acc_name, spread_type, commission, deposit in spec["accounts"]:  # type: ignore[attr-defined]
             AccountType.objects.update_or_create(

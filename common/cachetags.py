@@ -24,3 +24,11 @@ def broker(broker_id: int) -> Tag:
 def broker_changed(broker_id: int) -> list[Tag]:
     """What a change to one broker makes stale: its own pages and every list of brokers."""
     return [broker(broker_id), BROKER_LIST]
+
+
+EVENTS = Tag("events")  # the archive of event reports
+
+
+def event(event_id: int) -> Tag:
+    """The report page of one release."""
+    return Tag(f"event:{event_id}")

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "marketdata",
     "live",
     "trustmetrics",
+    "events",
     "accounts",
     "execution",
     "ninja",
@@ -225,6 +226,11 @@ CELERY_BEAT_SCHEDULE["trust-recompute"] = {
 CELERY_BEAT_SCHEDULE["trust-recompute-full"] = {
     "task": "trustmetrics.tasks.trust_recompute_full",
     "schedule": crontab(hour=env_int("TRUST_NIGHTLY_HOUR_UTC", 2, minimum=0), minute=15),
+}
+# Event reports: written once each high-impact release's window has closed.
+CELERY_BEAT_SCHEDULE["event-reports"] = {
+    "task": "events.tasks.event_reports_enqueue",
+    "schedule": env_int("EVENT_REPORTS_EVERY_S", 300, minimum=60),
 }
 # How background page regeneration runs: "celery" with Redis, "thread" in the fallback.
 PAGECACHE_BACKGROUND = env_str("PAGECACHE_BACKGROUND", "celery" if USE_REDIS else "thread")

@@ -21,6 +21,8 @@ urlpatterns = [
     path("execution/", include("execution.urls")),
     path("", include("api.urls")),
     path("account/alerts/", include("alerts.urls")),
+    path("events/", include("events.urls")),
+    path("spreads/", include("events.spread_urls")),
     path("", include("brokers.urls")),
 ]
 

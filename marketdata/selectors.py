@@ -353,3 +353,54 @@ def scoring_commission_per_lot(*, broker: Broker, feed: AccountType | None) -> f
     accounts = list(broker.account_types.all())
     chosen = costs.scoring_account(accounts, feed=feed)
     return costs.scoring_commission_equivalent(chosen, feed=feed)
+def spread_minutes_around(
+    *, at: datetime, before: timedelta, after: timedelta, instrument_ids: list[int]
+) -> list[tuple[int, int, datetime, float, float]]:
+    """(broker id, instrument id, minute start, mean, high) of the 1-minute bars in [at - before, at + after)."""
+    rows = (
+        SpreadBar.objects.filter(
+            resolution=SpreadBar.Resolution.MINUTE,
+            start__gte=at - before,
+            start__lt=at + after,
+            instrument_id__in=instrument_ids,
+            count__gt=0,
+        )
+        .order_by()
+        .values_list("broker_id", "instrument_id", "start", "mean", "high")
+    )
+    return list(rows)
+
+
+def spread_series(
+    *, broker_id: int, instrument_id: int, since: datetime, until: datetime, resolution: str
+) -> list[tuple[datetime, float]]:
+    """(bar start, mean spread in price units) of one broker and instrument, oldest first."""
+    rows = (
+        SpreadBar.objects.filter(
+            broker_id=broker_id,
+            instrument_id=instrument_id,
+            resolution=resolution,
+            start__gte=since,
+            start__lt=until,
+            count__gt=0,
+        )
+        .order_by("start")
+        .values_list("start", "mean")
+    )
+    return list(rows)
+
+
+def spread_hourly_means(*, instrument_id: int, since: datetime, until: datetime) -> list[tuple[int, datetime, float]]:
+    """(broker id, hour start, mean spread) of every broker's hourly bars on one instrument."""
+    rows = (
+        SpreadBar.objects.filter(
+            instrument_id=instrument_id,
+            resolution=SpreadBar.Resolution.HOUR,
+            start__gte=since,
+            start__lt=until,
+            count__gt=0,
+        )
+        .order_by()
+        .values_list("broker_id", "start", "mean")
+    )
+    return list(rows)

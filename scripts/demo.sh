@@ -28,10 +28,8 @@ if [ -z "${SECRET_KEY:-}" ]; then
   export SECRET_KEY
 fi
 PORT=${PORT:-8000}
-# 30 days: the longest window the pages show ("Last 30 days"); 1-minute bars only for the last 2 days,
-# older history as 1-hour and 1-day bars, which is all those windows read.
 HISTORY_DAYS=${DEMO_HISTORY_DAYS:-30}
-MINUTE_DAYS=${DEMO_MINUTE_DAYS:-2}
+RECENT_DAYS=${DEMO_RECENT_DAYS:-7}
 
 echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py migrate --noinput -v0
@@ -39,10 +37,16 @@ echo "==> database, demo brokers, economic calendar, demo account"
 "$PY" manage.py seed_calendar
 "$PY" manage.py demo_user
 if [ "$("$PY" manage.py shell -c 'from marketdata.models import SpreadBar; print(SpreadBar.objects.exists())' 2>/dev/null | tail -n 1)" != "True" ]; then
+  # Coarser where older: hourly bars from few quotes for the whole history, then the last days again
+  # with more quotes and 1-minute bars (what the news windows and event reports read).
   echo "==> simulating $HISTORY_DAYS days of market history (once; DEMO_HISTORY_DAYS to change)"
-  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.1 --minute-days "$MINUTE_DAYS"
+  "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.05 --minute-days 0 --no-progress
+  "$PY" manage.py simulate --days "$RECENT_DAYS" --quotes-per-minute 0.1 --minute-days "$RECENT_DAYS"
 fi
+echo "==> daily trust score history, release reports"
+"$PY" manage.py trust_backfill --days "$HISTORY_DAYS"
 "$PY" manage.py trust_recompute --full
+"$PY" manage.py events_report --days "$HISTORY_DAYS"
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py prerender | tail -n 1
 

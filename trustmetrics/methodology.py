@@ -85,6 +85,18 @@ class Methodology:
     move_threshold: float
     component_move_threshold: float
     extra: dict[str, str] = field(default_factory=dict)
+    # 2.0: critical failures cap the overall score below "Good" whatever the other components say
+    critical_off_market_share: float = 1.0
+    critical_cap: float = 100.0
+    # 2.0: licences checked against the regulator's register within this many days count fully
+    licence_verified_days: int = 0
+    unchecked_licence_factor: float = 1.0
+    # 2.0: share of rejected (malformed) quotes, and quote density for confidence
+    malformed_penalty: float = 0.0
+    full_density_quotes_per_hour: float = 0.0
+    # 2.0: uncertainty band, a bootstrap over the window's days
+    bootstrap_samples: int = 0
+    band_percentiles: tuple[float, float] = (5.0, 95.0)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -107,6 +119,30 @@ class Methodology:
             return currency in self.news_currencies[symbol]
         return currency in symbol
 
+    @property
+    def labels_display(self) -> dict[str, str]:
+        """Readable names of the keys the methodology page lists (never show raw keys)."""
+        return {
+            "description": "Description",
+            "website": "Website",
+            "headquarters": "Headquarters",
+            "accounts": "Account types listed",
+            "platforms": "Platforms listed",
+            "funding": "Funding methods listed",
+            "instruments": "Instruments listed",
+            "years": f"Years in business (full at {self.full_years})",
+            "company_type": "Company type (listed or bank)",
+            "segregated_funds": "Segregated client funds",
+            "negative_balance_protection": "Negative balance protection",
+            "active": "Active",
+            "unverified": "Unverified",
+            "suspended": "Suspended",
+            "revoked": "Revoked",
+            "listed": "Publicly listed",
+            "bank": "Bank",
+            "private": "Private company",
+        }
+
     def label_for(self, overall: float, confidence: float) -> str:
         if confidence < self.min_confidence_for_label:
             return "Provisional"
@@ -117,7 +153,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="1.1",
+    version="2.0",
     window=timedelta(days=7),
     components=(
         Component(
@@ -127,7 +163,8 @@ METHODOLOGY = Methodology(
             False,
             "Licences from strict regulators count most; suspended, revoked or unverified ones count little or nil.",
             "The strongest licence gives its tier's points times its status factor; each further licence adds a "
-            "share of its own points, up to 100. No usable licence scores 0.",
+            "share of its own points, up to 100. No usable licence scores 0. A licence whose entry in the "
+            "regulator's public register was not checked in the last 90 days counts at half its points.",
         ),
         Component(
             "cost",
@@ -148,7 +185,9 @@ METHODOLOGY = Methodology(
             "How much spreads widen around high-impact news compared with calm hours, and how much they jump about.",
             "News widening: mean 1-minute spread in windows around high-impact events for instruments the "
             "event's currency moves (index CFDs follow their home currency: US500 USD, GER40 EUR), divided by "
-            "the broker's own mean spread, compared with the other brokers. "
+            "the broker's own mean spread, compared with the other brokers. Minutes of those windows in which the "
+            "broker quoted nothing, while another broker did, count as the worst case (0 points), so going dark at "
+            "a release never looks stable. "
             "Volatility: spread of hourly means over their average, compared with the other brokers.",
         ),
         Component(
@@ -169,8 +208,9 @@ METHODOLOGY = Methodology(
             0.10,
             True,
             "Feed uptime, stale periods, disconnects and gaps in the recorded prices.",
-            "100 minus penalties: per share of time the feed was down or stale, per disconnect a day, and per share "
-            "of hours with no prices where the other brokers had some.",
+            "100 minus penalties: per share of time the feed was down or stale, per disconnect a day, per share "
+            "of hours with no prices where the other brokers had some, and per share of quotes rejected as "
+            "malformed (crossed, stale, out of sequence).",
         ),
         Component(
             "transparency",
@@ -179,7 +219,8 @@ METHODOLOGY = Methodology(
             False,
             "A complete public profile, years in business, company type and client-money protections.",
             "Points for each published profile item, for years in business (full marks at the threshold), for a "
-            "listed company or bank, for segregated client funds and for negative balance protection.",
+            "listed company or bank, for segregated client funds and for negative balance protection. Licences "
+            "never count here: they count once, in regulation.",
         ),
     ),
     labels=(
@@ -202,6 +243,15 @@ METHODOLOGY = Methodology(
             "Price integrity only over hours where a consensus was measured; off-market hours judged against the "
             "other brokers' deviations in the same hour instead of the broker's own spread (which punished the "
             "tightest brokers), with a 5 % allowance; index CFDs matched to their home currency's news.",
+        ),
+        VersionNote(
+            "2.0",
+            "2026-11-30",
+            "Missing minutes in news windows count as the worst case in stability; critical failures (heavy "
+            "off-market quoting, a suspended or revoked licence) cap the score below Good; licences not checked "
+            "against the regulator's register in 90 days count at half; rejected (malformed) quotes cost "
+            "reliability points; confidence also reflects quote density and consensus availability; every score "
+            "shows a bootstrap uncertainty band over the window's days and a digest of its inputs.",
         ),
     ),
     tier_points={1: 85.0, 2: 55.0, 3: 25.0},
@@ -251,8 +301,16 @@ METHODOLOGY = Methodology(
     company_type_points={"listed": 1.0, "bank": 1.0, "private": 0.3},
     neutral=50.0,
     min_confidence_for_label=0.25,
-    move_threshold=3.0,
-    component_move_threshold=2.0,
+    move_threshold=1.0,
+    component_move_threshold=1.0,
+    critical_off_market_share=0.2,
+    critical_cap=64.9,
+    licence_verified_days=90,
+    unchecked_licence_factor=0.5,
+    malformed_penalty=200.0,
+    full_density_quotes_per_hour=3.0,
+    bootstrap_samples=24,
+    band_percentiles=(5.0, 95.0),
 )
 
 assert abs(sum(METHODOLOGY.weights.values()) - 1.0) < 1e-9, "component weights must add up to 1"

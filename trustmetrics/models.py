@@ -17,6 +17,14 @@ class TrustScore(models.Model):
     components = models.JSONField(help_text="Component name to 0-100 score.")
     inputs = models.JSONField(default=dict, blank=True, help_text="Compact summary of the inputs.")
     reason = models.TextField(blank=True, help_text="Why the score moved, when it moved a lot.")
+    inputs_digest = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the exact scoring inputs and methodology version."
+    )
+    band_low = models.FloatField(null=True, blank=True, help_text="Uncertainty band: bootstrap over days, low end.")
+    band_high = models.FloatField(null=True, blank=True)
+    moves = models.JSONField(
+        default=list, blank=True, help_text="Components that moved since the previous score, by how much, and why."
+    )
 
     class Meta:
         ordering = ["-computed_at"]

@@ -10,9 +10,13 @@ low by accident.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import hashlib
+import json
 import math
+import random
 import statistics
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,7 @@ class ScoringInputError(ValueError):
 class LicenceInput:
     tier: int
     status: str
+    checked: bool = True  # checked against the regulator's public register recently (methodology 2.0)
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class BrokerInputs:
     commission_per_lot: float = 0.0
     instruments: tuple[InstrumentStats, ...] = ()
     feed: FeedStats | None = None
+    rejected_quotes: int = 0  # quotes the validator rejected as malformed in the window
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown regulator tier {lic.tier}")
         if lic.status not in methodology.licence_status_factor:
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown licence status {lic.status!r}")
+    if inputs.rejected_quotes < 0:
+        raise ScoringInputError(f"broker {inputs.broker_id}: negative rejected quotes")
     if inputs.commission_per_lot < 0:
         raise ScoringInputError(f"broker {inputs.broker_id}: negative commission")
     for s in inputs.instruments:
@@ -192,7 +200,12 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
 
 def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
     points = sorted(
-        (methodology.tier_points[lic.tier] * methodology.licence_status_factor[lic.status] for lic in licences),
+        (
+            methodology.tier_points[lic.tier]
+            * methodology.licence_status_factor[lic.status]
+            * (1.0 if lic.checked else methodology.unchecked_licence_factor)
+            for lic in licences
+        ),
         reverse=True,
     )
     if not points:
@@ -281,9 +294,11 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
 
     measured = {b.broker_id: {s.symbol: s for s in b.instruments if s.hours > 0} for b in brokers}
     expected: dict[str, int] = {}
+    expected_news: dict[str, int] = {}
     for b in brokers:
         for s in b.instruments:
             expected[s.symbol] = max(expected.get(s.symbol, 0), s.hours)
+            expected_news[s.symbol] = max(expected_news.get(s.symbol, 0), s.news_minutes)
 
     cost = _peer_ratios(
         {
@@ -321,7 +336,20 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         have = sum(min(s.hours, expected[s.symbol]) for s in listed)
         coverage = have / wanted if wanted else 0.0
         history = min(1.0, max((expected[s.symbol] for s in listed), default=0) / FULL_CONFIDENCE_HOURS)
-        confidence = round(coverage * history, 4)
+        hours_measured = sum(s.hours for s in m.values())
+        quotes_measured = sum(s.quotes for s in m.values())
+        # Honest confidence: thin quoting and hours without a consensus to compare with count too.
+        density = (
+            min(1.0, quotes_measured / hours_measured / methodology.full_density_quotes_per_hour)
+            if hours_measured and methodology.full_density_quotes_per_hour
+            else 1.0
+        )
+        consensus = sum(s.dev_hours for s in m.values()) / hours_measured if hours_measured else 0.0
+        consensus_factor = 0.5 + 0.5 * consensus if methodology.full_density_quotes_per_hour else 1.0
+        confidence = round(coverage * history * density * consensus_factor, 4)
+        wanted_news = sum(expected_news.get(s.symbol, 0) for s in listed)
+        have_news = sum(min(s.news_minutes, expected_news.get(s.symbol, 0)) for s in listed)
+        news_coverage = have_news / wanted_news if wanted_news else 1.0
 
         cost_ratio = _geomean((cost[b.broker_id][sym], 1.0) for sym in sorted(cost[b.broker_id]))
         vol_ratio = _geomean((volatility[b.broker_id][sym], 1.0) for sym in sorted(volatility[b.broker_id]))
@@ -336,8 +364,10 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         raw: dict[str, float | None] = {}
         raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
         vol_points = band_points(vol_ratio, methodology.volatility_band) if vol_ratio is not None else None
-        if news_ratio is not None:
-            news_points = band_points(news_ratio, methodology.news_band)
+        if news_ratio is not None or news_coverage < 1.0:
+            # Minutes not quoted in news windows count as the worst case: 0 points.
+            news_points = band_points(news_ratio, methodology.news_band) if news_ratio is not None else 0.0
+            news_points *= news_coverage
             raw["stability"] = (
                 methodology.news_share * news_points + (1 - methodology.news_share) * vol_points
                 if vol_points is not None
@@ -357,6 +387,9 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             reliability -= feed.down_s / feed.observed_s * methodology.down_penalty
             reliability -= feed.stale_s / feed.observed_s * methodology.stale_penalty
             reliability -= feed.disconnects / max(days, 1.0) * methodology.disconnect_penalty
+        malformed = b.rejected_quotes / (b.rejected_quotes + quotes_measured) if b.rejected_quotes else 0.0
+        if reliability is not None:
+            reliability -= malformed * methodology.malformed_penalty
         raw["reliability"] = _clamp(reliability) if reliability is not None else None
         raw["regulation"] = regulation_points(b.licences, methodology)
         raw["transparency"] = transparency_points(b.profile, b.as_of_year, methodology)
@@ -370,6 +403,21 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             assert value is not None
             components[comp.key] = round(_clamp(value), 2)
         overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
+        critical = critical_failures(off_share=off_share, licences=b.licences, methodology=methodology)
+        if critical:
+            overall = min(overall, methodology.critical_cap)
+        per_instrument = {
+            sym: {
+                "spread_pips": round(s.mean_spread / s.pip_size, 4),
+                "news_ratio": (
+                    round((s.news_sum_mean / s.news_minutes) / s.mean_spread, 4)
+                    if s.news_minutes and s.mean_spread
+                    else None
+                ),
+                "off_market_hours": s.off_market_hours,
+            }
+            for sym, s in sorted(m.items())
+        }
         feed_summary = (
             {
                 "uptime": round(feed.up_s / feed.observed_s, 4) if feed.observed_s else None,
@@ -400,12 +448,35 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "excursion_ratio": _round(exc_ratio),
                     "off_market_share": round(off_share, 4),
                     "commission_per_lot": b.commission_per_lot,
-                    "licences": [f"T{lic.tier}:{lic.status}" for lic in b.licences],
+                    "licences": [
+                        f"T{lic.tier}:{lic.status}{'' if lic.checked else ':unchecked'}" for lic in b.licences
+                    ],
                     "feed": feed_summary,
+                    "news_coverage": round(news_coverage, 4),
+                    "quote_density": round(density, 4),
+                    "consensus_share": round(consensus, 4),
+                    "malformed_share": round(malformed, 6),
+                    "rejected_quotes": b.rejected_quotes,
+                    "critical": critical,
+                    "per_instrument": per_instrument,
                 },
             )
         )
     return results
+
+
+def critical_failures(
+    *, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY
+) -> list[str]:
+    """The published critical failures: any one caps the overall score below "Good"."""
+    out = []
+    if off_share >= methodology.critical_off_market_share:
+        out.append(f"off-market in {off_share:.0%} of measured hours")
+    for lic in licences:
+        if lic.status in ("suspended", "revoked"):
+            out.append(f"a {lic.status} licence")
+            break
+    return out
 
 
 def _round(value: float | None) -> float | None:
@@ -483,3 +554,153 @@ def feed_stats(*, changes: Sequence[tuple[float, str]], start: float, end: float
         down_s=seconds["down"],
         disconnects=disconnects,
     )
+
+
+def inputs_digest(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> str:
+    """SHA-256 of the exact inputs and the methodology version: the same digest means the same score."""
+    payload = json.dumps(
+        {"methodology": methodology.version, "inputs": dataclasses.asdict(inputs)}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def bootstrap_bands(
+    *,
+    brokers: Sequence[BrokerInputs],
+    daily: Mapping[tuple[int, str], Sequence[InstrumentStats | None]],
+    days: int,
+    seed: str,
+    methodology: Methodology = METHODOLOGY,
+) -> dict[int, tuple[float, float]]:
+    """Uncertainty band of each broker's overall score: the window's days resampled with replacement.
+
+    ``daily[(broker id, symbol)]`` holds that instrument's statistics per day of the window (None: no
+    data that day). Each sample draws ``days`` day indices (the same draw for every broker, as the
+    peers' days are the same days), adds the statistics up and scores everyone again. The band is the
+    methodology's percentiles of those overall scores. Deterministic for a seed.
+    """
+    samples = methodology.bootstrap_samples
+    if samples <= 0 or days <= 0:
+        return {}
+    rng = random.Random(seed)
+    overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
+    for _ in range(samples):
+        picks = [rng.randrange(days) for _ in range(days)]
+        resampled = []
+        for b in brokers:
+            instruments = []
+            for s in b.instruments:
+                per_day = daily.get((b.broker_id, s.symbol))
+                total = InstrumentStats(symbol=s.symbol, asset_class=s.asset_class, pip_size=s.pip_size)
+                if per_day:
+                    for i in picks:
+                        day_stats = per_day[i]
+                        if day_stats is not None:
+                            total = total + day_stats
+                instruments.append(total)
+            resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
+        for r in score_all(resampled, methodology):
+            overall[r.broker_id].append(r.overall)
+    lo_q, hi_q = methodology.band_percentiles
+    return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class NewsNote:
+    """The newest day's worst news widening of one broker: what a stability move is blamed on."""
+
+    symbol: str
+    ratio: float  # mean spread in the news windows over the day's mean spread
+    event: str
+    day: str  # e.g. "6 Nov"
+
+
+def _worst_instrument_change(prev: dict[str, Any], cur: dict[str, Any]) -> str | None:
+    best: tuple[float, str] | None = None
+    for sym, now in cur.items():
+        before = prev.get(sym)
+        if not before or not before.get("spread_pips") or not now.get("spread_pips"):
+            continue
+        change = now["spread_pips"] / before["spread_pips"]
+        score = abs(math.log(change))
+        if best is None or score > best[0]:
+            best = (score, f"{sym} mean spread {before['spread_pips']:.2f} → {now['spread_pips']:.2f} pips")
+    return best[1] if best else None
+
+
+def _licence_change(before: list[str], after: list[str]) -> str:
+    unchecked_before = sum(x.endswith(":unchecked") for x in before)
+    unchecked_after = sum(x.endswith(":unchecked") for x in after)
+    if unchecked_after > unchecked_before:
+        return f"{unchecked_after - unchecked_before} licence(s) no longer checked against the register in 90 days"
+    if unchecked_after < unchecked_before:
+        return f"{unchecked_before - unchecked_after} licence(s) checked against the regulator's register"
+    statuses = sorted({x.split(":")[1] for x in after if ":" in x})
+    return f"licence statuses now {', '.join(statuses) or 'none'}"
+
+
+def move_details(
+    *,
+    previous_components: dict[str, float],
+    previous_inputs: dict[str, Any],
+    result: ScoreResult,
+    news: NewsNote | None = None,
+    methodology: Methodology = METHODOLOGY,
+) -> list[dict[str, Any]]:
+    """Each component that moved by the threshold or more: before, after, change and the measured cause in words."""
+    cur = result.inputs
+    out: list[dict[str, Any]] = []
+    for comp in methodology.components:
+        before = previous_components.get(comp.key)
+        after = result.components.get(comp.key)
+        if before is None or after is None or abs(after - before) < methodology.component_move_threshold:
+            continue
+        cause: str | None = None
+        if comp.key == "cost":
+            cause = _worst_instrument_change(previous_inputs.get("per_instrument", {}), cur.get("per_instrument", {}))
+        elif comp.key == "stability":
+            prev_cov, cov = previous_inputs.get("news_coverage"), cur.get("news_coverage")
+            if prev_cov is not None and cov is not None and abs(cov - prev_cov) >= 0.05:
+                cause = f"quoted {cov:.0%} of news-window minutes (was {prev_cov:.0%})"
+            elif news is not None:
+                cause = f"{news.symbol} spread {news.ratio:.1f}× its day's mean at {news.event} on {news.day}"
+        elif comp.key == "price_integrity":
+            prev_share, share = previous_inputs.get("off_market_share"), cur.get("off_market_share")
+            if prev_share is not None and share is not None:
+                cause = f"off-market in {share:.0%} of measured hours (was {prev_share:.0%})"
+        elif comp.key == "reliability":
+            prev_feed, feed = previous_inputs.get("feed") or {}, cur.get("feed") or {}
+            parts = []
+            if feed.get("uptime") is not None and prev_feed.get("uptime") is not None:
+                parts.append(f"feed up {feed['uptime']:.1%} of the time (was {prev_feed['uptime']:.1%})")
+            if previous_inputs.get("coverage") != cur.get("coverage"):
+                parts.append(
+                    f"prices in {cur.get('coverage', 0):.0%} of hours (was {previous_inputs.get('coverage', 0):.0%})"
+                )
+            cause = "; ".join(parts) or None
+        elif comp.key == "regulation":
+            cause = _licence_change(previous_inputs.get("licences", []), cur.get("licences", []))
+        elif comp.key == "transparency":
+            cause = "profile details changed"
+        if cause is None and previous_inputs.get("coverage") != cur.get("coverage"):
+            cause = "more measured data: pulled less towards the middle"
+        out.append(
+            {
+                "component": comp.key,
+                "title": comp.title,
+                "before": round(before, 2),
+                "after": round(after, 2),
+                "change": round(after - before, 2),
+                "cause": cause or "a new day of data entered the window and the oldest left it",
+            }
+        )
+    out.sort(key=lambda m: -abs(float(m["change"])) * methodology.weights[str(m["component"])])
+    return out

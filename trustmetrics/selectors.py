@@ -14,12 +14,12 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Abs, Greatest, TruncDate
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
-from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
+from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from marketdata.selectors import feed_accounts, scoring_commission_per_lot
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
@@ -28,6 +28,7 @@ from trustmetrics.scoring import (
     FeedStats,
     InstrumentStats,
     LicenceInput,
+    NewsNote,
     ProfileInput,
     feed_stats,
     off_market_hours,
@@ -187,6 +188,75 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
     return {(r.pop("broker_id"), r.pop("instrument_id")): r for r in rows}
 
 
+DAILY_FIELDS = (
+    "hours",
+    "sum_mean",
+    "sum_mean_sq",
+    "quotes",
+    "dev_hours",
+    "sum_excursion",
+    "off_market_hours",
+    "news_minutes",
+    "news_sum_mean",
+)
+
+
+def trust_daily_rows(*, days: list[date]) -> dict[DayKey, dict[str, Any]]:
+    """The stored daily sums of these days, one dict per broker, instrument and day."""
+    rows = TrustDailyInput.objects.filter(day__in=days).values_list("broker_id", "instrument_id", "day", *DAILY_FIELDS)
+    return {(b, i, d): dict(zip(DAILY_FIELDS, values, strict=True)) for b, i, d, *values in rows}
+
+
+def trust_sum_days(*, rows: dict[DayKey, dict[str, Any]], days: list[date]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Add the daily rows of ``days`` up per broker and instrument (what trust_window_sums does in SQL)."""
+    wanted = set(days)
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    for (b, i, d), values in rows.items():
+        if d not in wanted:
+            continue
+        total = out.setdefault((b, i), dict.fromkeys(DAILY_FIELDS, 0))
+        for k in DAILY_FIELDS:
+            total[k] += values[k] or 0
+    return out
+
+
+def trust_rejections(*, start: datetime, end: datetime) -> dict[int, int]:
+    """Quotes rejected as malformed per broker in [start, end) (counted per hour by the ingestors)."""
+    # Whole hours only (counts are per hour), so runs a few minutes apart read the same counts.
+    start, end = (t.replace(minute=0, second=0, microsecond=0) for t in (start, end))
+    rows = (
+        QuoteRejectionCount.objects.filter(hour__gte=start, hour__lt=end)
+        .values("broker_id")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    return {r["broker_id"]: int(r["n"] or 0) for r in rows}
+
+
+def trust_news_notes(*, rows: dict[DayKey, dict[str, Any]], day: date) -> dict[int, NewsNote]:
+    """Per broker, the instrument that widened most in that day's high-impact news windows, with the event."""
+    start = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+    events = trust_events_high_impact(start=start, end=start + timedelta(days=1))
+    if not events:
+        return {}
+    names = dict(
+        EconomicEvent.objects.filter(impact="high", scheduled_at__gte=start, scheduled_at__lt=start + timedelta(days=1))
+        .order_by("scheduled_at")
+        .values_list("currency", "name")
+    )
+    symbols = dict(Instrument.objects.values_list("pk", "symbol"))
+    out: dict[int, NewsNote] = {}
+    for (b, i, d), v in rows.items():
+        if d != day or not v["news_minutes"] or not v["hours"] or not v["sum_mean"]:
+            continue
+        ratio = (v["news_sum_mean"] / v["news_minutes"]) / (v["sum_mean"] / v["hours"])
+        symbol = symbols.get(i, "?")
+        event = next((names.get(ccy) for _, ccy in events if METHODOLOGY.moves_with(symbol, ccy)), None)
+        if event and (b not in out or ratio > out[b].ratio):
+            out[b] = NewsNote(symbol=symbol, ratio=ratio, event=event, day=f"{day.day} {day:%b}")
+    return out
+
+
 def trust_feed_stats(*, start: datetime, end: datetime) -> dict[int, FeedStats]:
     """Feed up/stale/down time and disconnects per broker over [start, end)."""
     before = FeedStatusChange.objects.filter(broker=OuterRef("pk"), at__lt=start).order_by("-at")
@@ -214,10 +284,16 @@ def feed_account(accounts: Iterable[AccountType]) -> AccountType | None:
 
 
 def trust_broker_inputs(
-    *, as_of: datetime, sums: dict[tuple[int, int], dict[str, Any]], feeds: dict[int, FeedStats]
+    *,
+    as_of: datetime,
+    sums: dict[tuple[int, int], dict[str, Any]],
+    feeds: dict[int, FeedStats],
+    rejections: dict[int, int] | None = None,
+    methodology: Methodology = METHODOLOGY,
 ) -> list[BrokerInputs]:
     """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
     instruments = {i.pk: i for i in Instrument.objects.all()}
+    checked_since = as_of.date() - timedelta(days=methodology.licence_verified_days)
     brokers = (
         Broker.objects.annotate(
             platform_count=Count("platforms", distinct=True),
@@ -249,7 +325,15 @@ def trust_broker_inputs(
         out.append(
             BrokerInputs(
                 broker_id=b.pk,
-                licences=tuple(LicenceInput(tier=lic.regulator.tier, status=lic.status) for lic in b.licences.all()),
+                licences=tuple(
+                    LicenceInput(
+                        tier=lic.regulator.tier,
+                        status=lic.status,
+                        # A check made after as_of did not exist yet for a score as of a past day.
+                        checked=lic.last_verified is not None and checked_since <= lic.last_verified <= as_of.date(),
+                    )
+                    for lic in b.licences.all()
+                ),
                 profile=ProfileInput(
                     year_founded=b.year_founded,
                     company_type=b.company_type,
@@ -267,6 +351,7 @@ def trust_broker_inputs(
                 commission_per_lot=scoring_commission_per_lot(broker=b, feed=feeds_by_broker[b.pk]),
                 instruments=tuple(stats),
                 feed=feeds.get(b.pk),
+                rejected_quotes=(rejections or {}).get(b.pk, 0),
             )
         )
     return out
@@ -281,3 +366,11 @@ def trust_previous_scores(*, before: datetime) -> dict[int, TrustScore]:
 
 def trust_scores_at(*, computed_at: datetime) -> list[TrustScore]:
     return list(TrustScore.objects.filter(computed_at=computed_at).order_by("broker_id"))
+
+
+def trust_daily_history(*, broker_id: int, days: int = 90, now: datetime | None = None) -> list[TrustScore]:
+    """One score per UTC day (the day's last), oldest first: the profile's history chart and change log."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    qs = TrustScore.objects.filter(broker_id=broker_id, computed_at__gte=since)
+    last_per_day = qs.annotate(day=TruncDate("computed_at")).values("day").annotate(last=Max("computed_at")).order_by()
+    return list(qs.filter(computed_at__in=[r["last"] for r in last_per_day]).order_by("computed_at"))

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from brokers.models import Instrument
 from common import cachetags
 from pagecache.services import pages_revalidate
 from trustmetrics import selectors
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
-from trustmetrics.scoring import ScoreResult, explain_move, score_all
+from trustmetrics.scoring import (
+    InstrumentStats,
+    ScoreResult,
+    bootstrap_bands,
+    explain_move,
+    inputs_digest,
+    move_details,
+    score_all,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,32 +89,96 @@ def trust_scores_compute(
     if TrustScore.objects.filter(computed_at=as_of).exists():
         run.already_done = True
         return run
+    rows = selectors.trust_daily_rows(days=window)
+    previous = selectors.trust_previous_scores(before=as_of)
+    score_rows, run.results, run.changed, run.reasons = _score_window(
+        as_of=as_of, window=window, rows=rows, previous=previous, methodology=methodology
+    )
+    with transaction.atomic():
+        created = TrustScore.objects.bulk_create(score_rows, ignore_conflicts=True)
+        run.stored = len(created)
+        if run.changed:
+            tags = [cachetags.broker(broker_id) for broker_id in run.changed] + [cachetags.BROKER_LIST]
+            transaction.on_commit(lambda: pages_revalidate(tags=tags))
+    logger.info(
+        "trust scores as of %s: %d brokers, %d changed, %d days rebuilt%s",
+        as_of.isoformat(),
+        len(score_rows),
+        len(run.changed),
+        len(run.days_refreshed),
+        " (full)" if full else "",
+    )
+    return run
 
-    sums = selectors.trust_window_sums(days=window)
+
+def _score_window(
+    *,
+    as_of: datetime,
+    window: list[date],
+    rows: dict[selectors.DayKey, dict[str, Any]],
+    previous: dict[int, TrustScore],
+    methodology: Methodology,
+) -> tuple[list[TrustScore], list[ScoreResult], list[int], dict[int, str]]:
+    """Score every broker from the daily rows of ``window`` (data before ``as_of`` only), with a digest of
+    each broker's inputs, a bootstrap band over the days and, against ``previous``, the moves and their causes."""
+    sums = selectors.trust_sum_days(rows=rows, days=window)
     start = as_of - methodology.window
     feeds = selectors.trust_feed_stats(start=start, end=as_of)
-    inputs = selectors.trust_broker_inputs(as_of=as_of, sums=sums, feeds=feeds)
-    run.results = score_all(inputs, methodology)
-    previous = selectors.trust_previous_scores(before=as_of)
-
-    rows = []
-    for result in run.results:
+    rejections = selectors.trust_rejections(start=start, end=as_of)
+    inputs = selectors.trust_broker_inputs(
+        as_of=as_of, sums=sums, feeds=feeds, rejections=rejections, methodology=methodology
+    )
+    results = score_all(inputs, methodology)
+    symbols = dict(Instrument.objects.values_list("pk", "symbol"))
+    daily: dict[tuple[int, str], list[InstrumentStats | None]] = {}
+    index = {d: n for n, d in enumerate(window)}
+    statics = {(b.broker_id, st.symbol): st for b in inputs for st in b.instruments}
+    for (b, i, d), values in rows.items():
+        static = statics.get((b, symbols[i]))
+        if d not in index or static is None:
+            continue
+        per_day = daily.setdefault((b, static.symbol), [None] * len(window))
+        per_day[index[d]] = InstrumentStats(
+            symbol=static.symbol, asset_class=static.asset_class, pip_size=static.pip_size, **values
+        )
+    bands = bootstrap_bands(
+        brokers=inputs, daily=daily, days=len(window), seed=as_of.isoformat(), methodology=methodology
+    )
+    news = selectors.trust_news_notes(rows=rows, day=max(window)) if window else {}
+    digests = {b.broker_id: inputs_digest(b, methodology) for b in inputs}
+    changed: list[int] = []
+    reasons: dict[int, str] = {}
+    out = []
+    for result in results:
         prev = previous.get(result.broker_id)
         reason = ""
+        moves: list[dict[str, Any]] = []
         if prev is None:
-            run.changed.append(result.broker_id)
+            changed.append(result.broker_id)
         else:
             if round(prev.overall, 1) != round(result.overall, 1) or prev.label != result.label:
-                run.changed.append(result.broker_id)
+                changed.append(result.broker_id)
             reason = explain_move(
                 previous_overall=prev.overall,
                 previous_components=prev.components,
                 result=result,
                 methodology=methodology,
             )
+            if reason:
+                moves = move_details(
+                    previous_components=prev.components,
+                    previous_inputs=prev.inputs,
+                    result=result,
+                    news=news.get(result.broker_id),
+                    methodology=methodology,
+                )
+                causes = "; ".join(f"{m['title']}: {m['cause']}" for m in moves)
+                if causes:
+                    reason = f"{reason} Causes: {causes}."
         if reason:
-            run.reasons[result.broker_id] = reason
-        rows.append(
+            reasons[result.broker_id] = reason
+        band = bands.get(result.broker_id)
+        out.append(
             TrustScore(
                 broker_id=result.broker_id,
                 computed_at=as_of,
@@ -115,23 +189,69 @@ def trust_scores_compute(
                 components=result.components,
                 inputs=result.inputs,
                 reason=reason,
+                inputs_digest=digests[result.broker_id],
+                band_low=band[0] if band else None,
+                band_high=band[1] if band else None,
+                moves=moves,
             )
         )
-    with transaction.atomic():
-        created = TrustScore.objects.bulk_create(rows, ignore_conflicts=True)
-        run.stored = len(created)
-        if run.changed:
-            tags = [cachetags.broker(broker_id) for broker_id in run.changed] + [cachetags.BROKER_LIST]
-            transaction.on_commit(lambda: pages_revalidate(tags=tags))
-    logger.info(
-        "trust scores as of %s: %d brokers, %d changed, %d days rebuilt%s",
-        as_of.isoformat(),
-        len(rows),
-        len(run.changed),
-        len(run.days_refreshed),
-        " (full)" if full else "",
+    return out, results, changed, reasons
+
+
+@dataclass
+class Backfill:
+    days: list[date] = field(default_factory=list)
+    stored: int = 0
+    skipped: int = 0
+
+
+def trust_backfill(*, days: int, now: datetime | None = None, methodology: Methodology = METHODOLOGY) -> Backfill:
+    """Each broker's score as of the end of each of the last ``days`` whole UTC days, from data up to then only.
+
+    Stored at midnight after each day with the methodology version, the inputs' digest, the band and the
+    moves against the day before. Idempotent: a day already scored at that time is left as it is.
+    """
+    now = now or timezone.now()
+    today = now.date()
+    scored_days = [today - timedelta(days=n) for n in range(days, 0, -1)]
+    span = methodology.window.days
+    needed = sorted({d - timedelta(days=k) for d in scored_days for k in range(span)})
+    midnight = datetime.combine(today, time.min, tzinfo=now.tzinfo)
+    stored_days = selectors.trust_stored_days(days=needed, methodology=methodology)
+    # Whole past days only: a day's sums never change once it is over (the nightly run catches late bars).
+    trust_daily_inputs_refresh(
+        days=[d for d in needed if d not in stored_days], as_of=midnight, methodology=methodology
     )
-    return run
+    rows = selectors.trust_daily_rows(days=needed)
+    out = Backfill(days=scored_days)
+    first_as_of = datetime.combine(scored_days[0], time.min, tzinfo=now.tzinfo) + timedelta(days=1)
+    previous = selectors.trust_previous_scores(before=first_as_of)
+    done = set(
+        TrustScore.objects.filter(
+            computed_at__gte=first_as_of, computed_at__lte=midnight, methodology_version=methodology.version
+        )
+        .values_list("computed_at", flat=True)
+        .distinct()
+    )
+    for day in scored_days:
+        as_of = datetime.combine(day, time.min, tzinfo=now.tzinfo) + timedelta(days=1)
+        window = [day - timedelta(days=k) for k in range(span - 1, -1, -1)]
+        if as_of in done:
+            out.skipped += 1
+            previous = {s.broker_id: s for s in TrustScore.objects.filter(computed_at=as_of)}
+            continue
+        in_window = set(window)
+        window_rows = {k: v for k, v in rows.items() if k[2] in in_window}
+        score_rows, _, _, _ = _score_window(
+            as_of=as_of, window=window, rows=window_rows, previous=previous, methodology=methodology
+        )
+        created = TrustScore.objects.bulk_create(score_rows, ignore_conflicts=True)
+        out.stored += len(created)
+        previous = {s.broker_id: s for s in score_rows}
+    if out.stored:
+        transaction.on_commit(lambda: pages_revalidate(tags=[cachetags.BROKER_LIST, cachetags.ALL]))
+    logger.info("trust backfill: %d days, %d scores stored, %d days already done", days, out.stored, out.skipped)
+    return out
 
 
 def run_slot(now: datetime, every: timedelta) -> datetime:

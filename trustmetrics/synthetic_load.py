@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 
@@ -20,6 +20,8 @@ def synthetic_market_write(
     symbols: Iterable[str] | None = None,
     profiles: Iterable[BrokerProfile] | None = None,
     seed: int = 7,
+    news_before: timedelta = timedelta(minutes=5),
+    news_after: timedelta = timedelta(minutes=15),
 ) -> int:
     """Write bars, high-impact events and feed status changes for the demo brokers. Returns bars written."""
     profiles = list(profiles if profiles is not None else BROKER_PROFILES.values())
@@ -44,7 +46,9 @@ def synthetic_market_write(
             dev_min=b.dev_min,
             dev_max=b.dev_max,
         )
-        for b in synthetic.bars(profiles, start=start, days=days, symbols=wanted, seed=seed)
+        for b in synthetic.bars(
+            profiles, start=start, days=days, symbols=wanted, seed=seed, news_before=news_before, news_after=news_after
+        )
         if b.symbol in instruments
     ]
     events = [

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from brokers.models import Instrument
 from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
@@ -12,6 +13,8 @@ from trustmetrics.methodology import METHODOLOGY
 def methodology(request: HttpRequest) -> HttpResponse:
     """The published methodology, rendered from the very object the engine scores with."""
     m = METHODOLOGY
+    names = m.labels_display
+    tracked = set(Instrument.objects.values_list("symbol", flat=True))
     response = TemplateResponse(
         request,
         "trustmetrics/methodology.html",
@@ -20,8 +23,16 @@ def methodology(request: HttpRequest) -> HttpResponse:
             "components": [{"c": c, "weight": round(c.weight * 100)} for c in m.components],
             "labels": m.labels,
             "tiers": sorted(m.tier_points.items()),
-            "statuses": sorted(m.licence_status_factor.items(), key=lambda kv: -kv[1]),
-            "transparency": sorted(m.transparency_points.items(), key=lambda kv: -kv[1]),
+            "statuses": [
+                (names.get(k, k), v) for k, v in sorted(m.licence_status_factor.items(), key=lambda kv: -kv[1])
+            ],
+            "transparency": [
+                (names.get(k, k), v) for k, v in sorted(m.transparency_points.items(), key=lambda kv: -kv[1])
+            ],
+            "company_types": [(names.get(k, k), v) for k, v in m.company_type_points.items()],
+            # Only instruments the site tracks: the methodology knows more index CFDs than we list.
+            "news_indices": [(sym, ccys) for sym, ccys in sorted(m.news_currencies.items()) if sym in tracked],
+            "good_minimum": next(band.minimum for band in m.labels if band.name == "Good"),
             "window_days": m.window.days,
             "news_before_min": int(m.news_before.total_seconds() // 60),
             "news_after_min": int(m.news_after.total_seconds() // 60),

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import template
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
+from trustmetrics import selectors
+from trustmetrics.charts import Series, line_chart
 from trustmetrics.methodology import METHODOLOGY
 from trustmetrics.models import TrustScore
 
@@ -41,72 +43,49 @@ def _tip(score: TrustScore) -> str:
         if comp.key in score.components:
             parts.append(f"{comp.title} {score.components[comp.key]:.0f}")
     parts.append(f"Confidence {score.confidence * 100:.0f}%")
+    if score.band_low is not None and score.band_high is not None:
+        parts.append(f"Uncertainty band {score.band_low:.0f}–{score.band_high:.0f}")
     if score.reason:
         parts.append(score.reason)
     return "\n".join(parts)
 
 
 @register.simple_tag
-def trust_chart(scores: Sequence[TrustScore], width: int = 640, height: int = 200) -> SafeString:
-    """Server-rendered SVG of overall scores over time, readable without JavaScript; points carry tooltips."""
+def trust_history(broker: Any, days: int = 90) -> list[TrustScore]:
+    """One score per day, oldest first (the chart and the change log read the same list)."""
+    return selectors.trust_daily_history(broker_id=broker.pk, days=days)
+
+
+@register.simple_tag
+def trust_chart(scores: Sequence[TrustScore]) -> SafeString:
+    """Server-rendered SVG of the daily overall score with its uncertainty band; readable without
+    JavaScript, labels 12 px or more on a phone; points carry tooltips (static/js/charts.js)."""
     if not scores:
         return SafeString("")
-    left, right, top, bottom = 34, 12, 10, 24
-    t0, t1 = scores[0].computed_at.timestamp(), scores[-1].computed_at.timestamp()
-    span = (t1 - t0) or 1.0
-    inner_w, inner_h = width - left - right, height - top - bottom
+    t0 = scores[0].computed_at.timestamp()
 
-    def xy(s: TrustScore) -> tuple[float, float]:
-        x = left + ((s.computed_at.timestamp() - t0) / span * inner_w if len(scores) > 1 else inner_w / 2)
-        y = top + (1 - s.overall / 100) * inner_h
-        return round(x, 1), round(y, 1)
+    def x(s: TrustScore) -> float:
+        return (s.computed_at.timestamp() - t0) / 86400
 
-    grid = format_html_join(
-        "",
-        '<line x1="{}" y1="{}" x2="{}" y2="{}" class="grid"/><text x="{}" y="{}" class="axis">{}</text>',
-        (
-            (
-                left,
-                top + (1 - v / 100) * inner_h,
-                width - right,
-                top + (1 - v / 100) * inner_h,
-                left - 6,
-                top + (1 - v / 100) * inner_h + 4,
-                v,
-            )
-            for v in (0, 50, 100)
+    x1 = max(x(scores[-1]), 1.0)
+    band = [(x(s), s.band_low, s.band_high) for s in scores if s.band_low is not None and s.band_high is not None]
+    svg = line_chart(
+        series=[
+            Series(name="Overall score", points=[(x(s), s.overall) for s in scores], tips=[_tip(s) for s in scores])
+        ],
+        x_range=(0.0, x1),
+        x_labels=[(0.0, f"{scores[0].computed_at:%-d %b}"), (x1, f"{scores[-1].computed_at:%-d %b}")],
+        y_range=(0.0, 100.0),
+        band=[(bx, float(lo), float(hi)) for bx, lo, hi in band],
+        label=(
+            f"Daily TrustMetrics score from {scores[0].overall:.1f} on {scores[0].computed_at:%-d %b} "
+            f"to {scores[-1].overall:.1f} on {scores[-1].computed_at:%-d %b}"
         ),
     )
-    points = " ".join(f"{x},{y}" for x, y in map(xy, scores))
-    dots = format_html_join(
-        "",
-        '<circle cx="{}" cy="{}" r="4" tabindex="0" data-tip="{}"><title>{}</title></circle>',
-        ((*xy(s), _tip(s), _tip(s)) for s in scores),
-    )
-    first, last = scores[0], scores[-1]
     return format_html(
-        '<figure class="trust-chart" data-trust-chart>'
-        '<svg viewBox="0 0 {w} {h}" role="img" aria-label="{label}">{grid}'
-        '<text x="{left}" y="{by}" class="axis start">{ta}</text>'
-        '<text x="{xr}" y="{by}" class="axis end">{tb}</text>'
-        '<polyline points="{pts}" class="line"/>{dots}</svg>'
-        '<div class="trust-tip" role="status" hidden></div>'
-        "<figcaption>Overall score history ({n} runs): {a} on {da} to {b} on {db}. "
+        '<figure class="chart-figure" data-trust-chart>{}<div class="chart-tip" role="status" hidden></div>'
+        "<figcaption>Daily score over {} days; the shaded band is the uncertainty band. "
         "Hover or tab to a point for its components.</figcaption></figure>",
-        w=width,
-        h=height,
-        grid=grid,
-        left=left,
-        xr=width - right,
-        by=height - 6,
-        pts=points,
-        dots=dots,
-        n=len(scores),
-        label=f"Score history from {first.overall:.1f} to {last.overall:.1f}",
-        a=f"{first.overall:.1f}",
-        da=f"{first.computed_at:%d %b}",
-        ta=f"{first.computed_at:%d %b %H:%M}",
-        b=f"{last.overall:.1f}",
-        db=f"{last.computed_at:%d %b}",
-        tb=f"{last.computed_at:%d %b %H:%M}",
+        mark_safe(svg),  # noqa: S308 (line_chart escapes every text it writes)
+        len(scores),
     )

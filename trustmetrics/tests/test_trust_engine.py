@@ -17,7 +17,7 @@ from django.db.models import F
 from brokers.models import Broker, Licence
 from brokers.services import demo_seed
 from marketdata.backfill import history_backfill
-from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
+from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from marketdata.selectors import ids_cache_clear
 from marketdata.services import calendar_seed
 from simulator.profiles import BROKER_PROFILES
@@ -183,6 +183,10 @@ def test_with_equal_market_data_a_tier_one_licensed_broker_beats_an_unlicensed_o
     for change in changes:
         change.pk, change.broker_id = None, twin.pk
     FeedStatusChange.objects.bulk_create(changes)
+    rejections = list(QuoteRejectionCount.objects.filter(broker=kestrel))  # malformed quotes are market data too
+    for rejection in rejections:
+        rejection.pk, rejection.broker_id = None, twin.pk
+    QuoteRejectionCount.objects.bulk_create(rejections)
     for account in kestrel.account_types.all():
         account.pk, account.broker_id = None, twin.pk
         account.save()

@@ -100,7 +100,9 @@ def test_price_integrity_counts_only_hours_where_a_consensus_was_measured():
     # Same deviations per measured hour; broker 9 simply had no consensus for half its hours.
     results = by_id(score_all(market(dev_hours=60, off=0)))
     assert results[9].inputs["excursion_ratio"] == pytest.approx(1.0)
-    assert results[9].components["price_integrity"] == results[1].components["price_integrity"]
+    # Its deviations are as good as anyone's; fewer hours with a consensus only lower its confidence (2.0).
+    assert results[9].inputs["consensus_share"] == pytest.approx(0.5)
+    assert results[9].confidence < results[1].confidence
     # Off-market share is out of the measured hours, not all hours.
     results = by_id(score_all(market(dev_hours=60, off=12)))
     assert results[9].inputs["off_market_share"] == pytest.approx(0.2)
@@ -240,3 +242,63 @@ def test_news_moves_instruments_that_name_the_currency_and_index_cfds_of_their_h
     assert not m.moves_with("EURGBP", "USD")
     assert m.moves_with("US500", "USD") and not m.moves_with("US500", "EUR")
     assert m.moves_with("GER40", "EUR") and not m.moves_with("GER40", "USD")
+
+
+# Methodology 2.0
+
+
+def test_a_broker_dark_during_news_does_not_get_the_best_stability():
+    # Broker 9 quotes only 2 of the 20 news minutes the others quote, and widens not at all in those.
+    results = by_id(score_all(market(news=2, widen=1.0)))
+    assert results[9].inputs["news_coverage"] == pytest.approx(0.1)
+    assert results[9].components["stability"] < min(results[i].components["stability"] for i in range(1, 6))
+
+
+def test_heavy_off_market_quoting_caps_the_score_below_good_whatever_the_rest():
+    results = by_id(score_all(market(off=40, spread=0.4)))
+    assert results[9].inputs["critical"] == ["off-market in 33% of measured hours"]
+    assert results[9].overall <= METHODOLOGY.critical_cap
+    assert results[9].label not in ("Good", "Excellent")
+
+
+def test_a_suspended_licence_caps_the_score_below_good():
+    licences = (LicenceInput(tier=1, status="active"), LicenceInput(tier=2, status="suspended"))
+    results = by_id(score_all(market(licences=licences, spread=0.4)))
+    assert results[9].inputs["critical"] == ["a suspended licence"]
+    assert results[9].overall <= METHODOLOGY.critical_cap
+
+
+def test_a_licence_not_checked_in_the_register_counts_at_half():
+    checked = regulation_points([LicenceInput(tier=1, status="active", checked=True)])
+    unchecked = regulation_points([LicenceInput(tier=1, status="active", checked=False)])
+    assert unchecked == pytest.approx(checked * METHODOLOGY.unchecked_licence_factor)
+
+
+def test_malformed_quotes_cost_reliability_points():
+    clean = broker(1)
+    dirty = dataclasses.replace(broker(9), rejected_quotes=120 * 3600 * 3 // 10)  # ~9 % of quotes rejected
+    results = by_id(score_all([clean, broker(2), broker(3), dirty]))
+    assert results[9].inputs["malformed_share"] > 0.05
+    assert results[9].components["reliability"] < results[1].components["reliability"] - 10
+
+
+def test_thin_quoting_lowers_confidence():
+    thin = dataclasses.replace(
+        broker(9), instruments=tuple(dataclasses.replace(s, quotes=s.hours) for s in broker(9).instruments)
+    )
+    results = by_id(score_all([broker(1), broker(2), thin]))
+    assert results[9].inputs["quote_density"] < 0.5
+    assert results[9].confidence < results[1].confidence / 2
+
+
+def test_a_regulation_move_is_explained_by_the_register_checks():
+    from trustmetrics.scoring import move_details
+
+    checked = (LicenceInput(tier=1, status="active"), LicenceInput(tier=2, status="active"))
+    unchecked = (LicenceInput(tier=1, status="active", checked=False), LicenceInput(tier=2, status="active"))
+    before = by_id(score_all(market(licences=checked)))[9]
+    after = by_id(score_all(market(licences=unchecked)))[9]
+    moves = move_details(previous_components=before.components, previous_inputs=before.inputs, result=after)
+    regulation = next(m for m in moves if m["component"] == "regulation")
+    assert regulation["change"] < -1
+    assert regulation["cause"] == "1 licence(s) no longer checked against the register in 90 days"

@@ -116,7 +116,8 @@ def test_the_profile_shows_score_components_with_explanations_and_history_chart(
     for comp in METHODOLOGY.components:
         assert comp.title in html
         assert comp.summary.replace("'", "&#x27;") in html
-    assert html.count('tabindex="0" data-tip=') == 3
+    # Three runs on one day: the daily chart has one point, the day's last score.
+    assert html.count('class="point" data-tip=') == 1
     assert "data-trust-chart" in html
     assert 'href="/methodology/"' in html
 
@@ -140,7 +141,56 @@ def test_the_methodology_page_is_generated_from_the_methodology_object(client):
         assert f"<td>{round(comp.weight * 100)}%</td>" in html
     for note in METHODOLOGY.history:
         assert escape(note.changes) in html
-    for symbol, currencies in METHODOLOGY.news_currencies.items():
-        assert f"{symbol} {'/'.join(currencies)}" in html
     assert f"{METHODOLOGY.off_market_factor:.0f} times the median" in html
     assert client.get("/methodology/")["X-Page-Cache"] == "hit"
+
+
+@pytest.mark.django_db
+def test_the_methodology_page_shows_labels_not_keys_and_only_tracked_instruments(client):
+    demo_seed()
+    html = client.get("/methodology/").content.decode()
+    assert "Negative balance protection" in html
+    assert "Companytype" not in html and "Negativebalanceprotection" not in html
+    assert "US500 USD" in html and "GER40 EUR" in html
+    assert "NAS100" not in html and "JP225" not in html  # known to the methodology, not tracked here
+    assert 'id="critical"' in html
+
+
+@pytest.mark.django_db
+def test_the_computed_time_is_absolute_in_the_cached_page_and_made_relative_in_the_browser(client):
+    market()
+    services.trust_scores_compute(as_of=AS_OF)
+    html = client.get(reverse("brokers:profile", kwargs={"slug": "kestrel-fx"})).content.decode()
+    assert f'<time datetime="{AS_OF.isoformat()}" data-relative>' in html
+    assert " ago" not in html
+    assert "js/charts" in html and "<script>" not in html
+
+
+@pytest.mark.django_db
+def test_licences_link_to_the_register_show_the_check_date_and_flag_old_checks(client):
+    from brokers.models import Licence
+
+    demo_seed()
+    lic = Licence.objects.filter(regulator__name="FCA").select_related("broker").first()
+    assert lic is not None
+    lic.last_verified = datetime.now(tz=UTC).date() - timedelta(days=120)
+    lic.save()
+    html = client.get(reverse("brokers:profile", kwargs={"slug": lic.broker.slug})).content.decode()
+    assert lic.register_url().startswith("https://register.fca.org.uk/s/search?q=")
+    assert f'href="{lic.register_url()}"' in html
+    assert "over 90 days: counts at half" in html
+
+
+@pytest.mark.django_db
+def test_scoring_counts_a_licence_checked_long_ago_as_unchecked():
+    from brokers.models import Licence
+    from trustmetrics import selectors
+
+    demo_seed()
+    lic = Licence.objects.select_related("broker").first()
+    assert lic is not None
+    now = datetime.now(tz=UTC)
+    for days, checked in ((10, True), (120, False)):
+        Licence.objects.filter(broker_id=lic.broker_id).update(last_verified=now.date() - timedelta(days=days))
+        inputs = {b.broker_id: b for b in selectors.trust_broker_inputs(as_of=now, sums={}, feeds={})}
+        assert {x.checked for x in inputs[lic.broker_id].licences} == {checked}

@@ -1,0 +1,134 @@
+"""Event reports: generated from the bars once the window closes, idempotent, served as regenerated pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from brokers.models import Broker
+from brokers.services import demo_seed
+from events import services, tasks
+from events.models import EventReport, EventReportRow
+from marketdata.models import EconomicEvent
+from trustmetrics.synthetic_load import synthetic_market_write
+
+START = datetime(2026, 11, 5, tzinfo=UTC)
+NFP_AT = datetime(2026, 11, 6, 12, 30, tzinfo=UTC)
+AFTER = NFP_AT + timedelta(hours=2)
+SYMBOLS = ["EURUSD", "USDJPY", "GER40"]  # GER40 is not moved by USD news
+
+
+def market() -> EconomicEvent:
+    demo_seed()
+    synthetic_market_write(
+        start=START, days=2, symbols=SYMBOLS, news_before=timedelta(minutes=60), news_after=timedelta(minutes=30)
+    )
+    return EconomicEvent.objects.get(name="US Non-Farm Payrolls", scheduled_at=NFP_AT)
+
+
+@pytest.mark.django_db
+def test_a_report_covers_every_broker_on_the_instruments_the_release_moves():
+    nfp = market()
+    report = services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    assert report is not None
+    symbols = set(report.rows.values_list("instrument__symbol", flat=True))
+    assert symbols == {"EURUSD", "USDJPY"}  # GER40 follows EUR news, not USD
+    assert report.brokers_measured == Broker.objects.filter(event_rows__report=report).distinct().count() >= 10
+    row = report.rows.filter(instrument__symbol="EURUSD").exclude(calm_pips=None).first()
+    assert row is not None and row.peak_pips is not None and row.calm_pips is not None
+    assert row.peak_pips > row.calm_pips
+    assert row.peak_cost_usd == pytest.approx(row.peak_pips * 10, rel=1e-3)
+    assert len(report.series["EURUSD"][Broker.objects.get(pk=row.broker_id).slug]) == 45
+
+
+@pytest.mark.django_db
+def test_the_broker_that_widens_most_in_news_is_the_most_stressed():
+    nfp = market()
+    report = services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    assert report is not None and report.worst_broker is not None and report.best_broker is not None
+    from simulator.profiles import BROKER_PROFILES
+
+    widening = {slug: p.news_widening for slug, p in BROKER_PROFILES.items()}
+    assert widening[report.worst_broker.slug] > widening[report.best_broker.slug]
+
+
+@pytest.mark.django_db
+def test_no_report_while_the_release_window_is_still_open():
+    nfp = market()
+    assert services.event_report_generate(event_id=nfp.pk, now=NFP_AT + timedelta(minutes=10)) is None
+    assert not EventReport.objects.exists()
+
+
+@pytest.mark.django_db
+def test_generating_twice_keeps_the_first_report_and_adds_no_rows():
+    nfp = market()
+    first = services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    rows = EventReportRow.objects.count()
+    second = services.event_report_generate(event_id=nfp.pk, now=AFTER + timedelta(hours=1))
+    assert first is not None and second is not None and first.pk == second.pk
+    assert EventReportRow.objects.count() == rows
+
+
+@pytest.mark.django_db
+def test_the_command_writes_every_missing_report_and_a_rerun_writes_none(capsys):
+    market()
+    call_command("events_report", "--days", "400")
+    first = EventReport.objects.count()
+    assert first >= 2  # NFP, Canada employment, ... in that week
+    call_command("events_report", "--days", "400")
+    assert EventReport.objects.count() == first
+    assert "Event reports written: 0" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_the_report_page_shows_a_chart_and_a_table_per_instrument(client):
+    nfp = market()
+    services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    response = client.get(reverse("events:detail", kwargs={"event_id": nfp.pk}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('role="img"') == 2
+    assert "<caption>EURUSD at the release" in html
+    assert "Back to calm" in html
+    assert "<script>" not in html
+
+
+@pytest.mark.django_db
+def test_a_release_without_report_is_not_found(client):
+    nfp = market()
+    assert client.get(reverse("events:detail", kwargs={"event_id": nfp.pk})).status_code == 404
+
+
+@pytest.mark.django_db
+def test_storing_a_report_revalidates_the_cached_archive(client, django_capture_on_commit_callbacks):
+    nfp = market()
+    url = reverse("events:archive")
+    assert "No release reports yet" in client.get(url).content.decode()
+    assert client.get(url)["X-Page-Cache"] == "hit"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    assert client.get(url)["X-Page-Cache"] == "stale"
+
+
+@pytest.mark.django_db
+def test_the_profile_shows_how_the_broker_held_up_at_its_last_releases(client):
+    market()
+    services.event_reports_missing_generate(days=400, now=START + timedelta(days=2))
+    html = client.get(reverse("brokers:profile", kwargs={"slug": "kestrel-fx"})).content.decode()
+    assert "How it held up at the last" in html
+    assert "US Non-Farm Payrolls" in html
+
+
+@pytest.mark.django_db
+def test_the_beat_task_enqueues_one_report_per_due_release_after_commit(django_capture_on_commit_callbacks):
+    nfp = market()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        due = tasks.event_reports_enqueue.run(lookback_days=60)
+    assert due >= 1
+    assert len(callbacks) == due
+    # Called directly, the per-event task writes the report (a real worker runs the same function).
+    tasks.event_report_generate.run(nfp.pk)
+    assert EventReport.objects.filter(event=nfp).exists()

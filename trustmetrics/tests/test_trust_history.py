@@ -1,0 +1,102 @@
+"""Daily score history: backfilled from data up to each day only, with digests, bands and explained moves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db.models import F
+from django.urls import reverse
+
+from brokers.models import Broker
+from brokers.services import demo_seed
+from marketdata.models import SpreadBar
+from trustmetrics import services
+from trustmetrics.methodology import METHODOLOGY
+from trustmetrics.models import TrustScore
+from trustmetrics.synthetic_load import synthetic_market_write
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+DAYS = 6
+NOW = START + timedelta(days=DAYS, hours=3)
+SYMBOLS = ["EURUSD", "USDJPY", "XAUUSD"]
+
+
+@pytest.fixture
+def market(db):
+    demo_seed()
+    synthetic_market_write(start=START, days=DAYS, symbols=SYMBOLS)
+
+
+def test_the_backfill_stores_one_score_per_broker_and_day_with_version_digest_and_band(market):
+    run = services.trust_backfill(days=DAYS, now=NOW)
+    brokers = Broker.objects.count()
+    assert run.stored == brokers * DAYS
+    midnights = sorted(set(TrustScore.objects.values_list("computed_at", flat=True)))
+    assert midnights == [START + timedelta(days=n) for n in range(1, DAYS + 1)]
+    for score in TrustScore.objects.all():
+        assert score.methodology_version == METHODOLOGY.version
+        assert len(score.inputs_digest) == 64
+        assert score.band_low is not None and score.band_high is not None
+        assert score.band_low <= score.band_high
+
+
+def test_a_rerun_stores_nothing_and_keeps_every_digest(market):
+    services.trust_backfill(days=DAYS, now=NOW)
+    before = dict(TrustScore.objects.values_list("pk", "inputs_digest"))
+    run = services.trust_backfill(days=DAYS, now=NOW)
+    assert run.stored == 0 and run.skipped == DAYS
+    assert dict(TrustScore.objects.values_list("pk", "inputs_digest")) == before
+
+
+def test_a_past_day_is_scored_only_from_data_up_to_that_day(market):
+    services.trust_backfill(days=DAYS, now=NOW)
+    day3 = START + timedelta(days=3)
+    first = dict(TrustScore.objects.filter(computed_at=day3).values_list("broker_id", "inputs_digest"))
+    TrustScore.objects.all().delete()
+    # Later data changes a lot: the score as of day 3 must not see it.
+    SpreadBar.objects.filter(start__gte=day3).update(mean=F("mean") * 5, dev_max=F("mean") * 30)
+    from trustmetrics.models import TrustDailyInput
+
+    TrustDailyInput.objects.filter(day__gte=day3.date()).delete()
+    services.trust_backfill(days=DAYS, now=NOW)
+    again = dict(TrustScore.objects.filter(computed_at=day3).values_list("broker_id", "inputs_digest"))
+    assert again == first
+    last = START + timedelta(days=DAYS)
+    assert TrustScore.objects.filter(computed_at=last).exclude(inputs_digest__in=first.values()).exists()
+
+
+def test_a_move_records_the_components_that_moved_and_the_measured_cause(market):
+    northwind = Broker.objects.get(slug="northwind-markets")
+    last_day = START + timedelta(days=DAYS - 1)
+    SpreadBar.objects.filter(broker=northwind, start__gte=last_day, dev_count__gt=0).update(dev_max=F("mean") * 20)
+    services.trust_backfill(days=DAYS, now=NOW)
+    score = TrustScore.objects.get(broker=northwind, computed_at=START + timedelta(days=DAYS))
+    assert score.moves, score.reason
+    integrity = next(m for m in score.moves if m["component"] == "price_integrity")
+    assert integrity["change"] <= -1
+    assert integrity["cause"].startswith("off-market in ")
+    assert "Price integrity: off-market in" in score.reason
+
+
+def test_stability_moves_name_the_release_and_instrument(market):
+    services.trust_backfill(days=DAYS, now=NOW)
+    causes = [
+        m["cause"]
+        for moves in TrustScore.objects.filter(computed_at=START + timedelta(days=5)).values_list("moves", flat=True)
+        for m in moves
+        if m["component"] == "stability"
+    ]
+    assert any("at US Non-Farm Payrolls on 6 Nov" in c for c in causes), causes
+
+
+def test_the_command_backfills_and_the_profile_shows_the_daily_chart_and_change_log(market, client):
+    call_command("trust_backfill", "--days", "3")
+    assert TrustScore.objects.values("computed_at").distinct().count() == 3
+    services.trust_backfill(days=DAYS, now=NOW)
+    html = client.get(reverse("brokers:profile", kwargs={"slug": "northwind-markets"})).content.decode()
+    assert "data-trust-chart" in html
+    assert 'aria-labelledby="changes-heading"' in html
+    assert "Uncertainty band" in html
+    assert "<script>" not in html
