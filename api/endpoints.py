@@ -53,6 +53,7 @@ from execution import selectors as execution_selectors
 from execution.forms import OrderForm
 from live import board as live_board
 from marketdata import selectors as market_selectors
+from marketdata.selectors import SPREAD_WINDOWS
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -114,7 +115,7 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
         )
         if not form.is_valid():
             raise errors.FieldErrors(form.errors)
-        return [BrokerOut.of(b) for b in broker_selectors.broker_directory(filters=form.filters())]
+        return [BrokerOut.of(e.broker, e.cost) for e in broker_selectors.broker_directory(filters=form.filters())]
 
     if query.format == "csv":
         return csv_stream(
@@ -212,7 +213,7 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
     return cached_json(request, render, params=ScoresQuery.model_fields)
 
 
-WINDOWS = [name for name, *_ in broker_selectors.SPREAD_WINDOWS]
+WINDOWS = [name for name, *_ in SPREAD_WINDOWS]
 SESSIONS = [name for name, *_ in broker_selectors.SPREAD_SESSIONS]
 SPREADS_CSV = {
     "instrument": "canonical symbol",

@@ -10,6 +10,7 @@ from ninja import Field, Schema
 
 from brokers.models import Broker, Licence
 from brokers.selectors import SpreadRow
+from marketdata.selectors import AccountCost
 from trustmetrics.models import TrustScore
 
 Format = Literal["json", "csv"]
@@ -61,9 +62,14 @@ class BrokerOut(Schema):
     max_leverage: int = Field(description="Highest retail leverage, 1:x.")
     platforms: list[str]
     regulators: list[str] = Field(description="Short names of the regulators with an active licence.")
+    all_in_eurusd_usd: float | None = Field(
+        None,
+        description="All-in cost in USD of one round-turn lot of EURUSD on the cheapest account (the directory's).",
+    )
+    all_in_account: str | None = Field(None, description="The account that all-in cost is for.")
 
     @staticmethod
-    def of(b: Broker) -> BrokerOut:
+    def of(b: Broker, cost: AccountCost | None = None) -> BrokerOut:
         return BrokerOut(
             slug=b.slug,
             name=b.name,
@@ -78,6 +84,8 @@ class BrokerOut(Schema):
             max_leverage=b.max_leverage,
             platforms=[p.name for p in b.platforms.all()],
             regulators=[lic.regulator.name for lic in b.licences.all() if lic.status == Licence.Status.ACTIVE],
+            all_in_eurusd_usd=cost.all_in_usd if cost is not None else None,
+            all_in_account=cost.account if cost is not None else None,
         )
 
 
@@ -157,6 +165,9 @@ class SpreadOut(Schema):
     broker_symbol: str
     quotes: int = Field(description="Quotes measured in the longest window that has any.")
     windows: dict[str, float | None] = Field(description="Window (24h, 7d, 30d) to time-weighted mean spread in pips.")
+    coverage_days: dict[str, float] = Field(
+        description="Window to the days of data it really covers (less than its name when history is short)."
+    )
     sessions: dict[str, float | None] = Field(
         description="Trading session (asian, london, overlap, newyork; UTC hours) to mean spread in pips, last 7 days."
     )
@@ -167,7 +178,8 @@ class SpreadOut(Schema):
             instrument=row.instrument.symbol,
             broker_symbol=row.broker_symbol,
             quotes=row.quotes,
-            windows=dict(row.windows),
+            windows={name: w.pips for name, w in row.windows.items()},
+            coverage_days={name: round(w.coverage_days, 2) for name, w in row.windows.items()},
             sessions=dict(row.sessions),
         )
 

@@ -35,6 +35,8 @@ def client_ip(request: HttpRequest) -> str | None:
     if not trusted or peer_address is None or not any(peer_address in net for net in trusted):
         return str(peer_address) if peer_address is not None else None
     hops = [h for h in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if h.strip()]
+    if not hops:  # an edge that sends only X-Real-IP (nginx's realip convention)
+        hops = [str(request.META.get("HTTP_X_REAL_IP", ""))] if request.META.get("HTTP_X_REAL_IP") else []
     for hop in reversed(hops):
         address = _address(hop)
         if address is None:

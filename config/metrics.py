@@ -28,8 +28,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from common import metrics
-from common.redis import REDIS_DOWN, redis_sync
 from common.http import client_ip
+from common.redis import REDIS_DOWN, redis_sync
 from marketdata import keys
 
 # common.metrics counters shown as brokerwatch_<name>_total, with what each counts.

@@ -14,17 +14,14 @@ the peer address is the client. ``common.http.client_ip`` is the one place that 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from common.http import client_ip

@@ -353,6 +353,8 @@ def scoring_commission_per_lot(*, broker: Broker, feed: AccountType | None) -> f
     accounts = list(broker.account_types.all())
     chosen = costs.scoring_account(accounts, feed=feed)
     return costs.scoring_commission_equivalent(chosen, feed=feed)
+
+
 def spread_minutes_around(
     *, at: datetime, before: timedelta, after: timedelta, instrument_ids: list[int]
 ) -> list[tuple[int, int, datetime, float, float]]:

@@ -9,7 +9,7 @@ import pytest
 from django.test import RequestFactory
 
 from common import metrics
-from config.observability import client_ip
+from common.http import client_ip
 
 
 def test_the_forwarded_address_is_believed_only_from_a_trusted_proxy(settings):
