@@ -15,7 +15,7 @@ from trustmetrics.models import TrustScore
 
 Format = Literal["json", "csv"]
 # Spelled out for the schema; a test holds them to the pages' choices (brokers.selectors.SORTS, AccountType).
-Sort = Literal["score", "deposit", "name"]
+Sort = Literal["score", "deposit", "name", "cost"]
 SpreadType = Literal["raw", "standard"]
 SLUG_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"

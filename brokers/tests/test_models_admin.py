@@ -26,12 +26,17 @@ def broker_form(**overrides):
         "headquarters_country": "Malta",
         "min_deposit": "100",
         "max_leverage": "30",
+        "deposit_fee": "0",
+        "withdrawal_fee": "0",
+        "inactivity_fee": "0",
         "licences-TOTAL_FORMS": "0",
         "licences-INITIAL_FORMS": "0",
         "account_types-TOTAL_FORMS": "0",
         "account_types-INITIAL_FORMS": "0",
         "broker_instruments-TOTAL_FORMS": "0",
         "broker_instruments-INITIAL_FORMS": "0",
+        "swap_rates-TOTAL_FORMS": "0",
+        "swap_rates-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
@@ -110,6 +115,7 @@ def test_admin_adds_a_broker_with_licence_and_account_inlines(staff_client, demo
             "account_types-0-spread_type": "raw",
             "account_types-0-commission_per_lot": "7",
             "account_types-0-min_deposit": "100",
+            "account_types-0-spread_markup_pips": "0",
         }
     )
     response = staff_client.post("/admin/brokers/broker/add/", data)
@@ -196,6 +202,7 @@ def test_admin_edits_a_broker(staff_client, demo):
         data[f"{prefix}-TOTAL_FORMS"] = "0"
         data[f"{prefix}-INITIAL_FORMS"] = "0"
         assert formset_count > 0
+    data["swap_rates-TOTAL_FORMS"] = data["swap_rates-INITIAL_FORMS"] = "0"
     response = staff_client.post(f"/admin/brokers/broker/{broker.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:3000]
     broker.refresh_from_db()

@@ -118,7 +118,7 @@ def test_profile_shows_licences_accounts_and_empty_states(client, demo):
         "No spreads recorded yet",
     ):
         assert text in body
-    assert queries <= 16  # + the cost table: spread window, rates, instruments, swaps, feed account
+    assert queries <= 18  # + the cost table (spread window, rates, instruments, swaps, feed account), releases
 
 
 def test_profile_query_count_does_not_grow_with_data(client, demo):

@@ -13,7 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from live.models import BoardPreference
 from marketdata.models import EconomicEvent, FeedStatusChange, SpreadBar
 
-OLD_LAYOUT = [("live", "0002_market_data"), ("accounts", "0001_initial")]
+OLD_LAYOUT = [("live", "0002_market_data"), ("accounts", "0001_initial"), ("brokers", "0001_initial")]
 
 
 def _fill_old_layout(old: Any) -> None:
