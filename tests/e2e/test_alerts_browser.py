@@ -63,7 +63,8 @@ def test_a_trader_sets_an_alert_sees_the_toast_and_gets_one_email(demo, live_sit
     page.wait_for_selector("text=Alert set.")
 
     page.goto(live_site + "/live/")
-    page.wait_for_selector("#live-conn[data-state='live']")
+    # The socket is open: "live" once quotes flow, "delayed" while none has come yet.
+    page.wait_for_selector("#live-conn[data-state='live'], #live-conn[data-state='delayed']")
     publish(broker.slug, "EURUSD", 1.10000, 1.10010, 1)  # 1 pip: below
     for seq, ask in enumerate((1.10030, 1.10040, 1.10035), start=2):  # 3, 4, 3.5 pips: one episode
         publish(broker.slug, "EURUSD", 1.10000, ask, seq)
