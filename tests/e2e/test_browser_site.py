@@ -17,7 +17,7 @@ def test_a_visitor_filters_the_directory_opens_a_profile_and_compares(demo, live
     assert page.get_by_role("heading", level=1).inner_text() == "Brokers"
     assert page.locator("table.directory tbody tr").count() == 13
 
-    page.get_by_label("Regulator", exact=True).select_option("fca")
+    page.get_by_label("Active licence from", exact=True).select_option("fca")
     page.get_by_label("Platform").select_option("ctrader")
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url(re.compile(r"regulator=fca"))
