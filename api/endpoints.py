@@ -282,6 +282,9 @@ class EventsQuery(Schema):
     openapi_extra=csv_doc(EVENTS_CSV),
 )
 def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponseBase:
+    for name, value in (("since", query.since), ("until", query.until)):
+        if value is not None and not 1970 <= value.year <= 2100:  # also keeps the date arithmetic in range
+            raise errors.FieldErrors({name: ["Give a time between 1970 and 2100."]})
     now = timezone.now()
     since = query.since or now - timedelta(days=7)
     until = query.until or since + timedelta(days=14)

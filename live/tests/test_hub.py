@@ -304,7 +304,11 @@ def test_no_interleaving_of_attach_detach_snapshot_and_redis_loss_leaves_a_clien
         def detach_some(self, data: st.DataObject) -> None:
             clients = sorted(self.hub.clients, key=id)
             leaving = data.draw(st.lists(st.sampled_from(clients), unique=True, min_size=1))
-            self.run(asyncio.gather(*(self.hub.detach(c) for c in leaving)))
+
+            async def go() -> None:  # gather inside the loop: outside, it needs a current event loop
+                await asyncio.gather(*(self.hub.detach(c) for c in leaving))
+
+            self.run(go())
 
         @precondition(lambda self: self.hub.clients)
         @rule(yields=st.integers(min_value=0, max_value=5))
