@@ -29,12 +29,12 @@ from websockets.exceptions import WebSocketException
 
 from common.ticks import FeedEventKind, FeedItem, Quote, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import Parsed, Reject, SymbolMap, VenueParser
+from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap
 
 MAX_BUFFER = 10_000  # events buffered while waiting for a snapshot
 
 
-class BinanceParser(VenueParser):
+class BinanceParser(JsonVenueParser):
     name = "binance"
 
     def __init__(self, broker: str, symbols: SymbolMap) -> None:
@@ -45,13 +45,7 @@ class BinanceParser(VenueParser):
         self.needs_snapshot: set[str] = set()  # symbols whose book must be (re)fetched over REST
         self.fresh: set[str] = set()  # synced from a snapshot, no event applied since: U <= last+1 <= u
 
-    def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [Reject("garbled", str(raw[:40]))]
-        if not isinstance(msg, dict):
-            return [Reject("garbled", "not an object")]
+    def message(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:
         data = msg.get("data")
         if isinstance(data, dict):
             msg = data

@@ -23,10 +23,10 @@ from websockets.exceptions import WebSocketException
 
 from common.ticks import FeedEventKind, FeedItem, Quote, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import Parsed, Reject, SymbolMap, VenueParser, iso_to_us
+from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, iso_to_us
 
 
-class CoinbaseParser(VenueParser):
+class CoinbaseParser(JsonVenueParser):
     name = "coinbase"
 
     def __init__(self, broker: str, symbols: SymbolMap) -> None:
@@ -36,13 +36,7 @@ class CoinbaseParser(VenueParser):
         self.lost = False  # a sequence gap: the adapter must resync (reconnect)
         self.synced: set[str] = set()
 
-    def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [Reject("garbled", str(raw[:40]))]
-        if not isinstance(msg, dict):
-            return [Reject("garbled", "not an object")]
+    def message(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:
         out: list[Parsed] = []
         seq = msg.get("sequence_num")
         if type(seq) is int:

@@ -27,7 +27,7 @@ from websockets.exceptions import WebSocketException
 
 from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import Book, Parsed, Reject, SymbolMap, SymbolSpec, VenueParser, iso_to_us
+from marketdata.feeds.venue import Book, JsonVenueParser, Parsed, Reject, SymbolMap, SymbolSpec, iso_to_us
 
 
 def _level_text(tick: int, qty: float, spec: SymbolSpec) -> str:
@@ -44,7 +44,7 @@ def book_checksum(book: Book, spec: SymbolSpec) -> int:
     return zlib.crc32("".join(parts).encode())
 
 
-class KrakenParser(VenueParser):
+class KrakenParser(JsonVenueParser):
     name = "kraken"
     fallback_precision = None
 
@@ -73,13 +73,7 @@ class KrakenParser(VenueParser):
                 parts.append(text)
         return zlib.crc32("".join(parts).encode())
 
-    def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [Reject("garbled", str(raw[:40]))]
-        if not isinstance(msg, dict):
-            return [Reject("garbled", "not an object")]
+    def message(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:
         channel = msg.get("channel")
         if channel == "heartbeat":
             self.heartbeats += 1

@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import orjson
 
 from common.ticks import FeedEventKind, FeedItem, Quote, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import Parsed, Reject, SymbolMap, VenueParser, iso_to_us
+from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, iso_to_us
 
 
 def _levels(buckets: object, reverse: bool) -> tuple[tuple[float, float], ...]:
@@ -32,20 +31,14 @@ def _levels(buckets: object, reverse: bool) -> tuple[tuple[float, float], ...]:
     return tuple(levels[:20])
 
 
-class OandaParser(VenueParser):
+class OandaParser(JsonVenueParser):
     name = "oanda"
 
     def __init__(self, broker: str, symbols: SymbolMap) -> None:
         super().__init__(broker, symbols)
         self.heartbeats = 0
 
-    def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
-        try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [Reject("garbled", str(raw[:40]))]
-        if not isinstance(msg, dict):
-            return [Reject("garbled", "not an object")]
+    def message(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:
         kind = msg.get("type")
         if kind == "HEARTBEAT":
             self.heartbeats += 1

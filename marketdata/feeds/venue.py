@@ -13,6 +13,9 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from common.ticks import Depth, Quote
 from simulator.instruments import SPECS
@@ -230,4 +233,20 @@ class VenueParser:
         return Reject("unknown_symbol", str(venue_symbol)[:40])
 
     def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
+        raise NotImplementedError
+
+
+class JsonVenueParser(VenueParser):
+    """A venue whose every message is one JSON object: decoding and its rejects in one place."""
+
+    def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # also too deep (orjson stops at 1,024 levels) and bad UTF-8
+            return [Reject("garbled", str(raw[:40]))]
+        if not isinstance(msg, dict):
+            return [Reject("garbled", "not an object")]
+        return self.message(msg, ts_recv)
+
+    def message(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:
         raise NotImplementedError

@@ -4,8 +4,8 @@ ResendRequest, a SequenceReset, logout; both engines must agree on every sequenc
 QuickFIX must send no session-level Reject.
 
 `quickfix` builds from source (C++, several minutes): it is not a runtime requirement. scripts/test.sh
-installs it from the wheel cache (.cache/wheels/, built once by scripts/quickfix_wheel.sh); without
-it this test is skipped, saying so.
+installs it from the wheel cache (~/.cache/brokerwatch/wheels, built once per machine by
+scripts/quickfix_wheel.sh or BUILD_QUICKFIX=1 ./scripts/test.sh); without it this test is skipped, saying so.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .feedservers import Collected, consuming
 
 fix = pytest.importorskip(
     "quickfix",
-    reason="quickfix is not installed: run scripts/quickfix_wheel.sh once (builds its wheel in .cache/wheels)",
+    reason="quickfix is not installed: run scripts/quickfix_wheel.sh once (builds it into ~/.cache/brokerwatch/wheels)",
 )
 fix44 = pytest.importorskip("quickfix44")
 
