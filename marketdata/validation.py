@@ -181,9 +181,19 @@ def _depth_ok(depth: object) -> bool:
         if not isinstance(side, tuple) or len(side) > 20:
             return False
         for level in side:
-            if not isinstance(level, tuple) or len(level) != 2:
-                return False
-            price, size = _num(level[0]), _num(level[1])
-            if price is None or size is None or price <= 0 or size <= 0:
+            # Fast path for what the adapters build (a pair of finite positive floats): the same
+            # verdict as _level_ok, without two calls per level (depth is most of a deep quote's check).
+            if type(level) is tuple and len(level) == 2:
+                price, size = level
+                if type(price) is float and type(size) is float and 0.0 < price < _INF and 0.0 < size < _INF:
+                    continue
+            if not _level_ok(level):
                 return False
     return True
+
+
+def _level_ok(level: object) -> bool:
+    if not isinstance(level, tuple) or len(level) != 2:
+        return False
+    price, size = _num(level[0]), _num(level[1])
+    return price is not None and size is not None and price > 0 and size > 0

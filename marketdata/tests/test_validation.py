@@ -57,6 +57,27 @@ def test_it_rejects_each_kind_of_bad_quote_with_its_reason():
         assert _v().check(quote) == reason, quote
 
 
+def test_depth_levels_are_checked_one_by_one_whatever_their_types():
+    good = (1.1, 5.0)
+    for level, ok in [
+        ((1.1, 5.0), True),
+        ((1, 5), True),  # exact ints are numbers too
+        ((math.nan, 5.0), False),
+        ((1.1, math.inf), False),
+        ((1.1, 0.0), False),
+        ((-1.1, 5.0), False),
+        ((True, 5.0), False),
+        (("1.1", 5.0), False),
+        ((1.1, 5.0, 1.0), False),
+        ((1.1,), False),
+        ([1.1, 5.0], False),
+        (None, False),
+    ]:
+        for depth in ((((good, level), ())), ((), (level, good))):  # last on one side, first on the other
+            out = _v().check(_q(depth=depth))
+            assert isinstance(out, Quote) if ok else out == Reason.BAD_FIELD, (level, depth)
+
+
 def test_it_rejects_duplicate_and_out_of_order_sequences_until_the_feed_reconnects():
     v = _v()
     assert isinstance(v.check(_q(seq=5)), Quote)
