@@ -11,7 +11,10 @@ Session (ours, over asyncio TCP, optional TLS):
 - MsgSeqNum (34) both ways: inbound higher than expected -> ResendRequest (2) for the gap, messages
   after it are held and applied in order once the gap is filled; lower with PossDupFlag -> dropped
   as a duplicate; SequenceReset (4) GapFill and Reset handled; their ResendRequests are answered
-  with a GapFill (we send no application messages worth resending).
+  with a GapFill (we send no application messages worth resending). A held application message that
+  a SequenceReset skips over is still applied, in order: it really arrived, and dropping it (as
+  QuickFIX's own initiator would) leaves the book wrong. QuickFIX answers a ResendRequest for
+  market data with one GapFill over the whole range, the held message included.
 - MarketDataRequest (V) per symbol; W (snapshot) replaces a symbol's book, X (incremental) applies
   MDUpdateAction 0 new / 1 change / 2 delete to levels keyed by price (or MDEntryID when sent).
 
@@ -36,6 +39,7 @@ from marketdata.feeds.venue import Book, Parsed, Reject, SymbolMap, SymbolSpec, 
 
 SOH = b"\x01"
 _CHK = b"\x0110="
+SESSION_TYPES = frozenset((b"0", b"1", b"2", b"3", b"4", b"5", b"A"))  # admin messages; the rest are application
 Fields = list[tuple[bytes, bytes]]
 
 
@@ -437,8 +441,7 @@ class FixSession:
         out: list[Parsed] = []
         if msg_type == b"4" and dict(fields).get(b"123", b"N") != b"Y":
             # SequenceReset-Reset: whatever its own seq, the next expected becomes NewSeqNo.
-            self._sequence_reset(fields)
-            return out
+            return self._sequence_reset(fields, ts_recv)
         if (msg_type == b"A" and head.get(b"141") == b"Y") or (msg_type == b"A" and not self.logged_on):
             self.next_in = seq
         if seq < self.next_in:
@@ -462,22 +465,25 @@ class FixSession:
             self.resend_until = 0
         return out
 
-    def _sequence_reset(self, fields: Fields) -> None:
+    def _sequence_reset(self, fields: Fields, ts_recv: int) -> list[Parsed]:
         body = dict(fields)
         try:
             new_seq = int(body[b"36"])
         except (KeyError, ValueError):
-            return
+            return []
         if new_seq > self.next_in:
             self.next_in = new_seq
-        for s in [s for s in self.held if s < self.next_in]:
-            del self.held[s]
+        out: list[Parsed] = []
+        for s in sorted(s for s in self.held if s < self.next_in):
+            held = self.held.pop(s)
+            if dict(held[:10])[b"35"] not in SESSION_TYPES:  # session messages in a skipped range are void
+                out.extend(self.md.apply(held, ts_recv))
+        return out
 
     def _process(self, fields: Fields, msg_type: bytes, ts_recv: int) -> list[Parsed]:
         """An in-sequence message (next_in advances unless it is a GapFill, which sets it)."""
         if msg_type == b"4":
-            self._sequence_reset(fields)
-            return []
+            return self._sequence_reset(fields, ts_recv)
         self.next_in += 1
         if msg_type == b"A":
             self.logged_on = True

@@ -121,6 +121,29 @@ async def test_a_sequence_gap_sends_a_resend_request_and_is_filled_in_order():
     assert [m for _, m in session.sent_log] == [b"A", b"V", b"2"]
 
 
+async def test_a_held_increment_that_a_gap_fill_skips_over_is_still_applied_in_order():
+    # What QuickFIX does (seen in test_feed_fix_quickfix.py): asked to resend from 3, it gap-fills
+    # 3 to 6 in one message, over the increment 5 that we hold. Dropping it would leave the book wrong.
+    x5 = w.fix_incremental(5, [(0, 0, "EUR/USD", "1.08502", "100")])
+    x6 = w.fix_incremental(6, [(0, 0, "EUR/USD", "1.08503", "100")])
+
+    async def script(peer: FixPeer) -> None:
+        await _logon(peer)
+        await peer.send(w.fix_snapshot(2, "EUR/USD", *BOOK_W))
+        await peer.send(x5)  # 3 and 4 are missing
+        await peer.read_type(b"2")
+        await peer.send(w.fix_msg("4", 3, [(123, "Y"), (36, 6)], poss_dup=True), x6)
+        await peer.read_type(b"5", timeout=10)
+
+    c = Collected()
+    async with fix_server(script) as port:
+        session = _session(port, c)
+        async with consuming(c, session.run()):
+            await await_for(lambda: len(c.quotes) == 3, what="the held increment and the next")
+    assert [q.bid for q in c.quotes] == [1.085, 1.08502, 1.08503]
+    assert session.next_in == 7 and session.held == {}
+
+
 async def test_a_sequence_reset_moves_the_expected_number_and_a_test_request_is_answered():
     async def script(peer: FixPeer) -> None:
         await _logon(peer)

@@ -10,6 +10,7 @@ scripts/quickfix_wheel.sh or BUILD_QUICKFIX=1 ./scripts/test.sh); without it thi
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from pathlib import Path
@@ -30,6 +31,12 @@ fix = pytest.importorskip(
 fix44 = pytest.importorskip("quickfix44")
 
 pytestmark = pytest.mark.asyncio
+
+# QuickFIX reads repeating groups (the MarketDataRequest's 267/269, the entries of W and X) only with a
+# data dictionary; scripts/quickfix_wheel.sh puts the one from quickfix's own sdist beside the wheel.
+DICTIONARY = Path(os.environ.get("BW_WHEEL_CACHE", Path.home() / ".cache" / "brokerwatch" / "wheels")) / "FIX44.xml"
+if not DICTIONARY.is_file():
+    pytest.skip(f"no FIX 4.4 data dictionary at {DICTIONARY}: run scripts/quickfix_wheel.sh", allow_module_level=True)
 
 SESSION = ("FIX.4.4", "MDSERVER", "BROKERWATCH")
 
@@ -135,13 +142,19 @@ def _acceptor(tmp_path: Path, port: int, app: MarketDataServer) -> Any:
         "SocketAcceptHost=127.0.0.1\n"
         "StartTime=00:00:00\nEndTime=00:00:00\n"
         "HeartBtInt=30\n"
-        "UseDataDictionary=N\n"
+        "UseDataDictionary=Y\n"
+        f"DataDictionary={DICTIONARY}\n"
         f"FileLogPath={tmp_path / 'log'}\n"
         "[SESSION]\n"
         f"BeginString={SESSION[0]}\nSenderCompID={SESSION[1]}\nTargetCompID={SESSION[2]}\n"
     )
     settings = fix.SessionSettings(str(cfg))
-    return fix.SocketAcceptor(app, fix.MemoryStoreFactory(), settings, fix.FileLogFactory(settings))
+    store, log = fix.MemoryStoreFactory(), fix.FileLogFactory(settings)
+    acceptor = fix.SocketAcceptor(app, store, settings, log)
+    # The C++ acceptor holds these by reference only: they must live as long as it does, or stop()
+    # uses freed memory (a segfault once the Python wrappers are collected).
+    acceptor.keep_alive = (store, settings, log)
+    return acceptor
 
 
 async def test_a_quickfix_acceptor_and_our_session_agree_on_every_sequence_number(tmp_path):
@@ -177,7 +190,7 @@ async def test_a_quickfix_acceptor_and_our_session_agree_on_every_sequence_numbe
         await await_for(app.logged_out.is_set, 10, what="QuickFIX's logout")
         expected_from_us, next_from_them = app.session.getExpectedTargetNum(), app.session.getExpectedSenderNum()
     finally:
-        acceptor.stop()
+        acceptor.stop(True)
     # The gap was answered by our ResendRequest for exactly the missing numbers onwards.
     sent_types = [m for _, m in session.sent_log]
     assert sent_types.count(b"2") == 1 and "seq_gap" in c.reasons()
