@@ -48,7 +48,7 @@ from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
 from brokers.forms import DirectoryFilterForm
 from brokers.models import Broker
-from common import metrics
+from common import cachetags, metrics
 from execution import selectors as execution_selectors
 from execution.forms import OrderForm
 from live import board as live_board
@@ -122,7 +122,9 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
             filename="brokers.csv", header=list(DIRECTORY_CSV), rows=(directory_csv_row(b) for b in rows())
         )
     return cached_json(
-        request, lambda: TypeAdapter(list[BrokerOut]).dump_json(rows()), params=DirectoryQuery.model_fields
+        request,
+        lambda: (TypeAdapter(list[BrokerOut]).dump_json(rows()), [cachetags.BROKER_LIST]),
+        params=DirectoryQuery.model_fields,
     )
 
 
@@ -144,7 +146,7 @@ SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's
     description="All-in costs per account are not served yet: the figure does not exist on the site yet.",
 )
 def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
-    def render() -> bytes:
+    def render() -> tuple[bytes, list[str]]:
         b = _broker(slug)
         scores = broker_selectors.broker_score_history(broker=b)
         out = BrokerDetailOut(
@@ -176,7 +178,7 @@ def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
             latest_score=ScoreOut.of(scores[-1]) if scores else None,
             spreads=[SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)],
         )
-        return out.model_dump_json().encode()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
 
     return cached_json(request, render)
 
@@ -205,10 +207,10 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
             ),
         )
 
-    def render() -> bytes:
+    def render() -> tuple[bytes, list[str]]:
         b = _broker(slug)
         scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
-        return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores])
+        return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores]), [cachetags.broker(b.pk)]
 
     return cached_json(request, render, params=ScoresQuery.model_fields)
 
@@ -240,9 +242,14 @@ class SpreadsQuery(Schema):
     openapi_extra=csv_doc(SPREADS_CSV),
 )
 def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str = SlugPath) -> HttpResponseBase:
-    def rows() -> list[SpreadOut]:
-        found = [SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=_broker(slug))]
-        return [r for r in found if query.instrument in (None, r.instrument)]
+    def rows() -> tuple[list[SpreadOut], Broker]:
+        b = _broker(slug)
+        found = [SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)]
+        return [r for r in found if query.instrument in (None, r.instrument)], b
+
+    def render() -> tuple[bytes, list[str]]:
+        found, b = rows()
+        return TypeAdapter(list[SpreadOut]).dump_json(found), [cachetags.broker(b.pk)]
 
     if query.format == "csv":
         return csv_stream(
@@ -252,12 +259,10 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
                 [r.instrument, r.broker_symbol, r.quotes]
                 + [r.windows.get(w) for w in WINDOWS]
                 + [r.sessions.get(s) for s in SESSIONS]
-                for r in rows()
+                for r in rows()[0]
             ),
         )
-    return cached_json(
-        request, lambda: TypeAdapter(list[SpreadOut]).dump_json(rows()), params=SpreadsQuery.model_fields
-    )
+    return cached_json(request, render, params=SpreadsQuery.model_fields)
 
 
 # -- news events -----------------------------------------------------------------------------------
@@ -312,7 +317,11 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
             header=list(EVENTS_CSV),
             rows=([r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows),
         )
-    return cached_json(request, lambda: TypeAdapter(list[EventOut]).dump_json(rows), params=EventsQuery.model_fields)
+    return cached_json(
+        request,
+        lambda: (TypeAdapter(list[EventOut]).dump_json(rows), [cachetags.EVENTS]),
+        params=EventsQuery.model_fields,
+    )
 
 
 # -- best execution and live -----------------------------------------------------------------------
