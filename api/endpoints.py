@@ -24,6 +24,8 @@ from api.http import cached_json, csv_doc, csv_stream
 from api.schemas import (
     DIRECTORY_CSV,
     EVENTS_CSV,
+    REPORT_CSV,
+    REPORTS_CSV,
     SCORES_CSV,
     SLUG_PATTERN,
     SYMBOL_PATTERN,
@@ -37,11 +39,16 @@ from api.schemas import (
     LicenceOut,
     LiveOut,
     LiveQuoteOut,
+    ReportInstrumentOut,
+    ReportOut,
+    ReportRowOut,
+    ReportSummaryOut,
     ScoreOut,
     Sort,
     SpreadOut,
     SpreadType,
     directory_csv_row,
+    report_summary_csv_row,
 )
 from api.selectors import api_key_user_id
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
@@ -49,6 +56,8 @@ from brokers import selectors as broker_selectors
 from brokers.forms import DirectoryFilterForm
 from brokers.models import Broker
 from common import cachetags, metrics
+from events import selectors as event_selectors
+from events.models import EventReport
 from execution import selectors as execution_selectors
 from execution.forms import OrderForm
 from live import board as live_board
@@ -283,7 +292,7 @@ class EventsQuery(Schema):
     "/events",
     response={200: list[EventOut], **_error_responses(400, 422, 429)},
     summary="Economic-calendar releases (news events)",
-    description="Reports of how each broker's spreads behaved around an event are not served yet (not on the site).",
+    description="How each broker's spreads held up at a high-impact release: see /events/reports.",
     openapi_extra=csv_doc(EVENTS_CSV),
 )
 def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponseBase:
@@ -322,6 +331,75 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
         lambda: (TypeAdapter(list[EventOut]).dump_json(rows), [cachetags.EVENTS]),
         params=EventsQuery.model_fields,
     )
+
+
+class ReportsQuery(Schema):
+    limit: int = Field(200, ge=1, le=1000, description="How many of the latest reports, latest first.")
+    format: Format = "json"
+
+
+@events.get(
+    "/events/reports",
+    response={200: list[ReportSummaryOut], **_error_responses(422, 429)},
+    summary="Reports on high-impact releases: how brokers' spreads held up (the archive page)",
+    openapi_extra=csv_doc(REPORTS_CSV),
+)
+def event_reports(request: HttpRequest, query: Query[ReportsQuery]) -> HttpResponseBase:
+    def rows() -> list[ReportSummaryOut]:
+        return [ReportSummaryOut.of(r) for r in event_selectors.event_report_list(limit=query.limit)]
+
+    if query.format == "csv":
+        return csv_stream(
+            filename="event-reports.csv", header=list(REPORTS_CSV), rows=(report_summary_csv_row(r) for r in rows())
+        )
+    return cached_json(
+        request,
+        lambda: (TypeAdapter(list[ReportSummaryOut]).dump_json(rows()), [cachetags.EVENTS]),
+        params=ReportsQuery.model_fields,
+    )
+
+
+class FormatQuery(Schema):
+    format: Format = "json"
+
+
+EventIdPath: Any = params.Path(..., ge=1, le=2**31 - 1, description="The release's id, as in /events/reports.")
+
+
+@events.get(
+    "/events/{event_id}/report",
+    response={200: ReportOut, **_error_responses(404, 422, 429)},
+    summary="One release's report: every broker's calm, peak, p95, gaps and recovery per instrument",
+    openapi_extra=csv_doc(REPORT_CSV),
+)
+def event_report(request: HttpRequest, query: Query[FormatQuery], event_id: int = EventIdPath) -> HttpResponseBase:
+    def report() -> ReportOut:
+        try:
+            found, sections = event_selectors.event_report_detail(event_id=event_id)
+        except EventReport.DoesNotExist:
+            metrics.incr("api_not_found")
+            raise HttpError(404, f"No report for release {event_id} (yet).") from None
+        return ReportOut(
+            **ReportSummaryOut.of(found).dict(),
+            instruments=[
+                ReportInstrumentOut(instrument=s.instrument.symbol, rows=[ReportRowOut.of(r) for r in s.rows])
+                for s in sections
+            ],
+        )
+
+    if query.format == "csv":
+        out = report()
+        return csv_stream(
+            filename=f"event-{event_id}-report.csv",
+            header=list(REPORT_CSV),
+            rows=(
+                [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
+                for section in out.instruments
+                for row in section.rows
+            ),
+        )
+    tags = [cachetags.EVENTS, cachetags.event(event_id)]
+    return cached_json(request, lambda: (report().model_dump_json().encode(), tags), params=FormatQuery.model_fields)
 
 
 # -- best execution and live -----------------------------------------------------------------------
