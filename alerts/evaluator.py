@@ -97,6 +97,10 @@ class Evaluator:
         self.engine.load(rules, pip_sizes=pips)
         logger.info("alerts: %d active", len(rules))
 
+    async def skip_past(self) -> None:
+        """Start after the scores and reports already stored: only what is new from now on notifies."""
+        self._last_score_id, self._last_report_id = await sync_to_async(_last_ids)()
+
     # -- run -------------------------------------------------------------------------------------
     async def run(self, *, until: asyncio.Event | None = None) -> None:
         self._redis = redis_async_new(url=self.redis_url, socket_timeout=None)
@@ -104,7 +108,7 @@ class Evaluator:
         await pubsub.psubscribe(keys.live_pattern(self.prefix))
         await pubsub.subscribe(self._reload_channel)
         await self.reload()
-        self._last_score_id, self._last_report_id = await sync_to_async(_last_ids)()
+        await self.skip_past()
         delivery = threading.Thread(target=self._delivery_loop, name="alerts-delivery", daemon=True)
         delivery.start()
         tasks = [
