@@ -34,6 +34,10 @@ from marketdata import keys
 logger = logging.getLogger(__name__)
 
 TIMER_S = 0.05  # how often "above for Y seconds" episodes are looked at
+# read_response() returns without suspending while replies are buffered: under a backlog the read loop
+# keeps the event loop for a whole stream buffer (up to ~1,000 quotes), and the publish loop
+# (notifications) and the timer loop wait that long. It yields after a crossing and every YIELD_EVERY quotes.
+YIELD_EVERY = 32
 
 
 @dataclass
@@ -172,6 +176,9 @@ class Evaluator:
                     continue
                 if fired:
                     self._notify(fired)
+                    await asyncio.sleep(0)  # let the publish loop send it now
+                elif stats.quotes % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             else:
                 self._on_other(channel.decode(errors="replace"), data)
 

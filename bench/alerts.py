@@ -42,7 +42,10 @@ TARGET_P99_MS = 100.0
 BROKERS = [f"broker-{i:02d}" for i in range(14)]
 INSTRUMENTS = [f"SYM{i:02d}" for i in range(20)]
 PIP = 0.0001
-BLOWOUT_P = 0.005  # share of quotes whose spread jumps above calm levels, crossing alerts
+BLOWOUT_P = 0.002  # share of quotes whose spread jumps above calm levels, crossing alerts
+# Production's cool-down is 15 min: each alert would notify once, in the first seconds, and the delays
+# would say nothing about the rest of the run. A short one keeps notifications coming all along.
+COOLDOWN_S = 5.0
 TICK_S = 0.005
 TS_DIGITS = 16  # microseconds since the epoch: 16 digits until the year 2286
 PREFIX = f"bench-alerts-{os.getpid()}"
@@ -276,7 +279,7 @@ async def evaluator_run(redis_url: str, *, qps: float, seconds: float, publisher
             pass  # no database here: scores and reports are not part of this benchmark
 
     evaluator = BenchEvaluator(
-        redis_url=redis_url, prefix=PREFIX, cooldown_s=60, reload_s=3600, score_poll_s=3600, record=False
+        redis_url=redis_url, prefix=PREFIX, cooldown_s=COOLDOWN_S, reload_s=3600, score_poll_s=3600, record=False
     )
     stop = asyncio.Event()
     task = asyncio.ensure_future(evaluator.run(until=stop))
@@ -301,7 +304,7 @@ def engine_flat_out(n: int) -> float:
     from alerts.engine import Engine
 
     found, pips = rules()
-    engine = Engine(cooldown_s=60)
+    engine = Engine(cooldown_s=COOLDOWN_S)
     engine.load(found, pip_sizes=pips)
     batch = quotes(n, 11)
     now = time.time_ns() // 1000
@@ -336,7 +339,7 @@ def run(*, seconds: float, qps: float = TARGET_QPS, publishers: int = 2) -> Aler
     url = settings.REDIS_URL
     print(
         f"Alerts: {ALERTS:,} spread alerts, {qps:,.0f} quotes/s offered for {seconds:.0f} s by {publishers} "
-        f"publisher processes ({BLOWOUT_P:.1%} of quotes blow out) ...",
+        f"publisher processes ({BLOWOUT_P:.1%} of quotes blow out; cool-down {COOLDOWN_S:g} s) ...",
         flush=True,
     )
     ref = asyncio.run(bare_subscriber(url, qps=qps, seconds=seconds, publishers=publishers))
