@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import HttpError
@@ -27,6 +28,7 @@ from api.schemas import (
     REPORT_CSV,
     REPORTS_CSV,
     SCORES_CSV,
+    SESSION_PERCENTILES_CSV,
     SLUG_PATTERN,
     SYMBOL_PATTERN,
     AccountOut,
@@ -44,7 +46,9 @@ from api.schemas import (
     ReportRowOut,
     ReportSummaryOut,
     ScoreOut,
+    SessionPercentilesOut,
     Sort,
+    SpreadHistoryOut,
     SpreadOut,
     SpreadType,
     directory_csv_row,
@@ -54,7 +58,7 @@ from api.selectors import api_key_user_id
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
 from brokers.forms import DirectoryFilterForm
-from brokers.models import Broker
+from brokers.models import Broker, Instrument
 from common import cachetags, metrics
 from events import selectors as event_selectors
 from events.models import EventReport
@@ -93,6 +97,10 @@ public = Router(tags=["brokers"])
 
 def _error_responses(*codes: int) -> dict[int, type[ErrorOut]]:
     return dict.fromkeys(codes, ErrorOut)
+
+
+class FormatQuery(Schema):
+    format: Format = "json"
 
 
 # -- brokers ---------------------------------------------------------------------------------------
@@ -146,6 +154,7 @@ def _broker(slug: str) -> Broker:
 
 
 SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
+SymbolPath: Any = params.Path(..., pattern=SYMBOL_PATTERN, description="Canonical symbol, e.g. EURUSD.")
 
 
 @public.get(
@@ -274,6 +283,56 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
     return cached_json(request, render, params=SpreadsQuery.model_fields)
 
 
+@public.get(
+    "/brokers/{slug}/spreads/{symbol}",
+    response={200: SpreadHistoryOut, **_error_responses(404, 422, 429)},
+    summary="One broker's spread history on one instrument, hour of day against peers, session percentiles",
+    description=(
+        "The spread page's figures. Percentiles are per trading session over the last 7 days of 1-minute bars; "
+        "per-account figures are not served: feeds quote one account per broker."
+    ),
+    openapi_extra=csv_doc(SESSION_PERCENTILES_CSV),
+)
+def broker_spread_history(
+    request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath, symbol: str = SymbolPath
+) -> HttpResponseBase:
+    def history() -> tuple[SpreadHistoryOut, Broker]:
+        b = _broker(slug)
+        instrument = Instrument.objects.filter(symbol=symbol, brokers=b).first()
+        if instrument is None:
+            metrics.incr("api_not_found")
+            raise HttpError(404, f"'{slug[:40]}' does not quote '{symbol}'.")
+        h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now())
+        out = SpreadHistoryOut(
+            broker=b.slug,
+            instrument=instrument.symbol,
+            as_of=h.as_of,
+            url=reverse("spreads:detail", kwargs={"slug": b.slug, "symbol": instrument.symbol}),
+            series=h.series,
+            hours=h.hours,
+            peers=h.peers,
+            sessions={
+                name: SessionPercentilesOut(p50=v["p50"], p95=v["p95"], p99=v["p99"], minutes=int(v["n"] or 0))
+                for name, v in h.sessions.items()
+            },
+        )
+        return out, b
+
+    if query.format == "csv":
+        out, _ = history()
+        return csv_stream(
+            filename=f"{slug}-{symbol}-sessions.csv",
+            header=list(SESSION_PERCENTILES_CSV),
+            rows=([name, v.p50, v.p95, v.p99, v.minutes] for name, v in out.sessions.items()),
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, b = history()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    return cached_json(request, render, params=FormatQuery.model_fields)
+
+
 # -- news events -----------------------------------------------------------------------------------
 
 events = Router(tags=["events"])
@@ -357,10 +416,6 @@ def event_reports(request: HttpRequest, query: Query[ReportsQuery]) -> HttpRespo
         lambda: (TypeAdapter(list[ReportSummaryOut]).dump_json(rows()), [cachetags.EVENTS]),
         params=ReportsQuery.model_fields,
     )
-
-
-class FormatQuery(Schema):
-    format: Format = "json"
 
 
 EventIdPath: Any = params.Path(..., ge=1, le=2**31 - 1, description="The release's id, as in /events/reports.")

@@ -186,6 +186,37 @@ class SpreadOut(Schema):
         )
 
 
+class SessionPercentilesOut(Schema):
+    p50: float | None = Field(description="Median 1-minute mean spread in pips.")
+    p95: float | None
+    p99: float | None
+    minutes: int = Field(description="1-minute bars behind the figures.")
+
+
+class SpreadHistoryOut(Schema):
+    broker: str
+    instrument: str
+    as_of: datetime
+    url: str = Field(description="The spread page on this site.")
+    series: dict[str, list[tuple[float, float]]] = Field(
+        description="Span (24h, 7d, 30d) to [unix seconds, mean spread in pips] points, oldest first."
+    )
+    hours: list[float | None] = Field(description="This broker's mean spread in pips per UTC hour 0-23, last 7 days.")
+    peers: list[float | None] = Field(description="Median of the other brokers' hourly means, per UTC hour.")
+    sessions: dict[str, SessionPercentilesOut] = Field(
+        description="Trading session (asian, london, overlap, newyork; UTC hours) to spread percentiles, last 7 days."
+    )
+
+
+SESSION_PERCENTILES_CSV = {
+    "session": "asian 00-08, london 08-13, overlap 13-17, newyork 17-22 (UTC)",
+    "p50_pips": "median 1-minute mean spread, last 7 days",
+    "p95_pips": "95th percentile",
+    "p99_pips": "99th percentile",
+    "minutes": "1-minute bars behind the figures",
+}
+
+
 class BrokerDetailOut(BrokerOut):
     description: str
     company_type: str

@@ -11,7 +11,7 @@ import pytest
 from api.schemas import REPORT_CSV, REPORTS_CSV
 from brokers.services import demo_seed
 from events import selectors, services
-from marketdata.models import EconomicEvent
+from marketdata.models import EconomicEvent, SpreadBar
 from pagecache.services import pages_revalidate_on_commit
 from trustmetrics.synthetic_load import synthetic_market_write
 
@@ -98,3 +98,56 @@ def test_a_new_report_shows_in_the_list_at_once(client, nfp, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         services.event_report_generate(event_id=nfp.pk, now=AFTER)
     assert [r["event_id"] for r in client.get(f"{API}/events/reports").json()] == [nfp.pk]
+
+
+def test_a_spread_history_has_the_spread_pages_session_percentiles(client, django_capture_on_commit_callbacks):
+    from brokers.models import Broker, Instrument
+
+    demo_seed()
+    now = datetime.now(tz=UTC)
+    start = (now - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    synthetic_market_write(start=start, days=3, symbols=["EURUSD"])
+    broker, eurusd = Broker.objects.get(slug="kestrel-fx"), Instrument.objects.get(symbol="EURUSD")
+    minute = now.replace(second=0, microsecond=0)
+    SpreadBar.objects.bulk_create(  # 1-minute bars every 5 minutes over two days: every session has some
+        SpreadBar(
+            broker=broker,
+            instrument=eurusd,
+            resolution="1m",
+            start=minute - timedelta(minutes=5 * k),
+            open=m,
+            high=m,
+            low=m,
+            close=m,
+            mean=m,
+            count=10,
+            duration=60.0,
+            dev_count=10,
+            dev_min=0.0,
+            dev_max=0.0,
+        )
+        for k in range(1, 577)
+        if (m := 0.00001 * (1 + k % 13))
+    )
+    body = client.get(f"{API}/brokers/kestrel-fx/spreads/EURUSD").json()
+    page = selectors.spread_history(broker=broker, instrument=eurusd, now=now)
+    assert body["url"] == "/spreads/kestrel-fx/EURUSD/"
+    assert body["hours"] == pytest.approx(page.hours)
+    for name, figures in page.sessions.items():
+        got = body["sessions"][name]
+        assert got["minutes"] == figures["n"]
+        assert (got["p50"], got["p95"], got["p99"]) == pytest.approx((figures["p50"], figures["p95"], figures["p99"]))
+    assert all(s["p99"] is not None for s in body["sessions"].values())
+    assert set(body["series"]) == {"24h", "7d", "30d"}
+
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                b"".join(client.get(f"{API}/brokers/kestrel-fx/spreads/EURUSD?format=csv").streaming_content).decode()
+            )
+        )
+    )
+    assert rows[0] == ["session", "p50_pips", "p95_pips", "p99_pips", "minutes"]
+    assert [r[0] for r in rows[1:]] == list(page.sessions)
+
+    assert client.get(f"{API}/brokers/kestrel-fx/spreads/NOPE1").status_code == 404
