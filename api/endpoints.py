@@ -254,8 +254,8 @@ class SpreadsQuery(Schema):
     response={200: list[SpreadOut], **_error_responses(404, 422, 429)},
     summary="A broker's measured spreads by instrument, window and trading session",
     description=(
-        "The profile page's figures. Percentiles and per-account spreads are not served yet: the bars keep "
-        "open, high, low, close and mean per interval, and feeds quote one account per broker."
+        "The profile page's figures. Session percentiles of one instrument: /brokers/{slug}/spreads/{symbol}. "
+        "Per-account spreads are not served: feeds quote one account per broker."
     ),
     openapi_extra=csv_doc(SPREADS_CSV),
 )
