@@ -4,8 +4,9 @@ It subscribes to the same Redis pub/sub channels as the live board (every accept
 change), so it sees a quote as soon as browsers do and never touches the web processes. A crossing is
 published at once on the trader's own channel (live/notify.py: the toast over their open WebSocket); the
 notification row and the email are written by a thread behind it, so neither the database nor SMTP can
-delay evaluation. New trust scores are looked for in the database every ALERTS_SCORE_POLL_S; news-event
-reports arrive on a channel of their own (alerts.services.report_channel, a hook until reports exist).
+delay evaluation. New trust scores and new news-event reports (events.services writes one per
+high-impact release once its window has closed) are looked for in the database every ALERTS_SCORE_POLL_S:
+the rows are the record, so a report written while this process was down or busy is not missed.
 Alerts are reread when the web process says they changed, and every ALERTS_RELOAD_S in case a message
 was missed.
 """
@@ -33,6 +34,10 @@ from marketdata import keys
 logger = logging.getLogger(__name__)
 
 TIMER_S = 0.05  # how often "above for Y seconds" episodes are looked at
+# read_response() returns without suspending while replies are buffered: under a backlog the read loop
+# keeps the event loop for a whole stream buffer (up to ~1,000 quotes), and the publish loop
+# (notifications) and the timer loop wait that long. It yields after a crossing and every YIELD_EVERY quotes.
+YIELD_EVERY = 32
 
 
 @dataclass
@@ -84,10 +89,11 @@ class Evaluator:
         self._to_publish: list[engine.Fired] = []
         self._publish_wake = asyncio.Event()
         self._last_score_id = 0
+        self._last_report_id = 0
+        self._reported_events: set[int] = set()  # a rebuilt report (new row, same release) notifies once
         self._channel_head = keys.live_channel("", prefix)
         self._status_channel = keys.status_channel(prefix)
         self._reload_channel = services.reload_channel(prefix)
-        self._report_channel = services.report_channel(prefix)
 
     # -- rules -----------------------------------------------------------------------------------
     async def reload(self) -> None:
@@ -95,14 +101,18 @@ class Evaluator:
         self.engine.load(rules, pip_sizes=pips)
         logger.info("alerts: %d active", len(rules))
 
+    async def skip_past(self) -> None:
+        """Start after the scores and reports already stored: only what is new from now on notifies."""
+        self._last_score_id, self._last_report_id = await sync_to_async(_last_ids)()
+
     # -- run -------------------------------------------------------------------------------------
     async def run(self, *, until: asyncio.Event | None = None) -> None:
         self._redis = redis_async_new(url=self.redis_url, socket_timeout=None)
         pubsub = self._redis.pubsub()
         await pubsub.psubscribe(keys.live_pattern(self.prefix))
-        await pubsub.subscribe(self._reload_channel, self._report_channel)
+        await pubsub.subscribe(self._reload_channel)
         await self.reload()
-        self._last_score_id = await sync_to_async(_scores_last_id)()
+        await self.skip_past()
         delivery = threading.Thread(target=self._delivery_loop, name="alerts-delivery", daemon=True)
         delivery.start()
         tasks = [
@@ -110,7 +120,7 @@ class Evaluator:
             asyncio.ensure_future(self._publish_loop()),
             asyncio.ensure_future(self._timer_loop()),
             asyncio.ensure_future(self._reload_loop()),
-            asyncio.ensure_future(self._score_loop()),
+            asyncio.ensure_future(self._poll_loop()),
         ]
         self.ready.set()
         try:
@@ -166,6 +176,9 @@ class Evaluator:
                     continue
                 if fired:
                     self._notify(fired)
+                    await asyncio.sleep(0)  # let the publish loop send it now
+                elif stats.quotes % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             else:
                 self._on_other(channel.decode(errors="replace"), data)
 
@@ -177,9 +190,6 @@ class Evaluator:
             msg = orjson.loads(data)
             if channel == self._status_channel:
                 self._notify(self.engine.on_status(str(msg["broker"]), str(msg["status"]), int(msg["since"]), now_us()))
-            elif channel == self._report_channel:
-                fired = self.engine.on_report(str(msg["broker"]), str(msg["id"]), str(msg.get("title", "")), now_us())
-                self._notify(fired)
         except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):
             self.stats.bad += 1
 
@@ -231,18 +241,34 @@ class Evaluator:
             except Exception:
                 logger.exception("could not reload alerts")
 
-    async def _score_loop(self) -> None:
+    async def _poll_loop(self) -> None:
         while True:
             await asyncio.sleep(self.score_poll_s)
-            try:
-                rows = await sync_to_async(_scores_after)(self._last_score_id)
-            except Exception:
-                logger.exception("could not read new trust scores")
-                continue
-            for score_id, broker, overall, previous in rows:
+            await self.poll_database()
+
+    async def poll_database(self) -> None:
+        """New trust scores and new event reports since the last look."""
+        try:
+            scores = await sync_to_async(_scores_after)(self._last_score_id)
+        except Exception:
+            logger.exception("could not read new trust scores")
+        else:
+            for score_id, broker, overall, previous in scores:
                 self._last_score_id = max(self._last_score_id, score_id)
                 if previous is not None:
                     self._notify(self.engine.on_score(broker, previous, overall, score_id, now_us()))
+        try:
+            reports = await sync_to_async(_reports_after)(self._last_report_id)
+        except Exception:
+            logger.exception("could not read new event reports")
+            return
+        new_events = set()
+        for report_id, event_id, broker, title in reports:
+            self._last_report_id = max(self._last_report_id, report_id)
+            if event_id not in self._reported_events:
+                new_events.add(event_id)
+                self._notify(self.engine.on_report(broker, str(event_id), title, now_us()))
+        self._reported_events |= new_events
 
     # -- delivery (a thread: database and email) ------------------------------------------------
     def _delivery_loop(self) -> None:
@@ -264,13 +290,19 @@ def _load_rules() -> tuple[list[engine.Rule], dict[str, float]]:
     return selectors.alert_rules_active()
 
 
-def _scores_last_id() -> int:
-    return selectors.scores_last_id()
+def _last_ids() -> tuple[int, int]:
+    close_old_connections()
+    return selectors.scores_last_id(), selectors.reports_last_id()
 
 
 def _scores_after(after_id: int) -> list[tuple[int, str, float, float | None]]:
     close_old_connections()
     return selectors.scores_after(after_id=after_id)
+
+
+def _reports_after(after_id: int) -> list[tuple[int, int, str, str]]:
+    close_old_connections()
+    return selectors.reports_after(after_id=after_id)
 
 
 def percentile(values: list[int], q: float) -> float:

@@ -8,6 +8,7 @@ from django.db.models import OuterRef, Subquery
 from alerts import engine
 from alerts.models import Alert, Notification, Watchlist
 from brokers.models import BrokerInstrument, Instrument
+from events.models import EventReport, EventReportRow
 from trustmetrics.models import TrustScore
 
 HISTORY_LIMIT = 100
@@ -85,3 +86,26 @@ def scores_after(*, after_id: int) -> list[tuple[int, str, float, float | None]]
 
 def scores_last_id() -> int:
     return TrustScore.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def reports_after(*, after_id: int) -> list[tuple[int, int, str, str]]:
+    """Event reports stored after the given row id, one row per broker measured in each:
+    (report id, event id, broker slug, title)."""
+    reports = list(
+        EventReport.objects.filter(pk__gt=after_id)
+        .select_related("event")
+        .order_by("pk")
+        .only("pk", "event__name", "event__currency", "event__scheduled_at")[:100]
+    )
+    brokers: dict[int, set[str]] = {}
+    for report_id, slug in EventReportRow.objects.filter(report__in=reports).values_list("report_id", "broker__slug"):
+        brokers.setdefault(report_id, set()).add(slug)
+    return [
+        (r.pk, r.event_id, slug, f"{r.event.name} ({r.event.currency}, {r.event.scheduled_at:%Y-%m-%d %H:%M} UTC)")
+        for r in reports
+        for slug in sorted(brokers.get(r.pk, ()))
+    ]
+
+
+def reports_last_id() -> int:
+    return EventReport.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

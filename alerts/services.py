@@ -27,11 +27,6 @@ def reload_channel(prefix: str | None = None) -> str:
     return f"{prefix if prefix is not None else settings.CACHE_KEY_PREFIX}:alerts:reload"
 
 
-def report_channel(prefix: str | None = None) -> str:
-    """Hook for news-event reports: publish JSON {"broker": slug, "id": ..., "title": ...} when one is published."""
-    return f"{prefix if prefix is not None else settings.CACHE_KEY_PREFIX}:alerts:reports"
-
-
 def _tell_evaluator() -> None:
     def publish() -> None:
         try:

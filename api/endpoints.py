@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import HttpError
@@ -24,7 +25,10 @@ from api.http import cached_json, csv_doc, csv_stream
 from api.schemas import (
     DIRECTORY_CSV,
     EVENTS_CSV,
+    REPORT_CSV,
+    REPORTS_CSV,
     SCORES_CSV,
+    SESSION_PERCENTILES_CSV,
     SLUG_PATTERN,
     SYMBOL_PATTERN,
     AccountOut,
@@ -37,18 +41,27 @@ from api.schemas import (
     LicenceOut,
     LiveOut,
     LiveQuoteOut,
+    ReportInstrumentOut,
+    ReportOut,
+    ReportRowOut,
+    ReportSummaryOut,
     ScoreOut,
+    SessionPercentilesOut,
     Sort,
+    SpreadHistoryOut,
     SpreadOut,
     SpreadType,
     directory_csv_row,
+    report_summary_csv_row,
 )
 from api.selectors import api_key_user_id
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
 from brokers.forms import DirectoryFilterForm
-from brokers.models import Broker
-from common import metrics
+from brokers.models import Broker, Instrument
+from common import cachetags, metrics
+from events import selectors as event_selectors
+from events.models import EventReport
 from execution import selectors as execution_selectors
 from execution.forms import OrderForm
 from live import board as live_board
@@ -84,6 +97,10 @@ public = Router(tags=["brokers"])
 
 def _error_responses(*codes: int) -> dict[int, type[ErrorOut]]:
     return dict.fromkeys(codes, ErrorOut)
+
+
+class FormatQuery(Schema):
+    format: Format = "json"
 
 
 # -- brokers ---------------------------------------------------------------------------------------
@@ -122,7 +139,9 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
             filename="brokers.csv", header=list(DIRECTORY_CSV), rows=(directory_csv_row(b) for b in rows())
         )
     return cached_json(
-        request, lambda: TypeAdapter(list[BrokerOut]).dump_json(rows()), params=DirectoryQuery.model_fields
+        request,
+        lambda: (TypeAdapter(list[BrokerOut]).dump_json(rows()), [cachetags.BROKER_LIST]),
+        params=DirectoryQuery.model_fields,
     )
 
 
@@ -135,6 +154,7 @@ def _broker(slug: str) -> Broker:
 
 
 SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
+SymbolPath: Any = params.Path(..., pattern=SYMBOL_PATTERN, description="Canonical symbol, e.g. EURUSD.")
 
 
 @public.get(
@@ -144,7 +164,7 @@ SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's
     description="All-in costs per account are not served yet: the figure does not exist on the site yet.",
 )
 def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
-    def render() -> bytes:
+    def render() -> tuple[bytes, list[str]]:
         b = _broker(slug)
         scores = broker_selectors.broker_score_history(broker=b)
         out = BrokerDetailOut(
@@ -176,7 +196,7 @@ def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
             latest_score=ScoreOut.of(scores[-1]) if scores else None,
             spreads=[SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)],
         )
-        return out.model_dump_json().encode()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
 
     return cached_json(request, render)
 
@@ -205,10 +225,10 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
             ),
         )
 
-    def render() -> bytes:
+    def render() -> tuple[bytes, list[str]]:
         b = _broker(slug)
         scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
-        return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores])
+        return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores]), [cachetags.broker(b.pk)]
 
     return cached_json(request, render, params=ScoresQuery.model_fields)
 
@@ -234,15 +254,20 @@ class SpreadsQuery(Schema):
     response={200: list[SpreadOut], **_error_responses(404, 422, 429)},
     summary="A broker's measured spreads by instrument, window and trading session",
     description=(
-        "The profile page's figures. Percentiles and per-account spreads are not served yet: the bars keep "
-        "open, high, low, close and mean per interval, and feeds quote one account per broker."
+        "The profile page's figures. Session percentiles of one instrument: /brokers/{slug}/spreads/{symbol}. "
+        "Per-account spreads are not served: feeds quote one account per broker."
     ),
     openapi_extra=csv_doc(SPREADS_CSV),
 )
 def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str = SlugPath) -> HttpResponseBase:
-    def rows() -> list[SpreadOut]:
-        found = [SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=_broker(slug))]
-        return [r for r in found if query.instrument in (None, r.instrument)]
+    def rows() -> tuple[list[SpreadOut], Broker]:
+        b = _broker(slug)
+        found = [SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)]
+        return [r for r in found if query.instrument in (None, r.instrument)], b
+
+    def render() -> tuple[bytes, list[str]]:
+        found, b = rows()
+        return TypeAdapter(list[SpreadOut]).dump_json(found), [cachetags.broker(b.pk)]
 
     if query.format == "csv":
         return csv_stream(
@@ -252,12 +277,60 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
                 [r.instrument, r.broker_symbol, r.quotes]
                 + [r.windows.get(w) for w in WINDOWS]
                 + [r.sessions.get(s) for s in SESSIONS]
-                for r in rows()
+                for r in rows()[0]
             ),
         )
-    return cached_json(
-        request, lambda: TypeAdapter(list[SpreadOut]).dump_json(rows()), params=SpreadsQuery.model_fields
-    )
+    return cached_json(request, render, params=SpreadsQuery.model_fields)
+
+
+@public.get(
+    "/brokers/{slug}/spreads/{symbol}",
+    response={200: SpreadHistoryOut, **_error_responses(404, 422, 429)},
+    summary="One broker's spread history on one instrument, hour of day against peers, session percentiles",
+    description=(
+        "The spread page's figures. Percentiles are per trading session over the last 7 days of 1-minute bars; "
+        "per-account figures are not served: feeds quote one account per broker."
+    ),
+    openapi_extra=csv_doc(SESSION_PERCENTILES_CSV),
+)
+def broker_spread_history(
+    request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath, symbol: str = SymbolPath
+) -> HttpResponseBase:
+    def history() -> tuple[SpreadHistoryOut, Broker]:
+        b = _broker(slug)
+        instrument = Instrument.objects.filter(symbol=symbol, brokers=b).first()
+        if instrument is None:
+            metrics.incr("api_not_found")
+            raise HttpError(404, f"'{slug[:40]}' does not quote '{symbol}'.")
+        h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now())
+        out = SpreadHistoryOut(
+            broker=b.slug,
+            instrument=instrument.symbol,
+            as_of=h.as_of,
+            url=reverse("spreads:detail", kwargs={"slug": b.slug, "symbol": instrument.symbol}),
+            series=h.series,
+            hours=h.hours,
+            peers=h.peers,
+            sessions={
+                name: SessionPercentilesOut(p50=v["p50"], p95=v["p95"], p99=v["p99"], minutes=int(v["n"] or 0))
+                for name, v in h.sessions.items()
+            },
+        )
+        return out, b
+
+    if query.format == "csv":
+        out, _ = history()
+        return csv_stream(
+            filename=f"{slug}-{symbol}-sessions.csv",
+            header=list(SESSION_PERCENTILES_CSV),
+            rows=([name, v.p50, v.p95, v.p99, v.minutes] for name, v in out.sessions.items()),
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, b = history()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    return cached_json(request, render, params=FormatQuery.model_fields)
 
 
 # -- news events -----------------------------------------------------------------------------------
@@ -278,7 +351,7 @@ class EventsQuery(Schema):
     "/events",
     response={200: list[EventOut], **_error_responses(400, 422, 429)},
     summary="Economic-calendar releases (news events)",
-    description="Reports of how each broker's spreads behaved around an event are not served yet (not on the site).",
+    description="How each broker's spreads held up at a high-impact release: see /events/reports.",
     openapi_extra=csv_doc(EVENTS_CSV),
 )
 def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponseBase:
@@ -312,7 +385,76 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
             header=list(EVENTS_CSV),
             rows=([r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows),
         )
-    return cached_json(request, lambda: TypeAdapter(list[EventOut]).dump_json(rows), params=EventsQuery.model_fields)
+    return cached_json(
+        request,
+        lambda: (TypeAdapter(list[EventOut]).dump_json(rows), [cachetags.EVENTS]),
+        params=EventsQuery.model_fields,
+    )
+
+
+class ReportsQuery(Schema):
+    limit: int = Field(200, ge=1, le=1000, description="How many of the latest reports, latest first.")
+    format: Format = "json"
+
+
+@events.get(
+    "/events/reports",
+    response={200: list[ReportSummaryOut], **_error_responses(422, 429)},
+    summary="Reports on high-impact releases: how brokers' spreads held up (the archive page)",
+    openapi_extra=csv_doc(REPORTS_CSV),
+)
+def event_reports(request: HttpRequest, query: Query[ReportsQuery]) -> HttpResponseBase:
+    def rows() -> list[ReportSummaryOut]:
+        return [ReportSummaryOut.of(r) for r in event_selectors.event_report_list(limit=query.limit)]
+
+    if query.format == "csv":
+        return csv_stream(
+            filename="event-reports.csv", header=list(REPORTS_CSV), rows=(report_summary_csv_row(r) for r in rows())
+        )
+    return cached_json(
+        request,
+        lambda: (TypeAdapter(list[ReportSummaryOut]).dump_json(rows()), [cachetags.EVENTS]),
+        params=ReportsQuery.model_fields,
+    )
+
+
+EventIdPath: Any = params.Path(..., ge=1, le=2**31 - 1, description="The release's id, as in /events/reports.")
+
+
+@events.get(
+    "/events/{event_id}/report",
+    response={200: ReportOut, **_error_responses(404, 422, 429)},
+    summary="One release's report: every broker's calm, peak, p95, gaps and recovery per instrument",
+    openapi_extra=csv_doc(REPORT_CSV),
+)
+def event_report(request: HttpRequest, query: Query[FormatQuery], event_id: int = EventIdPath) -> HttpResponseBase:
+    def report() -> ReportOut:
+        try:
+            found, sections = event_selectors.event_report_detail(event_id=event_id)
+        except EventReport.DoesNotExist:
+            metrics.incr("api_not_found")
+            raise HttpError(404, f"No report for release {event_id} (yet).") from None
+        return ReportOut(
+            **ReportSummaryOut.of(found).dict(),
+            instruments=[
+                ReportInstrumentOut(instrument=s.instrument.symbol, rows=[ReportRowOut.of(r) for r in s.rows])
+                for s in sections
+            ],
+        )
+
+    if query.format == "csv":
+        out = report()
+        return csv_stream(
+            filename=f"event-{event_id}-report.csv",
+            header=list(REPORT_CSV),
+            rows=(
+                [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
+                for section in out.instruments
+                for row in section.rows
+            ),
+        )
+    tags = [cachetags.EVENTS, cachetags.event(event_id)]
+    return cached_json(request, lambda: (report().model_dump_json().encode(), tags), params=FormatQuery.model_fields)
 
 
 # -- best execution and live -----------------------------------------------------------------------

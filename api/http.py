@@ -1,7 +1,8 @@
 """Responses of the API: cached JSON with ETag and Cache-Control like the pages, and streamed CSV.
 
 A JSON answer is rendered once per path and canonical query and kept in the shared cache (Redis) for
-API_CACHE_S, so every web process serves the same bytes and the same ETag. Rate limits run before
+API_CACHE_S or until the pages with its cache tags are revalidated (api/cache.py), so every web
+process serves the same bytes and the same ETag, and an edit shows at once. Rate limits run before
 this (ninja checks throttles before the view), so a cached answer is counted like any other.
 """
 
@@ -14,14 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
-from common import metrics
+from api.cache import Answer, answer_get, answer_key, answer_store, generation
+from common import cachetags, metrics
 
-CACHE_VERSION = 1
+ALWAYS_TAGS = (cachetags.ALL,)  # every answer goes stale on a change that makes every page stale
 
 
 def _canonical(request: HttpRequest, params: Iterable[str]) -> str:
@@ -33,21 +34,35 @@ def _cache_control() -> str:
     return f"public, max-age=0, s-maxage={settings.API_CACHE_S}, stale-while-revalidate={settings.API_CACHE_S}"
 
 
-def cached_json(request: HttpRequest, render: Callable[[], bytes], *, params: Iterable[str] = ()) -> HttpResponse:
+Render = Callable[[], tuple[bytes, Iterable[str]]]
+
+
+def cached_json(request: HttpRequest, render: Render, *, params: Iterable[str] = ()) -> HttpResponse:
     """The JSON body from the cache or from render(), with a strong ETag; 304 on a matching If-None-Match.
 
+    ``render`` returns the body and the cache tags of what it shows (common.cachetags), so revalidating
+    those tags (an admin edit, a new score) drops the answer at once; otherwise it lives API_CACHE_S.
     ``params``: the query parameters the answer depends on (the endpoint's query schema's fields).
     """
     query = _canonical(request, params)
     digest = hashlib.sha1(f"{request.path}?{query}".encode(), usedforsecurity=False).hexdigest()
-    key = f"api:{CACHE_VERSION}:{digest}"
-    entry = cache.get(key) if settings.API_CACHE_S else None
+    key = answer_key(digest)
+    entry: Answer
+    found = answer_get(key) if settings.API_CACHE_S else None
     state = "hit"
-    if not isinstance(entry, dict) or "body" not in entry:
-        body = render()
-        entry = {"body": body, "etag": '"' + hashlib.sha256(body).hexdigest()[:40] + '"', "at": time.time()}
+    if found is not None:
+        entry = found
+    else:
+        before = generation() if settings.API_CACHE_S else 0
+        body, tags = render()
+        entry = {
+            "body": body,
+            "etag": '"' + hashlib.sha256(body).hexdigest()[:40] + '"',
+            "at": time.time(),
+            "tags": sorted({*ALWAYS_TAGS, *tags}),
+        }
         if settings.API_CACHE_S:
-            cache.set(key, entry, settings.API_CACHE_S)
+            answer_store(key, entry, ttl=settings.API_CACHE_S, rendered_in_generation=before)
         state = "miss"
     metrics.incr(f"api_{state}")
     if entry["etag"] in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):

@@ -6,10 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from django.urls import reverse
 from ninja import Field, Schema
 
 from brokers.models import Broker, Licence
 from brokers.selectors import SpreadRow
+from events.models import EventReport, EventReportRow
 from marketdata.selectors import AccountCost
 from trustmetrics.models import TrustScore
 
@@ -184,6 +186,37 @@ class SpreadOut(Schema):
         )
 
 
+class SessionPercentilesOut(Schema):
+    p50: float | None = Field(description="Median 1-minute mean spread in pips.")
+    p95: float | None
+    p99: float | None
+    minutes: int = Field(description="1-minute bars behind the figures.")
+
+
+class SpreadHistoryOut(Schema):
+    broker: str
+    instrument: str
+    as_of: datetime
+    url: str = Field(description="The spread page on this site.")
+    series: dict[str, list[tuple[float, float]]] = Field(
+        description="Span (24h, 7d, 30d) to [unix seconds, mean spread in pips] points, oldest first."
+    )
+    hours: list[float | None] = Field(description="This broker's mean spread in pips per UTC hour 0-23, last 7 days.")
+    peers: list[float | None] = Field(description="Median of the other brokers' hourly means, per UTC hour.")
+    sessions: dict[str, SessionPercentilesOut] = Field(
+        description="Trading session (asian, london, overlap, newyork; UTC hours) to spread percentiles, last 7 days."
+    )
+
+
+SESSION_PERCENTILES_CSV = {
+    "session": "asian 00-08, london 08-13, overlap 13-17, newyork 17-22 (UTC)",
+    "p50_pips": "median 1-minute mean spread, last 7 days",
+    "p95_pips": "95th percentile",
+    "p99_pips": "99th percentile",
+    "minutes": "1-minute bars behind the figures",
+}
+
+
 class BrokerDetailOut(BrokerOut):
     description: str
     company_type: str
@@ -209,6 +242,98 @@ EVENTS_CSV = {
     "currency": "ISO code of the currency it moves",
     "impact": "low, medium or high",
     "name": "the release",
+}
+
+
+class ReportSummaryOut(Schema):
+    event_id: int = Field(description="The release's id: /api/v1/events/{event_id}/report has the full report.")
+    name: str
+    currency: str
+    scheduled_at: datetime
+    generated_at: datetime
+    url: str = Field(description="The report's page on this site.")
+    brokers_measured: int = Field(description="Brokers with spreads measured around the release.")
+    calmest_broker: str | None = Field(description="Slug of the broker whose spreads held up best, or null.")
+    most_stressed_broker: str | None = Field(description="Slug of the broker whose spreads widened most, or null.")
+
+    @staticmethod
+    def of(r: EventReport) -> ReportSummaryOut:
+        return ReportSummaryOut(
+            event_id=r.event_id,
+            name=r.event.name,
+            currency=r.event.currency,
+            scheduled_at=r.event.scheduled_at,
+            generated_at=r.generated_at,
+            url=reverse("events:detail", kwargs={"event_id": r.event_id}),
+            brokers_measured=r.brokers_measured,
+            calmest_broker=r.best_broker.slug if r.best_broker else None,
+            most_stressed_broker=r.worst_broker.slug if r.worst_broker else None,
+        )
+
+
+REPORTS_CSV = {
+    "event_id": "the release's id",
+    "scheduled_at": "ISO 8601 release time (UTC)",
+    "currency": "ISO code of the currency it moves",
+    "name": "the release",
+    "brokers_measured": "brokers with spreads measured around it",
+    "calmest_broker": "slug of the broker whose spreads held up best",
+    "most_stressed_broker": "slug of the broker whose spreads widened most",
+}
+
+
+def report_summary_csv_row(r: ReportSummaryOut) -> list[Any]:
+    return [
+        r.event_id,
+        r.scheduled_at.isoformat(),
+        r.currency,
+        r.name,
+        r.brokers_measured,
+        r.calmest_broker,
+        r.most_stressed_broker,
+    ]
+
+
+class ReportRowOut(Schema):
+    broker: str = Field(description="Broker slug.")
+    calm_pips: float | None = Field(description="Median 1-minute spread in the hour before the release.")
+    peak_pips: float | None = Field(description="Highest spread quoted from 5 minutes before to 30 after.")
+    p95_pips: float | None = Field(description="95th percentile of that window's 1-minute mean spreads.")
+    peak_cost_usd: float | None = Field(description="Cost of one lot round turn at the peak spread, USD.")
+    longest_gap_s: int = Field(description="Longest run of minutes in the window without a quote, in seconds.")
+    recovery_s: int | None = Field(
+        description="Seconds from the release until back within 1.5x calm; 0: never left; null: not within 30 min."
+    )
+    quoted_minutes: int = Field(description="Minutes of the 35-minute window with quotes.")
+    stress_ratio: float | None = Field(description="p95 in the window over calm: the ranking figure.")
+
+    @staticmethod
+    def of(row: EventReportRow) -> ReportRowOut:
+        return ReportRowOut(
+            broker=row.broker.slug,
+            calm_pips=row.calm_pips,
+            peak_pips=row.peak_pips,
+            p95_pips=row.p95_pips,
+            peak_cost_usd=row.peak_cost_usd,
+            longest_gap_s=row.longest_gap_s,
+            recovery_s=row.recovery_s,
+            quoted_minutes=row.quoted_minutes,
+            stress_ratio=row.stress_ratio,
+        )
+
+
+class ReportInstrumentOut(Schema):
+    instrument: str
+    rows: list[ReportRowOut] = Field(description="One per broker, calmest first (the page's order).")
+
+
+class ReportOut(ReportSummaryOut):
+    instruments: list[ReportInstrumentOut] = Field(description="The instruments the release moves.")
+
+
+REPORT_CSV = {
+    "instrument": "canonical symbol",
+    **{name: (field.description or name) for name, field in ReportRowOut.model_fields.items()},
 }
 
 

@@ -29,12 +29,21 @@ def api_key_user_id(*, raw: str) -> int | None:
     if found is not None:
         return int(found) or None  # 0: known not to be a key
     row = ApiKey.objects.filter(digest=digest, revoked_at__isnull=True).values_list("user_id", flat=True).first()
-    cache.set(_cache_key(digest), row or 0, KEY_CACHE_S)
+    api_key_remember(digest=digest, user_id=row)
     return row
 
 
+def api_key_remember(*, digest: str, user_id: int | None) -> None:
+    """Cache what the database said, unless something is cached already. Only add(), never set(): a
+    lookup that read the key as active just before it was revoked must not overwrite the revocation's
+    mark (api_key_forget), or the revoked key would work for another KEY_CACHE_S."""
+    cache.add(_cache_key(digest), user_id or 0, KEY_CACHE_S)
+
+
 def api_key_forget(*, digest: str) -> None:
-    cache.delete(_cache_key(digest))
+    """Mark the key as not a key in the cache (after the revocation commits), for as long as a stale lookup
+    could still try to cache it as valid."""
+    cache.set(_cache_key(digest), 0, KEY_CACHE_S)
 
 
 def api_keys_for(*, user: AbstractBaseUser | AnonymousUser) -> list[ApiKey]:

@@ -1,13 +1,15 @@
-"""Writes of the API app: creating and revoking keys."""
+"""Writes of the API app: creating and revoking keys; dropping cached answers whose figures changed."""
 
 from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from api.cache import answers_drop
 from api.models import ApiKey
 from api.selectors import api_key_digest, api_key_forget
 
@@ -42,3 +44,9 @@ def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey | None:
     # After the commit, or another process could cache the key as valid again in between.
     transaction.on_commit(lambda: api_key_forget(digest=digest))
     return key
+
+
+def api_answers_revalidate(tags: frozenset[str]) -> None:
+    """Drop the cached answers showing what changed (a common.cachetags listener: called with the tags)."""
+    if settings.API_CACHE_S:
+        answers_drop(tags)

@@ -14,6 +14,7 @@ from django.http import QueryDict
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
+from common import cachetags
 from pagecache import isr
 from pagecache.tags import tag_index
 
@@ -50,7 +51,9 @@ def pages_all_urls() -> Iterator[str]:
 
 def pages_revalidate(*, tags: Iterable[str]) -> list[str]:
     """Mark every page carrying one of the tags stale and regenerate it in the background now."""
-    keys = sorted(tag_index.members(set(tags)))
+    tags = set(tags)
+    cachetags.revalidated(tags)  # the other caches of these figures (the API's answers)
+    keys = sorted(tag_index.members(tags))
     entries = cache.get_many(keys)
     isr.mark_stale(keys)
     for key, entry in entries.items():

@@ -122,3 +122,60 @@ async def test_garbage_on_the_live_channels_is_counted_and_skipped(trader):
         await task
         await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
     assert evaluator.stats.bad == 2
+
+
+async def test_a_stored_event_report_notifies_the_watchers_of_its_brokers_once():
+    from datetime import UTC, datetime, timedelta
+
+    from brokers.models import Broker
+    from brokers.services import demo_seed
+    from events.services import event_report_generate
+    from marketdata.models import EconomicEvent
+    from trustmetrics.synthetic_load import synthetic_market_write
+
+    nfp_at = datetime(2026, 11, 6, 12, 30, tzinfo=UTC)
+
+    def market():
+        demo_seed()
+        synthetic_market_write(
+            start=datetime(2026, 11, 5, tzinfo=UTC),
+            days=2,
+            symbols=["EURUSD"],
+            news_before=timedelta(minutes=60),
+            news_after=timedelta(minutes=30),
+        )
+        user = User.objects.create_user("watcher", email="watcher@example.com", password="pw-long-enough-1")
+        services.alert_create(user=user, kind=Alert.Kind.EVENT_REPORT, broker=Broker.objects.get(slug="kestrel-fx"))
+        return user, EconomicEvent.objects.get(name="US Non-Farm Payrolls", scheduled_at=nfp_at).pk
+
+    user, nfp = await sync_to_async(market)()
+    conn = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    pubsub = conn.pubsub()
+    await pubsub.subscribe(user_channel(user.pk))
+    # No cool-down: it would hide a second notification for the rebuilt report.
+    evaluator = _evaluator(score_poll_s=0.05, cooldown_s=0)
+    stop, task = await _started(evaluator)
+    try:
+        await await_for(lambda: evaluator.engine.rules, timeout=10, what="the alert loaded")
+        report = await sync_to_async(event_report_generate)(event_id=nfp, now=nfp_at + timedelta(hours=2))
+        assert report is not None
+        await await_for(lambda: evaluator.stats.recorded == 1, timeout=10, what="report alert recorded")
+        message = None
+        while message is None:
+            m = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            message = json.loads(m["data"]) if m else None
+        # Rebuilt (a new row for the same release): no second notification.
+        await sync_to_async(event_report_generate)(event_id=nfp, now=nfp_at + timedelta(hours=3), force=True)
+        await await_for(lambda: evaluator._last_report_id > report.pk, timeout=10, what="the rebuild seen")
+    finally:
+        stop.set()
+        await task
+        await pubsub.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+    assert message["kind"] == "event_report"
+    assert message["broker"] == "kestrel-fx"
+    assert "US Non-Farm Payrolls" in message["message"]
+    assert evaluator.stats.fired == 1
+    rows = await sync_to_async(lambda: list(Notification.objects.values_list("kind", "broker", "episode")))()
+    assert rows == [("event_report", "kestrel-fx", f"report:{nfp}")]
+    assert len(mail.outbox) == 1

@@ -210,3 +210,20 @@ def test_an_event_window_outside_1970_to_2100_gets_400_json_not_a_server_error(c
     response = client.get("/api/v1/events?since=0215-08-14T13:36:18-21:16&format=csv")
     assert response.status_code == 400
     assert "since" in response.json()["fields"]
+
+
+def test_a_lookup_that_read_the_key_just_before_its_revocation_cannot_revive_it(
+    client, django_user_model, measured, django_capture_on_commit_callbacks
+):
+    from api.selectors import api_key_digest, api_key_remember
+
+    user, secret = _new_key(client, django_user_model)
+    key = ApiKey.objects.get(user=user)
+    # Another process read the key as active, then the revocation committed, then that process caches
+    # what it read: the revocation must win.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.force_login(user)
+        client.post(f"/account/api-keys/{key.pk}/revoke/")
+    api_key_remember(digest=api_key_digest(secret), user_id=user.pk)
+    client.logout()
+    assert get(client, "/live/quotes", **{"X-API-Key": secret}).status_code == 401

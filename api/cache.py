@@ -1,0 +1,120 @@
+"""The API's answer cache: JSON bodies in the shared cache, indexed by the cache tags of what they show.
+
+An answer is stored under a key of its path and canonical query, with the tags of the figures it
+shows (common.cachetags: ``broker:<id>``, ``broker-list``, ``events``, ...). When the pages with a
+tag are revalidated (an admin edit, a new score, a new event report), the answers with that tag are
+dropped in the same call (api.apps registers the listener), so the next request renders the new figure.
+
+A render that was under way while its figures changed must not store what it read before the change:
+every revalidation bumps a generation number first, and an answer is kept only if the generation is
+the same after it was stored as before it was rendered (see :func:`answer_store`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, TypedDict, cast
+
+from django.conf import settings
+from django.core.cache import cache
+
+from common.redis import redis_sync
+
+CACHE_VERSION = 2
+GENERATION_KEY = f"api:{CACHE_VERSION}:generation"
+
+
+class Answer(TypedDict):
+    body: bytes
+    etag: str
+    at: float
+    tags: list[str]
+
+
+def answer_key(digest: str) -> str:
+    return f"api:{CACHE_VERSION}:{digest}"
+
+
+def answer_get(key: str) -> Answer | None:
+    value = cache.get(key)
+    if isinstance(value, dict) and {"body", "etag", "at"} <= value.keys():
+        return cast(Answer, value)
+    return None  # a miss, or an entry of another shape (an older release): rendered again
+
+
+def generation() -> int:
+    return int(cache.get(GENERATION_KEY) or 0)
+
+
+def answer_store(key: str, answer: Answer, *, ttl: int, rendered_in_generation: int) -> bool:
+    """Keep the answer unless a revalidation happened since ``rendered_in_generation`` was read.
+
+    Stored first, then the generation is read again: a revalidation that bumps it before that read is
+    seen (and the answer dropped here); one that bumps it after finds the answer in the tag index and
+    drops it itself. Either way no answer rendered before a change outlives the change.
+    """
+    cache.set(key, answer, ttl)
+    tag_index.add(answer["tags"], key, ttl)
+    if generation() != rendered_in_generation:
+        cache.delete(key)
+        return False
+    return True
+
+
+def answers_drop(tags: Iterable[str]) -> int:
+    """Drop every stored answer carrying one of the tags. Returns how many keys were dropped."""
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # first revalidation since the cache was empty
+        if not cache.add(GENERATION_KEY, 1, None):
+            cache.incr(GENERATION_KEY)
+    keys = tag_index.pop(tags)
+    if keys:
+        cache.delete_many(sorted(keys))
+    return len(keys)
+
+
+class _RedisTagIndex:
+    """A Redis set per tag of the keys of the answers carrying it, shared by every process."""
+
+    def _name(self, tag: str) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:apitag:{CACHE_VERSION}:{tag}"
+
+    def add(self, tags: Iterable[str], key: str, ttl: int) -> None:
+        pipe = redis_sync().pipeline(transaction=False)
+        for tag in tags:
+            pipe.sadd(self._name(tag), key)
+            # A set outlives its newest answer a little; answers expire on their own meanwhile.
+            pipe.expire(self._name(tag), ttl + 60)
+        pipe.execute()
+
+    def pop(self, tags: Iterable[str]) -> set[str]:
+        names = [self._name(t) for t in tags]
+        if not names:
+            return set()
+        pipe = redis_sync().pipeline(transaction=True)
+        pipe.sunion(names)
+        pipe.delete(*names)
+        members: Any = pipe.execute()[0]
+        return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+
+class _LocalTagIndex:
+    """The one-process fallback (USE_REDIS=0), like the pages' own."""
+
+    def __init__(self) -> None:
+        self._tags: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, tags: Iterable[str], key: str, ttl: int) -> None:
+        with self._lock:
+            for tag in tags:
+                self._tags.setdefault(tag, set()).add(key)
+
+    def pop(self, tags: Iterable[str]) -> set[str]:
+        with self._lock:
+            return set().union(*(self._tags.pop(t, set()) for t in tags))
+
+
+tag_index: _RedisTagIndex | _LocalTagIndex = _RedisTagIndex() if settings.USE_REDIS else _LocalTagIndex()
