@@ -45,7 +45,6 @@ def _env(**extra: str) -> dict[str, str]:
         "HTTPS": "0",
         "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "ADMIN_URL": "bench-staff/",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "REDIS_REQUIRED": "1",
