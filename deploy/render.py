@@ -168,7 +168,7 @@ def supervisord_conf() -> str:
         stopsignal="QUIT",  # graceful: finish the requests in flight
     )
     app = [f"web-{i + 1}" for i in range(WEB_PROCESSES)] + ["worker", "beat"]
-    app += [f"ingest-{s}" for s in brokers()] + [f"aggregate-{n}" for n in range(SHARDS)]
+    app += [f"ingest-{s}" for s in brokers()] + [f"aggregate-{n}" for n in range(SHARDS)] + ["alerts"]
     out.extend(["[group:app]", f"programs={','.join(app)}", ""])
     return "\n".join(out)
 
