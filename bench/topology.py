@@ -7,7 +7,10 @@ In one run:
 - logged-in sessions, each on its own keep-alive connection to the edge, viewing a page now and then
   (10,000; 1,000 with --quick);
 - an admin save every few seconds (a broker's description, through the ORM: the same signals as the
-  admin), with the seconds until the edge serves the change;
+  admin), with the seconds until the edge serves the change, and until the origin does;
+- the background work beat starts every 5 minutes, started at the beginning of the run so that the
+  saves meet it: a full trust recompute and the prerender of every page (the Celery backlog that used
+  to hold page regenerations back);
 - PostgreSQL's server connections sampled throughout (target <= 50: PgBouncer holds the sessions);
 - then the same anonymous load straight to one daphne, for comparison.
 """
@@ -286,6 +289,11 @@ def main() -> None:
 
     sampler = PgSampler()
     sampler.start()
+    from pagecache.tasks import pages_prerender_all
+    from trustmetrics.tasks import trust_recompute_full
+
+    trust_recompute_full.delay()
+    pages_prerender_all.delay()
     revalidate: list[float] = []
     origin_revalidate: list[float] = []
     saver = threading.Thread(
