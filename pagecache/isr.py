@@ -57,6 +57,9 @@ CACHE_VERSION = 1
 LOCK_TIMEOUT_S = 60
 # At most one request renders an outdated page at a time; the lock outlives any sane render.
 RENDER_LOCK_S = 30
+# How long a cache revalidating an outdated copy waits for the render another request has under way.
+RENDER_WAIT_S = 1.5
+RENDER_POLL_S = 0.03
 
 View = Callable[..., HttpResponseBase]
 
@@ -327,6 +330,32 @@ def _render_outdated(request: HttpRequest, key: str, entry: PageEntry, generatio
     return _build_response(request, new, "revalidated")
 
 
+def _revalidates(request: HttpRequest, entry: PageEntry) -> bool:
+    """A cache (the edge, a browser) asking whether its copy of this very entry is still good."""
+    return not request.user.is_authenticated and entry["etag"] in parse_etags(
+        request.META.get("HTTP_IF_NONE_MATCH", "")
+    )
+
+
+def _await_render(key: str, entry: PageEntry) -> PageEntry | None:
+    """Wait (bounded) for the render another request has under way; the new entry, or None.
+
+    Only a cache revalidating an outdated copy waits: answered with a 304 for the old ETag it would
+    keep the wrong page for another round (a second edge replica, or one whose revalidation comes
+    while a visitor's request renders), while it serves its copy to everyone else meanwhile anyway."""
+    metrics.incr("pages_awaited")
+    deadline = time.monotonic() + RENDER_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(RENDER_POLL_S)
+        found = cache.get_many([key, render_lock_key(key)])
+        newer = entry_or_none(found.get(key))
+        if newer is not None and newer["etag"] != entry["etag"]:
+            return newer
+        if render_lock_key(key) not in found:
+            return None  # the render ended without a new copy (the page is gone, or unchanged)
+    return None
+
+
 def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = None) -> Callable[[View], View]:
     """Serve a view as a statically regenerated page. ``params``: the query parameters it reads."""
 
@@ -352,8 +381,13 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
             if fresh_key(key) in found:
                 metrics.incr("pages_hit")
                 return _build_response(request, entry, "hit")
-            if is_outdated(entry, generation) and cache.add(render_lock_key(key), 1, RENDER_LOCK_S):
-                return _render_outdated(request, key, entry, generation)
+            if is_outdated(entry, generation):
+                if cache.add(render_lock_key(key), 1, RENDER_LOCK_S):
+                    return _render_outdated(request, key, entry, generation)
+                if _revalidates(request, entry):
+                    newer = _await_render(key, entry)
+                    if newer is not None:
+                        return _build_response(request, newer, "revalidated")
             metrics.incr("pages_stale")
             start_background_regeneration(key, path=entry["path"], query=entry["query"])
             return _build_response(request, entry, "stale")

@@ -299,6 +299,31 @@ def test_while_one_visitor_renders_a_changed_page_the_others_get_the_old_copy_at
     assert b"Atlantis" not in response.content
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_cache_revalidating_a_changed_page_waits_for_the_render_under_way_not_a_304(demo_committed):
+    # A second edge replica revalidates while the first one's request renders the page: answered a
+    # 304 for the old ETag, it would keep the wrong page for another round.
+    Client().get(PROFILE)
+    key = isr.page_key(PROFILE, "")
+    old_etag = cached_entry(PROFILE)["etag"]  # type: ignore[index]
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    isr.mark_stale([key])
+    assert cache.add(isr.render_lock_key(key), 1, 30)  # the first replica's request is rendering
+    awaited = metrics.get("pages_awaited")
+    answers: list[Any] = []
+    edge = threading.Thread(target=lambda: answers.append(Client().get(PROFILE, HTTP_IF_NONE_MATCH=old_etag)))
+    edge.start()
+    wait_for(lambda: metrics.get("pages_awaited") > awaited, what="the revalidation waiting for the render")
+    _, entry = isr.render_entry(PROFILE, "")  # the first replica's render finishes and is stored
+    assert entry is not None
+    isr.store_entry(key, entry, generation=cache.get(f"{key}:gen"))
+    cache.delete(isr.render_lock_key(key))
+    edge.join(timeout=10)
+    assert answers[0].status_code == 200
+    assert answers[0]["X-Page-Cache"] == "revalidated"
+    assert b"Atlantis" in answers[0].content
+
+
 @pytest.mark.django_db
 def test_a_page_that_only_aged_is_not_rendered_in_the_request(client, demo):
     client.get(PROFILE)
