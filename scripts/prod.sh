@@ -125,6 +125,6 @@ done
 cat <<EOF
 ==> BrokerWatch (production topology) on http://localhost:$EDGE_PORT/  (demo / demo-password; admin at /$ADMIN_URL)
     daphne :$BW_WEB_PORT_1 :$BW_WEB_PORT_2 (metrics at /metrics on each) | PgBouncer :$PGBOUNCER_PORT | Redis :$PROD_REDIS_PORT (AOF)
-    logs: $BW_VAR/log/   status: $VENV/bin/supervisorctl -c deploy/supervisord.conf status   Ctrl-C stops everything.
+    logs: $BW_VAR/log/   status: $VENV/bin/supervisorctl -s unix://$BW_VAR/supervisor.sock status   Ctrl-C stops everything.
 EOF
 wait "$supervisord_pid"
