@@ -330,11 +330,10 @@ def _render_outdated(request: HttpRequest, key: str, entry: PageEntry, generatio
     return _build_response(request, new, "revalidated")
 
 
-def _revalidates(request: HttpRequest, entry: PageEntry) -> bool:
-    """A cache (the edge, a browser) asking whether its copy of this very entry is still good."""
-    return not request.user.is_authenticated and entry["etag"] in parse_etags(
-        request.META.get("HTTP_IF_NONE_MATCH", "")
-    )
+def _revalidates(request: HttpRequest) -> bool:
+    """A cache (the edge, a browser) asking whether its copy is still good: whether it holds this
+    outdated copy or an older one, the answer it keeps should be the page as it is now."""
+    return not request.user.is_authenticated and bool(request.META.get("HTTP_IF_NONE_MATCH"))
 
 
 def _await_render(key: str, entry: PageEntry) -> PageEntry | None:
@@ -384,7 +383,7 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
             if is_outdated(entry, generation):
                 if cache.add(render_lock_key(key), 1, RENDER_LOCK_S):
                     return _render_outdated(request, key, entry, generation)
-                if _revalidates(request, entry):
+                if _revalidates(request):
                     newer = _await_render(key, entry)
                     if newer is not None:
                         return _build_response(request, newer, "revalidated")
