@@ -131,9 +131,11 @@ def supervisord_conf() -> str:
         )
     # Two workers: one for the general queue (scores, reports, the periodic prerender), and one only
     # for page regenerations (PAGECACHE_QUEUE), so a revalidation never waits behind a score job.
+    # Both at a lower CPU priority than the web processes: on one machine, background work must not
+    # slow the render a visitor (or the edge) is waiting for after a change.
     program(
         "worker",
-        "%(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n worker@%%h"
+        "nice -n 10 %(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n worker@%%h"
         " -Q %(ENV_CACHE_KEY_PREFIX)s-default",
         priority=200,
         autostart=False,
@@ -141,7 +143,7 @@ def supervisord_conf() -> str:
     )
     program(
         "worker-pages",
-        "%(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n pages@%%h"
+        "nice -n 10 %(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n pages@%%h"
         " -Q %(ENV_CACHE_KEY_PREFIX)s-pages",
         priority=200,
         autostart=False,
