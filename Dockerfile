@@ -14,7 +14,8 @@ COPY requirements.txt .
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install -r requirements.txt
 COPY . .
 RUN /opt/venv/bin/python setup.py -q build_ext --inplace \
- && DJANGO_SETTINGS_MODULE=config.settings SECRET_KEY=collectstatic-only USE_REDIS=0 REDIS_REQUIRED=0 \
+ && DJANGO_SETTINGS_MODULE=config.settings SECRET_KEY=collectstatic-only ADMIN_URL=collectstatic-only/ \
+    USE_REDIS=0 REDIS_REQUIRED=0 \
     /opt/venv/bin/python manage.py collectstatic --noinput -v0
 
 FROM python:3.11-slim-bookworm AS runtime

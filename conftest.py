@@ -68,7 +68,8 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
 
     # Tasks queued by earlier tests (with no worker then) must not delay this test's tasks.
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(app.conf.task_default_queue)  # type: ignore[attr-defined]
+        for queue in (app.conf.task_default_queue, settings.PAGECACHE_QUEUE):
+            conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
         yield
 

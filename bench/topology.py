@@ -7,7 +7,10 @@ In one run:
 - logged-in sessions, each on its own keep-alive connection to the edge, viewing a page now and then
   (10,000; 1,000 with --quick);
 - an admin save every few seconds (a broker's description, through the ORM: the same signals as the
-  admin), with the seconds until the edge serves the change;
+  admin), with the seconds until the edge serves the change, and until the origin does;
+- the background work beat starts every 5 minutes, started at the beginning of the run so that the
+  saves meet it: a full trust recompute and the prerender of every page (the Celery backlog that used
+  to hold page regenerations back);
 - PostgreSQL's server connections sampled throughout (target <= 50: PgBouncer holds the sessions);
 - then the same anonymous load straight to one daphne, for comparison.
 """
@@ -44,6 +47,8 @@ def _prod_env() -> None:
     os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
     if "SECRET_KEY" not in os.environ:
         os.environ["SECRET_KEY"] = (VAR / "secret-key").read_text().strip()
+    if "ADMIN_URL" not in os.environ:
+        os.environ["ADMIN_URL"] = (VAR / "admin-url").read_text().strip()
 
 
 @dataclass
@@ -175,11 +180,19 @@ class PgSampler(threading.Thread):
                 self.stop.wait(0.25)
 
 
-def _saves(edge: str, every: float, deadline: float, out: list[float]) -> None:
-    """Save a broker every few seconds; time until the edge serves the new description."""
+def _saves(edge: str, direct: str, every: float, deadline: float, out: list[float], origin_out: list[float]) -> None:
+    """Save a broker every few seconds; seconds until the edge serves the new description (out), and
+    until the origin does when asked directly (origin_out): the edge's share is the difference."""
     import urllib.request
 
     from brokers.models import Broker
+
+    def shows(base: str, marker: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/brokers/kestrel-fx/", timeout=10) as response:  # noqa: S310
+                return marker.encode() in response.read()
+        except OSError:  # a slow answer on the loaded machine: ask again
+            return False
 
     broker = Broker.objects.get(slug="kestrel-fx")
     original = broker.description
@@ -191,16 +204,17 @@ def _saves(edge: str, every: float, deadline: float, out: list[float]) -> None:
             marker = f"bench-save-{os.getpid()}-{n}"
             broker.description = f"{original} {marker}"
             saved = time.monotonic()
-            broker.save()
-            while time.monotonic() - saved < 30:
-                try:
-                    with urllib.request.urlopen(f"{edge}/brokers/kestrel-fx/", timeout=10) as response:  # noqa: S310
-                        if marker.encode() in response.read():
-                            out.append(time.monotonic() - saved)
-                            break
-                except OSError:  # a slow answer on the loaded machine: ask again
-                    pass
+            broker.save()  # the admin's save: the same signals, revalidation on commit
+            seen: dict[str, float] = {}
+            while len(seen) < 2 and time.monotonic() - saved < 30:
+                for name, base in (("edge", edge), ("origin", direct)):
+                    if name not in seen and shows(base, marker):
+                        seen[name] = time.monotonic() - saved
                 time.sleep(0.05)
+            if "edge" in seen:
+                out.append(seen["edge"])
+            if "origin" in seen:
+                origin_out.append(seen["origin"])
     finally:
         broker.description = original
         broker.save()
@@ -275,8 +289,18 @@ def main() -> None:
 
     sampler = PgSampler()
     sampler.start()
+    from pagecache.tasks import pages_prerender_all
+    from trustmetrics.tasks import trust_recompute_full
+
+    trust_recompute_full.delay()
+    pages_prerender_all.delay()
     revalidate: list[float] = []
-    saver = threading.Thread(target=_saves, args=(args.edge, 3.0, time.monotonic() + seconds, revalidate), daemon=True)
+    origin_revalidate: list[float] = []
+    saver = threading.Thread(
+        target=_saves,
+        args=(args.edge, args.direct, 3.0, time.monotonic() + seconds, revalidate, origin_revalidate),
+        daemon=True,
+    )
     saver.start()
     anon, logged = asyncio.run(_mixed(args.edge, paths, cookies, args.clients, seconds, args.session_rps))
     saver.join(timeout=40)
@@ -311,7 +335,8 @@ def main() -> None:
     )
     print(f"logged-in answers stored or served by the edge cache: {logged_in_cached} (must be 0)")
     print(f"PostgreSQL server connections: max {sampler.max}, median {statistics.median(sampler.samples or [0]):.0f}")
-    print(f"admin save -> edge serves it: {[round(r, 2) for r in revalidate]} s")
+    print(f"admin save -> edge serves it: {[round(r, 2) for r in revalidate]} s (target <= 2 s)")
+    print(f"admin save -> origin serves it (asked directly): {[round(r, 2) for r in origin_revalidate]} s")
     p99_ratio = direct.pct(0.99) / anon.pct(0.99) if anon.pct(0.99) else float("nan")
     print(f"p99 direct / p99 edge: {p99_ratio:.1f}x")
     worst = max(revalidate) if revalidate else float("nan")

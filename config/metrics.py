@@ -38,6 +38,8 @@ COUNTERS: dict[str, str] = {
     "pages_miss": "Regenerated pages rendered because no copy was cached.",
     "pages_stale": "Stale regenerated pages served while one background regeneration ran.",
     "pages_rendered": "Page renders (misses and regenerations).",
+    "pages_revalidated": "Pages a change had made outdated, rendered for the first request after it.",
+    "pages_awaited": "Revalidations of an outdated copy that waited for a render already under way.",
     "pages_regenerated": "Background regenerations finished.",
     "ws_dropped_slow": "WebSocket clients dropped for staying slow (close 4008).",
     "ws_conflated": "Quotes replaced in a client's outbox by a newer one before it was sent.",

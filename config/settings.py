@@ -11,6 +11,7 @@ from typing import Any
 import dj_database_url
 import django_stubs_ext
 from celery.schedules import crontab
+from kombu import Exchange, Queue
 
 from config.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
 from config.observability import logging_config, structlog_configure
@@ -200,6 +201,16 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = f"{CACHE_KEY_PREFIX}-default"
+# Page regenerations have their own queue and worker (deploy/: `worker-pages`, `-Q <prefix>-pages`):
+# after an admin save or a new score they must not wait behind score recomputes, reports or the
+# periodic prerender. A worker started without -Q (the demo's, the tests') takes both queues.
+PAGECACHE_QUEUE = f"{CACHE_KEY_PREFIX}-pages"
+# Each queue its own exchange and routing key, so routing never rests on a binding shared with the
+# default queue (Celery binds a queue declared without them under the default queue's key).
+CELERY_TASK_QUEUES = tuple(
+    Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (CELERY_TASK_DEFAULT_QUEUE, PAGECACHE_QUEUE)
+)
+CELERY_TASK_ROUTES = {"pagecache.tasks.pages_regenerate": {"queue": PAGECACHE_QUEUE}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": f"{CACHE_KEY_PREFIX}:celery:",
     "visibility_timeout": 3600,

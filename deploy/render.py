@@ -24,6 +24,7 @@ _FIELD = re.compile(r"@@([A-Z_]+)@@")
 
 # Ports of ./scripts/prod.sh's processes' own metrics (config.run --metrics-port / METRICS_PORT).
 WORKER_METRICS_PORT = 9110
+PAGES_WORKER_METRICS_PORT = 9111
 INGEST_METRICS_BASE = 9120
 AGGREGATE_METRICS_BASE = 9150
 
@@ -128,12 +129,25 @@ def supervisord_conf() -> str:
             priority=100,
             autostart=False,
         )
+    # Two workers: one for the general queue (scores, reports, the periodic prerender), and one only
+    # for page regenerations (PAGECACHE_QUEUE), so a revalidation never waits behind a score job.
+    # Both at a lower CPU priority than the web processes: on one machine, background work must not
+    # slow the render a visitor (or the edge) is waiting for after a change.
     program(
         "worker",
-        "%(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n worker@%%h",
+        "nice -n 10 %(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n worker@%%h"
+        " -Q %(ENV_CACHE_KEY_PREFIX)s-default",
         priority=200,
         autostart=False,
         env=f'METRICS_PORT="{WORKER_METRICS_PORT}"',
+    )
+    program(
+        "worker-pages",
+        "nice -n 10 %(ENV_BW_CELERY)s -A config worker --loglevel=INFO --concurrency=2 -n pages@%%h"
+        " -Q %(ENV_CACHE_KEY_PREFIX)s-pages",
+        priority=200,
+        autostart=False,
+        env=f'METRICS_PORT="{PAGES_WORKER_METRICS_PORT}"',
     )
     program(
         "beat",
@@ -167,8 +181,8 @@ def supervisord_conf() -> str:
         autostart=False,
         stopsignal="QUIT",  # graceful: finish the requests in flight
     )
-    app = [f"web-{i + 1}" for i in range(WEB_PROCESSES)] + ["worker", "beat"]
-    app += [f"ingest-{s}" for s in brokers()] + [f"aggregate-{n}" for n in range(SHARDS)]
+    app = [f"web-{i + 1}" for i in range(WEB_PROCESSES)] + ["worker", "worker-pages", "beat"]
+    app += [f"ingest-{s}" for s in brokers()] + [f"aggregate-{n}" for n in range(SHARDS)] + ["alerts"]
     out.extend(["[group:app]", f"programs={','.join(app)}", ""])
     return "\n".join(out)
 

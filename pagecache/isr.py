@@ -4,14 +4,19 @@ A view decorated with ``@regenerated_page`` is rendered once for an anonymous vi
 result is kept in the shared cache:
 
 * fresh copy: served as is (``X-Page-Cache: hit``);
-* stale copy: served at once, and one background regeneration is started, however many
-  requests see it stale at the same moment: a lock in the cache decides who starts it
-  (``X-Page-Cache: stale``);
+* stale copy (its revalidate window passed): served at once, and one background regeneration is
+  started, however many requests see it stale at the same moment: a lock in the cache decides who
+  starts it (``X-Page-Cache: stale``);
+* outdated copy (a change revalidated it: an admin save, a new score): the first request to find it
+  renders the page and is served the new copy (``X-Page-Cache: revalidated``); requests arriving
+  while that render runs get the old copy at once, like a stale one. The change is thus visible as
+  soon as anyone (the edge's next revalidation, within a second) asks, whatever the Celery queue
+  holds; the background regenerations queued by the revalidation skip pages already current.
 * no copy: rendered in the request, stored and served (``X-Page-Cache: miss``).
 
 Pages carry tags (common.cachetags: ``broker:<id>``, ``broker-list``, ...); :func:`pagecache.services.pages_revalidate`
-marks every page with a tag stale and regenerates it. Only the query parameters a page
-declares are part of its cache key, so junk parameters can neither split nor poison the cache.
+marks every page with a tag outdated (a new *generation*) and regenerates it. Only the query parameters
+a page declares are part of its cache key, so junk parameters can neither split nor poison the cache.
 
 Personal content never reaches the cache: pages are always rendered for an anonymous request,
 and the account navigation between ``ACCOUNT_NAV_START`` and ``ACCOUNT_NAV_END`` is swapped for
@@ -27,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -50,6 +55,11 @@ ACCOUNT_NAV_START = "<!--account-nav-->"
 ACCOUNT_NAV_END = "<!--/account-nav-->"
 CACHE_VERSION = 1
 LOCK_TIMEOUT_S = 60
+# At most one request renders an outdated page at a time; the lock outlives any sane render.
+RENDER_LOCK_S = 30
+# How long a cache revalidating an outdated copy waits for the render another request has under way.
+RENDER_WAIT_S = 1.5
+RENDER_POLL_S = 0.03
 
 View = Callable[..., HttpResponseBase]
 
@@ -63,6 +73,8 @@ class PageEntry(TypedDict):
     rendered_at: float
     revalidate: int
     tags: list[str]
+    # The page's generation when its render started (absent in entries of older releases: 0).
+    generation: NotRequired[int]
 
 
 @dataclass(frozen=True)
@@ -109,8 +121,26 @@ def lock_key(key: str) -> str:
     return f"{key}:lock"
 
 
+def render_lock_key(key: str) -> str:
+    return f"{key}:render"
+
+
 def _generation_key(key: str) -> str:
     return f"{key}:gen"
+
+
+def is_outdated(entry: PageEntry, generation: int) -> bool:
+    """Whether a change revalidated the page after this copy's render started."""
+    return entry.get("generation", 0) < generation
+
+
+def is_current(key: str) -> bool:
+    """Whether the cached copy is fresh and no change has revalidated it since it was rendered."""
+    found = cache.get_many([key, fresh_key(key), _generation_key(key)])
+    entry = entry_or_none(found.get(key))
+    return (
+        entry is not None and fresh_key(key) in found and not is_outdated(entry, found.get(_generation_key(key)) or 0)
+    )
 
 
 def anonymous_request(path: str, query: str) -> HttpRequest:
@@ -164,11 +194,19 @@ def render_entry(path: str, query: str) -> tuple[HttpResponseBase, PageEntry | N
 
 
 def store_entry(key: str, entry: PageEntry, *, generation: int | None) -> None:
-    """Keep a rendered page. It counts as fresh unless a revalidation happened while it rendered."""
+    """Keep a rendered page. It counts as fresh unless a revalidation happened while it rendered
+    (then it is kept as outdated: the next request renders it again)."""
     ttl = entry["revalidate"] + settings.PAGECACHE_STALE_S
+    current = cache.get(_generation_key(key)) or 0
+    entry["generation"] = current if generation is None else generation
     cache.set(key, entry, ttl)
-    if generation is None or generation == (cache.get(_generation_key(key)) or 0):
+    if entry["generation"] == current:
         cache.set(fresh_key(key), 1, entry["revalidate"])
+        # A revalidation between the read above and that write would be undone by it for the whole
+        # revalidate window. mark_stale moves the generation before it drops fresh flags, so one
+        # more look settles it.
+        if (cache.get(_generation_key(key)) or 0) != current:
+            cache.delete(fresh_key(key))
     try:
         tag_index.add(entry["tags"], key, ttl)
     except REDIS_DOWN as exc:
@@ -176,10 +214,15 @@ def store_entry(key: str, entry: PageEntry, *, generation: int | None) -> None:
         logger.warning("page %s not tagged, Redis did not answer: %s", key, exc)
 
 
-def regenerate(key: str, *, path: str, query: str) -> str:
-    """Render a page again and store it. Used by the background task and by the prerender command."""
+def regenerate(key: str, *, path: str, query: str, unless_current: bool = False) -> str:
+    """Render a page again and store it. Used by the background task and by the prerender command.
+
+    unless_current: skip a page that is already fresh and up to date (a visitor's request rendered it
+    after the revalidation that queued this regeneration)."""
     generation = cache.get(_generation_key(key)) or 0
     try:
+        if unless_current and is_current(key):
+            return "current"
         try:
             response, entry = render_entry(path, query)
         except (Http404, Resolver404):
@@ -199,12 +242,14 @@ def regenerate(key: str, *, path: str, query: str) -> str:
 def mark_stale(keys: Iterable[str]) -> list[str]:
     keys = list(keys)
     if keys:
-        cache.delete_many([fresh_key(k) for k in keys])
+        # The generation first, then the fresh flags (store_entry relies on this order).
         for k in keys:
             try:
                 cache.incr(_generation_key(k))
             except ValueError:
-                cache.set(_generation_key(k), 1, None)
+                if not cache.add(_generation_key(k), 1, None):
+                    cache.incr(_generation_key(k))
+        cache.delete_many([fresh_key(k) for k in keys])
     return keys
 
 
@@ -263,6 +308,53 @@ def personalise(body: bytes, request: HttpRequest) -> bytes:
     return head + start + nav + end + tail
 
 
+def _render_outdated(request: HttpRequest, key: str, entry: PageEntry, generation: int) -> HttpResponseBase:
+    """A change made this copy wrong: render the page for the visitor holding the render lock.
+
+    Without this, the edge (or a browser) would be answered the old copy, or a 304 for its old ETag,
+    until a Celery worker reached the page's regeneration: seconds behind score jobs and the other
+    pages of the same change. Others asking meanwhile get the old copy (the caller's lock)."""
+    try:
+        try:
+            response, new = render_entry(entry["path"], entry["query"])
+        except (Http404, Resolver404):
+            cache.delete_many([key, fresh_key(key)])
+            raise
+        if new is None:
+            cache.delete_many([key, fresh_key(key)])
+            return response
+        store_entry(key, new, generation=generation)
+    finally:
+        cache.delete(render_lock_key(key))
+    metrics.incr("pages_revalidated")
+    return _build_response(request, new, "revalidated")
+
+
+def _revalidates(request: HttpRequest) -> bool:
+    """A cache (the edge, a browser) asking whether its copy is still good: whether it holds this
+    outdated copy or an older one, the answer it keeps should be the page as it is now."""
+    return not request.user.is_authenticated and bool(request.META.get("HTTP_IF_NONE_MATCH"))
+
+
+def _await_render(key: str, entry: PageEntry) -> PageEntry | None:
+    """Wait (bounded) for the render another request has under way; the new entry, or None.
+
+    Only a cache revalidating an outdated copy waits: answered with a 304 for the old ETag it would
+    keep the wrong page for another round (a second edge replica, or one whose revalidation comes
+    while a visitor's request renders), while it serves its copy to everyone else meanwhile anyway."""
+    metrics.incr("pages_awaited")
+    deadline = time.monotonic() + RENDER_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(RENDER_POLL_S)
+        found = cache.get_many([key, render_lock_key(key)])
+        newer = entry_or_none(found.get(key))
+        if newer is not None and newer["etag"] != entry["etag"]:
+            return newer
+        if render_lock_key(key) not in found:
+            return None  # the render ended without a new copy (the page is gone, or unchanged)
+    return None
+
+
 def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = None) -> Callable[[View], View]:
     """Serve a view as a statically regenerated page. ``params``: the query parameters it reads."""
 
@@ -275,10 +367,10 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
                 return view(request, **kwargs)
             query = canonical_query(request.GET, spec.params)
             key = page_key(request.path, query)
-            found = cache.get_many([key, fresh_key(key)])
+            found = cache.get_many([key, fresh_key(key), _generation_key(key)])
             entry = entry_or_none(found.get(key))
+            generation = found.get(_generation_key(key)) or 0
             if entry is None:
-                generation = cache.get(_generation_key(key)) or 0
                 response, entry = render_entry(request.path, query)
                 if entry is None:
                     return response
@@ -288,6 +380,13 @@ def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = N
             if fresh_key(key) in found:
                 metrics.incr("pages_hit")
                 return _build_response(request, entry, "hit")
+            if is_outdated(entry, generation):
+                if cache.add(render_lock_key(key), 1, RENDER_LOCK_S):
+                    return _render_outdated(request, key, entry, generation)
+                if _revalidates(request):
+                    newer = _await_render(key, entry)
+                    if newer is not None:
+                        return _build_response(request, newer, "revalidated")
             metrics.incr("pages_stale")
             start_background_regeneration(key, path=entry["path"], query=entry["query"])
             return _build_response(request, entry, "stale")

@@ -70,6 +70,13 @@ if [ -z "${SECRET_KEY:-}" ]; then
   SECRET_KEY=$(cat "$BW_VAR/secret-key")
   export SECRET_KEY
 fi
+# The admin's path: production refuses the guessable /admin/ (config/settings.py), so this machine
+# gets its own random one, kept in $BW_VAR/admin-url and printed below.
+if [ -z "${ADMIN_URL:-}" ]; then
+  [ -f "$BW_VAR/admin-url" ] || "$PY" -c "import secrets; print('staff-' + secrets.token_hex(4) + '/')" > "$BW_VAR/admin-url"
+  ADMIN_URL=$(cat "$BW_VAR/admin-url")
+  export ADMIN_URL
+fi
 # 10,000 keep-alive visitors need file descriptors (nginx asks for 20,000 per worker itself).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -114,10 +121,10 @@ for port in "$BW_WEB_PORT_1" "$BW_WEB_PORT_2"; do
   done
 done
 "${SUPERVISORCTL[@]}" start nginx >/dev/null
-"${SUPERVISORCTL[@]}" status
+"${SUPERVISORCTL[@]}" status || true  # exits non-zero while any process is still starting
 cat <<EOF
-==> BrokerWatch (production topology) on http://localhost:$EDGE_PORT/  (demo / demo-password; admin at /admin/)
+==> BrokerWatch (production topology) on http://localhost:$EDGE_PORT/  (demo / demo-password; admin at /$ADMIN_URL)
     daphne :$BW_WEB_PORT_1 :$BW_WEB_PORT_2 (metrics at /metrics on each) | PgBouncer :$PGBOUNCER_PORT | Redis :$PROD_REDIS_PORT (AOF)
-    logs: $BW_VAR/log/   status: $VENV/bin/supervisorctl -c deploy/supervisord.conf status   Ctrl-C stops everything.
+    logs: $BW_VAR/log/   status: $VENV/bin/supervisorctl -s unix://$BW_VAR/supervisor.sock status   Ctrl-C stops everything.
 EOF
 wait "$supervisord_pid"

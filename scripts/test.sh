@@ -32,6 +32,8 @@ step "ruff format" "$VENV/bin/ruff" format --check .
 step "mypy" "$VENV/bin/mypy" .
 step "import-linter" "$VENV/bin/lint-imports"
 step "collectstatic" "$PY" manage.py collectstatic --noinput -v0
+# checkov on the rendered Kubernetes manifests and the Dockerfile (~15 s; installed once per machine).
+step "checkov" scripts/deploy_lint.sh
 step "pytest" "$VENV/bin/pytest" "$@"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2

@@ -87,6 +87,22 @@ def test_beat_is_a_single_replica_that_is_never_surged(production):
     assert beat["spec"]["strategy"]["type"] == "Recreate"
 
 
+def test_page_regeneration_has_its_own_worker_that_takes_only_its_queue(production):
+    from django.conf import settings
+
+    suffix = settings.PAGECACHE_QUEUE.removeprefix(settings.CACHE_KEY_PREFIX)
+    default_suffix = settings.CELERY_TASK_DEFAULT_QUEUE.removeprefix(settings.CACHE_KEY_PREFIX)
+    config = next(d for d in production if d["kind"] == "ConfigMap" and "brokerwatch-config" in d["metadata"]["name"])
+    prefix = config["data"]["CACHE_KEY_PREFIX"]
+    queues = {}
+    for name in ("worker", "worker-pages"):
+        args = _named(production, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["args"]
+        queues[name] = args[args.index("-Q") + 1].replace("$(CACHE_KEY_PREFIX)", prefix)
+    assert queues == {"worker": prefix + default_suffix, "worker-pages": prefix + suffix}
+    pdbs = {d["metadata"]["name"] for d in production if d["kind"] == "PodDisruptionBudget"}
+    assert "worker-pages" in pdbs
+
+
 def test_one_ingestor_deployment_per_broker_in_the_list(production):
     ingestors = {
         d["metadata"]["name"]: d
@@ -153,6 +169,28 @@ def test_the_dockerfile_passes_hadolint_and_runs_as_a_non_root_user():
     assert final_user.split()[1].split(":")[0] not in {"0", "root"}
 
 
+def test_the_dockerfiles_build_time_settings_load_for_collectstatic():
+    # Docker does not run here: run the build stage's collectstatic with the environment it sets, and
+    # nothing of ours (a setting that production requires, like ADMIN_URL, once broke it unseen).
+    import os
+    import re
+
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    step = next(line for line in text.splitlines() if line.startswith("RUN ") and "collectstatic" in line)
+    env = dict(re.findall(r"\b([A-Z_]+)=(\S+)", step))
+    assert env["DJANGO_SETTINGS_MODULE"] == "config.settings"
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0", "--dry-run"],
+        cwd=ROOT,
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_the_generated_files_are_current():
     assert render.stale_files() == [], "run: python -m deploy.render generate"
 
@@ -165,7 +203,14 @@ def test_every_process_of_the_topology_restarts_and_the_aggregators_bypass_pgbou
     programs = {s.split(":", 1)[1]: parser[s] for s in parser.sections() if s.startswith("program:")}
     assert all(p["autorestart"] == "true" for p in programs.values())
     assert {f"ingest-{s}" for s in render.brokers()} <= set(programs)
-    assert {"web-1", "web-2", "worker", "beat", "nginx", "pgbouncer", "redis"} <= set(programs)
+    assert {"web-1", "web-2", "worker", "worker-pages", "beat", "nginx", "pgbouncer", "redis", "alerts"} <= set(
+        programs
+    )
+    # The general worker never takes page regenerations; their own worker takes nothing else.
+    assert programs["worker"]["command"].endswith(" -Q %(ENV_CACHE_KEY_PREFIX)s-default")
+    assert programs["worker-pages"]["command"].endswith(" -Q %(ENV_CACHE_KEY_PREFIX)s-pages")
+    grouped = parser["group:app"]["programs"].split(",")
+    assert set(programs) - {"redis", "pgbouncer", "nginx"} == set(grouped)  # `start app:*` starts them all
     assert len([n for n in programs if n == "beat"]) == 1
     for shard in range(render.SHARDS):
         program = programs[f"aggregate-{shard}"]

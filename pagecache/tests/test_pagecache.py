@@ -72,11 +72,16 @@ def test_if_none_match_gets_a_304_with_no_body(client, demo):
     assert client.get(PROFILE, HTTP_IF_NONE_MATCH='"something-else"').status_code == 200
 
 
+def expire(path: str, query: str = "") -> None:
+    """What the passing of a page's revalidate window does (no change revalidated it)."""
+    cache.delete(isr.fresh_key(isr.page_key(path, query)))
+
+
 @pytest.mark.django_db
 def test_a_stale_copy_is_served_at_once_and_regenerated_in_the_background(client, demo, celery_worker):
     client.get(PROFILE)
     Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
-    isr.mark_stale([isr.page_key(PROFILE, "")])
+    expire(PROFILE)
 
     response = client.get(PROFILE)
     assert response["X-Page-Cache"] == "stale"
@@ -98,21 +103,22 @@ def _present(key: str) -> bool:
     return cache.get(key) is not None
 
 
-def _queued_tasks() -> int:
+def _queued_tasks(queue: str | None = None) -> int:
+    from django.conf import settings
+
     from config.celery_app import app
 
     with app.connection_for_write() as conn:
         channel: Any = conn.default_channel
-        try:
-            return int(channel.queue_declare(app.conf.task_default_queue, passive=True).message_count)
-        except conn.channel_errors:  # no such queue yet: nothing queued
-            return 0
+        # Not passive: kombu's Redis transport answers a passive declare with NOT_FOUND even for a
+        # queue holding messages (which made an earlier version of this helper always say 0).
+        return int(channel.queue_declare(queue or settings.PAGECACHE_QUEUE).message_count)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_for_a_stale_page_start_exactly_one_regeneration(demo, celery_worker):
     Client().get(PROFILE)
-    isr.mark_stale([isr.page_key(PROFILE, "")])
+    expire(PROFILE)
     before = metrics.get_many(["pages_regenerated", "pages_stale"])
     # Twenty visitors arrive at once; the lock lets only one of them start a regeneration.
     barrier = threading.Barrier(20)
@@ -263,3 +269,138 @@ def test_a_rolled_back_save_does_not_stop_later_saves_from_revalidating(demo):
     with transaction.atomic():
         Broker.objects.get(slug="kestrel-fx").save()
     assert cache.get(fresh) is None  # marked stale, regeneration queued
+
+
+@pytest.mark.django_db
+def test_after_a_change_the_first_visitor_gets_the_new_page_whatever_the_queue_holds(client, demo):
+    # No Celery worker runs: the regeneration the change queued waits, like one behind score jobs.
+    client.get(PROFILE)
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    isr.mark_stale([isr.page_key(PROFILE, "")])
+    etag_before = cached_entry(PROFILE)["etag"]  # type: ignore[index]
+
+    # The edge revalidating its copy: the old ETag is not answered with a 304.
+    response = Client().get(PROFILE, HTTP_IF_NONE_MATCH=etag_before)
+    assert response.status_code == 200
+    assert response["X-Page-Cache"] == "revalidated"
+    assert b"Atlantis" in response.content and response["ETag"] != etag_before
+    assert Client().get(PROFILE)["X-Page-Cache"] == "hit"
+
+
+@pytest.mark.django_db
+def test_while_one_visitor_renders_a_changed_page_the_others_get_the_old_copy_at_once(client, demo):
+    client.get(PROFILE)
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    key = isr.page_key(PROFILE, "")
+    isr.mark_stale([key])
+    assert cache.add(isr.render_lock_key(key), 1, 30)  # someone else is rendering it
+    response = Client().get(PROFILE)
+    assert response["X-Page-Cache"] == "stale"
+    assert b"Atlantis" not in response.content
+
+
+@pytest.fixture(params=["outdated copy", "older copy"])
+def edge_copy(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cache_revalidating_a_changed_page_waits_for_the_render_under_way_not_a_304(demo_committed, edge_copy):
+    # A second edge replica revalidates while the first one's request renders the page: answered a
+    # 304 for the old ETag, it would keep the wrong page for another round.
+    Client().get(PROFILE)
+    key = isr.page_key(PROFILE, "")
+    old_etag = cached_entry(PROFILE)["etag"]  # type: ignore[index]
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    isr.mark_stale([key])
+    assert cache.add(isr.render_lock_key(key), 1, 30)  # the first replica's request is rendering
+    awaited = metrics.get("pages_awaited")
+    answers: list[Any] = []
+    # Its copy may be this outdated one or an older one: either way it should keep the page as it is now.
+    etag = old_etag if edge_copy == "outdated copy" else '"an-older-copy"'
+    edge = threading.Thread(target=lambda: answers.append(Client().get(PROFILE, HTTP_IF_NONE_MATCH=etag)))
+    edge.start()
+    wait_for(lambda: metrics.get("pages_awaited") > awaited, what="the revalidation waiting for the render")
+    _, entry = isr.render_entry(PROFILE, "")  # the first replica's render finishes and is stored
+    assert entry is not None
+    isr.store_entry(key, entry, generation=cache.get(f"{key}:gen"))
+    cache.delete(isr.render_lock_key(key))
+    edge.join(timeout=10)
+    assert answers[0].status_code == 200
+    assert answers[0]["X-Page-Cache"] == "revalidated"
+    assert b"Atlantis" in answers[0].content
+
+
+@pytest.mark.django_db
+def test_a_page_that_only_aged_is_not_rendered_in_the_request(client, demo):
+    client.get(PROFILE)
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    expire(PROFILE)
+    response = Client().get(PROFILE)
+    assert response["X-Page-Cache"] == "stale"
+    assert b"Atlantis" not in response.content
+
+
+@pytest.mark.django_db
+def test_a_queued_regeneration_skips_a_page_a_visitor_already_rendered_after_the_change(client, demo):
+    from pagecache.tasks import pages_regenerate
+
+    client.get(PROFILE)
+    key = isr.page_key(PROFILE, "")
+    isr.mark_stale([key])
+    assert pages_regenerate(key, PROFILE, "") == "rendered"  # outdated: rendered
+    isr.mark_stale([key])
+    assert Client().get(PROFILE)["X-Page-Cache"] == "revalidated"
+    assert pages_regenerate(key, PROFILE, "") == "current"  # the visitor's render is the current one
+    expire(PROFILE)
+    assert pages_regenerate(key, PROFILE, "") == "rendered"  # aged: rendered again
+
+
+class _RevalidatedDuringStore:
+    """The real cache, with a revalidation landing between store_entry's look at the generation and
+    its fresh flag: a save committed while a regeneration was being stored."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(cache, name)
+
+    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
+        if key == isr.fresh_key(self._key) and not self._done:
+            self._done = True
+            isr.mark_stale([self._key])
+        return cache.set(key, value, timeout)
+
+
+@pytest.mark.django_db
+def test_a_change_committed_while_a_page_is_stored_is_not_lost_for_the_revalidate_window(demo, monkeypatch):
+    client = Client()
+    client.get(PROFILE)
+    key = isr.page_key(PROFILE, "")
+    isr.mark_stale([key])
+    Broker.objects.filter(slug="kestrel-fx").update(headquarters_country="Atlantis")
+    monkeypatch.setattr(isr, "cache", _RevalidatedDuringStore(key))
+    isr.regenerate(key, path=PROFILE, query="")
+    monkeypatch.undo()
+    assert cache.get(isr.fresh_key(key)) is None
+    assert not isr.is_current(key)
+
+
+@pytest.mark.django_db
+def test_page_regenerations_go_to_their_own_queue_and_nothing_else_does(demo, settings):
+    from config.celery_app import app
+    from pagecache.tasks import pages_prerender_all, pages_regenerate
+
+    with app.connection_for_write() as conn:
+        for queue in app.amqp.queues.values():
+            queue(conn.default_channel).declare()  # with their bindings, as the workers declare them
+            conn.default_channel.queue_purge(queue.name)  # type: ignore[attr-defined]
+    pages_regenerate.delay(isr.page_key(PROFILE, ""), PROFILE, "")
+    assert (_queued_tasks(settings.PAGECACHE_QUEUE), _queued_tasks(settings.CELERY_TASK_DEFAULT_QUEUE)) == (1, 0)
+    pages_prerender_all.delay()
+    assert (_queued_tasks(settings.PAGECACHE_QUEUE), _queued_tasks(settings.CELERY_TASK_DEFAULT_QUEUE)) == (1, 1)
+    with app.connection_for_write() as conn:
+        for queue in (settings.CELERY_TASK_DEFAULT_QUEUE, settings.PAGECACHE_QUEUE):
+            conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]

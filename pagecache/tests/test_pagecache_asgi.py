@@ -111,7 +111,7 @@ async def test_a_revalidated_page_reaches_the_fast_lane_within_a_second(demo):
 
     async def now_stale() -> bool:
         states.append(header_map(await fetch(PROFILE))[b"x-page-cache"])
-        return states[-1] == b"stale"
+        return states[-1] == b"revalidated"  # Django rendered it for the first request after the change
 
     deadline = asyncio.get_running_loop().time() + 1.0
     while not await now_stale():

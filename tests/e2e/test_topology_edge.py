@@ -51,8 +51,18 @@ class Edge:
 
 @pytest.fixture
 def edge(tmp_path: Path) -> Iterator[Edge]:
+    yield from _edge(tmp_path, background="thread")
+
+
+@pytest.fixture
+def edge_on_celery(tmp_path: Path) -> Iterator[Edge]:
+    """The edge in front of an origin that leaves regeneration to Celery, as in production."""
+    yield from _edge(tmp_path, background="celery")
+
+
+def _edge(tmp_path: Path, *, background: str) -> Iterator[Edge]:
     origin = daphne_start(
-        subprocess_env(TRUSTED_PROXY_IPS="127.0.0.1/32", PAGECACHE_BACKGROUND="thread", LOG_LEVEL="INFO")
+        subprocess_env(TRUSTED_PROXY_IPS="127.0.0.1/32", PAGECACHE_BACKGROUND=background, LOG_LEVEL="INFO")
     )
     port = free_port()
     conf = tmp_path / "nginx.conf"
@@ -117,6 +127,37 @@ def test_an_admin_save_is_served_by_the_edge_within_seconds_not_after_s_maxage(d
         )
         # The edge answers from its copy again once it has the new one.
         wait_for(lambda: client.get(url).headers.get("x-edge-cache") == "HIT", timeout=5, what="a hit on the new copy")
+
+
+def test_an_admin_save_reaches_the_edge_while_no_celery_worker_takes_the_regeneration(
+    demo_committed, edge_on_celery, settings
+):
+    # Production's setting, and no worker at all: the regenerations this save queues stay queued,
+    # as they would behind a backlog. The edge's next revalidation must fetch the change regardless.
+    from brokers.models import Broker
+    from config.celery_app import app
+
+    settings.PAGECACHE_BACKGROUND = "celery"
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(settings.PAGECACHE_QUEUE)  # type: ignore[attr-defined]
+    url = edge_on_celery.url + "/brokers/kestrel-fx/"
+    with httpx.Client(timeout=5) as client:
+        wait_for(
+            lambda: client.get(url).headers.get("x-edge-cache") == "HIT", timeout=10, what="the edge caching the page"
+        )
+        broker = Broker.objects.get(slug="kestrel-fx")
+        broker.name = "Kestrel FX Saved"
+        broker.save()  # post_save: the page cache is revalidated on commit, as after the admin's save
+
+        wait_for(
+            lambda: "Kestrel FX Saved" in _title(client.get(url).text),
+            timeout=5,
+            what="the edge serving the save with the regeneration still queued",
+        )
+    with app.connection_for_write() as conn:
+        queued = conn.default_channel.queue_declare(settings.PAGECACHE_QUEUE).message_count  # type: ignore[attr-defined]
+        conn.default_channel.queue_purge(settings.PAGECACHE_QUEUE)  # type: ignore[attr-defined]
+    assert queued >= 1  # no worker took it: the origin rendered the page for the edge's request
 
 
 def test_the_edge_revalidates_with_the_origin_conditionally(demo_committed, edge):
