@@ -29,6 +29,7 @@ from marketdata.selectors import (
     WindowMean,
     account_costs,
     cheapest_account_cost,
+    feed_account_bars,
     feed_accounts,
     spread_windows,
 )
@@ -228,7 +229,12 @@ def broker_spread_history(*, broker: Broker, now: datetime | None = None) -> lis
     for name, first, last in SPREAD_SESSIONS:
         aggregates.update(_mean_aggregates(name, session_since & Q(start__hour__gte=first, start__hour__lt=last)))
     qs = (
-        SpreadBar.objects.filter(broker=broker, resolution=SpreadBar.Resolution.HOUR, start__gte=now - SESSION_SPAN)
+        SpreadBar.objects.filter(
+            feed_account_bars(broker_ids=[broker.pk]),
+            broker=broker,
+            resolution=SpreadBar.Resolution.HOUR,
+            start__gte=now - SESSION_SPAN,
+        )
         .values("instrument_id")
         .annotate(**aggregates)
     )

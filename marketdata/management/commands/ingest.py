@@ -80,9 +80,10 @@ class Command(BaseCommand):
             raise CommandError("no enabled feed configuration matches (see Live spreads > Feed configs in admin)")
         now = datetime.now(tz=UTC)
         events = calendar_events(since=now - timedelta(days=2), until=now + timedelta(days=30))
-        slugs = [c.broker.slug for c in configs]
+        slugs = sorted({c.broker.slug for c in configs})
         validator = QuoteValidator(symbols=symbol_maps(brokers=slugs))
         adapters: list[FeedAdapter] = []
+        accounts: list[int] = []  # the account type each feed carries (0: the broker's default account)
         for c in configs:
             slug = c.broker.slug
             try:
@@ -102,6 +103,7 @@ class Command(BaseCommand):
                 adapters.append(adapter_create(c.adapter, broker=slug, params=params))
             except ValueError as exc:
                 raise CommandError(f"{slug}: {exc}") from exc
+            accounts.append(c.account_id or 0)
         wal = options["wal"] or wal_path_default(slugs, everything=not options["broker"])
         try:
             ingestor = Ingestor(
@@ -118,7 +120,7 @@ class Command(BaseCommand):
         except WalLockedError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"ingesting {', '.join(slugs)}")
-        asyncio.run(self._run(ingestor, adapters, options["seconds"]))
+        asyncio.run(self._run(ingestor, adapters, accounts, options["seconds"]))
         s = ingestor.stats
         counts = ", ".join(f"{k}={v}" for k, v in sorted(ingestor.validator.counts.items()))
         self.stdout.write(
@@ -126,11 +128,11 @@ class Command(BaseCommand):
             f"write-ahead: {s.wal_written} written, {s.wal_replayed} replayed"
         )
 
-    async def _run(self, ingestor: Ingestor, adapters: list[FeedAdapter], seconds: float) -> None:
+    async def _run(self, ingestor: Ingestor, adapters: list[FeedAdapter], accounts: list[int], seconds: float) -> None:
         until = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, until.set)
         if seconds:
             loop.call_later(seconds, until.set)
-        await ingestor.run(adapters, until=until)
+        await ingestor.run(adapters, until=until, accounts=accounts)
