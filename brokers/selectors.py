@@ -279,6 +279,11 @@ class BrokerCosts:
     def symbols(self) -> list[str]:
         return list(dict.fromkeys(r.symbol for r in self.rows))
 
+    @property
+    def measured_account_ids(self) -> set[int]:
+        """Accounts whose spreads are measured from a feed of their own (the others are derived)."""
+        return {r.account_id for r in self.rows if r.measured}
+
 
 def broker_costs(*, broker: Broker, now: datetime | None = None) -> BrokerCosts:
     feeds = feed_accounts(brokers=[broker])
@@ -436,6 +441,8 @@ def broker_figures(*, broker: Broker, now: datetime | None = None) -> dict[str, 
                 "instrument": c.symbol,
                 "account": c.account,
                 "spread_pips": _cents(c.spread_pips),
+                "spread_measured": c.measured,
+                "spread_basis": c.spread_basis,
                 "spread_cost_usd": _cents(c.spread_cost_usd),
                 "commission_usd": _cents(c.commission_usd),
                 "all_in_usd": _cents(c.all_in_usd),

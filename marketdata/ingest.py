@@ -160,6 +160,9 @@ class Ingestor:
         # Feeds of a broker's other accounts: latest quote and depth only (the live channels carry default accounts).
         self._account_latest: dict[str, str] = {}
         self._account_depth: dict[str, str] = {}
+        # (broker, account) feeds whose quotes go on the live channels although they carry an account: the
+        # broker's feed account when its configuration names it (run(live=...)). Account 0 always does.
+        self._live_feeds: set[tuple[str, int]] = set()
         self._flush_scheduled = False
         self._flush_lock = asyncio.Lock()
         self._flushed = asyncio.Event()
@@ -189,7 +192,7 @@ class Ingestor:
             self._channels[inst] = keys.live_channel(inst, self.prefix)
         self._pending[shard].append(wire(q, ts_ingest))
         if self.live_path:
-            if q.account:
+            if q.account and (q.broker, q.account) not in self._live_feeds:
                 fld = keys.account_field(q.broker, inst, q.account)
                 self._account_latest[fld] = quote_live_message(q, ts_ingest)
                 if q.depth is not None:
@@ -476,9 +479,18 @@ class Ingestor:
                 await asyncio.sleep(0.2)
 
     async def run(
-        self, adapters: list[FeedAdapter], *, until: asyncio.Event | None = None, accounts: list[int] | None = None
+        self,
+        adapters: list[FeedAdapter],
+        *,
+        until: asyncio.Event | None = None,
+        accounts: list[int] | None = None,
+        live: list[bool] | None = None,
     ) -> None:
-        """Run the feeds; ``accounts[i]`` is the account type adapters[i] carries (default: 0 for all)."""
+        """Run the feeds; ``accounts[i]`` is the account type adapters[i] carries (default: 0 for all), and
+        ``live[i]`` says that feed is its broker's feed account, streamed on the live channels (account 0 is)."""
+        for adapter, account, streamed in zip(adapters, accounts or [], live or [], strict=False):
+            if streamed and account:
+                self._live_feeds.add((adapter.broker, account))
         if self._backlog:
             self._spawn_flush()  # batches read back from the write-ahead file
         watcher = asyncio.ensure_future(self._watch_staleness())
