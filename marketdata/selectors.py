@@ -220,6 +220,15 @@ def _window_mean(agg: dict[str, Any], name: str) -> float | None:
     return float(agg[f"{name}_qw"]) / float(agg[f"{name}_n"])
 
 
+def default_accounts_of(*, brokers: list[Broker]) -> dict[int, int | None]:
+    """default_accounts for brokers that come with their account_types prefetched (no query then)."""
+    out: dict[int, int | None] = {}
+    for b in brokers:
+        chosen = costs.feed_account_default(b.account_types.all())
+        out[b.pk] = chosen.pk if chosen is not None else None
+    return out
+
+
 def default_accounts(*, broker_ids: list[int] | None = None) -> dict[int, int | None]:
     """broker id -> its default account (tightest-priced, costs.feed_account_default): whose bars are stored
     without an account."""
@@ -242,11 +251,13 @@ def account_spread_windows(
     symbols: list[str] | None = None,
     windows: list[str] | None = None,
     now: datetime | None = None,
+    defaults: dict[int, int | None] | None = None,
 ) -> dict[tuple[int, int, int | None], dict[str, WindowMean]]:
     """(broker id, instrument id, account id) -> window -> mean spread in pips measured on that account's feed.
 
     Bars stored without an account are the broker's default account's (account id None only for a broker
-    without account types). One grouped query per bar resolution, whatever the number of brokers.
+    without account types; ``defaults`` from default_accounts_of saves reading them). One grouped query per
+    bar resolution, whatever the number of brokers.
     """
     now = now or timezone.now()
     chosen = [w for w in SPREAD_WINDOWS if windows is None or w[0] in windows]
@@ -255,7 +266,6 @@ def account_spread_windows(
     for name, span, resolution in chosen:
         by_resolution.setdefault(resolution, {}).update(_window_aggregates(name, Q(start__gte=now - span)))
         spans[resolution] = max(spans.get(resolution, span), span)
-    defaults: dict[int, int | None] | None = None
     merged: dict[tuple[int, int, int | None], dict[str, Any]] = {}
     pips: dict[int, float] = {}
     for resolution, aggregates in by_resolution.items():
@@ -267,8 +277,8 @@ def account_spread_windows(
         for agg in qs.values("broker_id", "instrument_id", "account_id", "instrument__pip_size").annotate(**aggregates):
             account = agg["account_id"]
             if account is None:
-                if defaults is None:
-                    defaults = default_accounts(broker_ids=broker_ids)
+                if defaults is None or agg["broker_id"] not in defaults:
+                    defaults = {**(defaults or {}), **default_accounts(broker_ids=broker_ids)}
                 account = defaults.get(agg["broker_id"])
             pips[agg["instrument_id"]] = float(agg["instrument__pip_size"])
             into = merged.setdefault((agg["broker_id"], agg["instrument_id"], account), {})
@@ -300,11 +310,22 @@ def spread_windows(
     symbols: list[str] | None = None,
     windows: list[str] | None = None,
     now: datetime | None = None,
+    brokers: list[Broker] | None = None,
+    feeds: dict[int, AccountType | None] | None = None,
 ) -> dict[tuple[int, int], dict[str, WindowMean]]:
     """(broker id, instrument id) -> window -> mean spread in pips of the broker's feed account (feed_accounts:
-    the account the broker's spreads are shown for wherever one figure per broker is shown)."""
-    measured = account_spread_windows(broker_ids=broker_ids, symbols=symbols, windows=windows, now=now)
-    primary = feed_account_ids(broker_ids=sorted({b for b, _, _ in measured}))
+    the account the broker's spreads are shown for wherever one figure per broker is shown).
+
+    ``brokers`` (with account_types prefetched) and ``feeds`` (their feed_accounts) save reading them again.
+    """
+    defaults = default_accounts_of(brokers=brokers) if brokers is not None else None
+    measured = account_spread_windows(
+        broker_ids=broker_ids, symbols=symbols, windows=windows, now=now, defaults=defaults
+    )
+    if feeds is not None:
+        primary = {b: (a.pk if a is not None else None) for b, a in feeds.items()}
+    else:
+        primary = feed_account_ids(broker_ids=sorted({b for b, _, _ in measured}))
     return {(b, i): ws for (b, i, a), ws in measured.items() if a == primary.get(b)}
 
 
@@ -371,15 +392,23 @@ def feed_account_ids(*, broker_ids: list[int]) -> dict[int, int | None]:
     return {b: (a.pk if a is not None else None) for b, a in feed_accounts(brokers=brokers).items()}
 
 
-def feed_account_bars(*, broker_ids: list[int] | None = None) -> Q:
+def feed_account_bars(
+    *,
+    broker_ids: list[int] | None = None,
+    brokers: list[Broker] | None = None,
+    feeds: dict[int, AccountType | None] | None = None,
+) -> Q:
     """A SpreadBar filter keeping each broker's feed-account bars only (one series per broker: scores, news
-    reports and session means must not mix a raw account's spreads with a standard account's)."""
-    qs = Broker.objects.prefetch_related("account_types")
-    if broker_ids is not None:
-        qs = qs.filter(pk__in=broker_ids)
-    brokers = list(qs)
-    defaults = default_accounts(broker_ids=[b.pk for b in brokers])
-    feeds = feed_accounts(brokers=brokers)
+    reports and session means must not mix a raw account's spreads with a standard account's).
+
+    ``brokers`` (account_types prefetched) and their ``feeds`` save reading them again."""
+    if brokers is None:
+        qs = Broker.objects.prefetch_related("account_types")
+        if broker_ids is not None:
+            qs = qs.filter(pk__in=broker_ids)
+        brokers = list(qs)
+    defaults = default_accounts_of(brokers=brokers)
+    feeds = feeds if feeds is not None else feed_accounts(brokers=brokers)
     stored_empty = [b.pk for b in brokers if (f := feeds[b.pk]) is None or f.pk == defaults.get(b.pk)]
     named = [a.pk for a in feeds.values() if a is not None]
     return Q(account__isnull=True, broker_id__in=stored_empty) | Q(account_id__in=named)
@@ -395,7 +424,9 @@ def account_costs(
     """broker id -> the all-in cost of each instrument on each of its accounts (brokers must come with
     their account_types prefetched or they are read once each). Ordered by instrument, then all-in cost."""
     ids = [b.pk for b in brokers]
-    windows = account_spread_windows(broker_ids=ids, symbols=symbols, windows=[COST_WINDOW], now=now)
+    windows = account_spread_windows(
+        broker_ids=ids, symbols=symbols, windows=[COST_WINDOW], now=now, defaults=default_accounts_of(brokers=brokers)
+    )
     rates = conversion_rates()
     listed_qs = BrokerInstrument.objects.filter(broker_id__in=ids).select_related("instrument")
     swaps_qs = SwapRate.objects.filter(broker_id__in=ids)
