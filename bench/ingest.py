@@ -25,6 +25,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bw_ben
 os.environ["CACHE_KEY_PREFIX"] = f"bench-ingest-{os.getpid()}"
 os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
 os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("ADMIN_URL", "bench-admin/")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

@@ -627,6 +627,7 @@ def _setup(workdir: Path) -> tuple[dict[str, str], str]:
         "CACHE_KEY_PREFIX": f"benchlive{os.getpid()}",
         "SECRET_KEY": "bench-only-" + "x" * 40,
         "DEBUG": "0",
+        "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
         "HTTPS": "0",
         "REDIS_REQUIRED": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

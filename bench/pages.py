@@ -39,6 +39,7 @@ def _env(**extra: str) -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/tmp"),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
+        "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
         "HTTPS": "0",
         "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -37,6 +37,7 @@ def _configure() -> None:
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "0",
+            "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
             "HTTPS": "0",
             "SECRET_KEY": "bench-" + "trust-k3y-" * 5,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",

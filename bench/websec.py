@@ -48,6 +48,7 @@ def _env(redis_url: str) -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/tmp"),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
+        "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
         "HTTPS": "0",
         "DEMO": "1",
         "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
