@@ -279,6 +279,7 @@ def account_spread_windows(
             if account is None:
                 if defaults is None or agg["broker_id"] not in defaults:
                     defaults = {**(defaults or {}), **default_accounts(broker_ids=broker_ids)}
+                    defaults.setdefault(agg["broker_id"], None)  # a broker without account types: read once
                 account = defaults.get(agg["broker_id"])
             pips[agg["instrument_id"]] = float(agg["instrument__pip_size"])
             into = merged.setdefault((agg["broker_id"], agg["instrument_id"], account), {})

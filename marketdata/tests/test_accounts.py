@@ -333,3 +333,29 @@ def test_an_account_feed_reaches_its_own_hashes_and_bars_and_stays_off_the_live_
         for a, m in SpreadBar.objects.values("account_id").annotate(m=Avg("mean")).values_list("account_id", "m")
     }
     assert means[standard.pk] - means[0] == pytest.approx(0.8e-4, abs=0.3e-4)
+
+
+def test_a_feed_whose_configuration_names_the_brokers_feed_account_is_streamed_on_the_live_channels(demo_committed):
+    """The board shows one column per broker: its feed account's quotes, even when that account is named."""
+    raw = _accounts("kestrel-fx")["Razor"]  # its tightest: the feed account
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    r.delete(keys.latest_hash(), keys.account_latest_hash())
+    validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
+
+    async def scenario() -> None:
+        ing = Ingestor(
+            redis_url=settings.REDIS_URL,
+            prefix=settings.CACHE_KEY_PREFIX,
+            shards=settings.LIVE_STREAM_SHARDS,
+            validator=validator,
+        )
+        feed = SimulatorFeed("kestrel-fx", {"quotes_per_s": 20, "tick_ms": 20, "instruments": ["EURUSD"]})
+        done = asyncio.Event()
+        task = asyncio.ensure_future(ing.run([feed], until=done, accounts=[raw.pk], live=[True]))
+        await await_for(lambda: ing.stats.durable_written > 5, timeout=10, what="quotes")
+        done.set()
+        await task
+
+    asyncio.run(scenario())
+    assert r.hget(keys.latest_hash(), keys.field("kestrel-fx", "EURUSD")) is not None
+    assert r.hget(keys.account_latest_hash(), keys.account_field("kestrel-fx", "EURUSD", raw.pk)) is None
