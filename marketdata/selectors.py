@@ -37,10 +37,11 @@ def instrument_ids() -> dict[str, int]:
     return _instrument_ids
 
 
-def account_brokers() -> dict[int, int]:
-    """account type id -> its broker's id, cached for the process like broker_ids."""
+def account_brokers(*, refresh: bool = False) -> dict[int, int]:
+    """account type id -> its broker's id, cached for the process like broker_ids (refresh: read again, for an
+    account added since)."""
     global _account_brokers
-    if not _account_brokers:
+    if refresh or not _account_brokers:
         _account_brokers = dict(AccountType.objects.values_list("id", "broker_id"))
     return _account_brokers
 

@@ -68,12 +68,15 @@ def bar_params(*, rows: Sequence[BarRow], resolution: str, raw_datetimes: bool =
     """One parameter tuple per bar (BAR_COLUMNS order); bars of unknown brokers or instruments, or of an account
     that is not one of the broker's, are skipped and logged. Account 0 (the default account) is stored empty."""
     brokers, instruments, accounts = broker_ids(), instrument_ids(), account_brokers()
+    refreshed = False
     out: list[tuple[Any, ...]] = []
     for r in rows:
         b, i = brokers.get(r.broker), instruments.get(r.instrument)
         if b is None or i is None:
             continue
         account = r.account or None
+        if account is not None and account not in accounts and not refreshed:
+            accounts, refreshed = account_brokers(refresh=True), True  # an account added since the cache was read
         if account is not None and accounts.get(account) != b:
             continue
         start = us_to_dt(r.start_us) if raw_datetimes else db_datetime(us_to_dt(r.start_us))

@@ -160,6 +160,20 @@ def test_a_bar_stamped_with_another_brokers_account_is_skipped_not_stored(demo):
 
 
 @pytest.mark.django_db
+def test_bars_of_an_account_added_while_the_aggregator_runs_are_stored(demo):
+    ids_cache_clear()
+    agg = SpreadAggregator()
+    agg.add(NORTHWIND, "EURUSD", 1.1, 1.1001, T0)
+    assert bars_upsert(rows=agg.take_rows()) == 1  # the account cache is read now
+    added = AccountType.objects.create(
+        broker=Broker.objects.get(slug=NORTHWIND), name="Zero", spread_type="raw", min_deposit=0
+    )
+    agg.add(NORTHWIND, "EURUSD", 1.1, 1.1001, T0, account=added.pk)
+    assert bars_upsert(rows=agg.take_rows()) == 1
+    assert SpreadBar.objects.filter(account=added).count() == 1
+
+
+@pytest.mark.django_db
 def test_an_account_with_its_own_bars_is_read_as_measured_and_the_others_are_derived_from_the_feed_account(demo):
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
     broker = Broker.objects.prefetch_related("account_types").get(slug=NORTHWIND)
