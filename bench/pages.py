@@ -63,6 +63,9 @@ def _prepare_database() -> None:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
     _manage("migrate", "-v0")
     _manage("seed_demo")
+    # A day of simulated history (each account a broker prices apart on its own feed): the filtered,
+    # cost-sorted directory then computes real all-in costs instead of rendering empty cells.
+    _manage("simulate", "--days", "1", "--quotes-per-minute", "0.05", "--minute-days", "0", "--no-progress")
     _manage("collectstatic", "--noinput", "-v0")
 
 
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = 5.0 if args.quick else 20.0
 
-    print(f"Preparing database {DB_NAME} (migrate, seed_demo, collectstatic)...", flush=True)
+    print(f"Preparing database {DB_NAME} (migrate, seed_demo, 1 simulated day, collectstatic)...", flush=True)
     _prepare_database()
 
     with _server() as url:

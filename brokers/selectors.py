@@ -29,6 +29,7 @@ from marketdata.selectors import (
     WindowMean,
     account_costs,
     cheapest_account_cost,
+    feed_account_bars,
     feed_accounts,
     spread_windows,
 )
@@ -206,6 +207,15 @@ def _mean(agg: dict[str, Any], name: str) -> float | None:
     return float(agg[f"{name}_qw"]) / float(agg[f"{name}_n"])
 
 
+def _feeds_of(broker: Broker) -> dict[int, AccountType | None]:
+    """feed_accounts of one broker, read once per broker object (a profile asks for it three times)."""
+    cached: dict[int, AccountType | None] | None = getattr(broker, "_feed_accounts", None)
+    if cached is None:
+        cached = feed_accounts(brokers=[broker])
+        setattr(broker, "_feed_accounts", cached)  # noqa: B010 (a cache on the instance, not a model field)
+    return cached
+
+
 def broker_spread_history(*, broker: Broker, now: datetime | None = None) -> list[SpreadRow]:
     """Mean spread in pips per instrument over the last 24 h, 7 d and 30 d (marketdata.selectors.spread_windows,
     the one source every page uses), and per trading session over the last 7 d; empty when nothing is measured.
@@ -216,7 +226,10 @@ def broker_spread_history(*, broker: Broker, now: datetime | None = None) -> lis
         for bi in BrokerInstrument.objects.filter(broker=broker).select_related("instrument")
     }
     measured = False
-    for (_, instrument_id), windows in spread_windows(broker_ids=[broker.pk], now=now).items():
+    feeds = _feeds_of(broker)
+    for (_, instrument_id), windows in spread_windows(
+        broker_ids=[broker.pk], now=now, brokers=[broker], feeds=feeds
+    ).items():
         row = rows.get(instrument_id)
         if row is None or not windows:
             continue
@@ -228,7 +241,12 @@ def broker_spread_history(*, broker: Broker, now: datetime | None = None) -> lis
     for name, first, last in SPREAD_SESSIONS:
         aggregates.update(_mean_aggregates(name, session_since & Q(start__hour__gte=first, start__hour__lt=last)))
     qs = (
-        SpreadBar.objects.filter(broker=broker, resolution=SpreadBar.Resolution.HOUR, start__gte=now - SESSION_SPAN)
+        SpreadBar.objects.filter(
+            feed_account_bars(brokers=[broker], feeds=feeds),
+            broker=broker,
+            resolution=SpreadBar.Resolution.HOUR,
+            start__gte=now - SESSION_SPAN,
+        )
         .values("instrument_id")
         .annotate(**aggregates)
     )
@@ -273,9 +291,14 @@ class BrokerCosts:
     def symbols(self) -> list[str]:
         return list(dict.fromkeys(r.symbol for r in self.rows))
 
+    @property
+    def measured_account_ids(self) -> set[int]:
+        """Accounts whose spreads are measured from a feed of their own (the others are derived)."""
+        return {r.account_id for r in self.rows if r.measured}
+
 
 def broker_costs(*, broker: Broker, now: datetime | None = None) -> BrokerCosts:
-    feeds = feed_accounts(brokers=[broker])
+    feeds = _feeds_of(broker)
     return BrokerCosts(
         rows=account_costs(brokers=[broker], now=now, feeds=feeds)[broker.pk],
         feed_account=feeds[broker.pk],
@@ -320,14 +343,19 @@ def broker_compare(*, slugs: list[str], now: datetime | None = None) -> tuple[li
         .annotate(instrument_count=Count("broker_instruments", distinct=True))
     }
     brokers: list[Broker] = [found[s] for s in slugs if s in found]
+    feeds = feed_accounts(brokers=brokers)
     eurusd = {
         broker_id: windows["7d"]
         for (broker_id, _), windows in spread_windows(
-            broker_ids=[b.pk for b in brokers], symbols=[COST_SYMBOL], windows=["7d"], now=now
+            broker_ids=[b.pk for b in brokers],
+            symbols=[COST_SYMBOL],
+            windows=["7d"],
+            now=now,
+            brokers=brokers,
+            feeds=feeds,
         ).items()
         if "7d" in windows
     }
-    feeds = feed_accounts(brokers=brokers)
     cost_rows = account_costs(brokers=brokers, symbols=[COST_SYMBOL], now=now, feeds=feeds)
     cheapest = {b.pk: cheapest_account_cost(cost_rows[b.pk], symbol=COST_SYMBOL) for b in brokers}
 
@@ -404,7 +432,7 @@ def broker_figures(*, broker: Broker, now: datetime | None = None) -> dict[str, 
     """The figures a profile shares with other pages, as JSON-ready data (same selectors, same rounding)."""
     now = now or timezone.now()
     costs = broker_costs(broker=broker, now=now)
-    windows = spread_windows(broker_ids=[broker.pk], now=now)
+    windows = spread_windows(broker_ids=[broker.pk], now=now, brokers=[broker], feeds=_feeds_of(broker))
     symbols = {bi.instrument_id: bi.instrument.symbol for bi in broker.broker_instruments.all()}
     return {
         "as_of": now.isoformat(timespec="seconds"),
@@ -430,6 +458,8 @@ def broker_figures(*, broker: Broker, now: datetime | None = None) -> dict[str, 
                 "instrument": c.symbol,
                 "account": c.account,
                 "spread_pips": _cents(c.spread_pips),
+                "spread_measured": c.measured,
+                "spread_basis": c.spread_basis,
                 "spread_cost_usd": _cents(c.spread_cost_usd),
                 "commission_usd": _cents(c.commission_usd),
                 "all_in_usd": _cents(c.all_in_usd),

@@ -45,6 +45,9 @@ class Quote:
     ts_recv: int  # µs, when we received it
     seq: int  # per-feed sequence number, increasing within one connection
     depth: Depth | None = None
+    # The broker's account type whose prices these are (its database id); 0: the broker's default account
+    # (its tightest-priced one), which is also what every quote recorded before accounts were known means.
+    account: int = 0
 
     @property
     def spread(self) -> float:

@@ -109,6 +109,7 @@ class BrokerDepth:
     account: str = ""
     markup_price: float = 0.0  # added to every ask, taken from every bid: half the mark-up difference
     commission_per_lot: float = 0.0  # USD, round turn; an order pays half (one side)
+    own_feed: bool = False  # raw is this account's own feed (not moved); else the broker's feed account's
 
 
 @dataclass
@@ -158,6 +159,7 @@ class BrokerResult:
     name: str
     status: Status
     account: str = ""
+    own_feed: bool = False  # priced from the account's own feed, not derived from the feed account's by mark-up
     age_s: float | None = None
     mid: float | None = None
     cost: Cost | None = None
@@ -185,6 +187,7 @@ class BrokerResult:
             "broker": self.broker,
             "name": self.name,
             "account": self.account,
+            "priced_from": "account feed" if self.own_feed else "feed account + mark-up",
             "status": self.status,
             "partial": self.partial,
             "age_s": self.age_s,
@@ -305,17 +308,20 @@ def estimate_compute(
     feed_mids: dict[str, float] = {}
     ages: list[float] = []
     for depth in depths:
-        result = BrokerResult(broker=depth.broker, name=depth.name, status="no_depth", account=depth.account)
+        result = BrokerResult(
+            broker=depth.broker, name=depth.name, status="no_depth", account=depth.account, own_feed=depth.own_feed
+        )
         index = len(results)
         results.append(result)
         if depth.raw is None:
             continue
-        if depth.broker not in parsed:
+        feed_key = f"{depth.broker}:{depth.account}" if depth.own_feed else depth.broker
+        if feed_key not in parsed:
             try:
-                parsed[depth.broker] = depth_parse(depth.raw)
+                parsed[feed_key] = depth_parse(depth.raw)
             except ValueError:
-                parsed[depth.broker] = None
-        got = parsed[depth.broker]
+                parsed[feed_key] = None
+        got = parsed[feed_key]
         if got is None:
             result.status = "bad_depth"
             continue
@@ -347,7 +353,8 @@ def estimate_compute(
         if bid is not None and ask is not None:
             result.mid = (bid + ask) / 2.0
             # The consensus is of the brokers' feed prices: one mid per broker, whatever its accounts.
-            feed_mids.setdefault(depth.broker, result.mid)
+            if not depth.own_feed:
+                feed_mids.setdefault(depth.broker, result.mid)
 
     # The same consensus as OrderBook.consensus_mid: the median of the brokers' own mids, computed per
     # broker because brokers' quotes may cross each other and one consolidated book would not hold them.

@@ -29,7 +29,8 @@ def instrument_choices() -> list[tuple[str, str]]:
 
 def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) -> calc.Estimate:
     """What an order of ``size`` units would cost on each account of each active broker listing the
-    instrument, right now: the broker's feed depth, moved by each account's mark-up, plus its commission."""
+    instrument, right now: the account's own feed depth where the broker quotes it on one, else the broker's
+    feed-account depth moved by the account's mark-up difference; plus the account's commission."""
     listed = list(
         Broker.objects.filter(status=Broker.Status.ACTIVE, broker_instruments__instrument=instrument)
         .prefetch_related("account_types")
@@ -46,13 +47,22 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
     all_slugs = list(Broker.objects.values_list("slug", flat=True)) if conversion else []
     raw_depth: list[bytes | None] = [None] * len(brokers)
     raw_latest: list[list[bytes | None]] = [[] for _ in conversion]
+    # Accounts quoted on feeds of their own (not the feed account, whose depth is in depth_hash).
+    own = [
+        (b.pk, a.pk, keys.account_field(b.slug, instrument.symbol, a.pk))
+        for b in listed
+        for a in b.account_types.all()
+        if (feed := feeds[b.pk]) is None or a.pk != feed.pk
+    ]
+    raw_own: list[bytes | None] = []
     if settings.USE_REDIS and brokers:
         try:
             pipe = redis_sync().pipeline(transaction=False)
             pipe.hmget(keys.depth_hash(), [keys.field(slug, instrument.symbol) for slug, _ in brokers])
+            pipe.hmget(keys.account_depth_hash(), [f for _, _, f in own] or ["-"])
             for symbol in conversion:
                 pipe.hmget(keys.latest_hash(), [keys.field(slug, symbol) for slug in all_slugs])
-            raw_depth, *raw_latest = pipe.execute()
+            raw_depth, raw_own, *raw_latest = pipe.execute()
         except (RedisError, OSError) as exc:
             raise MarketDataUnavailable(str(exc)) from exc
     now = now_us()
@@ -63,11 +73,25 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
         if mid is not None:
             other_mids[symbol] = mid
     pip = float(instrument.pip_size)
+    own_depth = {(b, a): raw for (b, a, _), raw in zip(own, raw_own, strict=False) if raw is not None}
     depths = []
     for broker, raw in zip(listed, raw_depth, strict=True):
         feed = feeds[broker.pk]
         base = feed.spread_markup_pips if feed is not None else Decimal("0")
         for account in broker.account_types.all() or [None]:
+            quoted = own_depth.get((broker.pk, account.pk)) if account is not None else None
+            if quoted is not None:  # the broker quotes this account on its own feed: its prices as they are
+                depths.append(
+                    calc.BrokerDepth(
+                        broker=broker.slug,
+                        name=broker.name,
+                        raw=quoted,
+                        account=account.name if account is not None else "",
+                        commission_per_lot=float(account.commission_per_lot) if account is not None else 0.0,
+                        own_feed=True,
+                    )
+                )
+                continue
             markup = (account.spread_markup_pips - base) if account is not None else Decimal("0")
             depths.append(
                 calc.BrokerDepth(

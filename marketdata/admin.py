@@ -35,7 +35,7 @@ class FeedConfigAdmin(admin.ModelAdmin[FeedConfig]):
     list_editable = ["enabled"]
     search_fields = ["broker__name"]
     inlines = [FeedSymbolInline]
-    fields = ["broker", "adapter", "enabled", "params", "secret_refs"]
+    fields = ["broker", "account", "adapter", "enabled", "params", "secret_refs"]
     actions = ["test_connection"]
 
     @admin.action(description="Test connection (connect, log on, wait for one quote)")
@@ -58,7 +58,7 @@ class FeedConfigAdmin(admin.ModelAdmin[FeedConfig]):
         return (
             super()
             .get_queryset(request)
-            .select_related("broker")
+            .select_related("broker", "account")
             .annotate(current_status=Subquery(latest.values("status")[:1]), since=Subquery(latest.values("at")[:1]))
         )
 
@@ -99,9 +99,9 @@ class QuoteRejectionCountAdmin(admin.ModelAdmin[QuoteRejectionCount]):
 
 @admin.register(SpreadBar)
 class SpreadBarAdmin(admin.ModelAdmin[SpreadBar]):
-    list_display = ["start", "broker", "instrument", "resolution", "mean", "count", "dev_min", "dev_max"]
+    list_display = ["start", "broker", "instrument", "account", "resolution", "mean", "count", "dev_min", "dev_max"]
     list_filter = ["resolution", "broker", "instrument"]
-    list_select_related = ["broker", "instrument"]
+    list_select_related = ["broker", "instrument", "account"]
     show_full_result_count = False  # counting millions of bars on every page view is slow
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -38,7 +38,7 @@ from common.redis import redis_new
 from common.ticks import now_us
 from marketdata import keys
 from marketdata.aggregation import SpreadAggregator
-from marketdata.codec import entry_decode, stream_id
+from marketdata.codec import entry_decode, stream_id, wire_account
 from marketdata.ingest import backoff_delay
 from marketdata.services import bars_rollup, bars_upsert, checkpoint_load, checkpoint_save
 
@@ -250,8 +250,8 @@ class StreamAggregator:
         newest = shard.newest_ts
         for i, q in enumerate(quotes):
             try:
-                add(q[0], q[1], q[2], q[3], q[6])
-            except (IndexError, TypeError):
+                add(q[0], q[1], q[2], q[3], q[6], wire_account(q))
+            except (IndexError, TypeError, ValueError):
                 self.stats.malformed += 1
                 continue
             if q[6] > newest:

@@ -21,8 +21,15 @@ from django.db import connection, transaction
 from common.ticks import FeedEventKind, Quote, StatusEvent
 from marketdata.aggregation import BarRow, SpreadAggregator, rollup_rows
 from marketdata.models import FeedStatusChange, SpreadBar
-from marketdata.selectors import broker_ids, calendar_events, instrument_ids, symbol_maps
-from marketdata.services import bar_params, bars_rollup, feed_status_bulk_record, rejections_record, us_to_dt
+from marketdata.selectors import broker_ids, calendar_events, instrument_ids, simulated_account_feeds, symbol_maps
+from marketdata.services import (
+    BAR_COLUMNS,
+    bar_params,
+    bars_rollup,
+    feed_status_bulk_record,
+    rejections_record,
+    us_to_dt,
+)
 from marketdata.validation import QuoteValidator, ValidationConfig
 from simulator.broker import BrokerFeedSimulator
 from simulator.market import ReferenceMarket
@@ -30,12 +37,7 @@ from simulator.profiles import BROKER_PROFILES
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
-_COLS = (
-    "broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max, "
-    "duration, dev_count"
-)
-
-_INSERT = f"INSERT INTO marketdata_spreadbar ({_COLS}) VALUES ({', '.join(['%s'] * 14)})"  # noqa: S608 (constants only)
+_INSERT = f"INSERT INTO marketdata_spreadbar ({BAR_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})"  # noqa: S608 (constants only)
 
 
 @dataclass
@@ -56,19 +58,11 @@ def _copy(rows: list[BarRow], resolution: str) -> int:
         with connection.cursor() as cur:
             cur.executemany(_INSERT, params)
         return len(params)
-    brokers, instruments = broker_ids(), instrument_ids()
-    n = 0
-    with connection.cursor() as cur, cur.cursor.copy(f"COPY marketdata_spreadbar ({_COLS}) FROM STDIN") as copy:
-        for r in rows:
-            b, i = brokers.get(r.broker), instruments.get(r.instrument)
-            if b is None or i is None:
-                continue
-            copy.write_row(
-                (b, i, resolution, us_to_dt(r.start_us), r.open, r.high, r.low, r.close, r.mean, r.count,
-                 r.dev_min, r.dev_max, r.duration, r.dev_count)
-            )  # fmt: skip
-            n += 1
-    return n
+    params = bar_params(rows=rows, resolution=resolution, raw_datetimes=True)
+    with connection.cursor() as cur, cur.cursor.copy(f"COPY marketdata_spreadbar ({BAR_COLUMNS}) FROM STDIN") as copy:
+        for row in params:
+            copy.write_row(row)
+    return len(params)
 
 
 def history_backfill(
@@ -90,22 +84,27 @@ def history_backfill(
     wanted = set(instruments or instrument_ids())
     markets: dict[str, ReferenceMarket] = {}
     sims: list[BrokerFeedSimulator] = []
+    account_feeds = simulated_account_feeds(brokers=slugs)
     for slug in slugs:
         profile = BROKER_PROFILES[slug]
         for sym in profile.instruments:
             if sym in wanted and sym not in markets:
                 markets[sym] = ReferenceMarket(sym, seed=seed, events=events)
-        sims.append(
-            BrokerFeedSimulator(
-                profile,
-                markets,
-                seed=seed,
-                quotes_per_s=quotes_per_minute / 60.0,
-                start_us=start_us,
-                with_depth=False,
-                instruments=[s for s in profile.instruments if s in wanted],
+        # The default account's feed, and one per account the broker quotes on its own feed.
+        for account, markup in [(0, 0.0), *account_feeds.get(slug, [])]:
+            sims.append(
+                BrokerFeedSimulator(
+                    profile,
+                    markets,
+                    seed=seed,
+                    quotes_per_s=quotes_per_minute / 60.0,
+                    start_us=start_us,
+                    with_depth=False,
+                    instruments=[s for s in profile.instruments if s in wanted],
+                    account_markup_pips=markup,
+                    account=account,
+                )
             )
-        )
     validator = QuoteValidator(symbols=symbol_maps(brokers=slugs), config=ValidationConfig(max_age_us=60_000_000))
     agg = SpreadAggregator()
     minute_days = min(minute_days, settings.LIVE_RETENTION_1M_DAYS or minute_days)
@@ -130,15 +129,17 @@ def history_backfill(
         check, add = validator.check, agg.add
         for item in heapq.merge(*streams, key=lambda x: x.ts_broker if isinstance(x, Quote) else x.at):
             if isinstance(item, StatusEvent):
+                # A broker's account feeds share its connection schedule: its status is recorded once.
                 status = "down" if item.kind == FeedEventKind.DISCONNECTED else "up"
-                changes.append((item.broker, status, us_to_dt(item.at), item.detail))
+                if not changes or changes[-1][:3] != (item.broker, status, us_to_dt(item.at)):
+                    changes.append((item.broker, status, us_to_dt(item.at), item.detail))
                 if item.kind == FeedEventKind.CONNECTED:
                     validator.reset_sequence(item.broker)
                 continue
             stats.quotes += 1
             q = check(item)
             if isinstance(q, Quote):
-                add(q.broker, q.instrument, q.bid, q.ask, q.ts_broker)
+                add(q.broker, q.instrument, q.bid, q.ask, q.ts_broker, q.account)
         rows = agg.take_rows()
         with transaction.atomic():
             if t0 >= keep_1m_from:

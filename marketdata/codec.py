@@ -7,14 +7,25 @@ error (the first copy may have landed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
 from common.ticks import Quote
 
-# Wire tuple: broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, ts_ingest, seq
-WireQuote = tuple[str, str, float, float, float, float, int, int, int, int]
+# Wire tuple: broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, ts_ingest, seq, account.
+# Version 2 appended `account` (the account type id; 0: the broker's default account). Readers take a
+# 10-field tuple (version 1: entries and write-ahead files written before accounts) as account 0, so old
+# stream entries and write-ahead files stay readable; new fields only ever go at the end.
+WireQuote = tuple[str, str, float, float, float, float, int, int, int, int, int]
+WireQuoteV1 = tuple[str, str, float, float, float, float, int, int, int, int]  # still read (account 0)
+WIRE_ACCOUNT = 10  # index of the account field
+
+
+def wire_account(q: list[Any] | tuple[Any, ...]) -> int:
+    """The account of a decoded wire quote (0 for version-1 tuples without one)."""
+    return int(q[WIRE_ACCOUNT]) if len(q) > WIRE_ACCOUNT else 0
 
 
 def wire(quote: Quote, ts_ingest: int) -> WireQuote:
@@ -29,10 +40,11 @@ def wire(quote: Quote, ts_ingest: int) -> WireQuote:
         quote.ts_recv,
         ts_ingest,
         quote.seq,
+        quote.account,
     )
 
 
-def entry_encode(producer: str, batch_no: int, quotes: list[WireQuote]) -> dict[str, Any]:
+def entry_encode(producer: str, batch_no: int, quotes: Sequence[WireQuote | WireQuoteV1]) -> dict[str, Any]:
     return {"p": producer, "n": batch_no, "q": msgpack.packb(quotes, use_bin_type=True)}
 
 

@@ -29,7 +29,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -157,6 +157,12 @@ class Ingestor:
         self._db_executor: ThreadPoolExecutor | None = None
         self._live: list[str] = []  # flat: channel, field, json, channel, field, json, ...
         self._depth: dict[str, str] = {}
+        # Feeds of a broker's other accounts: latest quote and depth only (the live channels carry default accounts).
+        self._account_latest: dict[str, str] = {}
+        self._account_depth: dict[str, str] = {}
+        # (broker, account) feeds whose quotes go on the live channels although they carry an account: the
+        # broker's feed account when its configuration names it (run(live=...)). Account 0 always does.
+        self._live_feeds: set[tuple[str, int]] = set()
         self._flush_scheduled = False
         self._flush_lock = asyncio.Lock()
         self._flushed = asyncio.Event()
@@ -186,10 +192,16 @@ class Ingestor:
             self._channels[inst] = keys.live_channel(inst, self.prefix)
         self._pending[shard].append(wire(q, ts_ingest))
         if self.live_path:
-            fld = f"{q.broker}:{inst}"
-            self._live += (self._channels[inst], fld, quote_live_message(q, ts_ingest))
-            if q.depth is not None:
-                self._depth[fld] = depth_message(q.depth, q.ts_broker)
+            if q.account and (q.broker, q.account) not in self._live_feeds:
+                fld = keys.account_field(q.broker, inst, q.account)
+                self._account_latest[fld] = quote_live_message(q, ts_ingest)
+                if q.depth is not None:
+                    self._account_depth[fld] = depth_message(q.depth, q.ts_broker)
+            else:
+                fld = f"{q.broker}:{inst}"
+                self._live += (self._channels[inst], fld, quote_live_message(q, ts_ingest))
+                if q.depth is not None:
+                    self._depth[fld] = depth_message(q.depth, q.ts_broker)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._spawn_flush)
@@ -215,7 +227,9 @@ class Ingestor:
                         self._audit_batch(batch)
             live, self._live = self._live, []
             depth, self._depth = self._depth, {}
-            if not self._backlog and not live:
+            account_latest, self._account_latest = self._account_latest, {}
+            account_depth, self._account_depth = self._account_depth, {}
+            if not self._backlog and not live and not account_latest:
                 return
             pipe = self.redis.pipeline(transaction=False)
             batches = list(self._backlog)
@@ -229,6 +243,10 @@ class Ingestor:
                     await self._publish_many(keys=[latest], args=[payload], client=pipe)
             if depth:
                 pipe.hset(keys.depth_hash(self.prefix), mapping=depth)
+            if account_latest:
+                pipe.hset(keys.account_latest_hash(self.prefix), mapping=account_latest)
+            if account_depth:
+                pipe.hset(keys.account_depth_hash(self.prefix), mapping=account_depth)
             try:
                 await pipe.execute()
             except (RedisError, OSError, AttributeError) as exc:  # redis-py: AttributeError on a torn connection
@@ -402,18 +420,24 @@ class Ingestor:
             pass  # the database copy (reject_sink) is the record; this is a live convenience
 
     # -- feeds -------------------------------------------------------------------------------------
-    async def run_feed(self, adapter: FeedAdapter, *, rng: random.Random | None = None) -> None:
-        """Run one feed forever: reconnect with backoff and jitter, never let one feed's error escape."""
+    async def run_feed(self, adapter: FeedAdapter, *, rng: random.Random | None = None, account: int = 0) -> None:
+        """Run one feed forever: reconnect with backoff and jitter, never let one feed's error escape.
+
+        ``account``: the broker's account type this feed carries (0: its default account); its quotes are
+        stamped with it. A broker's feed status is shared by its account feeds.
+        """
         broker = adapter.broker
         attempt = 0
         while not self._stop.is_set():
             try:
                 async for item in adapter.connect():
                     if isinstance(item, StatusEvent):
-                        self._on_event(item)
+                        self._on_event(item, account)
                         if item.kind == FeedEventKind.CONNECTED:
                             attempt = 0
                         continue
+                    if item.account != account:
+                        item = replace(item, account=account)
                     self.accept(item)
                     if self._backlog_quotes >= self.max_backlog:
                         await self._wait_backlog()
@@ -430,17 +454,17 @@ class Ingestor:
                 logger.exception("feed %s failed", broker)
                 detail = f"error: {exc!r}"[:200]
             self._set_status(broker, FeedStatus.DOWN, now_us(), detail)
-            self.validator.reset_sequence(broker)
+            self.validator.reset_sequence(broker, account)
             self.stats.reconnects += 1
             delay = backoff_delay(attempt, rng=rng)
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
 
-    def _on_event(self, event: StatusEvent) -> None:
+    def _on_event(self, event: StatusEvent, account: int = 0) -> None:
         self._last_seen[event.broker] = now_us()
         if event.kind == FeedEventKind.CONNECTED:
-            self.validator.reset_sequence(event.broker)
+            self.validator.reset_sequence(event.broker, account)
             self._set_status(event.broker, FeedStatus.UP, event.at, event.detail or "connected")
         elif event.kind == FeedEventKind.DISCONNECTED:
             self._set_status(event.broker, FeedStatus.DOWN, event.at, event.detail or "disconnected")
@@ -454,11 +478,26 @@ class Ingestor:
             if self._backlog_quotes >= self.max_backlog:
                 await asyncio.sleep(0.2)
 
-    async def run(self, adapters: list[FeedAdapter], *, until: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        adapters: list[FeedAdapter],
+        *,
+        until: asyncio.Event | None = None,
+        accounts: list[int] | None = None,
+        live: list[bool] | None = None,
+    ) -> None:
+        """Run the feeds; ``accounts[i]`` is the account type adapters[i] carries (default: 0 for all), and
+        ``live[i]`` says that feed is its broker's feed account, streamed on the live channels (account 0 is)."""
+        for adapter, account, streamed in zip(adapters, accounts or [], live or [], strict=False):
+            if streamed and account:
+                self._live_feeds.add((adapter.broker, account))
         if self._backlog:
             self._spawn_flush()  # batches read back from the write-ahead file
         watcher = asyncio.ensure_future(self._watch_staleness())
-        feeds = [asyncio.ensure_future(self.run_feed(a)) for a in adapters]
+        feed_accounts = accounts or [0] * len(adapters)
+        feeds = [
+            asyncio.ensure_future(self.run_feed(a, account=acc)) for a, acc in zip(adapters, feed_accounts, strict=True)
+        ]
         try:
             await (until.wait() if until is not None else asyncio.gather(*feeds))
         finally:

@@ -42,6 +42,18 @@ def depth_hash(prefix: str | None = None) -> str:
     return f"{_prefix(prefix)}:depth"
 
 
+def account_latest_hash(prefix: str | None = None) -> str:
+    """Hash field account_field(...) -> the latest live JSON message of a broker's account feed (not the default
+    account's, which is in latest_hash). Not published on the live channels: the board streams default
+    accounts; best execution and pages read these."""
+    return f"{_prefix(prefix)}:latest-account"
+
+
+def account_depth_hash(prefix: str | None = None) -> str:
+    """Hash field account_field(...) -> depth JSON of a broker's account feed (as depth_hash)."""
+    return f"{_prefix(prefix)}:depth-account"
+
+
 def status_hash(prefix: str | None = None) -> str:
     """Hash field broker -> JSON {broker, status, since}: the current status of every feed."""
     return f"{_prefix(prefix)}:feedstatus"
@@ -54,6 +66,10 @@ def rejects_hash(prefix: str | None = None) -> str:
 
 def field(broker: str, instrument: str) -> str:
     return f"{broker}:{instrument}"
+
+
+def account_field(broker: str, instrument: str, account: int) -> str:
+    return f"{broker}:{instrument}:{account}"
 
 
 def shard_of(instrument: str, shards: int) -> int:

@@ -5,14 +5,17 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from brokers.models import AccountType, Broker, Instrument
 
 
 class SpreadBar(models.Model):
-    """Spread statistics of one broker and instrument over one interval (1 minute, 1 hour, 1 day).
+    """Spread statistics of one broker, instrument and account over one interval (1 minute, 1 hour, 1 day).
 
     Spreads and deviations are in price units; pages turn them into pips with the instrument's pip size.
+    `account` empty: the broker's default account (its tightest-priced; every bar recorded before bars
+    carried an account is one of these).
     """
 
     class Resolution(models.TextChoices):
@@ -22,6 +25,14 @@ class SpreadBar(models.Model):
 
     broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="spread_bars")
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="spread_bars")
+    account = models.ForeignKey(
+        AccountType,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="spread_bars",
+        help_text="The account whose prices these are; empty: the broker's default (tightest-priced) account.",
+    )
     resolution = models.CharField(max_length=2, choices=Resolution.choices)
     start = models.DateTimeField()
     open = models.FloatField()
@@ -40,8 +51,15 @@ class SpreadBar(models.Model):
     class Meta:
         ordering = ["broker", "instrument", "resolution", "start"]
         constraints = [
+            # One bar per account and interval; the default account (NULL) counts as account 0 so the
+            # upserts' ON CONFLICT finds its bars on PostgreSQL and SQLite alike.
             models.UniqueConstraint(
-                fields=["broker", "instrument", "resolution", "start"], name="spreadbar_unique_interval"
+                "broker",
+                "instrument",
+                Coalesce("account", models.Value(0)),
+                "resolution",
+                "start",
+                name="spreadbar_unique_account_interval",
             )
         ]
         indexes = [models.Index(fields=["resolution", "start"], name="spreadbar_resolution_start")]
@@ -80,7 +98,12 @@ class EconomicEvent(models.Model):
 
 
 class FeedConfig(models.Model):
-    """How the ingestor connects to one broker's price feed."""
+    """How the ingestor connects to one price feed of a broker: one per broker and account type.
+
+    A broker that prices its accounts apart (a standard account's marked-up spread, a raw account's tight
+    spread plus commission) has one feed per account it is measured on; a configuration without an
+    account carries the broker's default (tightest-priced) account.
+    """
 
     class Adapter(models.TextChoices):
         SIMULATOR = "simulator", "Market simulator"
@@ -90,15 +113,15 @@ class FeedConfig(models.Model):
         KRAKEN = "kraken", "Kraken WebSocket v2"
         COINBASE = "coinbase", "Coinbase Advanced Trade WebSocket"
 
-    broker = models.OneToOneField(Broker, on_delete=models.CASCADE, related_name="feed_config")
+    broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="feed_configs")
     account = models.ForeignKey(
         AccountType,
-        on_delete=models.SET_NULL,
+        on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="feed_configs",
-        help_text="The account whose prices this feed carries; empty: the broker's tightest-priced account "
-        "(lowest mark-up, then lowest deposit). Every measured spread of the broker belongs to this account.",
+        help_text="The account whose prices this feed carries; empty: the broker's default account, its "
+        "tightest-priced (lowest mark-up, then lowest deposit). Its spreads are recorded for this account.",
     )
     adapter = models.CharField(max_length=20, choices=Adapter.choices, default=Adapter.SIMULATOR)
     params = models.JSONField(
@@ -119,10 +142,23 @@ class FeedConfig(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["broker__name"]
+        ordering = ["broker__name", "account__min_deposit", "account__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker", "account"],
+                name="feedconfig_unique_account",
+                violation_error_message="This broker already has a feed for this account.",
+            ),
+            models.UniqueConstraint(
+                fields=["broker"],
+                condition=models.Q(account__isnull=True),
+                name="feedconfig_unique_default",
+                violation_error_message="This broker already has a feed for its default account.",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.broker} via {self.adapter}"
+        return f"{self.broker} {self.account.name if self.account else 'default account'} via {self.adapter}"
 
     def clean(self) -> None:
         super().clean()

@@ -19,6 +19,7 @@ from simulator.calendar import CalendarEvent
 
 _broker_ids: dict[str, int] = {}
 _instrument_ids: dict[str, int] = {}
+_account_brokers: dict[int, int] = {}
 
 
 def broker_ids() -> dict[str, int]:
@@ -36,9 +37,18 @@ def instrument_ids() -> dict[str, int]:
     return _instrument_ids
 
 
+def account_brokers(*, refresh: bool = False) -> dict[int, int]:
+    """account type id -> its broker's id, cached for the process like broker_ids (refresh: read again, for an
+    account added since)."""
+    global _account_brokers
+    if refresh or not _account_brokers:
+        _account_brokers = dict(AccountType.objects.values_list("id", "broker_id"))
+    return _account_brokers
+
+
 def ids_cache_clear() -> None:
-    global _broker_ids, _instrument_ids
-    _broker_ids, _instrument_ids = {}, {}
+    global _broker_ids, _instrument_ids, _account_brokers
+    _broker_ids, _instrument_ids, _account_brokers = {}, {}, {}
 
 
 def symbol_maps(*, brokers: list[str] | None = None) -> dict[str, dict[str, str]]:
@@ -62,7 +72,7 @@ def calendar_events(*, since: datetime, until: datetime) -> list[CalendarEvent]:
 
 
 def feed_configs(*, brokers: list[str] | None = None) -> list[FeedConfig]:
-    qs = FeedConfig.objects.filter(enabled=True).select_related("broker")
+    qs = FeedConfig.objects.filter(enabled=True).select_related("broker", "account")
     if brokers:
         qs = qs.filter(broker__slug__in=brokers)
     return list(qs)
@@ -89,10 +99,35 @@ def feed_symbol_specs(*, config: FeedConfig) -> list[SymbolSpec]:
     ]
 
 
+def account_markup_over_default(*, account: AccountType) -> float:
+    """Pips an account adds to its broker's default (tightest-priced) account: what a simulated feed of it adds."""
+    default = costs.feed_account_default(AccountType.objects.filter(broker_id=account.broker_id))
+    base = default.spread_markup_pips if default is not None else Decimal("0")
+    return max(0.0, float(account.spread_markup_pips - base))
+
+
+def simulated_account_feeds(*, brokers: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
+    """broker slug -> (account id, mark-up over the default account in pips) of each enabled simulated feed
+    configured for one account (the backfill simulates them beside the default feed)."""
+    qs = FeedConfig.objects.filter(
+        enabled=True, adapter=FeedConfig.Adapter.SIMULATOR, account__isnull=False
+    ).select_related("broker", "account")
+    if brokers:
+        qs = qs.filter(broker__slug__in=brokers)
+    out: dict[str, list[tuple[int, float]]] = {}
+    for c in qs:
+        assert c.account is not None
+        out.setdefault(c.broker.slug, []).append((c.account.pk, account_markup_over_default(account=c.account)))
+    return out
+
+
 def feed_adapter_params(*, config: FeedConfig, resolve_secrets: bool = True) -> dict[str, Any]:
     """What `adapter_create` takes for one configuration: its params, its symbol mapping and its
-    credentials read from where `secret_refs` points (SecretMissing if one is not set)."""
+    credentials read from where `secret_refs` points (SecretMissing if one is not set). A simulated feed of
+    one account quotes that account's mark-up over the default account (unless its params set one)."""
     params: dict[str, Any] = dict(config.params)
+    if config.adapter == FeedConfig.Adapter.SIMULATOR and config.account is not None:
+        params.setdefault("account_markup_pips", account_markup_over_default(account=config.account))
     specs = feed_symbol_specs(config=config)
     if specs:
         params["symbols"] = specs
@@ -164,24 +199,66 @@ def _window_aggregates(name: str, when: Q) -> dict[str, Any]:
     }
 
 
+_SUMS = ("tw", "dur", "qw", "n")
+
+
+def _window_merge(into: dict[str, Any], agg: dict[str, Any], name: str) -> None:
+    """Add one group's sums to another's (a default account's bars recorded with and without its id)."""
+    for part in _SUMS:
+        key = f"{name}_{part}"
+        if agg[key] is not None:
+            into[key] = (into.get(key) or 0) + agg[key]
+    first = agg[f"{name}_first"]
+    if first is not None and (into.get(f"{name}_first") is None or first < into[f"{name}_first"]):
+        into[f"{name}_first"] = first
+
+
 def _window_mean(agg: dict[str, Any], name: str) -> float | None:
-    if not agg[f"{name}_n"]:
+    if not agg.get(f"{name}_n"):
         return None
-    if agg[f"{name}_dur"]:
+    if agg.get(f"{name}_dur"):
         return float(agg[f"{name}_tw"]) / float(agg[f"{name}_dur"])
     return float(agg[f"{name}_qw"]) / float(agg[f"{name}_n"])
 
 
-def spread_windows(
+def default_accounts_of(*, brokers: list[Broker]) -> dict[int, int | None]:
+    """default_accounts for brokers that come with their account_types prefetched (no query then)."""
+    out: dict[int, int | None] = {}
+    for b in brokers:
+        chosen = costs.feed_account_default(b.account_types.all())
+        out[b.pk] = chosen.pk if chosen is not None else None
+    return out
+
+
+def default_accounts(*, broker_ids: list[int] | None = None) -> dict[int, int | None]:
+    """broker id -> its default account (tightest-priced, costs.feed_account_default): whose bars are stored
+    without an account."""
+    qs = AccountType.objects.all()
+    if broker_ids is not None:
+        qs = qs.filter(broker_id__in=broker_ids)
+    by_broker: dict[int, list[AccountType]] = {}
+    for acc in qs:
+        by_broker.setdefault(acc.broker_id, []).append(acc)
+    out: dict[int, int | None] = dict.fromkeys(broker_ids or [], None)
+    for broker_id, accounts in by_broker.items():
+        chosen = costs.feed_account_default(accounts)
+        out[broker_id] = chosen.pk if chosen is not None else None
+    return out
+
+
+def account_spread_windows(
     *,
     broker_ids: list[int] | None = None,
     symbols: list[str] | None = None,
     windows: list[str] | None = None,
     now: datetime | None = None,
-) -> dict[tuple[int, int], dict[str, WindowMean]]:
-    """(broker id, instrument id) -> window -> mean spread in pips of the broker's feed account.
+    defaults: dict[int, int | None] | None = None,
+) -> dict[tuple[int, int, int | None], dict[str, WindowMean]]:
+    """(broker id, instrument id, account id) -> window -> mean spread in pips measured on that account's feed.
 
-    One grouped query per bar resolution, whatever the number of brokers and instruments.
+    Bars stored without an account are the broker's default account's (account id None only for a broker
+    without account types; ``defaults`` from default_accounts_of saves reading them). One grouped query per
+    bar resolution, whatever the number of brokers.
     """
     now = now or timezone.now()
     chosen = [w for w in SPREAD_WINDOWS if windows is None or w[0] in windows]
@@ -190,32 +267,68 @@ def spread_windows(
     for name, span, resolution in chosen:
         by_resolution.setdefault(resolution, {}).update(_window_aggregates(name, Q(start__gte=now - span)))
         spans[resolution] = max(spans.get(resolution, span), span)
-    out: dict[tuple[int, int], dict[str, WindowMean]] = {}
+    merged: dict[tuple[int, int, int | None], dict[str, Any]] = {}
+    pips: dict[int, float] = {}
     for resolution, aggregates in by_resolution.items():
         qs = SpreadBar.objects.filter(resolution=resolution, start__gte=now - spans[resolution])
         if broker_ids is not None:
             qs = qs.filter(broker_id__in=broker_ids)
         if symbols is not None:
             qs = qs.filter(instrument__symbol__in=symbols)
-        for agg in qs.values("broker_id", "instrument_id", "instrument__pip_size").annotate(**aggregates):
-            pip = float(agg["instrument__pip_size"])
-            row = out.setdefault((agg["broker_id"], agg["instrument_id"]), {})
-            for name, span, res in chosen:
-                if res != resolution:
-                    continue
-                mean = _window_mean(agg, name)
-                if mean is None:
-                    continue
-                first = agg[f"{name}_first"]
-                row[name] = WindowMean(
-                    window=name,
-                    pips=mean / pip,
-                    quotes=int(agg[f"{name}_n"]),
-                    coverage_days=min(span.total_seconds(), (now - first).total_seconds()) / DAY_S,
-                    span_days=span.total_seconds() / DAY_S,
-                    bar_days=BAR_DAYS[resolution],
-                )
+        for agg in qs.values("broker_id", "instrument_id", "account_id", "instrument__pip_size").annotate(**aggregates):
+            account = agg["account_id"]
+            if account is None:
+                if defaults is None or agg["broker_id"] not in defaults:
+                    defaults = {**(defaults or {}), **default_accounts(broker_ids=broker_ids)}
+                    defaults.setdefault(agg["broker_id"], None)  # a broker without account types: read once
+                account = defaults.get(agg["broker_id"])
+            pips[agg["instrument_id"]] = float(agg["instrument__pip_size"])
+            into = merged.setdefault((agg["broker_id"], agg["instrument_id"], account), {})
+            for name, _span, res in chosen:
+                if res == resolution:
+                    _window_merge(into, agg, name)
+    out: dict[tuple[int, int, int | None], dict[str, WindowMean]] = {}
+    for key, sums in merged.items():
+        row = out.setdefault(key, {})
+        for name, span, resolution in chosen:
+            mean = _window_mean(sums, name)
+            if mean is None:
+                continue
+            first = sums[f"{name}_first"]
+            row[name] = WindowMean(
+                window=name,
+                pips=mean / pips[key[1]],
+                quotes=int(sums[f"{name}_n"]),
+                coverage_days=min(span.total_seconds(), (now - first).total_seconds()) / DAY_S,
+                span_days=span.total_seconds() / DAY_S,
+                bar_days=BAR_DAYS[resolution],
+            )
     return out
+
+
+def spread_windows(
+    *,
+    broker_ids: list[int] | None = None,
+    symbols: list[str] | None = None,
+    windows: list[str] | None = None,
+    now: datetime | None = None,
+    brokers: list[Broker] | None = None,
+    feeds: dict[int, AccountType | None] | None = None,
+) -> dict[tuple[int, int], dict[str, WindowMean]]:
+    """(broker id, instrument id) -> window -> mean spread in pips of the broker's feed account (feed_accounts:
+    the account the broker's spreads are shown for wherever one figure per broker is shown).
+
+    ``brokers`` (with account_types prefetched) and ``feeds`` (their feed_accounts) save reading them again.
+    """
+    defaults = default_accounts_of(brokers=brokers) if brokers is not None else None
+    measured = account_spread_windows(
+        broker_ids=broker_ids, symbols=symbols, windows=windows, now=now, defaults=defaults
+    )
+    if feeds is not None:
+        primary = {b: (a.pk if a is not None else None) for b, a in feeds.items()}
+    else:
+        primary = feed_account_ids(broker_ids=sorted({b for b, _, _ in measured}))
+    return {(b, i): ws for (b, i, a), ws in measured.items() if a == primary.get(b)}
 
 
 @dataclass(frozen=True)
@@ -226,7 +339,8 @@ class AccountCost:
     account_id: int
     account: str
     spread_type: str
-    feed_account: bool  # the account whose prices the feed carries (the spread is measured on it)
+    feed_account: bool  # the broker's feed account (feed_accounts): its spread stands for the broker
+    measured: bool  # the spread is measured on this account's own feed; else derived from the feed account's
     symbol: str
     min_deposit: Decimal
     spread_pips: float | None  # this account's mean spread over COST_WINDOW
@@ -237,6 +351,7 @@ class AccountCost:
     conversion: str
     swap_long_usd: float | None  # per lot per night; negative = the trader pays
     swap_short_usd: float | None
+    spread_basis: str = ""  # where the spread comes from, said beside it
 
     @property
     def hold_one_night_long_usd(self) -> float | None:
@@ -254,16 +369,51 @@ def conversion_rates() -> dict[str, tuple[float, str]]:
 
 
 def feed_accounts(*, brokers: list[Broker]) -> dict[int, AccountType | None]:
-    """broker id -> the account its feed carries (the configured one, else the tightest-priced)."""
-    configured = dict(
-        FeedConfig.objects.filter(broker__in=brokers, account__isnull=False).values_list("broker_id", "account_id")
-    )
+    """broker id -> its feed account: the account whose measured spread stands for the broker wherever one
+    figure per broker is shown (compare, directory, live board, TrustMetrics). The tightest-priced of the
+    accounts its enabled feeds carry (a feed without an account carries the default, tightest account);
+    a broker without a feed configuration: its default account."""
+    fed: dict[int, set[int | None]] = {}
+    for broker_id, account_id in FeedConfig.objects.filter(broker__in=brokers, enabled=True).values_list(
+        "broker_id", "account_id"
+    ):
+        fed.setdefault(broker_id, set()).add(account_id)
     out: dict[int, AccountType | None] = {}
     for b in brokers:
         accounts = list(b.account_types.all())
-        chosen = next((a for a in accounts if a.pk == configured.get(b.pk)), None)
-        out[b.pk] = chosen or costs.feed_account_default(accounts)
+        default = costs.feed_account_default(accounts)
+        carried = fed.get(b.pk, {None})
+        candidates = [a for a in accounts if a.pk in carried or (None in carried and a is default)]
+        out[b.pk] = costs.feed_account_default(candidates) or default
     return out
+
+
+def feed_account_ids(*, broker_ids: list[int]) -> dict[int, int | None]:
+    """broker id -> id of its feed account (feed_accounts) for brokers given by id."""
+    brokers = list(Broker.objects.filter(pk__in=broker_ids).prefetch_related("account_types"))
+    return {b: (a.pk if a is not None else None) for b, a in feed_accounts(brokers=brokers).items()}
+
+
+def feed_account_bars(
+    *,
+    broker_ids: list[int] | None = None,
+    brokers: list[Broker] | None = None,
+    feeds: dict[int, AccountType | None] | None = None,
+) -> Q:
+    """A SpreadBar filter keeping each broker's feed-account bars only (one series per broker: scores, news
+    reports and session means must not mix a raw account's spreads with a standard account's).
+
+    ``brokers`` (account_types prefetched) and their ``feeds`` save reading them again."""
+    if brokers is None:
+        qs = Broker.objects.prefetch_related("account_types")
+        if broker_ids is not None:
+            qs = qs.filter(pk__in=broker_ids)
+        brokers = list(qs)
+    defaults = default_accounts_of(brokers=brokers)
+    feeds = feeds if feeds is not None else feed_accounts(brokers=brokers)
+    stored_empty = [b.pk for b in brokers if (f := feeds[b.pk]) is None or f.pk == defaults.get(b.pk)]
+    named = [a.pk for a in feeds.values() if a is not None]
+    return Q(account__isnull=True, broker_id__in=stored_empty) | Q(account_id__in=named)
 
 
 def account_costs(
@@ -276,7 +426,9 @@ def account_costs(
     """broker id -> the all-in cost of each instrument on each of its accounts (brokers must come with
     their account_types prefetched or they are read once each). Ordered by instrument, then all-in cost."""
     ids = [b.pk for b in brokers]
-    windows = spread_windows(broker_ids=ids, symbols=symbols, windows=[COST_WINDOW], now=now)
+    windows = account_spread_windows(
+        broker_ids=ids, symbols=symbols, windows=[COST_WINDOW], now=now, defaults=default_accounts_of(brokers=brokers)
+    )
     rates = conversion_rates()
     listed_qs = BrokerInstrument.objects.filter(broker_id__in=ids).select_related("instrument")
     swaps_qs = SwapRate.objects.filter(broker_id__in=ids)
@@ -292,7 +444,7 @@ def account_costs(
         inst = bi.instrument
         broker = by_id[bi.broker_id]
         feed = feeds[broker.pk]
-        measured = windows.get((broker.pk, inst.pk), {}).get(COST_WINDOW)
+        base = windows.get((broker.pk, inst.pk, feed.pk if feed is not None else None), {}).get(COST_WINDOW)
         lot = costs.contract_size(symbol=inst.symbol, asset_class=inst.asset_class)
         conversion = costs.usd_conversion(
             currency=costs.quote_currency(symbol=inst.symbol, asset_class=inst.asset_class), rates=rates
@@ -300,15 +452,26 @@ def account_costs(
         swap = swaps.get((broker.pk, inst.pk))
         rows = []
         for acc in broker.account_types.all():
-            spread = (
-                None
-                if measured is None or measured.pips is None
-                else costs.account_spread_pips(
-                    feed_spread_pips=measured.pips,
+            own = windows.get((broker.pk, inst.pk, acc.pk), {}).get(COST_WINDOW)
+            measured = own if own is not None and own.pips is not None else None
+            spread: float | None
+            if measured is not None:
+                spread, coverage = measured.pips, measured.coverage_text
+                basis = "measured on this account's feed"
+            elif base is not None and base.pips is not None and feed is not None:
+                spread = costs.account_spread_pips(
+                    feed_spread_pips=base.pips,
                     account_markup=acc.spread_markup_pips,
-                    feed_markup=feed.spread_markup_pips if feed is not None else Decimal("0"),
+                    feed_markup=feed.spread_markup_pips,
                 )
-            )
+                coverage = base.coverage_text
+                diff = acc.spread_markup_pips - feed.spread_markup_pips
+                basis = (
+                    f"{feed.name} account's measured spread {'+' if diff >= 0 else '−'} {abs(diff):.1f} pips "
+                    "published mark-up difference"
+                )
+            else:
+                spread, coverage, basis = None, "", ""
             figure = costs.all_in_round_turn(
                 spread_pips=spread,
                 pip_size=float(inst.pip_size),
@@ -323,16 +486,18 @@ def account_costs(
                     account=acc.name,
                     spread_type=acc.spread_type,
                     feed_account=feed is not None and acc.pk == feed.pk,
+                    measured=measured is not None,
                     symbol=inst.symbol,
                     min_deposit=acc.min_deposit,
                     spread_pips=spread,
-                    coverage_text=measured.coverage_text if measured is not None else "",
+                    coverage_text=coverage,
                     commission_usd=figure.commission_usd,
                     spread_cost_usd=figure.spread_cost_usd,
                     all_in_usd=figure.all_in_usd,
                     conversion=conversion.text,
                     swap_long_usd=float(swap.long_usd) if swap is not None else None,
                     swap_short_usd=float(swap.short_usd) if swap is not None else None,
+                    spread_basis=basis,
                 )
             )
         rows.sort(key=lambda r: (r.all_in_usd is None, r.all_in_usd or 0.0, r.min_deposit, r.account))
@@ -358,9 +523,11 @@ def scoring_commission_per_lot(*, broker: Broker, feed: AccountType | None) -> f
 def spread_minutes_around(
     *, at: datetime, before: timedelta, after: timedelta, instrument_ids: list[int]
 ) -> list[tuple[int, int, datetime, float, float]]:
-    """(broker id, instrument id, minute start, mean, high) of the 1-minute bars in [at - before, at + after)."""
+    """(broker id, instrument id, minute start, mean, high) of the 1-minute bars in [at - before, at + after)
+    (each broker's feed account)."""
     rows = (
         SpreadBar.objects.filter(
+            feed_account_bars(),
             resolution=SpreadBar.Resolution.MINUTE,
             start__gte=at - before,
             start__lt=at + after,
@@ -376,9 +543,10 @@ def spread_minutes_around(
 def spread_series(
     *, broker_id: int, instrument_id: int, since: datetime, until: datetime, resolution: str
 ) -> list[tuple[datetime, float]]:
-    """(bar start, mean spread in price units) of one broker and instrument, oldest first."""
+    """(bar start, mean spread in price units) of one broker and instrument (its feed account), oldest first."""
     rows = (
         SpreadBar.objects.filter(
+            feed_account_bars(broker_ids=[broker_id]),
             broker_id=broker_id,
             instrument_id=instrument_id,
             resolution=resolution,
@@ -393,9 +561,10 @@ def spread_series(
 
 
 def spread_hourly_means(*, instrument_id: int, since: datetime, until: datetime) -> list[tuple[int, datetime, float]]:
-    """(broker id, hour start, mean spread) of every broker's hourly bars on one instrument."""
+    """(broker id, hour start, mean spread) of every broker's hourly bars on one instrument (feed accounts)."""
     rows = (
         SpreadBar.objects.filter(
+            feed_account_bars(),
             instrument_id=instrument_id,
             resolution=SpreadBar.Resolution.HOUR,
             start__gte=since,

@@ -21,7 +21,7 @@ from marketdata.models import (
     QuoteRejectionCount,
     SpreadBar,
 )
-from marketdata.selectors import broker_ids, instrument_ids
+from marketdata.selectors import account_brokers, broker_ids, instrument_ids
 from simulator.calendar import recurring_events
 
 logger = logging.getLogger(__name__)
@@ -31,32 +31,32 @@ def us_to_dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, tz=UTC)
 
 
-_UPSERT = """
-INSERT INTO marketdata_spreadbar
-    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max,
-     duration, dev_count)
-SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::timestamptz[], %s::float8[], %s::float8[],
-                     %s::float8[], %s::float8[], %s::float8[], %s::int[], %s::float8[], %s::float8[],
-                     %s::float8[], %s::int[])
-ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    mean = EXCLUDED.mean, count = EXCLUDED.count, dev_min = EXCLUDED.dev_min, dev_max = EXCLUDED.dev_max,
-    duration = EXCLUDED.duration, dev_count = EXCLUDED.dev_count
-"""
+_CONFLICT = "ON CONFLICT (broker_id, instrument_id, coalesce(account_id, 0), resolution, start)"
+_UPDATE = """DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    mean = excluded.mean, count = excluded.count, dev_min = excluded.dev_min, dev_max = excluded.dev_max,
+    duration = excluded.duration, dev_count = excluded.dev_count"""
+BAR_COLUMNS = (
+    "broker_id, instrument_id, account_id, resolution, start, open, high, low, close, mean, count, dev_min, "
+    "dev_max, duration, dev_count"
+)
+
+_UPSERT = f"""
+INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s::timestamptz[], %s::float8[],
+                     %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::int[], %s::float8[],
+                     %s::float8[], %s::float8[], %s::int[])
+{_CONFLICT} {_UPDATE}
+"""  # noqa: S608 (constants only)
 
 
 # SQLite (the one-command demo): the same upsert, one parameter row per bar. Datetimes are bound as
 # Django stores them there (naive UTC text), so comparisons and the unique constraint match ORM rows.
-_UPSERT_SQLITE = """
-INSERT INTO marketdata_spreadbar
-    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max,
-     duration, dev_count)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
-    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    mean = excluded.mean, count = excluded.count, dev_min = excluded.dev_min, dev_max = excluded.dev_max,
-    duration = excluded.duration, dev_count = excluded.dev_count
-"""
+_UPSERT_SQLITE = f"""
+INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+{_CONFLICT} {_UPDATE}
+"""  # noqa: S608 (constants only)
 
 
 def db_datetime(dt: datetime) -> Any:
@@ -64,21 +64,30 @@ def db_datetime(dt: datetime) -> Any:
     return dt if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(dt)
 
 
-def bar_params(*, rows: Sequence[BarRow], resolution: str) -> list[tuple[Any, ...]]:
-    """One parameter tuple per bar (column order of marketdata_spreadbar's insert); unknown brokers or
-    instruments are skipped and logged."""
-    brokers, instruments = broker_ids(), instrument_ids()
+def bar_params(*, rows: Sequence[BarRow], resolution: str, raw_datetimes: bool = False) -> list[tuple[Any, ...]]:
+    """One parameter tuple per bar (BAR_COLUMNS order); bars of unknown brokers or instruments, or of an account
+    that is not one of the broker's, are skipped and logged. Account 0 (the default account) is stored empty."""
+    brokers, instruments, accounts = broker_ids(), instrument_ids(), account_brokers()
+    refreshed = False
     out: list[tuple[Any, ...]] = []
     for r in rows:
         b, i = brokers.get(r.broker), instruments.get(r.instrument)
         if b is None or i is None:
             continue
+        account = r.account or None
+        if account is not None and account not in accounts and not refreshed:
+            accounts, refreshed = account_brokers(refresh=True), True  # an account added since the cache was read
+        if account is not None and accounts.get(account) != b:
+            continue
+        start = us_to_dt(r.start_us) if raw_datetimes else db_datetime(us_to_dt(r.start_us))
         out.append(
-            (b, i, resolution, db_datetime(us_to_dt(r.start_us)), r.open, r.high, r.low, r.close, r.mean, r.count,
+            (b, i, account, resolution, start, r.open, r.high, r.low, r.close, r.mean, r.count,
              r.dev_min, r.dev_max, r.duration, r.dev_count)
         )  # fmt: skip
     if len(out) < len(rows):
-        logger.warning("skipped %d bars of brokers/instruments missing from the database", len(rows) - len(out))
+        logger.warning(
+            "skipped %d bars of brokers, instruments or accounts missing from the database", len(rows) - len(out)
+        )
     return out
 
 
@@ -158,19 +167,40 @@ def calendar_seed(*, start: date, end: date) -> int:
 
 
 def feed_configs_ensure() -> int:
-    """Every broker gets a (simulator) feed configuration if it has none.
+    """Every broker gets a (simulator) feed configuration of its default account if it has no feed at all.
 
     Ingestors starting together all call this: a configuration another one just made is not an error.
     """
-    missing = Broker.objects.filter(feed_config__isnull=True)
+    missing = Broker.objects.filter(feed_configs__isnull=True)
     return len(FeedConfig.objects.bulk_create([FeedConfig(broker=b) for b in missing], ignore_conflicts=True))
 
 
-_ROLLUP = """
-INSERT INTO marketdata_spreadbar
-    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max,
-     duration, dev_count)
-SELECT broker_id, instrument_id, %(target)s, date_trunc(%(unit)s, start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+def feed_configs_ensure_accounts() -> int:
+    """Simulated brokers quote each account they price apart on its own feed (the demo): every account whose
+    spread mark-up differs from the default account's gets a simulator configuration, for brokers whose
+    feeds are all simulated. Idempotent; returns the configurations made."""
+    from marketdata.costs import feed_account_default
+
+    made = []
+    brokers = Broker.objects.prefetch_related("account_types", "feed_configs")
+    for broker in brokers:
+        configs = list(broker.feed_configs.all())
+        if not configs or any(c.adapter != FeedConfig.Adapter.SIMULATOR for c in configs):
+            continue
+        accounts = list(broker.account_types.all())
+        default = feed_account_default(accounts)
+        fed = {c.account_id for c in configs} | {default.pk if default else None}
+        for account in accounts:
+            priced_apart = default is not None and account.spread_markup_pips != default.spread_markup_pips
+            if priced_apart and account.pk not in fed:
+                made.append(FeedConfig(broker=broker, account=account, params=dict(configs[0].params)))
+    return len(FeedConfig.objects.bulk_create(made, ignore_conflicts=True))
+
+
+_ROLLUP = f"""
+INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
+SELECT broker_id, instrument_id, account_id, %(target)s,
+       date_trunc(%(unit)s, start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
        (array_agg(open ORDER BY start))[1], max(high), min(low), (array_agg(close ORDER BY start DESC))[1],
        CASE WHEN sum(duration) > 0 THEN sum(mean * duration) / sum(duration) ELSE avg(mean) END,
        sum(count),
@@ -179,43 +209,36 @@ SELECT broker_id, instrument_id, %(target)s, date_trunc(%(unit)s, start AT TIME 
        sum(duration), sum(dev_count)
 FROM marketdata_spreadbar
 WHERE resolution = %(source)s AND start >= %(since)s AND start < %(until)s
-GROUP BY broker_id, instrument_id, date_trunc(%(unit)s, start AT TIME ZONE 'UTC')
-ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    mean = EXCLUDED.mean, count = EXCLUDED.count, dev_min = EXCLUDED.dev_min, dev_max = EXCLUDED.dev_max,
-    duration = EXCLUDED.duration, dev_count = EXCLUDED.dev_count
-"""
+GROUP BY broker_id, instrument_id, account_id, date_trunc(%(unit)s, start AT TIME ZONE 'UTC')
+{_CONFLICT} {_UPDATE}
+"""  # noqa: S608 (constants only)
 
 
 # SQLite has no date_trunc or ordered array_agg: the bucket is a strftime of the stored UTC text and the
 # first open / last close come from window functions. Same values as _ROLLUP (tested on both).
-_ROLLUP_SQLITE = """
-INSERT INTO marketdata_spreadbar
-    (broker_id, instrument_id, resolution, start, open, high, low, close, mean, count, dev_min, dev_max,
-     duration, dev_count)
-SELECT broker_id, instrument_id, %(target)s, bucket, max(first_open), max(high), min(low), max(last_close),
+_ROLLUP_SQLITE = f"""
+INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
+SELECT broker_id, instrument_id, account_id, %(target)s, bucket, max(first_open), max(high), min(low),
+       max(last_close),
        CASE WHEN sum(duration) > 0 THEN sum(mean * duration) / sum(duration) ELSE avg(mean) END,
        sum(count),
        coalesce(min(dev_min) FILTER (WHERE dev_count > 0), 0),
        coalesce(max(dev_max) FILTER (WHERE dev_count > 0), 0),
        sum(duration), sum(dev_count)
 FROM (
-    SELECT broker_id, instrument_id, strftime(%(fmt)s, start) AS bucket, high, low, mean, count, dev_min, dev_max,
-           duration, dev_count,
-           first_value(open) OVER (PARTITION BY broker_id, instrument_id, strftime(%(fmt)s, start)
+    SELECT broker_id, instrument_id, account_id, strftime(%(fmt)s, start) AS bucket, high, low, mean, count,
+           dev_min, dev_max, duration, dev_count,
+           first_value(open) OVER (PARTITION BY broker_id, instrument_id, account_id, strftime(%(fmt)s, start)
                                    ORDER BY start) AS first_open,
-           first_value(close) OVER (PARTITION BY broker_id, instrument_id, strftime(%(fmt)s, start)
+           first_value(close) OVER (PARTITION BY broker_id, instrument_id, account_id, strftime(%(fmt)s, start)
                                     ORDER BY start DESC) AS last_close
     FROM marketdata_spreadbar
     WHERE resolution = %(source)s AND start >= %(since)s AND start < %(until)s
 ) AS src
 WHERE true
-GROUP BY broker_id, instrument_id, bucket
-ON CONFLICT (broker_id, instrument_id, resolution, start) DO UPDATE SET
-    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    mean = excluded.mean, count = excluded.count, dev_min = excluded.dev_min, dev_max = excluded.dev_max,
-    duration = excluded.duration, dev_count = excluded.dev_count
-"""
+GROUP BY broker_id, instrument_id, account_id, bucket
+{_CONFLICT} {_UPDATE}
+"""  # noqa: S608 (constants only)
 _SQLITE_BUCKET = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
 
 

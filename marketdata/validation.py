@@ -2,7 +2,8 @@
 
 Pure: no Django. The validator never raises on bad input; hostile values (NaN, strings, None, huge
 numbers) become a counted rejection. It keeps per-broker/instrument state (last good quote, last
-sequence number), so one validator serves one ingestor process.
+sequence number), so one validator serves one ingestor process. A broker may run one feed per account
+type: sequence numbers and timestamp order are kept per feed (broker, account).
 """
 
 from __future__ import annotations
@@ -78,13 +79,18 @@ class QuoteValidator:
         self.jump_limits = dict(jump_limits or {})
         self.counts: Counter[str] = Counter()  # reason -> count, plus "accepted"
         self.by_broker: Counter[tuple[str, str]] = Counter()  # (broker, reason) -> count
-        self._last_seq: dict[str, int] = {}
-        self._last: dict[tuple[str, str], tuple[int, float]] = {}  # last good quote: (broker ts, mid)
-        self._jump_run: dict[tuple[str, str], list[float]] = {}
+        # Keyed by feed: (broker, account), account 0 being the broker's default account.
+        self._last_seq: dict[tuple[str, int], int] = {}
+        self._last: dict[tuple[str, str, int], tuple[int, float]] = {}  # last good quote: (broker ts, mid)
+        self._jump_run: dict[tuple[str, str, int], list[float]] = {}
 
-    def reset_sequence(self, broker: str) -> None:
-        """A new connection restarts the broker's sequence numbers."""
-        self._last_seq.pop(broker, None)
+    def reset_sequence(self, broker: str, account: int | None = None) -> None:
+        """A new connection restarts the feed's sequence numbers (every feed of the broker without account)."""
+        if account is not None:
+            self._last_seq.pop((broker, account), None)
+            return
+        for key in [k for k in self._last_seq if k[0] == broker]:
+            del self._last_seq[key]
 
     def _reject(self, broker: object, reason: Reason) -> Reason:
         self.counts[reason] += 1
@@ -128,7 +134,11 @@ class QuoteValidator:
         )
         if instrument is None:
             return self._reject(broker, Reason.UNKNOWN_SYMBOL)
-        last_seq = self._last_seq.get(broker)
+        account = quote.account
+        if type(account) is not int or account < 0:
+            return self._reject(broker, Reason.BAD_FIELD)
+        feed = (broker, account)
+        last_seq = self._last_seq.get(feed)
         if last_seq is not None:
             if seq == last_seq:
                 return self._reject(broker, Reason.DUPLICATE)
@@ -138,7 +148,7 @@ class QuoteValidator:
             return self._reject(broker, Reason.STALE)
         if ts_broker - ts_recv > cfg.max_future_us:
             return self._reject(broker, Reason.FUTURE)
-        key = (broker, instrument)
+        key = (broker, instrument, account)
         last = self._last.get(key)
         if last is not None and ts_broker < last[0]:
             return self._reject(broker, Reason.OUT_OF_ORDER)
@@ -156,11 +166,11 @@ class QuoteValidator:
                     run.clear()
                 run.append(mid)
                 if len(run) < cfg.jump_confirm:
-                    self._last_seq[broker] = seq
+                    self._last_seq[feed] = seq
                     return self._reject(broker, Reason.JUMP)
             if self._jump_run:
                 self._jump_run.pop(key, None)
-        self._last_seq[broker] = seq
+        self._last_seq[feed] = seq
         self._last[key] = (ts_broker, mid)
         self.counts["accepted"] += 1
         if (
@@ -171,7 +181,7 @@ class QuoteValidator:
             and type(quote.ask_size) is float
         ):
             return quote
-        return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth)
+        return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth, account)
 
 
 def _depth_ok(depth: object) -> bool:

@@ -11,7 +11,7 @@ import heapq
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from common.ticks import FeedEventKind, Quote, StatusEvent
 from simulator.market import DAY_US, ReferenceMarket, session_factor
@@ -70,6 +70,7 @@ class BrokerFeedSimulator:
         with_depth: bool = True,
         instruments: list[str] | None = None,
         account_markup_pips: float = 0.0,
+        account: int = 0,
     ) -> None:
         if quotes_per_s <= 0:
             raise ValueError("quotes_per_s must be positive")
@@ -79,6 +80,10 @@ class BrokerFeedSimulator:
         # A feed of one of the broker's marked-up accounts: its published mark-up on top of the raw price
         # (0: the broker's tightest account, which the demo feeds carry; see simulator/world.ACCOUNT_MARKUPS).
         self.account_markup_pips = account_markup_pips
+        # The account type the quotes are stamped with (0: the broker's default account). One simulator per
+        # account of a broker with the same seed samples the same market, timing and noise: the accounts
+        # differ by their mark-up only, as a broker's accounts priced off one raw book do.
+        self.account = account
         self.seed = seed
         self.rate = quotes_per_s
         self.with_depth = with_depth
@@ -166,7 +171,9 @@ class BrokerFeedSimulator:
                 (round(ask + k * step, spec.digits), round(ask_size * (1 + k), 2)) for k in range(p.depth_levels)
             )
             depth = (bids, asks)
-        quote = Quote(p.slug, p.symbol(st.symbol), bid, ask, bid_size, ask_size, t, ts_recv, self.seq, depth)
+        quote = Quote(
+            p.slug, p.symbol(st.symbol), bid, ask, bid_size, ask_size, t, ts_recv, self.seq, depth, self.account
+        )
         if p.bad_quote_rate and self.rng.random() < p.bad_quote_rate:
             return self._malformed(quote)
         return quote
@@ -175,14 +182,10 @@ class BrokerFeedSimulator:
         """Feeds do send garbage; the validator has to reject and count it."""
         kind = self.rng.randrange(4)
         if kind == 0:
-            return Quote(q.broker, q.instrument, math.nan, q.ask, q.bid_size, q.ask_size, q.ts_broker, q.ts_recv, q.seq)
+            return replace(q, bid=math.nan, depth=None)
         if kind == 1:
-            return Quote(q.broker, q.instrument, q.ask, q.bid, q.bid_size, q.ask_size, q.ts_broker, q.ts_recv, q.seq)
+            return replace(q, bid=q.ask, ask=q.bid, depth=None)
         if kind == 2:
-            return Quote(
-                q.broker, "XYZ" + q.instrument, q.bid, q.ask, q.bid_size, q.ask_size, q.ts_broker, q.ts_recv, q.seq
-            )
+            return replace(q, instrument="XYZ" + q.instrument, depth=None)
         self.seq -= 1  # resend the previous sequence number
-        return Quote(
-            q.broker, q.instrument, q.bid, q.ask, q.bid_size, q.ask_size, q.ts_broker, q.ts_recv, max(self.seq, 0)
-        )
+        return replace(q, seq=max(self.seq, 0), depth=None)

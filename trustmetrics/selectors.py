@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
 from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
-from marketdata.selectors import feed_accounts, scoring_commission_per_lot
+from marketdata.selectors import feed_account_bars, feed_accounts, scoring_commission_per_lot
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
 from trustmetrics.scoring import (
@@ -69,9 +69,11 @@ def trust_daily_sums(
     # Only closed hours: the bar for the hour still running would change under us.
     hourly_end = min(end, as_of - timedelta(hours=1) + timedelta(microseconds=1))
     excursion = Greatest(Abs("dev_min"), Abs("dev_max"))
+    # One series per broker: its feed account's bars (the cost rule adds the scored account's difference).
+    own = feed_account_bars()
     hourly = (
         SpreadBar.objects.filter(
-            resolution=SpreadBar.Resolution.HOUR, start__gte=start, start__lt=hourly_end, count__gt=0
+            own, resolution=SpreadBar.Resolution.HOUR, start__gte=start, start__lt=hourly_end, count__gt=0
         )
         .annotate(day=TruncDate("start"), excursion=excursion)
         .values("broker_id", "instrument_id", "day")
@@ -106,7 +108,12 @@ def trust_daily_sums(
     # largest deviations (a few thousand rows a day) and judge them in the scoring core.
     measured = (
         SpreadBar.objects.filter(
-            resolution=SpreadBar.Resolution.HOUR, start__gte=start, start__lt=hourly_end, count__gt=0, dev_count__gt=0
+            own,
+            resolution=SpreadBar.Resolution.HOUR,
+            start__gte=start,
+            start__lt=hourly_end,
+            count__gt=0,
+            dev_count__gt=0,
         )
         .annotate(excursion=excursion)
         .values_list("broker_id", "instrument_id", "start", "excursion")
@@ -124,7 +131,11 @@ def trust_daily_sums(
         minute_end = min(end, as_of - timedelta(minutes=1) + timedelta(microseconds=1))
         news = (
             SpreadBar.objects.filter(
-                reduce(or_, windows), resolution=SpreadBar.Resolution.MINUTE, start__lt=minute_end, count__gt=0
+                own,
+                reduce(or_, windows),
+                resolution=SpreadBar.Resolution.MINUTE,
+                start__lt=minute_end,
+                count__gt=0,
             )
             .annotate(day=TruncDate("start"))
             .values("broker_id", "instrument_id", "day")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -166,3 +167,64 @@ def test_alpenbank_is_not_the_cheapest_at_three_dollars_for_a_retail_client_when
     chosen = costs.scoring_account(broker.account_types.all(), feed=feed)
     assert chosen is not None and chosen.name == "Private"  # Premium needs $50,000
     assert costs.scoring_commission_equivalent(chosen, feed=feed) == 5.0
+
+
+def _account_bars(days: float) -> dict[int, set[str]]:
+    """EURUSD hourly bars of each broker's other accounts on feeds of their own (measured, not derived): each a
+    spread of its own, so a page reading the wrong account's bars shows another figure. Returns broker id ->
+    the accounts measured so."""
+    from brokers.models import AccountType
+    from marketdata import costs
+
+    eurusd = Instrument.objects.get(symbol="EURUSD")
+    now = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    measured: dict[int, set[str]] = {}
+    bars = []
+    for broker in Broker.objects.order_by("pk").prefetch_related("account_types"):
+        accounts = list(broker.account_types.all())
+        default = costs.feed_account_default(accounts)
+        for k, account in enumerate(a for a in accounts if a != default):
+            measured.setdefault(broker.pk, set()).add(account.name)
+            for h in range(int(days * 24)):
+                mean = 0.00009 + (broker.pk % 5) * 0.00002 + k * 0.00004 + (h % 4) * 0.000005
+                bars.append(
+                    SpreadBar(broker=broker, instrument=eurusd, account=account, resolution="1h",
+                              start=now - timedelta(hours=h + 1), open=mean, high=mean, low=mean, close=mean,
+                              mean=mean, count=5 + h % 3, dev_min=0, dev_max=0, duration=3600.0 - (h % 2) * 900)
+                )  # fmt: skip
+    assert AccountType.objects.exists()
+    SpreadBar.objects.bulk_create(bars)
+    return measured
+
+
+def _profile_account_costs(body: str) -> dict[str, str]:
+    found = re.findall(r'data-figure="all-in-eurusd" data-account="([^"]*)">([^<]+)<', body)
+    return {account: f"{float(_money(v)):.2f}" for account, v in found}
+
+
+def test_every_account_shows_one_all_in_cost_on_every_page_whether_measured_on_its_own_feed_or_derived(client, demo):
+    _hour_bars(days=3)
+    measured = _account_bars(days=3)
+    assert sum(len(v) for v in measured.values()) >= 8  # most brokers price a second account apart
+    brokers = list(Broker.objects.order_by("name"))
+    in_directory = _directory_costs(client.get("/brokers/?include_suspended=on").content.decode())
+    cheapest_account = {}
+    for broker in brokers:
+        profile = client.get(f"/brokers/{broker.slug}/").content.decode()
+        data = client.get(f"/brokers/{broker.slug}/figures.json").json()
+        rows = {c["account"]: c for c in data["costs"] if c["instrument"] == "EURUSD"}
+        on_profile = _profile_account_costs(profile)
+        # Per account: the profile's figure is the JSON's, and the JSON says how the spread was found.
+        assert on_profile == {name: f"{c['all_in_usd']:.2f}" for name, c in rows.items()}
+        for name, c in rows.items():
+            assert c["spread_measured"] == (name in measured.get(broker.pk, set()) or name == data["feed_account"])
+            assert html.escape(c["spread_basis"]) in profile
+        cheapest = min(rows.values(), key=lambda c: c["all_in_usd"])
+        cheapest_account[broker.slug] = (cheapest["account"], f"{cheapest['all_in_usd']:.2f}")
+        assert in_directory[broker.slug] == cheapest_account[broker.slug][1]
+    for i in range(0, len(brokers), 4):
+        group = brokers[i : i + 4] if len(brokers[i : i + 4]) >= 2 else brokers[-2:]
+        body = client.get("/compare/?brokers=" + ",".join(b.slug for b in group)).content.decode()
+        assert _compare_row(body, "usd") == [cheapest_account[b.slug][1] for b in group]
+        for b in group:
+            assert f"{cheapest_account[b.slug][0]} account: spread $" in body

@@ -349,3 +349,29 @@ def test_the_api_prices_every_account_of_a_broker_with_its_commission_and_says_w
 def test_the_api_and_the_form_read_a_size_without_a_unit_as_lots(client, eurusd_book):
     body = client.get("/execution/api/?" + urlencode({"instrument": "EURUSD", "side": "buy", "size": "2"})).json()
     assert body["size"] == 200_000 and body["lots"] == 2
+
+
+@pytest.mark.accounts_as_seeded
+def test_an_account_the_broker_quotes_on_its_own_feed_is_priced_from_that_feed(client, demo):
+    from brokers.models import AccountType
+
+    try:
+        put_depth("northwind-markets", "EURUSD", [[1.1000, 5_000_000]], [[1.1001, 5_000_000]])
+        put_depth("kestrel-fx", "EURUSD", [[1.1000, 5_000_000]], [[1.1001, 5_000_000]])
+        standard = AccountType.objects.get(broker__slug="northwind-markets", name="Standard")
+        body = json.dumps({"bids": [[1.0999, 5_000_000]], "asks": [[1.1005, 5_000_000]], "ts": now_us()})
+        get_redis_connection("default").hset(
+            keys.account_depth_hash(), keys.account_field("northwind-markets", "EURUSD", standard.pk), body
+        )
+        got = {
+            (r["broker"], r["account"]): r
+            for r in api(client, instrument="EURUSD", side="buy", size="100000").json()["brokers"]
+        }
+        mine = got[("northwind-markets", "Standard")]
+        assert mine["priced_from"] == "account feed" and mine["average_price"] == pytest.approx(1.1005)
+        raw = got[("northwind-markets", "Raw")]
+        assert raw["priced_from"] == "feed account + mark-up" and raw["average_price"] == pytest.approx(1.1001)
+        # Kestrel quotes no account feed: its Standard account is its feed depth moved by the mark-up.
+        assert got[("kestrel-fx", "Standard")]["priced_from"] == "feed account + mark-up"
+    finally:
+        get_redis_connection("default").delete(keys.account_depth_hash())

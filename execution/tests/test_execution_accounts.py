@@ -102,3 +102,29 @@ def test_the_split_gives_each_broker_whole_lot_steps_and_nothing_below_the_minim
         assert abs(r.split_size / step - round(r.split_size / step)) < 1e-6, r.split_size
     assert result.split is not None and result.split.shortfall > 0
     assert any("lot step" in n for n in result.notes)
+
+
+def test_an_account_quoted_on_its_own_feed_is_priced_from_that_feed_and_does_not_move_the_consensus():
+    feed = ([[1.09999, 5e6]], [[1.10001, 5e6]])
+    # Northwind's Standard account on a feed of its own: wider than the mark-up would say, and off-centre.
+    own = calc.BrokerDepth(
+        broker="northwind",
+        name="Northwind",
+        raw=json.dumps({"bids": [[1.10000, 5e6]], "asks": [[1.10030, 5e6]], "ts": NOW}),
+        account="Standard",
+        own_feed=True,
+    )
+    result = estimate(
+        [
+            own,  # read first: it must still not stand for the broker in the consensus
+            depth("northwind", *feed, account="Raw", commission=6.0),
+            depth("kestrel", [[1.09998, 5e6]], [[1.10002, 5e6]], account="Raw", commission=7.0),
+        ]
+    )
+    rows = {(r.broker, r.account): r for r in result.brokers}
+    standard = rows[("northwind", "Standard")]
+    assert standard.cost is not None and standard.cost.average_price == pytest.approx(1.10030)
+    assert standard.as_dict()["priced_from"] == "account feed"
+    assert rows[("northwind", "Raw")].as_dict()["priced_from"] == "feed account + mark-up"
+    # The consensus is the brokers' feed-account mids (1.1 and 1.1), not the Standard feed's 1.10015.
+    assert result.consensus_mid == pytest.approx(1.1)

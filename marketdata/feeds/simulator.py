@@ -27,7 +27,9 @@ def _market(seed: int, symbol: str, events: list[CalendarEvent]) -> ReferenceMar
 
 class SimulatorFeed:
     """Params: quotes_per_s (per instrument), seed, tick_ms, heartbeat_s, with_depth, instruments, events
-    (list of CalendarEvent), outages (list of [start offset s, duration s] forced on top of the profile)."""
+    (list of CalendarEvent), outages (list of [start offset s, duration s] forced on top of the profile),
+    account (account type id the quotes belong to; 0: the broker's default account) and account_markup_pips
+    (pips that account adds to the default account's price)."""
 
     def __init__(self, broker: str, params: dict[str, Any]) -> None:
         if broker not in BROKER_PROFILES:
@@ -49,6 +51,8 @@ class SimulatorFeed:
             start_us=self.started,
             with_depth=bool(params.get("with_depth", True)),
             instruments=params.get("instruments"),
+            account_markup_pips=float(params.get("account_markup_pips", 0.0)),
+            account=int(params.get("account", 0)),
         )
         self.forced = [
             (self.started + int(a * 1e6), self.started + int((a + d) * 1e6)) for a, d in params.get("outages", [])

@@ -37,18 +37,21 @@ def _manage(env, *args, timeout=180):
     return done.stdout + done.stderr
 
 
-def _bars(db_path, resolution):
+def _bars(db_path, resolution, *, account_bars=False):
+    """Bars of the default accounts (or, with account_bars, of the accounts quoted on feeds of their own)."""
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute(
-            "SELECT b.slug, i.symbol, s.start, s.open, s.high, s.low, s.close, s.mean, s.count, s.dev_min, "
-            "s.dev_max, s.duration FROM marketdata_spreadbar s JOIN brokers_broker b ON b.id = s.broker_id "
-            "JOIN brokers_instrument i ON i.id = s.instrument_id WHERE s.resolution = ?",
-            [resolution],
+            "SELECT b.slug || ':' || coalesce(s.account_id, 0), i.symbol, s.start, s.open, s.high, s.low, s.close, "
+            "s.mean, s.count, s.dev_min, s.dev_max, s.duration FROM marketdata_spreadbar s "
+            "JOIN brokers_broker b ON b.id = s.broker_id JOIN brokers_instrument i ON i.id = s.instrument_id "
+            "WHERE s.resolution = ? AND (s.account_id IS NULL) = ?",
+            [resolution, not account_bars],
         ).fetchall()
     out = {}
     for slug, symbol, start, *values in rows:
         ts = datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp()
-        out[(slug, symbol, round(ts * 1_000_000))] = values
+        key = slug if account_bars else slug.rsplit(":", 1)[0]
+        out[(key, symbol, round(ts * 1_000_000))] = values
     return out
 
 
@@ -77,16 +80,17 @@ def test_a_backfill_and_an_aggregation_pass_write_bars_on_sqlite(tmp_path):
     out = _manage(env, "simulate", "--days", "0.25", "--quotes-per-minute", "0.5", "--no-progress")
     assert "Simulated 0.25 days" in out
 
-    minute, hourly, daily = _bars(db_path, "1m"), _bars(db_path, "1h"), _bars(db_path, "1d")
-    assert minute and hourly and daily
-    assert len({start for _, _, start in hourly}) == 6  # every hour of the window
-    assert sum(v[5] for v in hourly.values()) == sum(v[5] for v in daily.values()) > 0
-    # The SQLite roll-up of the 1-minute bars gives the same hourly bars as the Python definition.
-    hour_of_minutes = {}
-    for (b, i, start), v in minute.items():
-        hour_of_minutes.setdefault((b, i, start - start % HOUR_US), []).append(v[5])
-    for key, counts in hour_of_minutes.items():
-        assert hourly[key][5] == sum(counts), key
+    for account_bars in (False, True):  # the default accounts', and those of accounts on feeds of their own
+        minute, hourly, daily = (_bars(db_path, r, account_bars=account_bars) for r in ("1m", "1h", "1d"))
+        assert minute and hourly and daily
+        assert len({start for _, _, start in hourly}) == 6  # every hour of the window
+        assert sum(v[5] for v in hourly.values()) == sum(v[5] for v in daily.values()) > 0
+        # The SQLite roll-up of the 1-minute bars gives the same hourly bars as the Python definition.
+        hour_of_minutes = {}
+        for (b, i, start), v in minute.items():
+            hour_of_minutes.setdefault((b, i, start - start % HOUR_US), []).append(v[5])
+        for key, counts in hour_of_minutes.items():
+            assert hourly[key][5] == sum(counts), key
 
     # An aggregation pass over the tick stream, in the current hour (after the backfilled window).
     r = redis.Redis.from_url(settings.REDIS_URL)

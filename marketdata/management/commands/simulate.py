@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.ticks import now_us
 from marketdata.backfill import BackfillStats, backfill_window, history_backfill
-from marketdata.services import calendar_seed, feed_configs_ensure
+from marketdata.services import calendar_seed, feed_configs_ensure, feed_configs_ensure_accounts
 
 
 class Command(BaseCommand):
@@ -37,6 +37,7 @@ class Command(BaseCommand):
         today = datetime.now(tz=UTC).date()
         calendar_seed(start=today - timedelta(days=int(days) + 2), end=today + timedelta(days=60))
         feed_configs_ensure()
+        feed_configs_ensure_accounts()  # simulated brokers quote each account they price apart on its own feed
         began = time.monotonic()
         show = not options["no_progress"]
 
