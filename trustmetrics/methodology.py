@@ -88,9 +88,15 @@ class Methodology:
     # 2.0: critical failures cap the overall score below "Good" whatever the other components say
     critical_off_market_share: float = 1.0
     critical_cap: float = 100.0
+    # 2.1: the off-market cap is a ramp from 100 at this share down to critical_cap at critical_off_market_share
+    off_market_cap_from: float = 0.0
     # 2.0: licences checked against the regulator's register within this many days count fully
     licence_verified_days: int = 0
     unchecked_licence_factor: float = 1.0
+    # 2.1: published stability bound: overall points per unit share of extra data of the same kind (tested)
+    stability_points_per_extra_share: float = 200.0
+    # 2.1: after licence_verified_days a licence's share falls to unchecked_licence_factor over this many days
+    licence_decay_days: int = 0
     # 2.0: share of rejected (malformed) quotes, and quote density for confidence
     malformed_penalty: float = 0.0
     full_density_quotes_per_hour: float = 0.0
@@ -153,7 +159,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="2.0",
+    version="2.1",
     window=timedelta(days=7),
     components=(
         Component(
@@ -164,7 +170,8 @@ METHODOLOGY = Methodology(
             "Licences from strict regulators count most; suspended, revoked or unverified ones count little or nil.",
             "The strongest licence gives its tier's points times its status factor; each further licence adds a "
             "share of its own points, up to 100. No usable licence scores 0. A licence whose entry in the "
-            "regulator's public register was not checked in the last 90 days counts at half its points.",
+            "regulator's public register was not checked in the last 90 days counts less, down to half its points "
+            "90 days later; a licence never checked counts at half.",
         ),
         Component(
             "cost",
@@ -253,6 +260,14 @@ METHODOLOGY = Methodology(
             "reliability points; confidence also reflects quote density and consensus availability; every score "
             "shows a bootstrap uncertainty band over the window's days and a digest of its inputs.",
         ),
+        VersionNote(
+            "2.1",
+            "2026-11-30",
+            "The off-market cap is a ramp instead of a switch: 100 at no off-market hours, falling linearly to "
+            "64.9 (below Good) at 20 % and flat beyond, so a few more hours of data can no longer flip a score "
+            "by tens of points. Likewise a licence's register check no longer expires overnight: after 90 days "
+            "its points fall linearly to half over the next 90 days.",
+        ),
     ),
     tier_points={1: 85.0, 2: 55.0, 3: 25.0},
     licence_status_factor={"active": 1.0, "unverified": 0.3, "suspended": 0.0, "revoked": 0.0},
@@ -305,8 +320,10 @@ METHODOLOGY = Methodology(
     component_move_threshold=1.0,
     critical_off_market_share=0.2,
     critical_cap=64.9,
+    off_market_cap_from=0.0,
     licence_verified_days=90,
     unchecked_licence_factor=0.5,
+    licence_decay_days=90,
     malformed_penalty=200.0,
     full_density_quotes_per_hour=3.0,
     bootstrap_samples=24,

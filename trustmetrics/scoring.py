@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import random
-import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +33,30 @@ class ScoringInputError(ValueError):
 class LicenceInput:
     tier: int
     status: str
-    checked: bool = True  # checked against the regulator's public register recently (methodology 2.0)
+    # Days since the licence was last checked against the regulator's public register; None: never.
+    verified_days_ago: int | None = 0
+
+    @property
+    def checked(self) -> bool:
+        """Checked within the methodology's verification period (90 days)."""
+        return self.verified_days_ago is not None and self.verified_days_ago <= METHODOLOGY.licence_verified_days
+
+
+def licence_check_factor(lic: LicenceInput, methodology: Methodology = METHODOLOGY) -> float:
+    """Share of its points a licence counts with, by the age of its last register check.
+
+    Full within ``licence_verified_days``; then falling linearly to ``unchecked_licence_factor`` over the
+    next ``licence_decay_days`` (2.1: a ramp, so a check ageing by a day moves a score by a sliver, not by
+    half a licence); never checked: ``unchecked_licence_factor``.
+    """
+    age = lic.verified_days_ago
+    if age is None:
+        return methodology.unchecked_licence_factor
+    over = age - methodology.licence_verified_days
+    if over <= 0:
+        return 1.0
+    share = min(1.0, over / methodology.licence_decay_days) if methodology.licence_decay_days > 0 else 1.0
+    return 1.0 - (1.0 - methodology.unchecked_licence_factor) * share
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,19 @@ class InstrumentStats:
         return math.sqrt(variance) / mean if mean > 0 else 0.0
 
 
+_ADDITIVE = (
+    "hours",
+    "sum_mean",
+    "sum_mean_sq",
+    "quotes",
+    "dev_hours",
+    "sum_excursion",
+    "off_market_hours",
+    "news_minutes",
+    "news_sum_mean",
+)
+
+
 @dataclass(frozen=True)
 class FeedStats:
     observed_s: float
@@ -137,6 +172,8 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown regulator tier {lic.tier}")
         if lic.status not in methodology.licence_status_factor:
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown licence status {lic.status!r}")
+        if lic.verified_days_ago is not None and lic.verified_days_ago < 0:
+            raise ScoringInputError(f"broker {inputs.broker_id}: a licence checked in the future")
     if inputs.rejected_quotes < 0:
         raise ScoringInputError(f"broker {inputs.broker_id}: negative rejected quotes")
     if inputs.commission_per_lot < 0:
@@ -189,13 +226,24 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
     for symbol in sorted(by_symbol):
         per_broker = by_symbol[symbol]
         for broker_id, v in per_broker.items():
-            others = [w for b, w in per_broker.items() if b != broker_id]
-            if not others:
-                continue
-            median = statistics.median(others)
-            if median > 0:
+            median = _median_without(sorted(per_broker.values()), v)
+            if median is not None and median > 0:
                 out[broker_id][symbol] = v / median
     return out
+
+
+def _median_without(ordered: list[float], value: float) -> float | None:
+    """Median of ``ordered`` (sorted) with one occurrence of ``value`` left out; None when nothing is left."""
+    n = len(ordered) - 1
+    if n <= 0:
+        return None
+    i = bisect.bisect_left(ordered, value)
+
+    def at(k: int) -> float:
+        return ordered[k] if k < i else ordered[k + 1]
+
+    mid = n // 2
+    return at(mid) if n % 2 else (at(mid - 1) + at(mid)) / 2
 
 
 def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
@@ -203,7 +251,7 @@ def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology
         (
             methodology.tier_points[lic.tier]
             * methodology.licence_status_factor[lic.status]
-            * (1.0 if lic.checked else methodology.unchecked_licence_factor)
+            * licence_check_factor(lic, methodology)
             for lic in licences
         ),
         reverse=True,
@@ -284,13 +332,16 @@ def _effective_cost(stats: InstrumentStats, commission_per_lot: float, methodolo
     return cost
 
 
-def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY) -> list[ScoreResult]:
+def score_all(
+    brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY, *, check: bool = True
+) -> list[ScoreResult]:
     """Score every broker against the others. The same inputs always give the same results."""
     brokers = sorted(brokers, key=lambda b: b.broker_id)
     if len({b.broker_id for b in brokers}) != len(brokers):
         raise ScoringInputError("each broker may appear only once")
-    for b in brokers:
-        validate(b, methodology)
+    if check:
+        for b in brokers:
+            validate(b, methodology)
 
     measured = {b.broker_id: {s.symbol: s for s in b.instruments if s.hours > 0} for b in brokers}
     expected: dict[str, int] = {}
@@ -404,8 +455,8 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             components[comp.key] = round(_clamp(value), 2)
         overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
         critical = critical_failures(off_share=off_share, licences=b.licences, methodology=methodology)
-        if critical:
-            overall = min(overall, methodology.critical_cap)
+        cap = score_cap(off_share=off_share, licences=b.licences, methodology=methodology)
+        overall = min(overall, cap)
         per_instrument = {
             sym: {
                 "spread_pips": round(s.mean_spread / s.pip_size, 4),
@@ -458,6 +509,7 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "malformed_share": round(malformed, 6),
                     "rejected_quotes": b.rejected_quotes,
                     "critical": critical,
+                    "cap": round(cap, 2),
                     "per_instrument": per_instrument,
                 },
             )
@@ -465,10 +517,39 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
     return results
 
 
+def off_market_cap(off_share: float, methodology: Methodology = METHODOLOGY) -> float:
+    """The highest overall score a broker off-market in ``off_share`` of its measured hours can get.
+
+    A continuous ramp, not a cliff: 100 up to ``off_market_cap_from``, falling linearly to ``critical_cap``
+    (below "Good") at ``critical_off_market_share`` and flat beyond. A switch at the threshold would let
+    one more off-market hour move a score by tens of points; on the ramp a share that moves by d moves
+    the cap by at most d times the ramp's slope (see ``off_market_cap_slope``).
+    """
+    start, heavy = methodology.off_market_cap_from, methodology.critical_off_market_share
+    if heavy >= 1.0:
+        return 100.0
+    share = min(1.0, max(0.0, (off_share - start) / (heavy - start)))
+    return 100.0 - (100.0 - methodology.critical_cap) * share
+
+
+def off_market_cap_slope(methodology: Methodology = METHODOLOGY) -> float:
+    """Cap points lost per unit of off-market share on the ramp (published with the rule)."""
+    span = methodology.critical_off_market_share - methodology.off_market_cap_from
+    return (100.0 - methodology.critical_cap) / span if span > 0 else 0.0
+
+
+def score_cap(*, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
+    """The overall score's ceiling: the off-market ramp, and ``critical_cap`` for a suspended or revoked licence."""
+    cap = off_market_cap(off_share, methodology)
+    if any(lic.status in ("suspended", "revoked") for lic in licences):
+        cap = min(cap, methodology.critical_cap)
+    return cap
+
+
 def critical_failures(
     *, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY
 ) -> list[str]:
-    """The published critical failures: any one caps the overall score below "Good"."""
+    """The published critical failures: any one caps the overall score below "Good" (see score_cap)."""
     out = []
     if off_share >= methodology.critical_off_market_share:
         out.append(f"off-market in {off_share:.0%} of measured hours")
@@ -584,22 +665,31 @@ def bootstrap_bands(
         return {}
     rng = random.Random(seed)
     overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
+    # Each day's additive sums as plain tuples: a sample is then one weighted sum per instrument (how often
+    # each day was drawn times that day's sums), not a chain of dataclass additions.
+    per_day_fields: dict[tuple[int, str], list[tuple[int, tuple[float, ...]]]] = {}
+    for key, per_day in daily.items():
+        per_day_fields[key] = [
+            (i, tuple(getattr(st, f) for f in _ADDITIVE)) for i, st in enumerate(per_day) if st is not None
+        ]
     for _ in range(samples):
-        picks = [rng.randrange(days) for _ in range(days)]
+        drawn = [0] * days
+        for _ in range(days):
+            drawn[rng.randrange(days)] += 1
         resampled = []
         for b in brokers:
             instruments = []
             for s in b.instruments:
-                per_day = daily.get((b.broker_id, s.symbol))
-                total = InstrumentStats(symbol=s.symbol, asset_class=s.asset_class, pip_size=s.pip_size)
-                if per_day:
-                    for i in picks:
-                        day_stats = per_day[i]
-                        if day_stats is not None:
-                            total = total + day_stats
-                instruments.append(total)
+                totals: list[float] = [0] * len(_ADDITIVE)
+                for i, values in per_day_fields.get((b.broker_id, s.symbol), ()):
+                    n = drawn[i]
+                    if n:
+                        for k, v in enumerate(values):
+                            totals[k] += n * v
+                instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))  # type: ignore[arg-type]
             resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
-        for r in score_all(resampled, methodology):
+        # The day sums were validated with the window's inputs; resampling them cannot make them impossible.
+        for r in score_all(resampled, methodology, check=False):
             overall[r.broker_id].append(r.overall)
     lo_q, hi_q = methodology.band_percentiles
     return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}

@@ -178,7 +178,7 @@ def test_licences_link_to_the_register_show_the_check_date_and_flag_old_checks(c
     html = client.get(reverse("brokers:profile", kwargs={"slug": lic.broker.slug})).content.decode()
     assert lic.register_url().startswith("https://register.fca.org.uk/s/search?q=")
     assert f'href="{lic.register_url()}"' in html
-    assert "over 90 days: counts at half" in html
+    assert "over 90 days: counts less" in html
 
 
 @pytest.mark.django_db
