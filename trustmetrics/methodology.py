@@ -93,6 +93,14 @@ class Methodology:
     # 2.0: licences checked against the regulator's register within this many days count fully
     licence_verified_days: int = 0
     unchecked_licence_factor: float = 1.0
+    # 2.1: frozen feeds, outages in news windows, execution quality (latency, depth) inside reliability
+    frozen_penalty: float = 0.0
+    news_outage_penalty: float = 0.0
+    latency_band: Band = Band(good=0.5, bad=4.0)
+    execution_share: float = 0.0
+    frozen_min_s: float = 30.0
+    # 2.1: off-market at releases: this part of the release-hour share counts when larger than the weekly share
+    news_off_market_weight: float = 0.0
     # 2.1: published stability bound: overall points per unit share of extra data of the same kind (tested)
     stability_points_per_extra_share: float = 200.0
     # 2.1: after licence_verified_days a licence's share falls to unchecked_licence_factor over this many days
@@ -204,20 +212,27 @@ METHODOLOGY = Methodology(
             True,
             "How far the broker's mid strays from the consensus of the other brokers; off-market quotes cost most.",
             "Per hour in which a consensus was measured: the largest deviation of the broker's mid from the "
-            "consensus (median) mid of the other brokers. Its mean is compared with the other brokers. An hour is "
+            "consensus (median) mid of the other brokers, divided by sqrt(2 ln n) for the n quotes compared that "
+            "hour (what noise alone reaches at that rate), so the measure does not depend on how often quotes "
+            "were recorded. Its mean is compared with the other brokers. An hour is "
             "off-market when that deviation is more than a factor times the median of the other brokers' largest "
             "deviations in the same hour; the share of off-market hours beyond a small allowance takes points away "
-            "on top.",
+            "on top. That share is the larger of the share over all measured hours and half the share over the "
+            "hours holding a high-impact release, so quoting off-market only at releases does not hide.",
         ),
         Component(
             "reliability",
             "Reliability",
             0.10,
             True,
-            "Feed uptime, stale periods, disconnects and gaps in the recorded prices.",
-            "100 minus penalties: per share of time the feed was down or stale, per disconnect a day, per share "
-            "of hours with no prices where the other brokers had some, and per share of quotes rejected as "
-            "malformed (crossed, stale, out of sequence).",
+            "Feed uptime, frozen and stale prices, outages at releases, gaps, malformed quotes, latency and depth.",
+            "100 minus penalties: per share of time the feed was down or stale, per share of time its price stood "
+            "still for 30 s or more while the other brokers' consensus moved (frozen), per share of high-impact "
+            "news-window time it was down, stale or frozen (on top: an outage at a release counts twice), per "
+            "disconnect a day, per share of hours with no prices where the other brokers had some, and per share "
+            "of quotes rejected as malformed (crossed, stale, out of sequence). Where execution was recorded, "
+            "40 % of the component is execution quality: median latency from the broker's timestamp to receipt "
+            "against the other brokers, and the share of books with at least 1, 5 and 10 lots.",
         ),
         Component(
             "transparency",
@@ -266,7 +281,10 @@ METHODOLOGY = Methodology(
             "The off-market cap is a ramp instead of a switch: 100 at no off-market hours, falling linearly to "
             "64.9 (below Good) at 20 % and flat beyond, so a few more hours of data can no longer flip a score "
             "by tens of points. Likewise a licence's register check no longer expires overnight: after 90 days "
-            "its points fall linearly to half over the next 90 days.",
+            "its points fall linearly to half over the next 90 days. Price integrity divides each hour's largest "
+            "deviation by what noise reaches at that hour's quote count (independent of the recording rate). "
+            "Reliability counts frozen prices, outages in high-impact news windows, and execution quality "
+            "(latency, depth at 1, 5 and 10 lots) where recorded.",
         ),
     ),
     tier_points={1: 85.0, 2: 55.0, 3: 25.0},
@@ -325,6 +343,12 @@ METHODOLOGY = Methodology(
     unchecked_licence_factor=0.5,
     licence_decay_days=90,
     malformed_penalty=200.0,
+    frozen_penalty=300.0,
+    news_outage_penalty=60.0,
+    latency_band=Band(good=0.5, bad=4.0),
+    execution_share=0.4,
+    frozen_min_s=30.0,
+    news_off_market_weight=0.5,
     full_density_quotes_per_hour=3.0,
     bootstrap_samples=24,
     band_percentiles=(5.0, 95.0),

@@ -90,6 +90,8 @@ class InstrumentStats:
     off_market_hours: int = 0  # of those hours, the ones judged off-market (see off_market_hours())
     news_minutes: int = 0  # 1-minute bars inside high-impact news windows for this instrument's currencies
     news_sum_mean: float = 0.0
+    news_hours: int = 0  # measured hours holding a high-impact release that moves this instrument
+    news_off_market_hours: int = 0  # of those, the ones judged off-market
 
     def __add__(self, other: InstrumentStats) -> InstrumentStats:
         if other.symbol != self.symbol:
@@ -107,6 +109,8 @@ class InstrumentStats:
             off_market_hours=self.off_market_hours + other.off_market_hours,
             news_minutes=self.news_minutes + other.news_minutes,
             news_sum_mean=self.news_sum_mean + other.news_sum_mean,
+            news_hours=self.news_hours + other.news_hours,
+            news_off_market_hours=self.news_off_market_hours + other.news_off_market_hours,
         )
 
     @property
@@ -131,6 +135,8 @@ _ADDITIVE = (
     "off_market_hours",
     "news_minutes",
     "news_sum_mean",
+    "news_hours",
+    "news_off_market_hours",
 )
 
 
@@ -141,6 +147,54 @@ class FeedStats:
     stale_s: float
     down_s: float
     disconnects: int
+    frozen_s: float = 0.0  # seconds the price stood still while the consensus moved (see frozen_seconds)
+    news_s: float = 0.0  # observed seconds inside high-impact news windows
+    news_out_s: float = 0.0  # of those, seconds down, stale or frozen
+
+
+@dataclass(frozen=True)
+class ExecutionStats:
+    """What a trader's order meets: delay from the broker's timestamp to our receipt, and book depth."""
+
+    latency_ms: float  # median delay from broker timestamp to receipt
+    depth_1: float  # share of sampled books with at least 1 lot on the touch side's levels
+    depth_5: float
+    depth_10: float
+
+
+def normalised_excursion(excursion: float, quotes: int) -> float:
+    """An hour's largest deviation from the consensus, divided by what noise alone gives at that quote count.
+
+    The largest of n draws of the same noise grows like sqrt(2 ln n): a feed recorded ten times as often
+    shows larger extremes with the same prices. Dividing by that makes price integrity independent of how
+    often quotes were recorded (the same formula runs in SQL in trustmetrics.selectors).
+    """
+    return excursion / math.sqrt(2.0 * math.log(max(quotes, 2)))
+
+
+def frozen_seconds(
+    samples: Sequence[tuple[float, float, float]], *, min_s: float, move: float
+) -> list[tuple[float, float]]:
+    """Spans (start, end) in which the broker's mid stood still for ``min_s`` or longer while the consensus moved.
+
+    ``samples`` are (time in seconds, broker mid, consensus mid of the others) in time order. A repeated
+    quote is not a fault when the market is still; it is when the consensus moved by ``move`` or more
+    during the run: the feed is frozen, and anyone trading on it trades on an old price.
+    """
+    out: list[tuple[float, float]] = []
+    i = 0
+    n = len(samples)
+    while i < n:
+        j = i
+        lo = hi = samples[i][2]
+        while j + 1 < n and samples[j + 1][1] == samples[i][1]:
+            j += 1
+            lo, hi = min(lo, samples[j][2]), max(hi, samples[j][2])
+        start, end = samples[i][0], samples[j][0]
+        if end - start >= min_s and hi - lo >= move:
+            out.append((start, end))
+        i = j + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -153,6 +207,7 @@ class BrokerInputs:
     instruments: tuple[InstrumentStats, ...] = ()
     feed: FeedStats | None = None
     rejected_quotes: int = 0  # quotes the validator rejected as malformed in the window
+    execution: ExecutionStats | None = None  # latency and depth, when recorded
 
 
 @dataclass(frozen=True)
@@ -184,13 +239,25 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(f"broker {inputs.broker_id}: impossible statistics for {s.symbol}")
         if s.dev_hours > s.hours:
             raise ScoringInputError(f"broker {inputs.broker_id}: more measured hours than hours for {s.symbol}")
+        if s.news_off_market_hours > s.news_hours or s.news_hours > s.dev_hours or s.news_off_market_hours < 0:
+            raise ScoringInputError(f"broker {inputs.broker_id}: impossible release-hour counts for {s.symbol}")
         if s.off_market_hours > s.dev_hours:
             raise ScoringInputError(
                 f"broker {inputs.broker_id}: more off-market hours than measured hours for {s.symbol}"
             )
     feed = inputs.feed
-    if feed is not None and (min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects) < 0):
+    if feed is not None and (
+        min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects, feed.frozen_s, feed.news_s) < 0
+        or feed.news_out_s < 0
+    ):
         raise ScoringInputError(f"broker {inputs.broker_id}: negative feed durations")
+    ex = inputs.execution
+    if ex is not None and (
+        not math.isfinite(ex.latency_ms)
+        or ex.latency_ms < 0
+        or not all(0.0 <= d <= 1.0 for d in (ex.depth_1, ex.depth_5, ex.depth_10))
+    ):
+        raise ScoringInputError(f"broker {inputs.broker_id}: impossible execution statistics")
 
 
 def band_points(ratio: float, band: Band) -> float:
@@ -379,6 +446,13 @@ def score_all(
         }
     )
 
+    latencies = {b.broker_id: b.execution.latency_ms for b in brokers if b.execution is not None}
+    latency_ratio = {
+        broker_id: ratios["latency"]
+        for broker_id, ratios in _peer_ratios({k: {"latency": max(v, 0.001)} for k, v in latencies.items()}).items()
+        if "latency" in ratios
+    }
+
     results = []
     for b in brokers:
         m = measured[b.broker_id]
@@ -411,6 +485,11 @@ def score_all(
         hours = sum(s.hours for s in m.values())
         dev_hours = sum(s.dev_hours for s in m.values())
         off_share = sum(s.off_market_hours for s in m.values()) / dev_hours if dev_hours else 0.0
+        news_hours = sum(s.news_hours for s in m.values())
+        news_off_share = sum(s.news_off_market_hours for s in m.values()) / news_hours if news_hours else 0.0
+        # Off-market only at releases hides in the weekly share (a release is an hour in forty): the share
+        # that costs points and caps the score is the larger of the weekly one and a part of the release one.
+        judged_share = max(off_share, methodology.news_off_market_weight * news_off_share)
 
         raw: dict[str, float | None] = {}
         raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
@@ -427,7 +506,7 @@ def score_all(
         else:
             raw["stability"] = vol_points
         if exc_ratio is not None:
-            penalty = off_market_penalty(off_share, methodology)
+            penalty = off_market_penalty(judged_share, methodology)
             raw["price_integrity"] = band_points(exc_ratio, methodology.excursion_band) * (1 - penalty)
         else:
             raw["price_integrity"] = None
@@ -438,9 +517,19 @@ def score_all(
             reliability -= feed.down_s / feed.observed_s * methodology.down_penalty
             reliability -= feed.stale_s / feed.observed_s * methodology.stale_penalty
             reliability -= feed.disconnects / max(days, 1.0) * methodology.disconnect_penalty
+        if feed is not None and feed.observed_s > 0 and reliability is not None:
+            # Frozen prices are as bad as none; being out while the news hits counts again, heavily.
+            reliability -= feed.frozen_s / feed.observed_s * methodology.frozen_penalty
+            if feed.news_s > 0:
+                reliability -= min(1.0, feed.news_out_s / feed.news_s) * methodology.news_outage_penalty
         malformed = b.rejected_quotes / (b.rejected_quotes + quotes_measured) if b.rejected_quotes else 0.0
         if reliability is not None:
             reliability -= malformed * methodology.malformed_penalty
+        execution = execution_points(b.execution, latency_ratio.get(b.broker_id), methodology)
+        if reliability is not None and execution is not None:
+            reliability = (1 - methodology.execution_share) * _clamp(reliability) + (
+                methodology.execution_share * execution
+            )
         raw["reliability"] = _clamp(reliability) if reliability is not None else None
         raw["regulation"] = regulation_points(b.licences, methodology)
         raw["transparency"] = transparency_points(b.profile, b.as_of_year, methodology)
@@ -454,8 +543,8 @@ def score_all(
             assert value is not None
             components[comp.key] = round(_clamp(value), 2)
         overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
-        critical = critical_failures(off_share=off_share, licences=b.licences, methodology=methodology)
-        cap = score_cap(off_share=off_share, licences=b.licences, methodology=methodology)
+        critical = critical_failures(off_share=judged_share, licences=b.licences, methodology=methodology)
+        cap = score_cap(off_share=judged_share, licences=b.licences, methodology=methodology)
         overall = min(overall, cap)
         per_instrument = {
             sym: {
@@ -474,6 +563,8 @@ def score_all(
                 "uptime": round(feed.up_s / feed.observed_s, 4) if feed.observed_s else None,
                 "stale_share": round(feed.stale_s / feed.observed_s, 4) if feed.observed_s else None,
                 "disconnects": feed.disconnects,
+                "frozen_share": round(feed.frozen_s / feed.observed_s, 4) if feed.observed_s else None,
+                "news_out_share": round(feed.news_out_s / feed.news_s, 4) if feed.news_s else None,
             }
             if feed
             else None
@@ -498,6 +589,7 @@ def score_all(
                     "volatility_ratio": _round(vol_ratio),
                     "excursion_ratio": _round(exc_ratio),
                     "off_market_share": round(off_share, 4),
+                    "release_off_market_share": round(news_off_share, 4),
                     "commission_per_lot": b.commission_per_lot,
                     "licences": [
                         f"T{lic.tier}:{lic.status}{'' if lic.checked else ':unchecked'}" for lic in b.licences
@@ -507,6 +599,8 @@ def score_all(
                     "quote_density": round(density, 4),
                     "consensus_share": round(consensus, 4),
                     "malformed_share": round(malformed, 6),
+                    "execution": _round(execution),
+                    "latency_ratio": _round(latency_ratio.get(b.broker_id)),
                     "rejected_quotes": b.rejected_quotes,
                     "critical": critical,
                     "cap": round(cap, 2),
@@ -515,6 +609,19 @@ def score_all(
             )
         )
     return results
+
+
+def execution_points(
+    execution: ExecutionStats | None, latency_ratio: float | None, methodology: Methodology = METHODOLOGY
+) -> float | None:
+    """0-100 for execution quality: latency against the other brokers' median, and depth at 1, 5 and 10 lots."""
+    if execution is None:
+        return None
+    depth = 100.0 * (execution.depth_1 + execution.depth_5 + execution.depth_10) / 3
+    if latency_ratio is None:
+        return _clamp(depth)
+    latency = band_points(latency_ratio, methodology.latency_band)
+    return _clamp(0.5 * latency + 0.5 * depth)
 
 
 def off_market_cap(off_share: float, methodology: Methodology = METHODOLOGY) -> float:

@@ -15,8 +15,8 @@ from operator import or_
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
-from django.db.models.functions import Abs, Cast, Extract, Greatest, TruncDate
+from django.db.models import BigIntegerField, Count, F, FloatField, Max, OuterRef, Prefetch, Q, Subquery, Sum, Value
+from django.db.models.functions import Abs, Cast, Extract, Greatest, Ln, Sqrt, TruncDate
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
@@ -69,7 +69,10 @@ def trust_daily_sums(
     wanted = set(days)
     # Only closed hours: the bar for the hour still running would change under us.
     hourly_end = min(end, as_of - timedelta(hours=1) + timedelta(microseconds=1))
-    excursion = Greatest(Abs("dev_min"), Abs("dev_max"))
+    # The hour's largest deviation over what noise alone reaches at its quote count: scoring.normalised_excursion.
+    excursion = Greatest(Abs("dev_min"), Abs("dev_max")) / Sqrt(
+        Value(2.0) * Ln(Greatest(Cast("dev_count", FloatField()), Value(2.0)))
+    )
     hourly = (
         SpreadBar.objects.filter(
             resolution=SpreadBar.Resolution.HOUR, start__gte=start, start__lt=hourly_end, count__gt=0
@@ -387,3 +390,34 @@ def trust_daily_history(*, broker_id: int, days: int = 90, now: datetime | None 
     qs = TrustScore.objects.filter(broker_id=broker_id, computed_at__gte=since)
     last_per_day = qs.annotate(day=TruncDate("computed_at")).values("day").annotate(last=Max("computed_at")).order_by()
     return list(qs.filter(computed_at__in=[r["last"] for r in last_per_day]).order_by("computed_at"))
+
+
+VALIDATION_HELD_OUT_SEEDS = range(100, 120)
+
+
+def trust_validation_summary(*, methodology: Methodology = METHODOLOGY) -> dict[str, Any]:
+    """The methodology page's validation figures: each scenario's Spearman, and held-out random markets.
+
+    Deterministic for a methodology version, so computed once per version and cached with the time it was
+    computed (the page shows that time).
+    """
+    from django.core.cache import cache
+
+    from trustmetrics.validation import random_scenario, scenario_run, validation_run
+
+    key = f"trust-validation:{methodology.version}"
+    summary: dict[str, Any] | None = cache.get(key)
+    if summary is None:
+        held_out = [scenario_run(random_scenario(seed), methodology).spearman for seed in VALIDATION_HELD_OUT_SEEDS]
+        ordered = sorted(held_out)
+        summary = {
+            "as_of": timezone.now(),
+            "version": methodology.version,
+            "scenarios": validation_run(methodology),
+            "held_out_count": len(held_out),
+            "held_out_median": ordered[len(ordered) // 2],
+            "held_out_min": ordered[0],
+            "held_out_passing": sum(r >= 0.9 for r in held_out),
+        }
+        cache.set(key, summary, timeout=24 * 3600)
+    return summary

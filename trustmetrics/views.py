@@ -8,6 +8,7 @@ from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
 from trustmetrics.scoring import off_market_cap_slope
+from trustmetrics.selectors import trust_validation_summary
 
 
 @regenerated_page()
@@ -40,6 +41,7 @@ def methodology(request: HttpRequest) -> HttpResponse:
             "cap_slope": off_market_cap_slope(m),
             "cap_per_hour": off_market_cap_slope(m) / (m.window.days * 24 * 4),
             "stability_bound": m.stability_points_per_extra_share,
+            "validation": trust_validation_summary(methodology=m),
         },
     )
     tag_response(response, cachetags.ALL, cachetags.METHODOLOGY)

@@ -482,3 +482,86 @@ def test_a_little_more_data_of_the_same_kind_never_moves_a_score_by_more_than_th
             assert move <= POINTS_PER_SHARE_OF_EXTRA_DATA * share + 0.02, (broker_id, share, move)
 
     check()
+
+
+# Frozen feeds, outages at releases, execution quality, rate-independent price integrity (2.1)
+
+
+def test_a_price_standing_still_while_the_consensus_moves_is_frozen_but_a_quiet_market_is_not():
+    from trustmetrics.scoring import frozen_seconds
+
+    moving = [(float(t), 1.1000, 1.1000 + 0.00001 * t) for t in range(0, 61)]  # the others move 6 pips
+    quiet = [(float(t), 1.1000, 1.1000) for t in range(0, 61)]  # nobody moves: a repeated quote is fine
+    short = [(float(t), 1.1000, 1.1000 + 0.00001 * t) for t in range(0, 20)]  # a 19 s pause is not frozen
+    assert frozen_seconds(moving, min_s=30, move=0.0002) == [(0.0, 60.0)]
+    assert frozen_seconds(quiet, min_s=30, move=0.0002) == []
+    assert frozen_seconds(short, min_s=30, move=0.0002) == []
+    ticking = [(float(t), 1.1000 + 0.00001 * t, 1.1000 + 0.00001 * t) for t in range(0, 61)]
+    assert frozen_seconds(ticking, min_s=30, move=0.0002) == []
+
+
+def _feed(day, **kw):
+    return FeedStats(observed_s=7 * day, up_s=7 * day, stale_s=0, down_s=0, disconnects=0, **kw)
+
+
+def test_frozen_prices_cost_reliability_points():
+    day = 86400.0
+    brokers = [broker(i, feed=_feed(day)) for i in range(1, 6)] + [broker(9, feed=_feed(day, frozen_s=0.05 * 7 * day))]
+    results = by_id(score_all(brokers))
+    assert results[9].inputs["feed"]["frozen_share"] == pytest.approx(0.05)
+    assert results[9].components["reliability"] < results[1].components["reliability"] - 10
+
+
+def test_an_outage_at_a_release_costs_more_than_the_same_outage_in_a_quiet_hour():
+    day = 86400.0
+    quiet = FeedStats(observed_s=7 * day, up_s=7 * day - 1200, stale_s=0, down_s=1200, disconnects=1, news_s=3600)
+    at_news = dataclasses.replace(quiet, news_out_s=1200)
+    brokers = [broker(i, feed=_feed(day, news_s=3600)) for i in range(1, 5)]
+    results = by_id(score_all([*brokers, broker(8, feed=quiet), broker(9, feed=at_news)]))
+    assert results[9].components["reliability"] < results[8].components["reliability"] - 10
+
+
+def test_slow_and_shallow_execution_costs_reliability_points():
+    from trustmetrics.scoring import ExecutionStats
+
+    fast = ExecutionStats(latency_ms=40, depth_1=1.0, depth_5=1.0, depth_10=0.9)
+    slow = ExecutionStats(latency_ms=400, depth_1=0.8, depth_5=0.1, depth_10=0.0)
+    brokers = [dataclasses.replace(broker(i), execution=fast) for i in range(1, 6)]
+    results = by_id(score_all([*brokers, dataclasses.replace(broker(9), execution=slow)]))
+    assert results[9].inputs["latency_ratio"] == pytest.approx(10.0)
+    assert results[9].components["reliability"] < results[1].components["reliability"] - 20
+    with pytest.raises(ScoringInputError, match="impossible execution statistics"):
+        score_all([dataclasses.replace(broker(1), execution=ExecutionStats(-1, 1, 1, 1))])
+
+
+def _integrity_at_rates(rate_of_9: int, *, normalise: bool) -> float:
+    """Price integrity of broker 9 when only its recording rate differs: every broker's mid strays from the
+    consensus by the same Gaussian noise; an hour's excursion is the largest of its n quotes' deviations."""
+    import random
+
+    from trustmetrics.scoring import normalised_excursion
+
+    rng = random.Random(5)
+    sigma = {1: 1.0, 2: 1.1, 3: 0.9, 4: 1.2, 5: 1.0, 9: 1.0}
+    brokers = []
+    for broker_id, s in sigma.items():
+        n = rate_of_9 if broker_id == 9 else 600
+        instruments = []
+        for symbol, asset, pip in SYMBOLS:
+            total = 0.0
+            for _ in range(48):
+                excursion = max(abs(rng.gauss(0, s * pip * 0.3)) for _ in range(n))
+                total += normalised_excursion(excursion, n) if normalise else excursion
+            base = stats(symbol, asset, pip, hours=48)
+            instruments.append(dataclasses.replace(base, sum_excursion=total, quotes=48 * n))
+        brokers.append(dataclasses.replace(broker(broker_id), instruments=tuple(instruments)))
+    return by_id(score_all(brokers))[9].components["price_integrity"]
+
+
+def test_price_integrity_does_not_depend_on_how_often_quotes_were_recorded():
+    rates = (60, 600, 3600)
+    normalised = [_integrity_at_rates(r, normalise=True) for r in rates]
+    assert max(normalised) - min(normalised) <= 5, normalised
+    # The raw largest deviation would punish the broker recorded most often.
+    raw = [_integrity_at_rates(r, normalise=False) for r in rates]
+    assert max(raw) - min(raw) > 10, raw

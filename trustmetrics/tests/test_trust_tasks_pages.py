@@ -146,6 +146,21 @@ def test_the_methodology_page_is_generated_from_the_methodology_object(client):
 
 
 @pytest.mark.django_db
+def test_the_methodology_page_shows_each_validation_scenario_with_its_rank_correlation_and_time(client):
+    from trustmetrics.selectors import trust_validation_summary
+
+    html = client.get("/methodology/").content.decode()
+    summary = trust_validation_summary()
+    assert 'id="validation-heading"' in html
+    assert len(summary["scenarios"]) >= 4
+    for r in summary["scenarios"]:
+        assert f'<th scope="row">{escape(r.title)}</th><td>{r.period}</td>' in html
+        assert f"<td>{r.spearman:.3f}</td>" in html
+    assert f'datetime="{summary["as_of"].isoformat()}"' in html
+    assert f"the median rank correlation is {summary['held_out_median']:.3f}" in html
+
+
+@pytest.mark.django_db
 def test_the_methodology_page_shows_labels_not_keys_and_only_tracked_instruments(client):
     demo_seed()
     html = client.get("/methodology/").content.decode()
