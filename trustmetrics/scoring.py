@@ -400,7 +400,7 @@ def _effective_cost(stats: InstrumentStats, commission_per_lot: float, methodolo
 
 
 def score_all(
-    brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY, *, check: bool = True
+    brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY, *, check: bool = True, detail: bool = True
 ) -> list[ScoreResult]:
     """Score every broker against the others. The same inputs always give the same results."""
     brokers = sorted(brokers, key=lambda b: b.broker_id)
@@ -546,6 +546,17 @@ def score_all(
         critical = critical_failures(off_share=judged_share, licences=b.licences, methodology=methodology)
         cap = score_cap(off_share=judged_share, licences=b.licences, methodology=methodology)
         overall = min(overall, cap)
+        if not detail:  # the bootstrap's resamples need the score only, not the summary of its inputs
+            results.append(
+                ScoreResult(
+                    broker_id=b.broker_id,
+                    overall=overall,
+                    label=methodology.label_for(overall, confidence),
+                    confidence=confidence,
+                    components=components,
+                )
+            )
+            continue
         per_instrument = {
             sym: {
                 "spread_pips": round(s.mean_spread / s.pip_size, 4),
@@ -744,11 +755,18 @@ def feed_stats(*, changes: Sequence[tuple[float, str]], start: float, end: float
     )
 
 
+def _plain(value: Any) -> Any:
+    """What dataclasses.asdict gives for the scoring inputs (dataclasses, tuples, scalars), without its deep copies."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def inputs_digest(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> str:
     """SHA-256 of the exact inputs and the methodology version: the same digest means the same score."""
-    payload = json.dumps(
-        {"methodology": methodology.version, "inputs": dataclasses.asdict(inputs)}, sort_keys=True, default=str
-    )
+    payload = json.dumps({"methodology": methodology.version, "inputs": _plain(inputs)}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -796,7 +814,7 @@ def bootstrap_bands(
                 instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))  # type: ignore[arg-type]
             resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
         # The day sums were validated with the window's inputs; resampling them cannot make them impossible.
-        for r in score_all(resampled, methodology, check=False):
+        for r in score_all(resampled, methodology, check=False, detail=False):
             overall[r.broker_id].append(r.overall)
     lo_q, hi_q = methodology.band_percentiles
     return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}

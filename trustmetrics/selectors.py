@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 from operator import or_
@@ -104,6 +105,8 @@ def trust_daily_sums(
             "off_market_hours": 0,
             "news_minutes": 0,
             "news_sum_mean": 0.0,
+            "news_hours": 0,
+            "news_off_market_hours": 0,
         }
 
     # Off-market hours compare each broker with the others in the same hour: read the measured hours'
@@ -126,11 +129,20 @@ def trust_daily_sums(
                 "broker_id", "instrument_id", "start", "excursion"
             )
         ]
+    # Hours holding a high-impact release for the instrument: off-market there counts on its own (2.1).
+    release_hours = trust_release_hours(start=start, end=end, methodology=methodology)
+    for broker_id, instrument, hour, _ in rows:
+        if (instrument, hour) in release_hours:
+            key = (broker_id, instrument, timezone.localdate(datetime.fromtimestamp(hour, tz=UTC)))
+            if key in out:
+                out[key]["news_hours"] += 1
     for broker_id, instrument, hour in off_market_hours(rows, methodology):
         assert isinstance(instrument, int) and isinstance(hour, int)
         key = (broker_id, instrument, timezone.localdate(datetime.fromtimestamp(hour, tz=UTC)))
         if key in out:
             out[key]["off_market_hours"] += 1
+            if (instrument, hour) in release_hours:
+                out[key]["news_off_market_hours"] += 1
 
     windows = _news_windows(start=start, end=end, methodology=methodology)
     if windows:
@@ -149,6 +161,18 @@ def trust_daily_sums(
             if key in out:  # a day without hourly bars has no baseline to compare news with
                 out[key]["news_minutes"] = row["minutes"]
                 out[key]["news_sum_mean"] = row["sum_mean"] or 0.0
+    return out
+
+
+def trust_release_hours(
+    *, start: datetime, end: datetime, methodology: Methodology = METHODOLOGY
+) -> set[tuple[int, int]]:
+    """(instrument id, hour start in epoch seconds) of the hours holding a high-impact release that moves it."""
+    symbols = dict(Instrument.objects.values_list("symbol", "id"))
+    out: set[tuple[int, int]] = set()
+    for at, currency in trust_events_high_impact(start=start, end=end):
+        hour = int(at.timestamp()) // 3600 * 3600
+        out.update((pk, hour) for symbol, pk in symbols.items() if methodology.moves_with(symbol, currency))
     return out
 
 
@@ -195,6 +219,8 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
             off_market_hours=Sum("off_market_hours"),
             news_minutes=Sum("news_minutes"),
             news_sum_mean=Sum("news_sum_mean"),
+            news_hours=Sum("news_hours"),
+            news_off_market_hours=Sum("news_off_market_hours"),
         )
         .order_by()
     )
@@ -211,6 +237,8 @@ DAILY_FIELDS = (
     "off_market_hours",
     "news_minutes",
     "news_sum_mean",
+    "news_hours",
+    "news_off_market_hours",
 )
 
 
@@ -296,17 +324,17 @@ def feed_account(accounts: Iterable[AccountType]) -> AccountType | None:
     return min(accounts, key=lambda a: (a.min_deposit, a.commission_per_lot, a.name), default=None)
 
 
-def trust_broker_inputs(
-    *,
-    as_of: datetime,
-    sums: dict[tuple[int, int], dict[str, Any]],
-    feeds: dict[int, FeedStats],
-    rejections: dict[int, int] | None = None,
-    methodology: Methodology = METHODOLOGY,
-) -> list[BrokerInputs]:
-    """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
-    instruments = {i.pk: i for i in Instrument.objects.all()}
-    brokers = (
+@dataclass(frozen=True)
+class BrokersStatic:
+    """The brokers with their licences, accounts and listings, read once for many scoring runs (a backfill)."""
+
+    instruments: dict[int, Instrument]
+    brokers: list[Any]  # Broker rows annotated with platform_count and funding_count
+    feeds: dict[int, AccountType | None]
+
+
+def trust_brokers_static() -> BrokersStatic:
+    brokers: list[Any] = list(
         Broker.objects.annotate(
             platform_count=Count("platforms", distinct=True),
             funding_count=Count("funding_methods", distinct=True),
@@ -318,7 +346,25 @@ def trust_broker_inputs(
         )
         .order_by("pk")
     )
-    feeds_by_broker = feed_accounts(brokers=list(brokers))  # the published cost rule: marketdata.costs
+    return BrokersStatic(
+        instruments={i.pk: i for i in Instrument.objects.all()},
+        brokers=brokers,
+        feeds=feed_accounts(brokers=brokers),  # the published cost rule: marketdata.costs
+    )
+
+
+def trust_broker_inputs(
+    *,
+    as_of: datetime,
+    sums: dict[tuple[int, int], dict[str, Any]],
+    feeds: dict[int, FeedStats],
+    rejections: dict[int, int] | None = None,
+    methodology: Methodology = METHODOLOGY,
+    static: BrokersStatic | None = None,
+) -> list[BrokerInputs]:
+    """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
+    static = static or trust_brokers_static()
+    instruments, brokers, feeds_by_broker = static.instruments, static.brokers, static.feeds
     out = []
     for b in brokers:
         listed = sorted({bi.instrument_id for bi in b.broker_instruments.all()} | {i for (bb, i) in sums if bb == b.pk})
