@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import operator
 import random
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -292,8 +293,9 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
     out: dict[int, dict[str, float]] = {b: {} for b in values}
     for symbol in sorted(by_symbol):
         per_broker = by_symbol[symbol]
+        ordered = sorted(per_broker.values())
         for broker_id, v in per_broker.items():
-            median = _median_without(sorted(per_broker.values()), v)
+            median = _median_without(ordered, v)
             if median is not None and median > 0:
                 out[broker_id][symbol] = v / median
     return out
@@ -305,12 +307,13 @@ def _median_without(ordered: list[float], value: float) -> float | None:
     if n <= 0:
         return None
     i = bisect.bisect_left(ordered, value)
-
-    def at(k: int) -> float:
-        return ordered[k] if k < i else ordered[k + 1]
-
     mid = n // 2
-    return at(mid) if n % 2 else (at(mid - 1) + at(mid)) / 2
+    # Position k among the others is ordered[k] before the left-out value and ordered[k + 1] after it.
+    upper = ordered[mid] if mid < i else ordered[mid + 1]
+    if n % 2:
+        return upper
+    lower = ordered[mid - 1] if mid - 1 < i else ordered[mid]
+    return (lower + upper) / 2
 
 
 def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
@@ -379,14 +382,9 @@ def off_market_hours(
         if len(per_broker) <= min_peers:
             continue
         ordered = sorted(per_broker.values())
-        n = len(ordered)
         for broker_id, excursion in per_broker.items():
-            # Median of the others: drop this broker's value from the sorted list.
-            i = bisect.bisect_left(ordered, excursion)
-            others = ordered[:i] + ordered[i + 1 :]
-            mid = (n - 1) // 2
-            median = others[mid] if (n - 1) % 2 else (others[mid - 1] + others[mid]) / 2
-            if excursion > factor * median:
+            median = _median_without(ordered, excursion)  # the others' median: this broker's value left out
+            if median is not None and excursion > factor * median:
                 out.add((broker_id, instrument, hour))
     return out
 
@@ -790,13 +788,17 @@ def bootstrap_bands(
         return {}
     rng = random.Random(seed)
     overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
-    # Each day's additive sums as plain tuples: a sample is then one weighted sum per instrument (how often
-    # each day was drawn times that day's sums), not a chain of dataclass additions.
-    per_day_fields: dict[tuple[int, str], list[tuple[int, tuple[float, ...]]]] = {}
+    # Each instrument's daily sums as columns (one tuple per additive field over its days with data): a
+    # sample is then one weighted sum per column, how often each day was drawn times that day's value.
+    columns: dict[tuple[int, str], tuple[list[int], list[tuple[float, ...]]]] = {}
     for key, per_day in daily.items():
-        per_day_fields[key] = [
-            (i, tuple(getattr(st, f) for f in _ADDITIVE)) for i, st in enumerate(per_day) if st is not None
-        ]
+        present = [(i, st) for i, st in enumerate(per_day) if st is not None]
+        if present:
+            columns[key] = (
+                [i for i, _ in present],
+                [tuple(getattr(st, f) for _, st in present) for f in _ADDITIVE],
+            )
+    empty: tuple[list[int], list[tuple[float, ...]]] = ([], [])
     for _ in range(samples):
         drawn = [0] * days
         for _ in range(days):
@@ -805,13 +807,13 @@ def bootstrap_bands(
         for b in brokers:
             instruments = []
             for s in b.instruments:
-                totals: list[float] = [0] * len(_ADDITIVE)
-                for i, values in per_day_fields.get((b.broker_id, s.symbol), ()):
-                    n = drawn[i]
-                    if n:
-                        for k, v in enumerate(values):
-                            totals[k] += n * v
-                instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))  # type: ignore[arg-type]
+                day_indices, fields = columns.get((b.broker_id, s.symbol), empty)
+                if day_indices:
+                    weights = [drawn[i] for i in day_indices]
+                    totals = [sum(map(operator.mul, weights, col)) for col in fields]
+                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))
+                else:
+                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size))
             resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
         # The day sums were validated with the window's inputs; resampling them cannot make them impossible.
         for r in score_all(resampled, methodology, check=False, detail=False):

@@ -565,3 +565,19 @@ def test_price_integrity_does_not_depend_on_how_often_quotes_were_recorded():
     # The raw largest deviation would punish the broker recorded most often.
     raw = [_integrity_at_rates(r, normalise=False) for r in rates]
     assert max(raw) - min(raw) > 10, raw
+
+
+def test_the_peer_median_leaves_out_exactly_the_broker_itself_even_among_ties():
+    import random
+    import statistics
+
+    from trustmetrics.scoring import _median_without
+
+    rng = random.Random(1)
+    for _ in range(2000):
+        values = sorted(rng.choice([rng.random(), 0.5, 1.0]) for _ in range(rng.randint(2, 9)))
+        own = rng.choice(values)
+        others = list(values)
+        others.remove(own)
+        assert _median_without(values, own) == statistics.median(others)
+    assert _median_without([1.0], 1.0) is None
