@@ -29,7 +29,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-DB_NAME = "bw_bench_trust"
+# One database per run: two agents benchmarking at once on one PostgreSQL must not drop each other's data.
+DB_NAME = f"bw_bench_trust_{os.getpid()}"
 
 
 def _configure() -> None:
@@ -45,6 +46,7 @@ def _configure() -> None:
             "CACHE_KEY_PREFIX": f"bench-trust-{os.getpid()}",
             "PAGECACHE_BACKGROUND": "thread",
             "LOG_LEVEL": "WARNING",
+            "ADMIN_URL": "bench-admin/",  # required with DEBUG off; the bench serves no pages
         }
     )
     for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
@@ -353,5 +355,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _drop() -> None:
+    from django.conf import settings
+
+    if settings.configured:
+        from django.db import connections
+
+        connections.close_all()
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"],
+        check=False,
+    )
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    finally:
+        _drop()
+    sys.exit(code)

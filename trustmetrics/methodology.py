@@ -88,9 +88,23 @@ class Methodology:
     # 2.0: critical failures cap the overall score below "Good" whatever the other components say
     critical_off_market_share: float = 1.0
     critical_cap: float = 100.0
+    # 2.1: the off-market cap is a ramp from 100 at this share down to critical_cap at critical_off_market_share
+    off_market_cap_from: float = 0.0
     # 2.0: licences checked against the regulator's register within this many days count fully
     licence_verified_days: int = 0
     unchecked_licence_factor: float = 1.0
+    # 2.1: frozen feeds, outages in news windows, execution quality (latency, depth) inside reliability
+    frozen_penalty: float = 0.0
+    news_outage_penalty: float = 0.0
+    latency_band: Band = Band(good=0.5, bad=4.0)
+    execution_share: float = 0.0
+    frozen_min_s: float = 30.0
+    # 2.1: off-market at releases: this part of the release-hour share counts when larger than the weekly share
+    news_off_market_weight: float = 0.0
+    # 2.1: published stability bound: overall points per unit share of extra data of the same kind (tested)
+    stability_points_per_extra_share: float = 200.0
+    # 2.1: after licence_verified_days a licence's share falls to unchecked_licence_factor over this many days
+    licence_decay_days: int = 0
     # 2.0: share of rejected (malformed) quotes, and quote density for confidence
     malformed_penalty: float = 0.0
     full_density_quotes_per_hour: float = 0.0
@@ -153,7 +167,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="2.0",
+    version="2.1",
     window=timedelta(days=7),
     components=(
         Component(
@@ -164,7 +178,8 @@ METHODOLOGY = Methodology(
             "Licences from strict regulators count most; suspended, revoked or unverified ones count little or nil.",
             "The strongest licence gives its tier's points times its status factor; each further licence adds a "
             "share of its own points, up to 100. No usable licence scores 0. A licence whose entry in the "
-            "regulator's public register was not checked in the last 90 days counts at half its points.",
+            "regulator's public register was not checked in the last 90 days counts less, down to half its points "
+            "90 days later; a licence never checked counts at half.",
         ),
         Component(
             "cost",
@@ -197,20 +212,27 @@ METHODOLOGY = Methodology(
             True,
             "How far the broker's mid strays from the consensus of the other brokers; off-market quotes cost most.",
             "Per hour in which a consensus was measured: the largest deviation of the broker's mid from the "
-            "consensus (median) mid of the other brokers. Its mean is compared with the other brokers. An hour is "
+            "consensus (median) mid of the other brokers, divided by sqrt(2 ln n) for the n quotes compared that "
+            "hour (what noise alone reaches at that rate), so the measure does not depend on how often quotes "
+            "were recorded. Its mean is compared with the other brokers. An hour is "
             "off-market when that deviation is more than a factor times the median of the other brokers' largest "
             "deviations in the same hour; the share of off-market hours beyond a small allowance takes points away "
-            "on top.",
+            "on top. That share is the larger of the share over all measured hours and half the share over the "
+            "hours holding a high-impact release, so quoting off-market only at releases does not hide.",
         ),
         Component(
             "reliability",
             "Reliability",
             0.10,
             True,
-            "Feed uptime, stale periods, disconnects and gaps in the recorded prices.",
-            "100 minus penalties: per share of time the feed was down or stale, per disconnect a day, per share "
-            "of hours with no prices where the other brokers had some, and per share of quotes rejected as "
-            "malformed (crossed, stale, out of sequence).",
+            "Feed uptime, frozen and stale prices, outages at releases, gaps, malformed quotes, latency and depth.",
+            "100 minus penalties: per share of time the feed was down or stale, per share of time its price stood "
+            "still for 30 s or more while the other brokers' consensus moved (frozen), per share of high-impact "
+            "news-window time it was down, stale or frozen (on top: an outage at a release counts twice), per "
+            "disconnect a day, per share of hours with no prices where the other brokers had some, and per share "
+            "of quotes rejected as malformed (crossed, stale, out of sequence). Where execution was recorded, "
+            "40 % of the component is execution quality: median latency from the broker's timestamp to receipt "
+            "against the other brokers, and the share of books with at least 1, 5 and 10 lots.",
         ),
         Component(
             "transparency",
@@ -252,6 +274,17 @@ METHODOLOGY = Methodology(
             "against the regulator's register in 90 days count at half; rejected (malformed) quotes cost "
             "reliability points; confidence also reflects quote density and consensus availability; every score "
             "shows a bootstrap uncertainty band over the window's days and a digest of its inputs.",
+        ),
+        VersionNote(
+            "2.1",
+            "2026-11-30",
+            "The off-market cap is a ramp instead of a switch: 100 at no off-market hours, falling linearly to "
+            "64.9 (below Good) at 20 % and flat beyond, so a few more hours of data can no longer flip a score "
+            "by tens of points. Likewise a licence's register check no longer expires overnight: after 90 days "
+            "its points fall linearly to half over the next 90 days. Price integrity divides each hour's largest "
+            "deviation by what noise reaches at that hour's quote count (independent of the recording rate). "
+            "Reliability counts frozen prices, outages in high-impact news windows, and execution quality "
+            "(latency, depth at 1, 5 and 10 lots) where recorded.",
         ),
     ),
     tier_points={1: 85.0, 2: 55.0, 3: 25.0},
@@ -305,9 +338,17 @@ METHODOLOGY = Methodology(
     component_move_threshold=1.0,
     critical_off_market_share=0.2,
     critical_cap=64.9,
+    off_market_cap_from=0.0,
     licence_verified_days=90,
     unchecked_licence_factor=0.5,
+    licence_decay_days=90,
     malformed_penalty=200.0,
+    frozen_penalty=300.0,
+    news_outage_penalty=60.0,
+    latency_band=Band(good=0.5, bad=4.0),
+    execution_share=0.4,
+    frozen_min_s=30.0,
+    news_off_market_weight=0.5,
     full_density_quotes_per_hour=3.0,
     bootstrap_samples=24,
     band_percentiles=(5.0, 95.0),

@@ -59,6 +59,10 @@ class TrustDailyInput(models.Model):
     off_market_hours = models.PositiveIntegerField()
     news_minutes = models.PositiveIntegerField()
     news_sum_mean = models.FloatField()
+    news_hours = models.PositiveIntegerField(
+        default=0, help_text="Measured hours holding a high-impact release that moves the instrument."
+    )
+    news_off_market_hours = models.PositiveIntegerField(default=0, help_text="Of those, the hours judged off-market.")
 
     class Meta:
         constraints = [

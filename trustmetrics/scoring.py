@@ -14,8 +14,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import operator
 import random
-import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,30 @@ class ScoringInputError(ValueError):
 class LicenceInput:
     tier: int
     status: str
-    checked: bool = True  # checked against the regulator's public register recently (methodology 2.0)
+    # Days since the licence was last checked against the regulator's public register; None: never.
+    verified_days_ago: int | None = 0
+
+    @property
+    def checked(self) -> bool:
+        """Checked within the methodology's verification period (90 days)."""
+        return self.verified_days_ago is not None and self.verified_days_ago <= METHODOLOGY.licence_verified_days
+
+
+def licence_check_factor(lic: LicenceInput, methodology: Methodology = METHODOLOGY) -> float:
+    """Share of its points a licence counts with, by the age of its last register check.
+
+    Full within ``licence_verified_days``; then falling linearly to ``unchecked_licence_factor`` over the
+    next ``licence_decay_days`` (2.1: a ramp, so a check ageing by a day moves a score by a sliver, not by
+    half a licence); never checked: ``unchecked_licence_factor``.
+    """
+    age = lic.verified_days_ago
+    if age is None:
+        return methodology.unchecked_licence_factor
+    over = age - methodology.licence_verified_days
+    if over <= 0:
+        return 1.0
+    share = min(1.0, over / methodology.licence_decay_days) if methodology.licence_decay_days > 0 else 1.0
+    return 1.0 - (1.0 - methodology.unchecked_licence_factor) * share
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,8 @@ class InstrumentStats:
     off_market_hours: int = 0  # of those hours, the ones judged off-market (see off_market_hours())
     news_minutes: int = 0  # 1-minute bars inside high-impact news windows for this instrument's currencies
     news_sum_mean: float = 0.0
+    news_hours: int = 0  # measured hours holding a high-impact release that moves this instrument
+    news_off_market_hours: int = 0  # of those, the ones judged off-market
 
     def __add__(self, other: InstrumentStats) -> InstrumentStats:
         if other.symbol != self.symbol:
@@ -85,6 +110,8 @@ class InstrumentStats:
             off_market_hours=self.off_market_hours + other.off_market_hours,
             news_minutes=self.news_minutes + other.news_minutes,
             news_sum_mean=self.news_sum_mean + other.news_sum_mean,
+            news_hours=self.news_hours + other.news_hours,
+            news_off_market_hours=self.news_off_market_hours + other.news_off_market_hours,
         )
 
     @property
@@ -99,6 +126,21 @@ class InstrumentStats:
         return math.sqrt(variance) / mean if mean > 0 else 0.0
 
 
+_ADDITIVE = (
+    "hours",
+    "sum_mean",
+    "sum_mean_sq",
+    "quotes",
+    "dev_hours",
+    "sum_excursion",
+    "off_market_hours",
+    "news_minutes",
+    "news_sum_mean",
+    "news_hours",
+    "news_off_market_hours",
+)
+
+
 @dataclass(frozen=True)
 class FeedStats:
     observed_s: float
@@ -106,6 +148,54 @@ class FeedStats:
     stale_s: float
     down_s: float
     disconnects: int
+    frozen_s: float = 0.0  # seconds the price stood still while the consensus moved (see frozen_seconds)
+    news_s: float = 0.0  # observed seconds inside high-impact news windows
+    news_out_s: float = 0.0  # of those, seconds down, stale or frozen
+
+
+@dataclass(frozen=True)
+class ExecutionStats:
+    """What a trader's order meets: delay from the broker's timestamp to our receipt, and book depth."""
+
+    latency_ms: float  # median delay from broker timestamp to receipt
+    depth_1: float  # share of sampled books with at least 1 lot on the touch side's levels
+    depth_5: float
+    depth_10: float
+
+
+def normalised_excursion(excursion: float, quotes: int) -> float:
+    """An hour's largest deviation from the consensus, divided by what noise alone gives at that quote count.
+
+    The largest of n draws of the same noise grows like sqrt(2 ln n): a feed recorded ten times as often
+    shows larger extremes with the same prices. Dividing by that makes price integrity independent of how
+    often quotes were recorded (the same formula runs in SQL in trustmetrics.selectors).
+    """
+    return excursion / math.sqrt(2.0 * math.log(max(quotes, 2)))
+
+
+def frozen_seconds(
+    samples: Sequence[tuple[float, float, float]], *, min_s: float, move: float
+) -> list[tuple[float, float]]:
+    """Spans (start, end) in which the broker's mid stood still for ``min_s`` or longer while the consensus moved.
+
+    ``samples`` are (time in seconds, broker mid, consensus mid of the others) in time order. A repeated
+    quote is not a fault when the market is still; it is when the consensus moved by ``move`` or more
+    during the run: the feed is frozen, and anyone trading on it trades on an old price.
+    """
+    out: list[tuple[float, float]] = []
+    i = 0
+    n = len(samples)
+    while i < n:
+        j = i
+        lo = hi = samples[i][2]
+        while j + 1 < n and samples[j + 1][1] == samples[i][1]:
+            j += 1
+            lo, hi = min(lo, samples[j][2]), max(hi, samples[j][2])
+        start, end = samples[i][0], samples[j][0]
+        if end - start >= min_s and hi - lo >= move:
+            out.append((start, end))
+        i = j + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -118,6 +208,7 @@ class BrokerInputs:
     instruments: tuple[InstrumentStats, ...] = ()
     feed: FeedStats | None = None
     rejected_quotes: int = 0  # quotes the validator rejected as malformed in the window
+    execution: ExecutionStats | None = None  # latency and depth, when recorded
 
 
 @dataclass(frozen=True)
@@ -137,6 +228,8 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown regulator tier {lic.tier}")
         if lic.status not in methodology.licence_status_factor:
             raise ScoringInputError(f"broker {inputs.broker_id}: unknown licence status {lic.status!r}")
+        if lic.verified_days_ago is not None and lic.verified_days_ago < 0:
+            raise ScoringInputError(f"broker {inputs.broker_id}: a licence checked in the future")
     if inputs.rejected_quotes < 0:
         raise ScoringInputError(f"broker {inputs.broker_id}: negative rejected quotes")
     if inputs.commission_per_lot < 0:
@@ -147,13 +240,25 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(f"broker {inputs.broker_id}: impossible statistics for {s.symbol}")
         if s.dev_hours > s.hours:
             raise ScoringInputError(f"broker {inputs.broker_id}: more measured hours than hours for {s.symbol}")
+        if s.news_off_market_hours > s.news_hours or s.news_hours > s.dev_hours or s.news_off_market_hours < 0:
+            raise ScoringInputError(f"broker {inputs.broker_id}: impossible release-hour counts for {s.symbol}")
         if s.off_market_hours > s.dev_hours:
             raise ScoringInputError(
                 f"broker {inputs.broker_id}: more off-market hours than measured hours for {s.symbol}"
             )
     feed = inputs.feed
-    if feed is not None and (min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects) < 0):
+    if feed is not None and (
+        min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects, feed.frozen_s, feed.news_s) < 0
+        or feed.news_out_s < 0
+    ):
         raise ScoringInputError(f"broker {inputs.broker_id}: negative feed durations")
+    ex = inputs.execution
+    if ex is not None and (
+        not math.isfinite(ex.latency_ms)
+        or ex.latency_ms < 0
+        or not all(0.0 <= d <= 1.0 for d in (ex.depth_1, ex.depth_5, ex.depth_10))
+    ):
+        raise ScoringInputError(f"broker {inputs.broker_id}: impossible execution statistics")
 
 
 def band_points(ratio: float, band: Band) -> float:
@@ -188,14 +293,27 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
     out: dict[int, dict[str, float]] = {b: {} for b in values}
     for symbol in sorted(by_symbol):
         per_broker = by_symbol[symbol]
+        ordered = sorted(per_broker.values())
         for broker_id, v in per_broker.items():
-            others = [w for b, w in per_broker.items() if b != broker_id]
-            if not others:
-                continue
-            median = statistics.median(others)
-            if median > 0:
+            median = _median_without(ordered, v)
+            if median is not None and median > 0:
                 out[broker_id][symbol] = v / median
     return out
+
+
+def _median_without(ordered: list[float], value: float) -> float | None:
+    """Median of ``ordered`` (sorted) with one occurrence of ``value`` left out; None when nothing is left."""
+    n = len(ordered) - 1
+    if n <= 0:
+        return None
+    i = bisect.bisect_left(ordered, value)
+    mid = n // 2
+    # Position k among the others is ordered[k] before the left-out value and ordered[k + 1] after it.
+    upper = ordered[mid] if mid < i else ordered[mid + 1]
+    if n % 2:
+        return upper
+    lower = ordered[mid - 1] if mid - 1 < i else ordered[mid]
+    return (lower + upper) / 2
 
 
 def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
@@ -203,7 +321,7 @@ def regulation_points(licences: Sequence[LicenceInput], methodology: Methodology
         (
             methodology.tier_points[lic.tier]
             * methodology.licence_status_factor[lic.status]
-            * (1.0 if lic.checked else methodology.unchecked_licence_factor)
+            * licence_check_factor(lic, methodology)
             for lic in licences
         ),
         reverse=True,
@@ -264,14 +382,9 @@ def off_market_hours(
         if len(per_broker) <= min_peers:
             continue
         ordered = sorted(per_broker.values())
-        n = len(ordered)
         for broker_id, excursion in per_broker.items():
-            # Median of the others: drop this broker's value from the sorted list.
-            i = bisect.bisect_left(ordered, excursion)
-            others = ordered[:i] + ordered[i + 1 :]
-            mid = (n - 1) // 2
-            median = others[mid] if (n - 1) % 2 else (others[mid - 1] + others[mid]) / 2
-            if excursion > factor * median:
+            median = _median_without(ordered, excursion)  # the others' median: this broker's value left out
+            if median is not None and excursion > factor * median:
                 out.add((broker_id, instrument, hour))
     return out
 
@@ -284,13 +397,16 @@ def _effective_cost(stats: InstrumentStats, commission_per_lot: float, methodolo
     return cost
 
 
-def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY) -> list[ScoreResult]:
+def score_all(
+    brokers: Sequence[BrokerInputs], methodology: Methodology = METHODOLOGY, *, check: bool = True, detail: bool = True
+) -> list[ScoreResult]:
     """Score every broker against the others. The same inputs always give the same results."""
     brokers = sorted(brokers, key=lambda b: b.broker_id)
     if len({b.broker_id for b in brokers}) != len(brokers):
         raise ScoringInputError("each broker may appear only once")
-    for b in brokers:
-        validate(b, methodology)
+    if check:
+        for b in brokers:
+            validate(b, methodology)
 
     measured = {b.broker_id: {s.symbol: s for s in b.instruments if s.hours > 0} for b in brokers}
     expected: dict[str, int] = {}
@@ -328,6 +444,13 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         }
     )
 
+    latencies = {b.broker_id: b.execution.latency_ms for b in brokers if b.execution is not None}
+    latency_ratio = {
+        broker_id: ratios["latency"]
+        for broker_id, ratios in _peer_ratios({k: {"latency": max(v, 0.001)} for k, v in latencies.items()}).items()
+        if "latency" in ratios
+    }
+
     results = []
     for b in brokers:
         m = measured[b.broker_id]
@@ -360,6 +483,11 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         hours = sum(s.hours for s in m.values())
         dev_hours = sum(s.dev_hours for s in m.values())
         off_share = sum(s.off_market_hours for s in m.values()) / dev_hours if dev_hours else 0.0
+        news_hours = sum(s.news_hours for s in m.values())
+        news_off_share = sum(s.news_off_market_hours for s in m.values()) / news_hours if news_hours else 0.0
+        # Off-market only at releases hides in the weekly share (a release is an hour in forty): the share
+        # that costs points and caps the score is the larger of the weekly one and a part of the release one.
+        judged_share = max(off_share, methodology.news_off_market_weight * news_off_share)
 
         raw: dict[str, float | None] = {}
         raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
@@ -376,7 +504,7 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
         else:
             raw["stability"] = vol_points
         if exc_ratio is not None:
-            penalty = off_market_penalty(off_share, methodology)
+            penalty = off_market_penalty(judged_share, methodology)
             raw["price_integrity"] = band_points(exc_ratio, methodology.excursion_band) * (1 - penalty)
         else:
             raw["price_integrity"] = None
@@ -387,9 +515,19 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             reliability -= feed.down_s / feed.observed_s * methodology.down_penalty
             reliability -= feed.stale_s / feed.observed_s * methodology.stale_penalty
             reliability -= feed.disconnects / max(days, 1.0) * methodology.disconnect_penalty
+        if feed is not None and feed.observed_s > 0 and reliability is not None:
+            # Frozen prices are as bad as none; being out while the news hits counts again, heavily.
+            reliability -= feed.frozen_s / feed.observed_s * methodology.frozen_penalty
+            if feed.news_s > 0:
+                reliability -= min(1.0, feed.news_out_s / feed.news_s) * methodology.news_outage_penalty
         malformed = b.rejected_quotes / (b.rejected_quotes + quotes_measured) if b.rejected_quotes else 0.0
         if reliability is not None:
             reliability -= malformed * methodology.malformed_penalty
+        execution = execution_points(b.execution, latency_ratio.get(b.broker_id), methodology)
+        if reliability is not None and execution is not None:
+            reliability = (1 - methodology.execution_share) * _clamp(reliability) + (
+                methodology.execution_share * execution
+            )
         raw["reliability"] = _clamp(reliability) if reliability is not None else None
         raw["regulation"] = regulation_points(b.licences, methodology)
         raw["transparency"] = transparency_points(b.profile, b.as_of_year, methodology)
@@ -403,9 +541,20 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
             assert value is not None
             components[comp.key] = round(_clamp(value), 2)
         overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
-        critical = critical_failures(off_share=off_share, licences=b.licences, methodology=methodology)
-        if critical:
-            overall = min(overall, methodology.critical_cap)
+        critical = critical_failures(off_share=judged_share, licences=b.licences, methodology=methodology)
+        cap = score_cap(off_share=judged_share, licences=b.licences, methodology=methodology)
+        overall = min(overall, cap)
+        if not detail:  # the bootstrap's resamples need the score only, not the summary of its inputs
+            results.append(
+                ScoreResult(
+                    broker_id=b.broker_id,
+                    overall=overall,
+                    label=methodology.label_for(overall, confidence),
+                    confidence=confidence,
+                    components=components,
+                )
+            )
+            continue
         per_instrument = {
             sym: {
                 "spread_pips": round(s.mean_spread / s.pip_size, 4),
@@ -423,6 +572,8 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                 "uptime": round(feed.up_s / feed.observed_s, 4) if feed.observed_s else None,
                 "stale_share": round(feed.stale_s / feed.observed_s, 4) if feed.observed_s else None,
                 "disconnects": feed.disconnects,
+                "frozen_share": round(feed.frozen_s / feed.observed_s, 4) if feed.observed_s else None,
+                "news_out_share": round(feed.news_out_s / feed.news_s, 4) if feed.news_s else None,
             }
             if feed
             else None
@@ -447,6 +598,7 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "volatility_ratio": _round(vol_ratio),
                     "excursion_ratio": _round(exc_ratio),
                     "off_market_share": round(off_share, 4),
+                    "release_off_market_share": round(news_off_share, 4),
                     "commission_per_lot": b.commission_per_lot,
                     "licences": [
                         f"T{lic.tier}:{lic.status}{'' if lic.checked else ':unchecked'}" for lic in b.licences
@@ -456,8 +608,11 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
                     "quote_density": round(density, 4),
                     "consensus_share": round(consensus, 4),
                     "malformed_share": round(malformed, 6),
+                    "execution": _round(execution),
+                    "latency_ratio": _round(latency_ratio.get(b.broker_id)),
                     "rejected_quotes": b.rejected_quotes,
                     "critical": critical,
+                    "cap": round(cap, 2),
                     "per_instrument": per_instrument,
                 },
             )
@@ -465,10 +620,52 @@ def score_all(brokers: Sequence[BrokerInputs], methodology: Methodology = METHOD
     return results
 
 
+def execution_points(
+    execution: ExecutionStats | None, latency_ratio: float | None, methodology: Methodology = METHODOLOGY
+) -> float | None:
+    """0-100 for execution quality: latency against the other brokers' median, and depth at 1, 5 and 10 lots."""
+    if execution is None:
+        return None
+    depth = 100.0 * (execution.depth_1 + execution.depth_5 + execution.depth_10) / 3
+    if latency_ratio is None:
+        return _clamp(depth)
+    latency = band_points(latency_ratio, methodology.latency_band)
+    return _clamp(0.5 * latency + 0.5 * depth)
+
+
+def off_market_cap(off_share: float, methodology: Methodology = METHODOLOGY) -> float:
+    """The highest overall score a broker off-market in ``off_share`` of its measured hours can get.
+
+    A continuous ramp, not a cliff: 100 up to ``off_market_cap_from``, falling linearly to ``critical_cap``
+    (below "Good") at ``critical_off_market_share`` and flat beyond. A switch at the threshold would let
+    one more off-market hour move a score by tens of points; on the ramp a share that moves by d moves
+    the cap by at most d times the ramp's slope (see ``off_market_cap_slope``).
+    """
+    start, heavy = methodology.off_market_cap_from, methodology.critical_off_market_share
+    if heavy >= 1.0:
+        return 100.0
+    share = min(1.0, max(0.0, (off_share - start) / (heavy - start)))
+    return 100.0 - (100.0 - methodology.critical_cap) * share
+
+
+def off_market_cap_slope(methodology: Methodology = METHODOLOGY) -> float:
+    """Cap points lost per unit of off-market share on the ramp (published with the rule)."""
+    span = methodology.critical_off_market_share - methodology.off_market_cap_from
+    return (100.0 - methodology.critical_cap) / span if span > 0 else 0.0
+
+
+def score_cap(*, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
+    """The overall score's ceiling: the off-market ramp, and ``critical_cap`` for a suspended or revoked licence."""
+    cap = off_market_cap(off_share, methodology)
+    if any(lic.status in ("suspended", "revoked") for lic in licences):
+        cap = min(cap, methodology.critical_cap)
+    return cap
+
+
 def critical_failures(
     *, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY
 ) -> list[str]:
-    """The published critical failures: any one caps the overall score below "Good"."""
+    """The published critical failures: any one caps the overall score below "Good" (see score_cap)."""
     out = []
     if off_share >= methodology.critical_off_market_share:
         out.append(f"off-market in {off_share:.0%} of measured hours")
@@ -556,11 +753,18 @@ def feed_stats(*, changes: Sequence[tuple[float, str]], start: float, end: float
     )
 
 
+def _plain(value: Any) -> Any:
+    """What dataclasses.asdict gives for the scoring inputs (dataclasses, tuples, scalars), without its deep copies."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def inputs_digest(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> str:
     """SHA-256 of the exact inputs and the methodology version: the same digest means the same score."""
-    payload = json.dumps(
-        {"methodology": methodology.version, "inputs": dataclasses.asdict(inputs)}, sort_keys=True, default=str
-    )
+    payload = json.dumps({"methodology": methodology.version, "inputs": _plain(inputs)}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -584,22 +788,35 @@ def bootstrap_bands(
         return {}
     rng = random.Random(seed)
     overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
+    # Each instrument's daily sums as columns (one tuple per additive field over its days with data): a
+    # sample is then one weighted sum per column, how often each day was drawn times that day's value.
+    columns: dict[tuple[int, str], tuple[list[int], list[tuple[float, ...]]]] = {}
+    for key, per_day in daily.items():
+        present = [(i, st) for i, st in enumerate(per_day) if st is not None]
+        if present:
+            columns[key] = (
+                [i for i, _ in present],
+                [tuple(getattr(st, f) for _, st in present) for f in _ADDITIVE],
+            )
+    empty: tuple[list[int], list[tuple[float, ...]]] = ([], [])
     for _ in range(samples):
-        picks = [rng.randrange(days) for _ in range(days)]
+        drawn = [0] * days
+        for _ in range(days):
+            drawn[rng.randrange(days)] += 1
         resampled = []
         for b in brokers:
             instruments = []
             for s in b.instruments:
-                per_day = daily.get((b.broker_id, s.symbol))
-                total = InstrumentStats(symbol=s.symbol, asset_class=s.asset_class, pip_size=s.pip_size)
-                if per_day:
-                    for i in picks:
-                        day_stats = per_day[i]
-                        if day_stats is not None:
-                            total = total + day_stats
-                instruments.append(total)
+                day_indices, fields = columns.get((b.broker_id, s.symbol), empty)
+                if day_indices:
+                    weights = [drawn[i] for i in day_indices]
+                    totals = [sum(map(operator.mul, weights, col)) for col in fields]
+                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))
+                else:
+                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size))
             resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
-        for r in score_all(resampled, methodology):
+        # The day sums were validated with the window's inputs; resampling them cannot make them impossible.
+        for r in score_all(resampled, methodology, check=False, detail=False):
             overall[r.broker_id].append(r.overall)
     lo_q, hi_q = methodology.band_percentiles
     return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}

@@ -9,13 +9,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, Subquery, Sum
-from django.db.models.functions import Abs, Greatest, TruncDate
+from django.db import connection
+from django.db.models import BigIntegerField, Count, F, FloatField, Max, OuterRef, Prefetch, Q, Subquery, Sum, Value
+from django.db.models.functions import Abs, Cast, Extract, Greatest, Ln, Sqrt, TruncDate
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
@@ -68,7 +70,10 @@ def trust_daily_sums(
     wanted = set(days)
     # Only closed hours: the bar for the hour still running would change under us.
     hourly_end = min(end, as_of - timedelta(hours=1) + timedelta(microseconds=1))
-    excursion = Greatest(Abs("dev_min"), Abs("dev_max"))
+    # The hour's largest deviation over what noise alone reaches at its quote count: scoring.normalised_excursion.
+    excursion = Greatest(Abs("dev_min"), Abs("dev_max")) / Sqrt(
+        Value(2.0) * Ln(Greatest(Cast("dev_count", FloatField()), Value(2.0)))
+    )
     # One series per broker: its feed account's bars (the cost rule adds the scored account's difference).
     own = feed_account_bars()
     hourly = (
@@ -102,29 +107,49 @@ def trust_daily_sums(
             "off_market_hours": 0,
             "news_minutes": 0,
             "news_sum_mean": 0.0,
+            "news_hours": 0,
+            "news_off_market_hours": 0,
         }
 
     # Off-market hours compare each broker with the others in the same hour: read the measured hours'
     # largest deviations (a few thousand rows a day) and judge them in the scoring core.
-    measured = (
-        SpreadBar.objects.filter(
-            own,
-            resolution=SpreadBar.Resolution.HOUR,
-            start__gte=start,
-            start__lt=hourly_end,
-            count__gt=0,
-            dev_count__gt=0,
-        )
-        .annotate(excursion=excursion)
-        .values_list("broker_id", "instrument_id", "start", "excursion")
-        .order_by()
-    )
-    rows = [(b, i, hour, float(e)) for b, i, hour, e in measured.iterator(chunk_size=10_000)]
+    # The hour as epoch seconds straight from SQL: no datetime object per row (a 90-day backfill reads
+    # hundreds of thousands of them).
+    measured = SpreadBar.objects.filter(
+        own,
+        resolution=SpreadBar.Resolution.HOUR,
+        start__gte=start,
+        start__lt=hourly_end,
+        count__gt=0,
+        dev_count__gt=0,
+    ).order_by()
+    if connection.vendor == "postgresql":
+        measured = measured.annotate(excursion=excursion, hour=Cast(Extract("start", "epoch"), BigIntegerField()))
+        sql, params = measured.values_list("broker_id", "instrument_id", "hour", "excursion").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = [(b, i, hour, float(e)) for b, i, hour, e in cursor.fetchall()]
+    else:  # SQLite (the demo) has no epoch extract; its few weeks of bars are small anyway
+        rows = [
+            (b, i, int(hour.timestamp()), float(e))
+            for b, i, hour, e in measured.annotate(excursion=excursion).values_list(
+                "broker_id", "instrument_id", "start", "excursion"
+            )
+        ]
+    # Hours holding a high-impact release for the instrument: off-market there counts on its own (2.1).
+    release_hours = trust_release_hours(start=start, end=end, methodology=methodology)
+    for broker_id, instrument, hour, _ in rows:
+        if (instrument, hour) in release_hours:
+            key = (broker_id, instrument, timezone.localdate(datetime.fromtimestamp(hour, tz=UTC)))
+            if key in out:
+                out[key]["news_hours"] += 1
     for broker_id, instrument, hour in off_market_hours(rows, methodology):
-        assert isinstance(instrument, int) and isinstance(hour, datetime)
-        key = (broker_id, instrument, timezone.localdate(hour))
+        assert isinstance(instrument, int) and isinstance(hour, int)
+        key = (broker_id, instrument, timezone.localdate(datetime.fromtimestamp(hour, tz=UTC)))
         if key in out:
             out[key]["off_market_hours"] += 1
+            if (instrument, hour) in release_hours:
+                out[key]["news_off_market_hours"] += 1
 
     windows = _news_windows(start=start, end=end, methodology=methodology)
     if windows:
@@ -147,6 +172,18 @@ def trust_daily_sums(
             if key in out:  # a day without hourly bars has no baseline to compare news with
                 out[key]["news_minutes"] = row["minutes"]
                 out[key]["news_sum_mean"] = row["sum_mean"] or 0.0
+    return out
+
+
+def trust_release_hours(
+    *, start: datetime, end: datetime, methodology: Methodology = METHODOLOGY
+) -> set[tuple[int, int]]:
+    """(instrument id, hour start in epoch seconds) of the hours holding a high-impact release that moves it."""
+    symbols = dict(Instrument.objects.values_list("symbol", "id"))
+    out: set[tuple[int, int]] = set()
+    for at, currency in trust_events_high_impact(start=start, end=end):
+        hour = int(at.timestamp()) // 3600 * 3600
+        out.update((pk, hour) for symbol, pk in symbols.items() if methodology.moves_with(symbol, currency))
     return out
 
 
@@ -193,6 +230,8 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
             off_market_hours=Sum("off_market_hours"),
             news_minutes=Sum("news_minutes"),
             news_sum_mean=Sum("news_sum_mean"),
+            news_hours=Sum("news_hours"),
+            news_off_market_hours=Sum("news_off_market_hours"),
         )
         .order_by()
     )
@@ -209,6 +248,8 @@ DAILY_FIELDS = (
     "off_market_hours",
     "news_minutes",
     "news_sum_mean",
+    "news_hours",
+    "news_off_market_hours",
 )
 
 
@@ -294,18 +335,17 @@ def feed_account(accounts: Iterable[AccountType]) -> AccountType | None:
     return min(accounts, key=lambda a: (a.min_deposit, a.commission_per_lot, a.name), default=None)
 
 
-def trust_broker_inputs(
-    *,
-    as_of: datetime,
-    sums: dict[tuple[int, int], dict[str, Any]],
-    feeds: dict[int, FeedStats],
-    rejections: dict[int, int] | None = None,
-    methodology: Methodology = METHODOLOGY,
-) -> list[BrokerInputs]:
-    """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
-    instruments = {i.pk: i for i in Instrument.objects.all()}
-    checked_since = as_of.date() - timedelta(days=methodology.licence_verified_days)
-    brokers = (
+@dataclass(frozen=True)
+class BrokersStatic:
+    """The brokers with their licences, accounts and listings, read once for many scoring runs (a backfill)."""
+
+    instruments: dict[int, Instrument]
+    brokers: list[Any]  # Broker rows annotated with platform_count and funding_count
+    feeds: dict[int, AccountType | None]
+
+
+def trust_brokers_static() -> BrokersStatic:
+    brokers: list[Any] = list(
         Broker.objects.annotate(
             platform_count=Count("platforms", distinct=True),
             funding_count=Count("funding_methods", distinct=True),
@@ -317,7 +357,25 @@ def trust_broker_inputs(
         )
         .order_by("pk")
     )
-    feeds_by_broker = feed_accounts(brokers=list(brokers))  # the published cost rule: marketdata.costs
+    return BrokersStatic(
+        instruments={i.pk: i for i in Instrument.objects.all()},
+        brokers=brokers,
+        feeds=feed_accounts(brokers=brokers),  # the published cost rule: marketdata.costs
+    )
+
+
+def trust_broker_inputs(
+    *,
+    as_of: datetime,
+    sums: dict[tuple[int, int], dict[str, Any]],
+    feeds: dict[int, FeedStats],
+    rejections: dict[int, int] | None = None,
+    methodology: Methodology = METHODOLOGY,
+    static: BrokersStatic | None = None,
+) -> list[BrokerInputs]:
+    """Every broker's scoring inputs: its profile and licences, plus the market sums given."""
+    static = static or trust_brokers_static()
+    instruments, brokers, feeds_by_broker = static.instruments, static.brokers, static.feeds
     out = []
     for b in brokers:
         listed = sorted({bi.instrument_id for bi in b.broker_instruments.all()} | {i for (bb, i) in sums if bb == b.pk})
@@ -341,7 +399,11 @@ def trust_broker_inputs(
                         tier=lic.regulator.tier,
                         status=lic.status,
                         # A check made after as_of did not exist yet for a score as of a past day.
-                        checked=lic.last_verified is not None and checked_since <= lic.last_verified <= as_of.date(),
+                        verified_days_ago=(
+                            (as_of.date() - lic.last_verified).days
+                            if lic.last_verified is not None and lic.last_verified <= as_of.date()
+                            else None
+                        ),
                     )
                     for lic in b.licences.all()
                 ),
@@ -385,3 +447,34 @@ def trust_daily_history(*, broker_id: int, days: int = 90, now: datetime | None 
     qs = TrustScore.objects.filter(broker_id=broker_id, computed_at__gte=since)
     last_per_day = qs.annotate(day=TruncDate("computed_at")).values("day").annotate(last=Max("computed_at")).order_by()
     return list(qs.filter(computed_at__in=[r["last"] for r in last_per_day]).order_by("computed_at"))
+
+
+VALIDATION_HELD_OUT_SEEDS = range(100, 120)
+
+
+def trust_validation_summary(*, methodology: Methodology = METHODOLOGY) -> dict[str, Any]:
+    """The methodology page's validation figures: each scenario's Spearman, and held-out random markets.
+
+    Deterministic for a methodology version, so computed once per version and cached with the time it was
+    computed (the page shows that time).
+    """
+    from django.core.cache import cache
+
+    from trustmetrics.validation import random_scenario, scenario_run, validation_run
+
+    key = f"trust-validation:{methodology.version}"
+    summary: dict[str, Any] | None = cache.get(key)
+    if summary is None:
+        held_out = [scenario_run(random_scenario(seed), methodology).spearman for seed in VALIDATION_HELD_OUT_SEEDS]
+        ordered = sorted(held_out)
+        summary = {
+            "as_of": timezone.now(),
+            "version": methodology.version,
+            "scenarios": validation_run(methodology),
+            "held_out_count": len(held_out),
+            "held_out_median": ordered[len(ordered) // 2],
+            "held_out_min": ordered[0],
+            "held_out_passing": sum(r >= 0.9 for r in held_out),
+        }
+        cache.set(key, summary, timeout=24 * 3600)
+    return summary

@@ -10,7 +10,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from brokers.models import Instrument
 from common import cachetags
 from pagecache.services import pages_revalidate
 from trustmetrics import selectors
@@ -118,6 +117,7 @@ def _score_window(
     rows: dict[selectors.DayKey, dict[str, Any]],
     previous: dict[int, TrustScore],
     methodology: Methodology,
+    brokers_static: selectors.BrokersStatic | None = None,
 ) -> tuple[list[TrustScore], list[ScoreResult], list[int], dict[int, str]]:
     """Score every broker from the daily rows of ``window`` (data before ``as_of`` only), with a digest of
     each broker's inputs, a bootstrap band over the days and, against ``previous``, the moves and their causes."""
@@ -125,11 +125,12 @@ def _score_window(
     start = as_of - methodology.window
     feeds = selectors.trust_feed_stats(start=start, end=as_of)
     rejections = selectors.trust_rejections(start=start, end=as_of)
+    brokers_static = brokers_static or selectors.trust_brokers_static()
     inputs = selectors.trust_broker_inputs(
-        as_of=as_of, sums=sums, feeds=feeds, rejections=rejections, methodology=methodology
+        as_of=as_of, sums=sums, feeds=feeds, rejections=rejections, methodology=methodology, static=brokers_static
     )
     results = score_all(inputs, methodology)
-    symbols = dict(Instrument.objects.values_list("pk", "symbol"))
+    symbols = {pk: i.symbol for pk, i in brokers_static.instruments.items()}
     daily: dict[tuple[int, str], list[InstrumentStats | None]] = {}
     index = {d: n for n, d in enumerate(window)}
     statics = {(b.broker_id, st.symbol): st for b in inputs for st in b.instruments}
@@ -233,6 +234,7 @@ def trust_backfill(*, days: int, now: datetime | None = None, methodology: Metho
         .values_list("computed_at", flat=True)
         .distinct()
     )
+    brokers_static = selectors.trust_brokers_static()  # profiles and licences: read once, not once a day
     for day in scored_days:
         as_of = datetime.combine(day, time.min, tzinfo=now.tzinfo) + timedelta(days=1)
         window = [day - timedelta(days=k) for k in range(span - 1, -1, -1)]
@@ -243,7 +245,12 @@ def trust_backfill(*, days: int, now: datetime | None = None, methodology: Metho
         in_window = set(window)
         window_rows = {k: v for k, v in rows.items() if k[2] in in_window}
         score_rows, _, _, _ = _score_window(
-            as_of=as_of, window=window, rows=window_rows, previous=previous, methodology=methodology
+            as_of=as_of,
+            window=window,
+            rows=window_rows,
+            previous=previous,
+            methodology=methodology,
+            brokers_static=brokers_static,
         )
         created = TrustScore.objects.bulk_create(score_rows, ignore_conflicts=True)
         out.stored += len(created)

@@ -7,6 +7,8 @@ from brokers.models import Instrument
 from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
+from trustmetrics.scoring import off_market_cap_slope
+from trustmetrics.selectors import trust_validation_summary
 
 
 @regenerated_page()
@@ -36,6 +38,10 @@ def methodology(request: HttpRequest) -> HttpResponse:
             "window_days": m.window.days,
             "news_before_min": int(m.news_before.total_seconds() // 60),
             "news_after_min": int(m.news_after.total_seconds() // 60),
+            "cap_slope": off_market_cap_slope(m),
+            "cap_per_hour": off_market_cap_slope(m) / (m.window.days * 24 * 4),
+            "stability_bound": m.stability_points_per_extra_share,
+            "validation": trust_validation_summary(methodology=m),
         },
     )
     tag_response(response, cachetags.ALL, cachetags.METHODOLOGY)

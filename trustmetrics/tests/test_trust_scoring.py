@@ -269,9 +269,25 @@ def test_a_suspended_licence_caps_the_score_below_good():
 
 
 def test_a_licence_not_checked_in_the_register_counts_at_half():
-    checked = regulation_points([LicenceInput(tier=1, status="active", checked=True)])
-    unchecked = regulation_points([LicenceInput(tier=1, status="active", checked=False)])
-    assert unchecked == pytest.approx(checked * METHODOLOGY.unchecked_licence_factor)
+    checked = regulation_points([LicenceInput(tier=1, status="active", verified_days_ago=10)])
+    never = regulation_points([LicenceInput(tier=1, status="active", verified_days_ago=None)])
+    assert never == pytest.approx(checked * METHODOLOGY.unchecked_licence_factor)
+    long_ago = METHODOLOGY.licence_verified_days + METHODOLOGY.licence_decay_days
+    assert regulation_points([LicenceInput(tier=1, status="active", verified_days_ago=long_ago)]) == pytest.approx(
+        never
+    )
+
+
+def test_a_register_check_ageing_by_a_day_moves_regulation_by_a_sliver_not_half_a_licence():
+    limit = METHODOLOGY.licence_verified_days
+
+    def points(age):
+        return regulation_points([LicenceInput(tier=1, status="active", verified_days_ago=age)])
+
+    assert points(limit) == points(0)
+    steps = [points(age) - points(age + 1) for age in range(limit - 5, limit + METHODOLOGY.licence_decay_days + 5)]
+    assert all(0 <= step < 0.5 for step in steps)
+    assert points(limit + METHODOLOGY.licence_decay_days // 2) < points(limit)
 
 
 def test_malformed_quotes_cost_reliability_points():
@@ -295,10 +311,273 @@ def test_a_regulation_move_is_explained_by_the_register_checks():
     from trustmetrics.scoring import move_details
 
     checked = (LicenceInput(tier=1, status="active"), LicenceInput(tier=2, status="active"))
-    unchecked = (LicenceInput(tier=1, status="active", checked=False), LicenceInput(tier=2, status="active"))
+    unchecked = (LicenceInput(tier=1, status="active", verified_days_ago=None), LicenceInput(tier=2, status="active"))
     before = by_id(score_all(market(licences=checked)))[9]
     after = by_id(score_all(market(licences=unchecked)))[9]
     moves = move_details(previous_components=before.components, previous_inputs=before.inputs, result=after)
     regulation = next(m for m in moves if m["component"] == "regulation")
     assert regulation["change"] < -1
     assert regulation["cause"] == "1 licence(s) no longer checked against the register in 90 days"
+
+
+# Stability: a little more data moves every score only a little (methodology 2.1's off-market ramp)
+
+
+def test_the_off_market_cap_is_a_ramp_not_a_switch():
+    from trustmetrics.scoring import off_market_cap
+
+    m = METHODOLOGY
+    assert off_market_cap(0.0) == 100
+    assert off_market_cap(m.critical_off_market_share) == pytest.approx(m.critical_cap)
+    assert off_market_cap(0.9) == pytest.approx(m.critical_cap)
+    # Either side of the published threshold the cap differs by the ramp's slope, not by a cliff.
+    below, above = off_market_cap(m.critical_off_market_share - 0.005), off_market_cap(m.critical_off_market_share)
+    assert 0 < below - above < 1.0
+
+
+def test_a_broker_just_under_the_heavy_off_market_share_is_capped_almost_as_much():
+    # 19 of 120 measured hours off-market (16 %) against 24 of 120 (20 %): close shares, close caps.
+    light = by_id(score_all(market(off=19, spread=0.4)))[9]
+    heavy = by_id(score_all(market(off=24, spread=0.4)))[9]
+    assert heavy.overall <= METHODOLOGY.critical_cap
+    assert heavy.label not in ("Good", "Excellent")
+    assert 0 < light.overall - heavy.overall < 8
+
+
+def _instrument(draw, st, symbol, asset, pip, off_share, star):
+    """One instrument's week; a star broker is excellent at everything but its off-market share."""
+    hours = draw(st.integers(min_value=160 if star else 48, max_value=168))
+    dev_hours = hours if star else draw(st.integers(min_value=hours // 2, max_value=hours))
+    spread = draw(st.floats(min_value=0.5, max_value=0.7 if star else 3.0)) * pip
+    cv = draw(st.floats(min_value=0.02, max_value=0.1 if star else 0.5))
+    excursion = draw(st.floats(min_value=0.1, max_value=0.3 if star else 3.0)) * pip
+    news = draw(st.integers(min_value=20 if star else 0, max_value=60))
+    widen = draw(st.floats(min_value=1.0, max_value=1.5 if star else 6.0))
+    return InstrumentStats(
+        symbol=symbol,
+        asset_class=asset,
+        pip_size=pip,
+        hours=hours,
+        sum_mean=spread * hours,
+        sum_mean_sq=spread * spread * (1 + cv * cv) * hours,
+        quotes=hours * draw(st.integers(min_value=1, max_value=3600)),
+        dev_hours=dev_hours,
+        sum_excursion=excursion * dev_hours,
+        off_market_hours=round(dev_hours * off_share),
+        news_minutes=news,
+        news_sum_mean=spread * widen * news,
+    )
+
+
+STRONG_PROFILE = ProfileInput(
+    year_founded=1990,
+    company_type="listed",
+    has_description=True,
+    has_website=True,
+    has_headquarters=True,
+    account_count=2,
+    platform_count=2,
+    funding_count=3,
+    instrument_count=20,
+    segregated_funds=True,
+    negative_balance_protection=True,
+)
+
+
+def _extra(draw, st, s: InstrumentStats, share: float) -> InstrumentStats:
+    """At most ``share`` more data of the same kind: hours, measured hours and news minutes grow by that
+    share at most; the new hours' spreads and deviations are like the broker's own (any of them may be
+    off-market)."""
+    hours = int(s.hours * share)
+    dev = draw(st.sampled_from([min(hours, int(s.dev_hours * share)), 0]))
+    news = int(s.news_minutes * share)
+    mean = s.mean_spread * draw(st.floats(min_value=0.5, max_value=2.0))
+    excursion = (s.sum_excursion / s.dev_hours if s.dev_hours else 0.0) * draw(st.floats(min_value=0.0, max_value=5.0))
+    widen = (s.news_sum_mean / s.news_minutes / s.mean_spread) if s.news_minutes else 1.0
+    return InstrumentStats(
+        symbol=s.symbol,
+        asset_class=s.asset_class,
+        pip_size=s.pip_size,
+        hours=hours,
+        sum_mean=mean * hours,
+        sum_mean_sq=mean * mean * hours,
+        quotes=hours * (s.quotes // s.hours),
+        dev_hours=dev,
+        sum_excursion=excursion * dev,
+        off_market_hours=draw(st.sampled_from([dev, 0, dev // 2])),
+        news_minutes=news,
+        news_sum_mean=mean * widen * draw(st.floats(min_value=0.5, max_value=2.0)) * news,
+    )
+
+
+def _market_and_more(draw, st):
+    share = draw(st.one_of(st.just(0.02), st.floats(min_value=0.0, max_value=0.02)))
+    before, after = [], []
+    for broker_id in range(1, draw(st.integers(min_value=3, max_value=7)) + 1):
+        star = draw(st.booleans())
+        licences = tuple(
+            LicenceInput(
+                tier=draw(st.sampled_from([1, 1, 2, 3])),
+                status=draw(st.sampled_from(["active", "active", "suspended"])),
+            )
+            for _ in range(draw(st.integers(min_value=0, max_value=2)))
+        )
+        if star:
+            licences = (LicenceInput(tier=1, status="active"),)
+        # Any share, and often one just under the heavy share, where a switch would flip.
+        heavy = METHODOLOGY.critical_off_market_share
+        off_share = draw(st.one_of(st.floats(min_value=0.0, max_value=1.0), st.floats(heavy - 0.02, heavy)))
+        instruments = tuple(_instrument(draw, st, s, a, p, off_share, star) for s, a, p in SYMBOLS)
+        observed = 7 * 86400.0
+        down = 0.0 if star else observed * draw(st.floats(min_value=0.0, max_value=0.05))
+        feed = FeedStats(observed_s=observed, up_s=observed - down, stale_s=0.0, down_s=down, disconnects=3)
+        extra_s = observed * share
+        extra_down = extra_s * draw(st.floats(min_value=0.0, max_value=1.0))
+        more_feed = FeedStats(
+            observed_s=observed + extra_s,
+            up_s=observed - down + extra_s - extra_down,
+            stale_s=0.0,
+            down_s=down + extra_down,
+            disconnects=3,
+        )
+        b = BrokerInputs(
+            broker_id=broker_id,
+            licences=licences,
+            profile=STRONG_PROFILE if star else draw(st.sampled_from([PROFILE, STRONG_PROFILE])),
+            as_of_year=2026,
+            commission_per_lot=0.0 if star else draw(st.floats(min_value=0.0, max_value=10.0)),
+            instruments=instruments,
+            feed=feed,
+        )
+        before.append(b)
+        after.append(
+            dataclasses.replace(
+                b, instruments=tuple(s + _extra(draw, st, s, share) for s in instruments), feed=more_feed
+            )
+        )
+    return share, before, after
+
+
+# Published with the methodology: at most this many points per unit share of extra data.
+POINTS_PER_SHARE_OF_EXTRA_DATA = METHODOLOGY.stability_points_per_extra_share
+
+
+def test_a_little_more_data_of_the_same_kind_never_moves_a_score_by_more_than_the_published_bound():
+    from hypothesis import HealthCheck, given, settings, target
+    from hypothesis import strategies as st
+
+    @st.composite
+    def markets(draw):
+        return _market_and_more(draw, st)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(markets())
+    def check(case):
+        share, before, after = case
+        old, new = by_id(score_all(before)), by_id(score_all(after))
+        worst = max(abs(new[b].overall - r.overall) for b, r in old.items())
+        target(worst - POINTS_PER_SHARE_OF_EXTRA_DATA * share)
+        for broker_id, r in old.items():
+            move = abs(new[broker_id].overall - r.overall)
+            assert move <= POINTS_PER_SHARE_OF_EXTRA_DATA * share + 0.02, (broker_id, share, move)
+
+    check()
+
+
+# Frozen feeds, outages at releases, execution quality, rate-independent price integrity (2.1)
+
+
+def test_a_price_standing_still_while_the_consensus_moves_is_frozen_but_a_quiet_market_is_not():
+    from trustmetrics.scoring import frozen_seconds
+
+    moving = [(float(t), 1.1000, 1.1000 + 0.00001 * t) for t in range(0, 61)]  # the others move 6 pips
+    quiet = [(float(t), 1.1000, 1.1000) for t in range(0, 61)]  # nobody moves: a repeated quote is fine
+    short = [(float(t), 1.1000, 1.1000 + 0.00001 * t) for t in range(0, 20)]  # a 19 s pause is not frozen
+    assert frozen_seconds(moving, min_s=30, move=0.0002) == [(0.0, 60.0)]
+    assert frozen_seconds(quiet, min_s=30, move=0.0002) == []
+    assert frozen_seconds(short, min_s=30, move=0.0002) == []
+    ticking = [(float(t), 1.1000 + 0.00001 * t, 1.1000 + 0.00001 * t) for t in range(0, 61)]
+    assert frozen_seconds(ticking, min_s=30, move=0.0002) == []
+
+
+def _feed(day, **kw):
+    return FeedStats(observed_s=7 * day, up_s=7 * day, stale_s=0, down_s=0, disconnects=0, **kw)
+
+
+def test_frozen_prices_cost_reliability_points():
+    day = 86400.0
+    brokers = [broker(i, feed=_feed(day)) for i in range(1, 6)] + [broker(9, feed=_feed(day, frozen_s=0.05 * 7 * day))]
+    results = by_id(score_all(brokers))
+    assert results[9].inputs["feed"]["frozen_share"] == pytest.approx(0.05)
+    assert results[9].components["reliability"] < results[1].components["reliability"] - 10
+
+
+def test_an_outage_at_a_release_costs_more_than_the_same_outage_in_a_quiet_hour():
+    day = 86400.0
+    quiet = FeedStats(observed_s=7 * day, up_s=7 * day - 1200, stale_s=0, down_s=1200, disconnects=1, news_s=3600)
+    at_news = dataclasses.replace(quiet, news_out_s=1200)
+    brokers = [broker(i, feed=_feed(day, news_s=3600)) for i in range(1, 5)]
+    results = by_id(score_all([*brokers, broker(8, feed=quiet), broker(9, feed=at_news)]))
+    assert results[9].components["reliability"] < results[8].components["reliability"] - 10
+
+
+def test_slow_and_shallow_execution_costs_reliability_points():
+    from trustmetrics.scoring import ExecutionStats
+
+    fast = ExecutionStats(latency_ms=40, depth_1=1.0, depth_5=1.0, depth_10=0.9)
+    slow = ExecutionStats(latency_ms=400, depth_1=0.8, depth_5=0.1, depth_10=0.0)
+    brokers = [dataclasses.replace(broker(i), execution=fast) for i in range(1, 6)]
+    results = by_id(score_all([*brokers, dataclasses.replace(broker(9), execution=slow)]))
+    assert results[9].inputs["latency_ratio"] == pytest.approx(10.0)
+    assert results[9].components["reliability"] < results[1].components["reliability"] - 20
+    with pytest.raises(ScoringInputError, match="impossible execution statistics"):
+        score_all([dataclasses.replace(broker(1), execution=ExecutionStats(-1, 1, 1, 1))])
+
+
+def _integrity_at_rates(rate_of_9: int, *, normalise: bool) -> float:
+    """Price integrity of broker 9 when only its recording rate differs: every broker's mid strays from the
+    consensus by the same Gaussian noise; an hour's excursion is the largest of its n quotes' deviations."""
+    import random
+
+    from trustmetrics.scoring import normalised_excursion
+
+    rng = random.Random(5)
+    sigma = {1: 1.0, 2: 1.1, 3: 0.9, 4: 1.2, 5: 1.0, 9: 1.0}
+    brokers = []
+    for broker_id, s in sigma.items():
+        n = rate_of_9 if broker_id == 9 else 600
+        instruments = []
+        for symbol, asset, pip in SYMBOLS:
+            total = 0.0
+            for _ in range(48):
+                excursion = max(abs(rng.gauss(0, s * pip * 0.3)) for _ in range(n))
+                total += normalised_excursion(excursion, n) if normalise else excursion
+            base = stats(symbol, asset, pip, hours=48)
+            instruments.append(dataclasses.replace(base, sum_excursion=total, quotes=48 * n))
+        brokers.append(dataclasses.replace(broker(broker_id), instruments=tuple(instruments)))
+    return by_id(score_all(brokers))[9].components["price_integrity"]
+
+
+def test_price_integrity_does_not_depend_on_how_often_quotes_were_recorded():
+    rates = (60, 600, 3600)
+    normalised = [_integrity_at_rates(r, normalise=True) for r in rates]
+    assert max(normalised) - min(normalised) <= 5, normalised
+    # The raw largest deviation would punish the broker recorded most often.
+    raw = [_integrity_at_rates(r, normalise=False) for r in rates]
+    assert max(raw) - min(raw) > 10, raw
+
+
+def test_the_peer_median_leaves_out_exactly_the_broker_itself_even_among_ties():
+    import random
+    import statistics
+
+    from trustmetrics.scoring import _median_without
+
+    rng = random.Random(1)
+    for _ in range(2000):
+        values = sorted(rng.choice([rng.random(), 0.5, 1.0]) for _ in range(rng.randint(2, 9)))
+        own = rng.choice(values)
+        others = list(values)
+        others.remove(own)
+        assert _median_without(values, own) == statistics.median(others)
+    assert _median_without([1.0], 1.0) is None

@@ -147,6 +147,21 @@ def test_the_methodology_page_is_generated_from_the_methodology_object(client):
 
 
 @pytest.mark.django_db
+def test_the_methodology_page_shows_each_validation_scenario_with_its_rank_correlation_and_time(client):
+    from trustmetrics.selectors import trust_validation_summary
+
+    html = client.get("/methodology/").content.decode()
+    summary = trust_validation_summary()
+    assert 'id="validation-heading"' in html
+    assert len(summary["scenarios"]) >= 4
+    for r in summary["scenarios"]:
+        assert f'<th scope="row">{escape(r.title)}</th><td>{r.period}</td>' in html
+        assert f"<td>{r.spearman:.3f}</td>" in html
+    assert f'datetime="{summary["as_of"].isoformat()}"' in html
+    assert f"the median rank correlation is {summary['held_out_median']:.3f}" in html
+
+
+@pytest.mark.django_db
 def test_the_methodology_page_shows_labels_not_keys_and_only_tracked_instruments(client):
     demo_seed()
     html = client.get("/methodology/").content.decode()
@@ -179,7 +194,7 @@ def test_licences_link_to_the_register_show_the_check_date_and_flag_old_checks(c
     html = client.get(reverse("brokers:profile", kwargs={"slug": lic.broker.slug})).content.decode()
     assert lic.register_url().startswith("https://register.fca.org.uk/s/search?q=")
     assert f'href="{lic.register_url()}"' in html
-    assert "over 90 days: counts at half" in html
+    assert "over 90 days: counts less" in html
 
 
 @pytest.mark.django_db
