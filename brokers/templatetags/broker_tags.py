@@ -115,3 +115,21 @@ def attr_invalid(field: Any, auto_id: str) -> SafeString:
 @register.filter
 def cost_for(costs: Any, symbol: str) -> list[Any]:
     return costs.for_symbol(symbol)  # type: ignore[no-any-return]
+
+
+@register.filter
+def best_names(rows: Any) -> str:
+    """The rows marked best, as one readable list ("A (Raw), B (Standard)"): tied names never run together."""
+    names = []
+    for row in rows:
+        if getattr(row, "best", False):
+            account = getattr(row, "account", "")
+            names.append(f"{row.name} ({account})" if account else str(row.name))
+    return ", ".join(names)
+
+
+@register.filter
+def active_filters(form: Any) -> int:
+    """How many of a filter form's fields (sorting aside) the visitor set: shown on the folded filters."""
+    data = getattr(form, "data", {}) or {}
+    return sum(1 for name in form.fields if name != "sort" and data.get(name) not in (None, "", "off"))
