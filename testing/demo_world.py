@@ -24,7 +24,8 @@ def _latest_us_release(now: datetime) -> datetime:
     from simulator.calendar import recurring_events
 
     events = recurring_events((now - timedelta(days=70)).date(), now.date())
-    done = [e for e in events if e.impact == "high" and e.currency == "USD" and e.at_us < (now.timestamp() - 7200) * 1e6]
+    before_us = (now.timestamp() - 7200) * 1e6  # its report window (-60 to +30 minutes) has closed
+    done = [e for e in events if e.impact == "high" and e.currency == "USD" and e.at_us < before_us]
     return datetime.fromtimestamp(max(e.at_us for e in done) / 1e6, tz=UTC)
 
 
