@@ -219,7 +219,7 @@ def _first_column_stays_in_view(page: Any, table: str) -> None:
     )
     after = label.bounding_box()
     assert after is not None and abs(after["x"] - before["x"]) <= 1, (before, after)
-    assert last_cell.bounding_box()["x"] < VIEWPORTS["phone"]["width"]  # type: ignore[index]
+    assert last_cell.bounding_box()["x"] < VIEWPORTS["phone"]["width"]
     # and the header row sticks to the top of the table's box when the table scrolls down
     assert scroller.evaluate("el => el.scrollHeight > el.clientHeight"), "the table is not taller than its box"
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
