@@ -204,7 +204,7 @@ def test_on_a_phone_the_directory_shows_a_broker_in_the_first_screen(world, site
     assert page.get_by_label("Active licence from", exact=True).is_visible()
 
 
-def _first_column_stays_in_view(page: Any, table: str) -> None:
+def _first_column_stays_in_view(page: Any, table: str, *, header_row: bool = True) -> None:
     scroller = page.locator(f"{table}").locator("xpath=ancestor::div[contains(@class, 'table-scroll')]")
     label = page.locator(f"{table} tbody th").first
     last_cell = page.locator(f"{table} tbody tr").first.locator("td").last
@@ -220,6 +220,8 @@ def _first_column_stays_in_view(page: Any, table: str) -> None:
     after = label.bounding_box()
     assert after is not None and abs(after["x"] - before["x"]) <= 1, (before, after)
     assert last_cell.bounding_box()["x"] < VIEWPORTS["phone"]["width"]
+    if not header_row:
+        return
     # and the header row sticks to the top of the table's box when the table scrolls down
     assert scroller.evaluate("el => el.scrollHeight > el.clientHeight"), "the table is not taller than its box"
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
@@ -234,6 +236,12 @@ def test_on_a_phone_the_live_board_keeps_its_first_column_in_view_when_scrolled_
     page.goto(site + "/live/")
     page.wait_for_selector("#live-grid td.q .bid")
     _first_column_stays_in_view(page, "#live-grid")
+
+
+def test_on_a_phone_the_directory_keeps_the_broker_names_in_view_when_scrolled_right(world, site, browser, pages):
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    page.goto(site + "/brokers/")
+    _first_column_stays_in_view(page, "table.directory", header_row=False)
 
 
 def test_on_a_phone_compare_keeps_its_first_column_in_view_when_scrolled_right(world, site, browser, pages):
