@@ -103,9 +103,6 @@ def compare(request: HttpRequest) -> HttpResponse:
         response = TemplateResponse(request, "brokers/compare.html", context)
         tag_response(response, cachetags.ALL, *(cachetags.broker(b.pk) for b in brokers))
         return response
-    if "brokers" in request.GET:
-        # The form was sent with nothing ticked: say so rather than show the same empty page again.
-        context["hint"] = "No broker chosen: tick two to four brokers, then Compare."
     response = TemplateResponse(request, "brokers/compare.html", context)
     tag_response(response, *LIST_TAGS)
     return response

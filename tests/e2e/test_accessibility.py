@@ -42,7 +42,6 @@ PUBLIC = [
     "/brokers/kestrel-fx/",
     "/brokers/vanguard-pacific-fx/",  # suspended
     "/compare/",
-    "/compare/?brokers=",
     "/compare/?brokers=kestrel-fx,northwind-markets",
     "/compare/?brokers=kestrel-fx,northwind-markets,coral-reef-trading,alpenbank-trading",
     "/methodology/",
@@ -259,3 +258,11 @@ def test_the_favicon_and_the_manifest_are_served(world, site):
     manifest = html.split('rel="manifest" href="')[1].split('"')[0]
     with urllib.request.urlopen(site + manifest) as response:  # noqa: S310
         assert json.loads(response.read())["icons"]
+
+
+def test_compare_with_no_broker_chosen_says_so(world, site, browser, pages):
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    page.goto(site + "/compare/")
+    page.get_by_role("button", name="Compare").click()
+    assert "No broker chosen" in page.get_by_role("alert").inner_text()
+    assert page.url == site + "/compare/"  # no reload to the same empty page
