@@ -266,3 +266,14 @@ def test_compare_with_no_broker_chosen_says_so(world, site, browser, pages):
     page.get_by_role("button", name="Compare").click()
     assert "No broker chosen" in page.get_by_role("alert").inner_text()
     assert page.url == site + "/compare/"  # no reload to the same empty page
+
+
+def test_the_browser_keeps_the_servers_relative_time_so_the_profile_does_not_shift(world, site, browser, pages):
+    import urllib.request
+
+    html = urllib.request.urlopen(site + "/brokers/kestrel-fx/").read().decode()  # noqa: S310 (local server)
+    served = html.split('class="relative-time muted">')[1].split("</span>")[0]
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    page.goto(site + "/brokers/kestrel-fx/")
+    page.wait_for_load_state("load")
+    assert page.locator(".trust-section .relative-time").inner_text().strip() == served.strip()
