@@ -67,3 +67,20 @@ ensure_nginx() {  # the edge tests run the real nginx (tests/e2e/test_topology_e
     fi
   fi
 }
+
+ensure_node_tools() {  # axe-core (accessibility tests) and Lighthouse (bench.lighthouse), pinned in package-lock.json
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "==> installing Debian nodejs and npm for axe-core and Lighthouse"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+      echo "!! npm is missing: the accessibility tests will fail (apt-get install nodejs npm)" >&2
+      return 0
+    fi
+  fi
+  # npm ci writes node_modules/.package-lock.json: reinstall only when the lock file is newer.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "==> installing the pinned node tools (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}

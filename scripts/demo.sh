@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/_common.sh
 
 ensure_venv requirements.txt
+ensure_node_tools  # axe-core and Lighthouse: the checks run against this demo too
 
 export DEBUG=${DEBUG:-0} HTTPS=${HTTPS:-0} REDIS_REQUIRED=${REDIS_REQUIRED:-0}
 # The demo keeps the default admin URL and logs staff in without a second factor (config/settings.py).

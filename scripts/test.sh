@@ -19,6 +19,7 @@ ensure_postgres
 ensure_redis
 ensure_chromium
 ensure_nginx
+ensure_node_tools
 
 export DJANGO_SETTINGS_MODULE=config.settings_test
 failed=()

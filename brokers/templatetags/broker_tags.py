@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -115,3 +118,48 @@ def attr_invalid(field: Any, auto_id: str) -> SafeString:
 @register.filter
 def cost_for(costs: Any, symbol: str) -> list[Any]:
     return costs.for_symbol(symbol)  # type: ignore[no-any-return]
+
+
+@register.filter
+def best_names(rows: Any) -> str:
+    """The rows marked best, as one readable list ("A (Raw), B (Standard)"): tied names never run together."""
+    names = []
+    for row in rows:
+        if getattr(row, "best", False):
+            account = getattr(row, "account", "")
+            names.append(f"{row.name} ({account})" if account else str(row.name))
+    return ", ".join(names)
+
+
+@register.filter
+def active_filters(form: Any) -> int:
+    """How many of a filter form's fields (sorting aside) the visitor set: shown on the folded filters."""
+    data = getattr(form, "data", {}) or {}
+    return sum(1 for name in form.fields if name != "sort" and data.get(name) not in (None, "", "off"))
+
+
+_RELATIVE_UNITS = (("year", 31536000), ("month", 2592000), ("day", 86400), ("hour", 3600), ("minute", 60))
+_RELATIVE_NAMED = {
+    ("minute", 0): "this minute",
+    ("day", -1): "yesterday",
+    ("day", 1): "tomorrow",
+    ("month", -1): "last month",
+    ("month", 1): "next month",
+    ("year", -1): "last year",
+    ("year", 1): "next year",
+}
+
+
+@register.filter
+def relative_time(value: datetime | None) -> str:
+    """The words static/js/charts.js puts beside a time (Intl.RelativeTimeFormat "en", numeric "auto"):
+    rendered on the server too, so the page does not shift when the browser brings them up to date."""
+    if value is None:
+        return ""
+    seconds = (value - timezone.now()).total_seconds()
+    unit, size = next((u, s) for u, s in _RELATIVE_UNITS if abs(seconds) >= s or u == "minute")
+    n = math.floor(seconds / size + 0.5)  # JavaScript's Math.round
+    if (unit, n) in _RELATIVE_NAMED:
+        return _RELATIVE_NAMED[(unit, n)]
+    plural = "s" if abs(n) != 1 else ""
+    return f"{-n} {unit}{plural} ago" if n < 0 else f"in {n} {unit}{plural}"

@@ -12,8 +12,15 @@
     boxes.forEach(function (b) { b.disabled = full && !b.checked; });
   }
   boxes.forEach(function (b) { b.addEventListener("change", sync); });
+  var error = form.querySelector(".picker-error");
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    if (picked().length === 0) {
+      // Nothing ticked: say so here instead of reloading the same empty page.
+      if (error) error.textContent = "No broker chosen: tick two to four brokers, then Compare.";
+      if (boxes.length) boxes[0].focus();
+      return;
+    }
     hidden.value = picked().join(",");
     window.location.assign(form.action + "?brokers=" + picked().map(encodeURIComponent).join(","));
   });

@@ -25,6 +25,14 @@
     if (cls) node.className = cls;
     return node;
   }
+  // Each figure cell names its column: on a phone the rows are cards and the header row is hidden.
+  var LABELS = ["Average fill price", "Spread cost (pips)", "Spread cost (USD)", "Commission (USD)", "All-in (USD)", "Filled", "Split takes", "Depth age"];
+  function labelled(tr) {
+    var cells = tr.querySelectorAll("td");
+    if (cells.length === LABELS.length) cells.forEach(function (td, i) { td.dataset.label = LABELS[i]; });
+    else if (cells.length === 2) cells[1].dataset.label = LABELS[LABELS.length - 1];
+    return tr;
+  }
   function filledCell(r) {
     var td = el("td");
     if (r.shortfall <= 1e-9 && r.average_price !== null) { td.textContent = "In full"; return td; }
@@ -68,7 +76,7 @@
       } else {
         tr.appendChild(excluded(r.status === "bad_depth" ? "Unreadable depth: excluded" : "No depth", 8));
       }
-      body.appendChild(tr);
+      body.appendChild(labelled(tr));
     });
     var old = document.getElementById("exec-rows");
     old.parentNode.replaceChild(body, old);
@@ -93,13 +101,13 @@
     } else {
       tr.appendChild(excluded("No fresh depth", 8));
     }
-    foot.replaceChildren(tr);
+    foot.replaceChildren(labelled(tr));
   }
 
   function renderSummary(data) {
     document.getElementById("exec-mid").textContent = price(data.consensus_mid);
-    var best = data.brokers.filter(function (r) { return r.best; }).map(function (r) { return r.name; });
-    document.getElementById("exec-best").textContent = best.length ? best.join(" ") : "None fills the whole order";
+    var best = data.brokers.filter(function (r) { return r.best; }).map(function (r) { return r.account ? r.name + " (" + r.account + ")" : r.name; });
+    document.getElementById("exec-best").textContent = best.length ? best.join(", ") : "None fills the whole order";
     var split = document.getElementById("exec-split-summary");
     split.replaceChildren();
     if (data.split && data.split.all_in_usd !== null) {

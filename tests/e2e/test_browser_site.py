@@ -17,6 +17,7 @@ def test_a_visitor_filters_the_directory_opens_a_profile_and_compares(demo, live
     assert page.get_by_role("heading", level=1).inner_text() == "Brokers"
     assert page.locator("table.directory tbody tr").count() == 13
 
+    page.get_by_text("Filter and sort").click()  # folded away: the brokers come first
     page.get_by_label("Active licence from", exact=True).select_option("fca")
     page.get_by_label("Platform").select_option("ctrader")
     page.get_by_role("button", name="Apply").click()
@@ -50,6 +51,7 @@ def test_a_visitor_filters_the_directory_opens_a_profile_and_compares(demo, live
     assert best.count() == 1 and "10" in best.inner_text()
 
     # The picker never allows a fifth broker.
+    page.get_by_text("Change brokers").click()  # folded away once brokers are compared
     for name in ("Alpenbank Trading", "Cypress Trade"):
         box = page.get_by_label(name)
         if box.is_enabled():

@@ -47,6 +47,7 @@ def test_the_pages_run_under_the_content_security_policy_without_a_violation(dem
     visit("/brokers/kestrel-fx/")
     assert page.locator("script[src*='charts']").count() == 1  # the chart's script, from a file
     visit("/compare/?brokers=kestrel-fx,northwind-markets")
+    page.get_by_text("Change brokers").click()
     page.get_by_label("Coral Reef Trading").check()  # compare.js runs: the picker keeps working
     visit("/execution/?instrument=EURUSD&side=buy&size=10&unit=lots")
 
