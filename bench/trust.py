@@ -46,7 +46,6 @@ def _configure() -> None:
             "CACHE_KEY_PREFIX": f"bench-trust-{os.getpid()}",
             "PAGECACHE_BACKGROUND": "thread",
             "LOG_LEVEL": "WARNING",
-            "ADMIN_URL": "bench-admin/",  # required with DEBUG off; the bench serves no pages
         }
     )
     for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
