@@ -43,6 +43,7 @@ COUNTERS: dict[str, str] = {
     "pages_regenerated": "Background regenerations finished.",
     "ws_dropped_slow": "WebSocket clients dropped for staying slow (close 4008).",
     "ws_conflated": "Quotes replaced in a client's outbox by a newer one before it was sent.",
+    "live_superseded_upstream": "Quotes the live hub read with a newer one of the same slot behind them (not sent).",
     "ws_refused": "WebSocket connections refused.",
     "bad_query": "Requests with malformed query parameters.",
     "login_failed": "Failed log-ins.",

@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
+import orjson
 from django.conf import settings
 
 from common.redis import redis_async_new
@@ -37,6 +38,7 @@ from marketdata import keys
 
 logger = logging.getLogger(__name__)
 
+READ_BATCH_MAX = 5000  # messages taken from Redis before fanning out (a burst's 1/4 s at 20,000/s)
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
 TICK_S = 0.2  # how often held (slow) clients are retried, counters are looked at and the watchdog runs
 COUNTERS_FLUSH_S = 5.0
@@ -108,9 +110,14 @@ def quote_parse(data: str, *, instrument: str) -> tuple[str, str, int] | None:
     if len(data) > MAX_UPSTREAM_BYTES:
         return None
     try:
-        q = json.loads(data)
-    except ValueError:
+        q = orjson.loads(data)
+    except orjson.JSONDecodeError:
         return None
+    return quote_check(q, instrument=instrument)
+
+
+def quote_check(q: object, *, instrument: str) -> tuple[str, str, int] | None:
+    """quote_parse for a message already decoded."""
     if not isinstance(q, dict):
         return None
     broker = q.get("broker")
@@ -146,6 +153,7 @@ class Counters:
 
     NAMES = (
         "live_bad_upstream",
+        "live_superseded_upstream",
         "ws_refused",
         "ws_malformed",
         "ws_oversized",
@@ -391,8 +399,16 @@ class Hub:
                         raise TimeoutError("Redis did not confirm the subscription")
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None and message.get("type") == "pmessage":
-                        self.on_message(message["channel"], message["data"])
+                    # Whatever else has already arrived, taken without waiting: behind in a burst, the
+                    # hub works through a batch at once, and latest-value-wins applies on the way in.
+                    batch = []
+                    while message is not None:
+                        if message.get("type") == "pmessage":
+                            batch.append((message["channel"], message["data"]))
+                        if len(batch) >= READ_BATCH_MAX:
+                            break
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                    self.on_messages(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -488,19 +504,54 @@ class Hub:
 
     # -- the hot path ----------------------------------------------------------------------
     def on_message(self, channel: str, data: str) -> None:
-        self.received += 1
+        self.on_messages([(channel, data)])
+
+    def on_messages(self, batch: list[tuple[str, str]]) -> None:
+        """Messages as read from Redis, oldest first. Of one broker's quotes for an instrument only the
+        newest valid one is fanned out: clients would conflate the others away anyway (their outboxes
+        keep the latest per broker and instrument), and this way a burst costs the hub one decode per
+        quote but fan-out per broker and instrument, so it keeps up with Redis instead of falling
+        seconds behind (measured at 20,000 quotes/s: bench.live --burst)."""
+        if not batch:
+            return
+        self.received += len(batch)
         self.last_message_at = time.monotonic()
-        if channel == self.status_channel:
-            self._on_status(data)
-            return
-        if channel == self.probe_channel:
-            return
-        instrument = channel[len(self.channel_head) :]
+        head = len(self.channel_head)
+        newest: dict[tuple[str, str], tuple[str, str, tuple[str, str, int]]] = {}
+        superseded = 0
+        for channel, data in reversed(batch):
+            if channel == self.status_channel:
+                continue
+            if channel == self.probe_channel:
+                continue
+            if len(data) > MAX_UPSTREAM_BYTES:
+                COUNTERS.incr("live_bad_upstream")
+                continue
+            try:
+                q = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                COUNTERS.incr("live_bad_upstream")
+                continue
+            broker = q.get("broker") if isinstance(q, dict) else None
+            slot = (channel, broker if isinstance(broker, str) else "")
+            if slot in newest:
+                superseded += 1
+                continue
+            parsed = quote_check(q, instrument=channel[head:])
+            if parsed is None:
+                COUNTERS.incr("live_bad_upstream")  # and an older quote of the same slot may still stand
+                continue
+            newest[slot] = (channel[head:], data, parsed)
+        if superseded:
+            COUNTERS.incr("live_superseded_upstream", superseded)
+        for channel, data in batch:  # statuses in the order they came
+            if channel == self.status_channel:
+                self._on_status(data)
+        for instrument, data, parsed in reversed(newest.values()):  # oldest first, as they came
+            self._on_quote(instrument, data, parsed)
+
+    def _on_quote(self, instrument: str, data: str, parsed: tuple[str, str, int]) -> None:
         members = self.groups.get(instrument)
-        parsed = quote_parse(data, instrument=instrument)
-        if parsed is None:
-            COUNTERS.incr("live_bad_upstream")
-            return
         if not members:
             return
         key, broker, ts = parsed

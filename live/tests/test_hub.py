@@ -174,6 +174,34 @@ async def every_client_gets_a_new_quote(hub: Hub, publisher: Publisher, *, withi
     raise AssertionError(f"{missing} of {len(clients)} clients got no quote within {within} s")
 
 
+def test_of_a_batch_read_at_once_only_the_newest_valid_quote_per_broker_and_instrument_is_fanned_out() -> None:
+    hub = Hub(redis_url="redis://127.0.0.1:1/0", prefix=PREFIX)  # no connection: the batch is handed in
+    client = Recorder(["EURUSD", "GBPUSD"])
+    hub.clients.add(client)
+    hub._group(client, client.instruments)
+    eur, gbp = keys.live_channel("EURUSD", PREFIX), keys.live_channel("GBPUSD", PREFIX)
+
+    def q(broker: str, seq: int, instrument: str = "EURUSD", **extra: Any) -> str:
+        body = {"broker": broker, "instrument": instrument, "bid": 1.1, "ask": 1.1001, "spread": 0.0001}
+        return json.dumps({**body, "ts_ingest": 1_000 + seq, "seq": seq, **extra})
+
+    batch = [(eur, q("acme", n)) for n in range(1, 101)]  # a burst: 100 quotes of one broker
+    batch += [(eur, q("zeta", 1)), (gbp, q("acme", 7, "GBPUSD")), (eur, q("zeta", 2, bid=float("nan")))]
+    batch += [(eur, "{not json"), (hub.status_channel, json.dumps({"broker": "acme", "status": "up", "since": 5}))]
+    superseded, bad = COUNTERS.values["live_superseded_upstream"], COUNTERS.values["live_bad_upstream"]
+
+    hub.on_messages(batch)
+
+    pending = {key: json.loads(update.fragment)["seq"] for key, update in client.outbox.quotes.items()}
+    # The newest of acme's burst; zeta's newest was not a valid quote, so its older valid one stands.
+    assert pending == {"acme:EURUSD": 100, "zeta:EURUSD": 1, "acme:GBPUSD": 7}
+    assert client.outbox.conflated == 0  # nothing offered only to be replaced: the hub did not fan it out
+    assert list(client.outbox.statuses) == ["acme"]
+    assert COUNTERS.values["live_superseded_upstream"] - superseded == 99
+    assert COUNTERS.values["live_bad_upstream"] - bad == 2
+    assert hub.received == len(batch)
+
+
 @pytest.mark.asyncio
 async def test_a_client_that_attaches_while_the_last_one_is_stopping_the_hub_gets_live_quotes(
     throwaway_redis: ThrowawayRedis, monkeypatch: pytest.MonkeyPatch
