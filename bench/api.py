@@ -16,18 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from bench.httpload import LoadResult, load
-from testing.daphne import daphne_server
+from bench.site import site_database_prepare, site_env, site_measure, site_server
 
-ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "bw_bench_api"
 DETAIL = "/api/v1/brokers/northwind-markets"
 LIST = "/api/v1/brokers"
@@ -36,68 +27,8 @@ PREFIX = f"bench-api-{os.getpid()}"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
-        "HTTPS": "0",
-        "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "REDIS_REQUIRED": "1",
-        "CACHE_KEY_PREFIX": PREFIX,
-        "PAGECACHE_BACKGROUND": "thread",
-        "API_RATE_ANON": "100000000/m",  # measuring throughput, not the limit
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(extra)
-    return env
-
-
-def _manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=_env(), check=True, stdout=subprocess.DEVNULL)
-
-
-def _prepare_database(*, fresh: bool) -> None:
-    """The demo data in its own database. Kept between runs unless ``fresh``: migrate and seed_demo are
-    idempotent, so a kept database ends up the same, and --quick stays under a minute."""
-    listing = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-lqtA"], check=True, capture_output=True, text=True
-    ).stdout
-    exists = any(line.split("|", 1)[0] == DB_NAME for line in listing.splitlines())
-    if fresh or not exists:
-        for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
-    _manage("migrate", "-v0")
-    _manage("seed_demo")
-    _manage("collectstatic", "--noinput", "-v0")
-
-
-@contextmanager
-def _server(**env: str) -> Iterator[str]:
-    with daphne_server(_env(**env)) as url:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1).read()  # noqa: S310 (local server)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not answer /healthz") from None
-                time.sleep(0.2)
-        yield url
-
-
-def _measure(url: str, *, clients: int, seconds: float) -> LoadResult:
-    load(url, clients=clients, seconds=min(1.0, seconds / 4))
-    result = load(url, clients=clients, seconds=seconds)
-    bad = {s: n for s, n in result.statuses.items() if s != 200}
-    if bad or result.errors:
-        raise RuntimeError(f"{url}: unexpected answers {bad}, {result.errors} connection errors")
-    return result
+    # API_RATE_ANON: measuring throughput, not the limit.
+    return site_env(db_name=DB_NAME, prefix=PREFIX, API_RATE_ANON="100000000/m", **extra)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,14 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 2.0 if args.quick else 20.0
 
     print(f"Preparing database {DB_NAME} (migrate, seed_demo, collectstatic)...", flush=True)
-    _prepare_database(fresh=args.fresh)
-    with _server(API_CACHE_S="30") as url:
-        list_cached = _measure(url + LIST, clients=args.clients, seconds=seconds)
-        detail_cached = _measure(url + DETAIL, clients=args.clients, seconds=seconds)
-        page_cached = _measure(url + PROFILE, clients=args.clients, seconds=seconds)
-    with _server(API_CACHE_S="0") as url:
-        list_uncached = _measure(url + LIST, clients=args.clients, seconds=seconds)
-        detail_uncached = _measure(url + DETAIL, clients=args.clients, seconds=seconds)
+    site_database_prepare(_env(), db_name=DB_NAME, fresh=args.fresh)
+    with site_server(_env(API_CACHE_S="30")) as url:
+        list_cached = site_measure(url + LIST, clients=args.clients, seconds=seconds)
+        detail_cached = site_measure(url + DETAIL, clients=args.clients, seconds=seconds)
+        page_cached = site_measure(url + PROFILE, clients=args.clients, seconds=seconds)
+    with site_server(_env(API_CACHE_S="0")) as url:
+        list_uncached = site_measure(url + LIST, clients=args.clients, seconds=seconds)
+        detail_uncached = site_measure(url + DETAIL, clients=args.clients, seconds=seconds)
 
     print()
     print(f"API, {args.clients} keep-alive clients, {seconds:.0f} s each, one daphne process")

@@ -25,7 +25,8 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 
-from bench.pages import ROOT, _env, _server
+from bench.pages import _env, _server
+from bench.site import ROOT
 
 DB_NAME = "bw_bench_lighthouse"
 NODE_DRIVER = ROOT / "bench" / "lighthouse_run.mjs"

@@ -13,18 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 
-from bench.httpload import LoadResult, load
-from testing.daphne import daphne_server
+from bench.site import ROOT, site_database_prepare, site_env, site_measure, site_server
 
-ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "bw_bench_pages"
 PROFILE = "/brokers/northwind-markets/"
 # Several filters at once, cost sort: the directory's most expensive render.
@@ -34,63 +27,17 @@ FILTERED = (
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
-        "HTTPS": "0",
-        "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "REDIS_REQUIRED": "1",
-        "CACHE_KEY_PREFIX": f"bench-pages-{os.getpid()}",
-        "PAGECACHE_BACKGROUND": "thread",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(extra)
-    return env
-
-
-def _manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=_env(), check=True, stdout=subprocess.DEVNULL)
+    return site_env(db_name=DB_NAME, prefix=f"bench-pages-{os.getpid()}", **extra)
 
 
 def _prepare_database() -> None:
-    for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
-    _manage("migrate", "-v0")
-    _manage("seed_demo")
     # A day of simulated history (each account a broker prices apart on its own feed): the filtered,
     # cost-sorted directory then computes real all-in costs instead of rendering empty cells.
-    _manage("simulate", "--days", "1", "--quotes-per-minute", "0.05", "--minute-days", "0", "--no-progress")
-    _manage("collectstatic", "--noinput", "-v0")
+    site_database_prepare(_env(), db_name=DB_NAME, simulate_days=1)
 
 
-@contextmanager
-def _server(**env: str) -> Iterator[str]:
-    with daphne_server(_env(**env)) as url:
-        deadline = time.monotonic() + 30
-        while True:  # ready means Django answers, not just that the port is open
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1).read()  # noqa: S310 (local server)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not answer /healthz") from None
-                time.sleep(0.2)
-        yield url
-
-
-def _measure(url: str, *, clients: int, seconds: float) -> LoadResult:
-    load(url, clients=clients, seconds=min(1.0, seconds / 4))  # warm up: connections, caches, JIT-free paths
-    result = load(url, clients=clients, seconds=seconds)
-    bad = {s: n for s, n in result.statuses.items() if s != 200}
-    if bad or result.errors:
-        raise RuntimeError(f"{url}: unexpected answers {bad}, {result.errors} connection errors")
-    return result
+def _server(**env: str) -> AbstractContextManager[str]:
+    return site_server(_env(**env))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         (static_dir / "profile-copy.html").write_bytes(body)
     # Whitenoise indexes files at start-up, so the copy is served by a server started after it was written.
     with _server() as url:
-        cached = _measure(url + PROFILE, clients=args.clients, seconds=seconds)
-        static = _measure(url + "/static/bench/profile-copy.html", clients=args.clients, seconds=seconds)
-        filtered_cached = _measure(url + FILTERED, clients=args.clients, seconds=seconds)
+        cached = site_measure(url + PROFILE, clients=args.clients, seconds=seconds)
+        static = site_measure(url + "/static/bench/profile-copy.html", clients=args.clients, seconds=seconds)
+        filtered_cached = site_measure(url + FILTERED, clients=args.clients, seconds=seconds)
     with _server(PAGECACHE_ENABLED="0") as url:
-        uncached = _measure(url + PROFILE, clients=args.clients, seconds=seconds)
-        filtered_uncached = _measure(url + FILTERED, clients=args.clients, seconds=seconds)
+        uncached = site_measure(url + PROFILE, clients=args.clients, seconds=seconds)
+        filtered_uncached = site_measure(url + FILTERED, clients=args.clients, seconds=seconds)
 
     size = len(body)
     print()

@@ -16,17 +16,15 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import redis
 
 from bench.httpload import LoadResult, load
+from bench.site import site_database_prepare, site_env
 from testing.daphne import daphne_start, daphne_stop, daphne_wait, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "bw_bench_websec"
 REDIS_TIMEOUT_S = 1.0
 PAGES = [
@@ -43,34 +41,15 @@ PAGES = [
 
 
 def _env(redis_url: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "ADMIN_URL": "bench-admin/",  # production refuses the default admin/ (config/settings.py)
-        "HTTPS": "0",
-        "DEMO": "1",
-        "SECRET_KEY": "bench-" + "s3cr3t-k3y-" * 5,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": redis_url,
-        "REDIS_REQUIRED": "1",
-        "REDIS_TIMEOUT_S": str(REDIS_TIMEOUT_S),
-        "REDIS_CONNECT_TIMEOUT_S": str(REDIS_TIMEOUT_S),
-        "CACHE_KEY_PREFIX": f"bench-websec-{os.getpid()}",
-        "PAGECACHE_BACKGROUND": "thread",
-        "LOG_LEVEL": "ERROR",
-    }
-
-
-def _prepare_database(redis_url: str) -> None:
-    for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
-    for args in (["migrate", "-v0"], ["seed_demo"], ["collectstatic", "--noinput", "-v0"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(redis_url), check=True, stdout=subprocess.DEVNULL
-        )
+    return site_env(
+        db_name=DB_NAME,
+        prefix=f"bench-websec-{os.getpid()}",
+        DEMO="1",
+        REDIS_URL=redis_url,
+        REDIS_TIMEOUT_S=str(REDIS_TIMEOUT_S),
+        REDIS_CONNECT_TIMEOUT_S=str(REDIS_TIMEOUT_S),
+        LOG_LEVEL="ERROR",
+    )
 
 
 def _redis_start(port: int) -> subprocess.Popen[bytes]:
@@ -115,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     url = f"redis://127.0.0.1:{port}/0"
     server = _redis_start(port)
     print(f"Preparing database {DB_NAME} (migrate, seed_demo, collectstatic)...", flush=True)
-    _prepare_database(url)
+    site_database_prepare(_env(url), db_name=DB_NAME)
     site = daphne_start(_env(url))
     rows: list[tuple[str, int, int, float]] = []
     try:
