@@ -126,7 +126,9 @@ class InstrumentStats:
         return math.sqrt(variance) / mean if mean > 0 else 0.0
 
 
-_ADDITIVE = (
+# The daily inputs: each one a sum over the day, so any span of days is their sum (also the columns
+# of TrustDailyInput that trustmetrics.selectors reads).
+DAILY_FIELDS = (
     "hours",
     "sum_mean",
     "sum_mean_sq",
@@ -796,7 +798,7 @@ def bootstrap_bands(
         if present:
             columns[key] = (
                 [i for i, _ in present],
-                [tuple(getattr(st, f) for _, st in present) for f in _ADDITIVE],
+                [tuple(getattr(st, f) for _, st in present) for f in DAILY_FIELDS],
             )
     empty: tuple[list[int], list[tuple[float, ...]]] = ([], [])
     for _ in range(samples):

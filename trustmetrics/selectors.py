@@ -26,6 +26,7 @@ from marketdata.selectors import feed_account_bars, feed_accounts, scoring_commi
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore
 from trustmetrics.scoring import (
+    DAILY_FIELDS,
     BrokerInputs,
     FeedStats,
     InstrumentStats,
@@ -236,21 +237,6 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
         .order_by()
     )
     return {(r.pop("broker_id"), r.pop("instrument_id")): r for r in rows}
-
-
-DAILY_FIELDS = (
-    "hours",
-    "sum_mean",
-    "sum_mean_sq",
-    "quotes",
-    "dev_hours",
-    "sum_excursion",
-    "off_market_hours",
-    "news_minutes",
-    "news_sum_mean",
-    "news_hours",
-    "news_off_market_hours",
-)
 
 
 def trust_daily_rows(*, days: list[date]) -> dict[DayKey, dict[str, Any]]:
