@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 READ_BATCH_MAX = 5000  # messages taken from Redis before fanning out (a burst's 1/4 s at 20,000/s)
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
-BUDGET_RETRY_S = 0.02  # a client over its delivery budget is looked at again this soon (or when its budget allows)
 TICK_S = 0.2  # how often held (slow) clients are retried, counters are looked at and the watchdog runs
 COUNTERS_FLUSH_S = 5.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 5.0  # backoff (with jitter) between attempts to reach Redis
@@ -236,8 +235,6 @@ class Hub:
         self.groups: dict[str, set[Subscriber]] = {}
         self.dirty: set[Subscriber] = set()
         self.held: set[Subscriber] = set()
-        self.budget_waiting: set[Subscriber] = set()  # quotes left pending by the delivery budget
-        self._retry_handle: asyncio.TimerHandle | None = None
         self.unsynced: set[Subscriber] = set()  # owed a snapshot: new, or Redis came back
         self.received = 0
         self.subscribed = False
@@ -286,9 +283,6 @@ class Hub:
         await counters_flush()
 
     async def _cancel_tasks(self) -> None:
-        if self._retry_handle is not None:
-            self._retry_handle.cancel()
-            self._retry_handle = None
         tasks, self._tasks = self._tasks, []
         current = asyncio.current_task()
         for task in tasks:
@@ -325,7 +319,6 @@ class Hub:
         self.clients.discard(client)
         self.dirty.discard(client)
         self.held.discard(client)
-        self.budget_waiting.discard(client)
         self.unsynced.discard(client)
         self._ungroup(client, client.instruments)
         if not self.clients:
@@ -607,9 +600,7 @@ class Hub:
                 decision = outbox.decide(backlog_bytes=client.backlog(), now=now)
                 if decision is Decision.SEND:
                     held.discard(client)
-                    items = outbox.take(now)
-                    if outbox.quotes:  # over its delivery budget: the rest goes when the budget allows
-                        self._retry_after(client, outbox.waiting())
+                    items = outbox.take()
                     try:
                         written = client.write(items)
                     except Exception:
@@ -626,17 +617,6 @@ class Hub:
                     later.append((client, "drop", []))
             for client, action, items in later:
                 await self._finish(client, action, items)
-
-    def _retry_after(self, client: Subscriber, delay: float) -> None:
-        self.budget_waiting.add(client)
-        if self._retry_handle is None:
-            self._retry_handle = asyncio.get_running_loop().call_later(max(delay, BUDGET_RETRY_S), self._retry)
-
-    def _retry(self) -> None:
-        self._retry_handle = None
-        self.dirty |= {c for c in self.budget_waiting if c in self.clients}
-        self.budget_waiting.clear()
-        self._wake.set()
 
     async def _finish(self, client: Subscriber, action: str, items: list[Update | str]) -> None:
         """The awaiting cases: deliver through the ASGI send, detach a failed client, drop a slow one."""

@@ -35,17 +35,10 @@ class SlowPolicy:
     hold_above_bytes: int = 256 * 1024  # unsent bytes above which nothing more is written
     drop_after_s: float = 10.0  # held this long without draining: the client is dropped
     max_keys: int = 10_000  # hard cap on pending entries, whatever the feeds send
-    # Delivery budget per connection: quotes a second, and a burst above it. A board in calm markets
-    # gets every quote at once (56 a second for 4 instruments at 14 brokers); in a release burst each
-    # broker and instrument still gets its latest value several times a second, instead of every tick
-    # piling up in socket buffers seconds deep (the socket cannot tell us a browser is behind until
-    # megabytes are queued). No screen shows more than that, and latest-value-wins keeps it true.
-    quotes_per_s: float = 200.0
-    quotes_burst: int = 100
 
 
 class Outbox:
-    __slots__ = ("conflated", "held_since", "max_backlog", "policy", "quotes", "refilled_at", "statuses", "tokens")
+    __slots__ = ("conflated", "held_since", "max_backlog", "policy", "quotes", "statuses")
 
     def __init__(self, policy: SlowPolicy | None = None) -> None:
         self.policy = policy or SlowPolicy()
@@ -54,8 +47,6 @@ class Outbox:
         self.conflated = 0  # updates replaced before they were sent
         self.held_since: float | None = None
         self.max_backlog = 0
-        self.tokens = float(self.policy.quotes_burst)  # the delivery budget (a token bucket)
-        self.refilled_at: float | None = None
 
     def __len__(self) -> int:
         return len(self.quotes) + len(self.statuses)
@@ -108,46 +99,22 @@ class Outbox:
             return Decision.DROP
         return Decision.HOLD
 
-    def take(self, now: float | None = None) -> list[Update | str]:
-        """What may go now, removed: every status, and the pending quotes the delivery budget allows,
-        those waiting longest first (the rest stay pending, still conflating: see `waiting`). Shared
-        frames when one update goes, a joined batch otherwise. Without `now`, everything pending."""
+    def take(self) -> list[Update | str]:
+        """Everything pending, emptied: shared frames when one update is pending, a joined batch otherwise."""
         quotes = self.quotes
-        if now is not None:
-            policy = self.policy
-            if self.refilled_at is not None:
-                self.tokens = min(
-                    float(policy.quotes_burst), self.tokens + (now - self.refilled_at) * policy.quotes_per_s
-                )
-            self.refilled_at = now
-            allowed = int(self.tokens)
-            if len(quotes) > allowed:  # over budget: the oldest entries go, in the order they came
-                keys = list(quotes)
-                going = {k: quotes[k] for k in keys[:allowed]}
-                self.quotes = {k: quotes[k] for k in keys[allowed:]}
-                quotes = going
-            else:
-                self.quotes = {}
-            self.tokens -= len(quotes)
-        else:
-            self.quotes = {}
         if len(quotes) == 1 and not self.statuses:  # the usual case for a client that keeps up
+            self.quotes = {}
             return list(quotes.values())
         out: list[Update | str] = []
         if self.statuses:
             out.extend(self.statuses.values())
             self.statuses = {}
-        if len(quotes) == 1:
-            out.extend(quotes.values())
-        elif quotes:
-            out.append(quotes_batch(u.fragment for u in quotes.values()))
+        if len(self.quotes) == 1:
+            out.extend(self.quotes.values())
+        elif self.quotes:
+            out.append(quotes_batch(u.fragment for u in self.quotes.values()))
+        self.quotes = {}
         return out
-
-    def waiting(self) -> float:
-        """Seconds until the budget allows another quote, when quotes are left pending (else 0)."""
-        if not self.quotes or self.tokens >= 1:
-            return 0.0
-        return (1 - self.tokens) / self.policy.quotes_per_s
 
 
 def quotes_batch(fragments: Iterable[str]) -> str:

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from live import hub as hub_module
 from live.hub import COUNTERS, Hub, Snapshot
-from live.outbox import Outbox, SlowPolicy, Update
+from live.outbox import Outbox, Update
 from marketdata import keys
 from testing.support import await_for, wait_for
 
@@ -233,23 +233,6 @@ async def test_a_client_that_attaches_while_the_last_one_is_stopping_the_hub_get
     await every_client_gets_a_new_quote(hub, publisher)
     assert hub.running and hub.subscribed
     assert second.snapshots >= 1
-    await hub.stop()
-
-
-@pytest.mark.asyncio
-async def test_quotes_left_pending_by_the_delivery_budget_follow_as_soon_as_it_allows(
-    throwaway_redis: ThrowawayRedis,
-) -> None:
-    hub = Hub(redis_url=throwaway_redis.url, prefix=PREFIX)
-    publisher = Publisher(throwaway_redis.url)
-    client = Recorder(["EURUSD"])
-    client.outbox = Outbox(SlowPolicy(quotes_per_s=200, quotes_burst=5))
-    await hub.attach(client)
-    await every_client_gets_a_new_quote(hub, publisher)
-    # 40 brokers at once, more than the budget lets out in one go: the rest must follow by themselves.
-    seqs = [await publisher.quote(broker=f"b{i:02d}") for i in range(40)]
-    await await_for(lambda: set(seqs) <= client.seqs(), 5, what="every broker's quote, over the budget")
-    assert max(len(m["quotes"]) for m in client.messages if m["type"] == "quotes") <= 5
     await hub.stop()
 
 

@@ -38,49 +38,6 @@ def test_it_refuses_new_keys_past_its_cap_but_still_replaces_known_ones():
     assert len(box) == 2
 
 
-def test_quotes_within_the_delivery_budget_all_go_at_once():
-    box = Outbox(SlowPolicy(quotes_per_s=100, quotes_burst=10))
-    for i in range(10):
-        box.offer_quote(f"b{i}:X", update(f"b{i}:X", i))
-    (batch,) = box.take(now=0.0)
-    assert isinstance(batch, str) and len(json.loads(batch)["quotes"]) == 10
-    assert len(box) == 0 and box.waiting() == 0
-
-
-def test_over_the_delivery_budget_the_longest_waiting_go_and_the_rest_keep_conflating_until_it_allows():
-    box = Outbox(SlowPolicy(quotes_per_s=100, quotes_burst=10))
-    for i in range(15):
-        box.offer_quote(f"b{i}:X", update(f"b{i}:X", i))
-    (batch,) = box.take(now=0.0)
-    assert isinstance(batch, str)
-    assert [q["broker"] for q in json.loads(batch)["quotes"]] == [f"b{i}" for i in range(10)]
-    assert len(box) == 5 and box.waiting() == pytest.approx(0.01)
-    box.offer_quote("b12:X", update("b12:X", 99))  # a newer quote for a waiting key replaces it
-    assert box.take(now=0.005) == []  # half a quote's worth of budget: nothing yet
-    (batch,) = box.take(now=0.045)  # 4 quotes' worth more, 4.5 in all: the next 4, oldest first
-    assert isinstance(batch, str)
-    assert [(q["broker"], q["ts_ingest"]) for q in json.loads(batch)["quotes"]] == [
-        ("b10", 10),
-        ("b11", 11),
-        ("b12", 99),
-        ("b13", 13),
-    ]
-    (last,) = box.take(now=1.0)
-    assert isinstance(last, Update) and json.loads(last.fragment)["broker"] == "b14"
-    assert box.tokens == 9  # refilled to the burst, less the one just sent
-
-
-def test_statuses_are_never_held_back_by_the_delivery_budget():
-    box = Outbox(SlowPolicy(quotes_per_s=1, quotes_burst=1))
-    box.offer_quote("a:X", update("a:X", 1))
-    box.offer_quote("b:X", update("b:X", 2))
-    box.offer_status("a", Update(fragment="{}", text='{"type":"status"}', ts=5))
-    status, quote = box.take(now=0.0)
-    assert isinstance(status, Update) and status.text == '{"type":"status"}'
-    assert isinstance(quote, Update) and json.loads(quote.fragment)["broker"] == "a"
-    assert len(box) == 1
-
-
 def test_a_snapshot_discards_pending_updates_it_already_supersedes():
     box = Outbox()
     box.offer_quote("acme:EURUSD", update("acme:EURUSD", 100))  # older than the snapshot's
