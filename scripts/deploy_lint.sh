@@ -25,5 +25,5 @@ fi
 rendered=$(mktemp -d)
 trap 'rm -rf "$rendered"' EXIT
 "$VENV/bin/kubectl" kustomize deploy/k8s/overlays/production > "$rendered/production.yaml"
-"$CHECKOV_VENV/bin/checkov" --config-file deploy/checkov.yaml \
+"$CHECKOV_VENV/bin/checkov" --config-file deploy/checkov.yaml --skip-download \
   --file "$rendered/production.yaml" --file Dockerfile --framework kubernetes dockerfile
