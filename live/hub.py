@@ -107,13 +107,17 @@ def _finite_number(value: Any) -> bool:
 
 def quote_parse(data: str, *, instrument: str) -> tuple[str, str, int] | None:
     """Validate one published quote. Returns (key, broker, ts_ingest) or None when it is not a usable quote."""
+    return quote_check(quote_decode(data), instrument=instrument)
+
+
+def quote_decode(data: str) -> object:
+    """The published message decoded, or None when it is too big to be a quote or not JSON."""
     if len(data) > MAX_UPSTREAM_BYTES:
         return None
     try:
-        q = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-    return quote_check(q, instrument=instrument)
 
 
 def quote_check(q: object, *, instrument: str) -> tuple[str, str, int] | None:
@@ -520,28 +524,23 @@ class Hub:
         newest: dict[tuple[str, str], tuple[str, str, tuple[str, str, int]]] = {}
         superseded = 0
         for channel, data in reversed(batch):
-            if channel == self.status_channel:
+            if channel == self.status_channel or channel == self.probe_channel:
                 continue
-            if channel == self.probe_channel:
-                continue
-            if len(data) > MAX_UPSTREAM_BYTES:
+            q = quote_decode(data)
+            if not isinstance(q, dict):
                 COUNTERS.incr("live_bad_upstream")
                 continue
-            try:
-                q = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                COUNTERS.incr("live_bad_upstream")
-                continue
-            broker = q.get("broker") if isinstance(q, dict) else None
+            broker = q.get("broker")
             slot = (channel, broker if isinstance(broker, str) else "")
             if slot in newest:
                 superseded += 1
                 continue
-            parsed = quote_check(q, instrument=channel[head:])
+            instrument = channel[head:]
+            parsed = quote_check(q, instrument=instrument)
             if parsed is None:
                 COUNTERS.incr("live_bad_upstream")  # and an older quote of the same slot may still stand
                 continue
-            newest[slot] = (channel[head:], data, parsed)
+            newest[slot] = (instrument, data, parsed)
         if superseded:
             COUNTERS.incr("live_superseded_upstream", superseded)
         for channel, data in batch:  # statuses in the order they came
