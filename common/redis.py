@@ -127,6 +127,16 @@ def redis_async_new(*, url: str | None = None, **overrides: Any) -> Any:
     return aioredis.Redis.from_url(url or settings.REDIS_URL, **_options(**overrides))
 
 
+async def redis_async_connection(*, url: str | None = None, **overrides: Any) -> Any:
+    """One asyncio connection of its own, connected, outside any pool (a long-lived subscription read
+    reply by reply). The caller disconnects it."""
+    options = _options(**overrides)
+    options["health_check_interval"] = 0  # a health-check PING is not allowed on a subscribed connection
+    conn: Any = aioredis.ConnectionPool.from_url(url or settings.REDIS_URL, **options).make_connection()
+    await conn.connect()
+    return conn
+
+
 _shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 

@@ -233,7 +233,7 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.ready = False
         self.brokers = brokers
         self.hub.regroup(self, instruments)
-        self.outbox.quotes = {k: u for k, u in self.outbox.quotes.items() if k.partition(":")[2] in instruments}
+        self.outbox.keep_only(instruments=instruments, brokers=brokers)
         await self.send(
             text_data=json.dumps(
                 {

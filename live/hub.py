@@ -31,15 +31,23 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from django.conf import settings
 
-from common.redis import redis_async_new
+from common.redis import redis_async_connection, redis_async_new
 from common.ticks import now_us
-from live.outbox import Decision, Outbox, Update, ws_text_frame
+from live.outbox import Decision, Outbox, Update, quote_group, ws_text_frame
 from marketdata import keys
 
 logger = logging.getLogger(__name__)
 
 READ_BATCH_MAX = 5000  # messages taken from Redis before fanning out (a burst's 1/4 s at 20,000/s)
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
+# The flush (a write to every client with something pending) takes at most about this share of the
+# process's time; after a flush that took t seconds the next waits t * (1 - share) / share, at most
+# FLUSH_PAUSE_MAX_S, while quotes keep coming in and conflating. In calm a flush takes well under a
+# millisecond, so nothing waits; in a burst, where a flush touches every client, this keeps the read of
+# Redis from falling behind (without it a process kept flushing after every read, each flush's cost
+# fixed by the client count, and the backlog in Redis grew for the whole burst: bench.live --burst).
+FLUSH_SHARE = 0.5
+FLUSH_PAUSE_MIN_S, FLUSH_PAUSE_MAX_S = 0.001, 0.025
 TICK_S = 0.2  # how often held (slow) clients are retried, counters are looked at and the watchdog runs
 COUNTERS_FLUSH_S = 5.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 5.0  # backoff (with jitter) between attempts to reach Redis
@@ -384,49 +392,53 @@ class Hub:
     # -- the Redis connection ----------------------------------------------------------------
     async def _connection_loop(self) -> None:
         backoff = RECONNECT_MIN_S
+        loop = asyncio.get_running_loop()
         while True:
-            redis = pubsub = None
+            conn = None
+            pending: list[tuple[str, str]] = []
+
+            def take_pending() -> None:
+                nonlocal pending
+                batch, pending = pending, []
+                self.on_messages(batch)
+
             try:
-                # No read timeout: a quiet pub/sub connection is not a dead one (the watchdog tells).
-                redis = redis_async_new(url=self.redis_url, decode_responses=True, socket_timeout=None)
-                pubsub = redis.pubsub()
-                await pubsub.psubscribe(keys.live_pattern(self.prefix))
-                confirmed_by = time.monotonic() + SUBSCRIBE_TIMEOUT_S
-                while not self.subscribed:
-                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=0.5)
-                    if message is not None and message.get("type") == "psubscribe":
-                        self._on_subscribed()
-                        backoff = RECONNECT_MIN_S
-                    elif message is not None and message.get("type") == "pmessage":
-                        self.on_message(message["channel"], message["data"])
-                    elif time.monotonic() > confirmed_by:
-                        raise TimeoutError("Redis did not confirm the subscription")
+                # A bare connection read reply by reply, not redis-py's PubSub object: its get_message()
+                # costs 4.4 us a message here against 1.3 us, and at 20,000 quotes/s in a burst every
+                # daphne process reads every quote. No read timeout: a quiet subscription is not a dead
+                # one (the watchdog tells).
+                conn = await redis_async_connection(url=self.redis_url, decode_responses=True, socket_timeout=None)
+                await conn.send_command("PSUBSCRIBE", keys.live_pattern(self.prefix))
+                reply = await asyncio.wait_for(conn.read_response(), timeout=SUBSCRIBE_TIMEOUT_S)
+                if not (isinstance(reply, list) and reply and reply[0] == "psubscribe"):
+                    raise ConnectionError(f"Redis answered the subscription with {reply!r}")
+                self._on_subscribed()
+                backoff = RECONNECT_MIN_S
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    # Whatever else has already arrived, taken without waiting: behind in a burst, the
-                    # hub works through a batch at once, and latest-value-wins applies on the way in.
-                    batch = []
-                    while message is not None:
-                        if message.get("type") == "pmessage":
-                            batch.append((message["channel"], message["data"]))
-                        if len(batch) >= READ_BATCH_MAX:
-                            break
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
-                    self.on_messages(batch)
+                    # read_response() returns without yielding while replies are buffered: what Redis has
+                    # already delivered is read in one go, and handled as one batch on the next loop turn
+                    # (behind in a burst, latest-value-wins then applies on the way in).
+                    reply = await conn.read_response()
+                    if isinstance(reply, list) and len(reply) == 4 and reply[0] == "pmessage":
+                        pending.append((reply[2], reply[3]))
+                        if len(pending) == 1:
+                            loop.call_soon(take_pending)
+                        elif len(pending) >= READ_BATCH_MAX:
+                            take_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 COUNTERS.incr("live_hub_redis_lost")
                 logger.warning("live hub lost Redis (%s); reconnecting in %.1f s", exc or type(exc).__name__, backoff)
             finally:
+                pending = []  # a take_pending() still scheduled finds nothing: the snapshot will follow
                 if self.subscribed:
                     self.subscribed = False
                     self.unsubscribed_since = time.monotonic()
                 self._subscribed_event.clear()
-                for closing in (pubsub, redis):
-                    if closing is not None:
-                        with contextlib.suppress(Exception):
-                            await closing.aclose()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.disconnect()
             # Meanwhile clients keep their last values, and their boards say the quotes are delayed.
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
             backoff = min(backoff * 2, RECONNECT_MAX_S)
@@ -515,7 +527,9 @@ class Hub:
         newest valid one is fanned out: clients would conflate the others away anyway (their outboxes
         keep the latest per broker and instrument), and this way a burst costs the hub one decode per
         quote but fan-out per broker and instrument, so it keeps up with Redis instead of falling
-        seconds behind (measured at 20,000 quotes/s: bench.live --burst)."""
+        seconds behind (measured at 20,000 quotes/s: bench.live --burst). What remains for an
+        instrument goes out as one group (live.outbox.quote_group): framed once, offered once per
+        subscribed client."""
         if not batch:
             return
         self.received += len(batch)
@@ -546,22 +560,32 @@ class Hub:
         for channel, data in batch:  # statuses in the order they came
             if channel == self.status_channel:
                 self._on_status(data)
-        for instrument, data, parsed in reversed(newest.values()):  # oldest first, as they came
-            self._on_quote(instrument, data, parsed)
+        by_instrument: dict[str, list[tuple[str, Update]]] = {}
+        brokers: dict[str, str] = {}  # key -> broker
+        for instrument, data, (key, broker, ts) in reversed(newest.values()):  # oldest first, as they came
+            if instrument in self.groups:
+                text = '{"type":"quotes","quotes":[' + data + "]}"
+                update = Update(fragment=data, text=text, frame=ws_text_frame(text.encode()), ts=ts)
+                by_instrument.setdefault(instrument, []).append((key, update))
+                brokers[key] = broker
+        for instrument, parts in by_instrument.items():
+            self._on_quotes(instrument, parts, brokers)
 
-    def _on_quote(self, instrument: str, data: str, parsed: tuple[str, str, int]) -> None:
+    def _on_quotes(self, instrument: str, parts: list[tuple[str, Update]], brokers: dict[str, str]) -> None:
+        """Offer one instrument's new quotes (each of a different broker) to its subscribers."""
         members = self.groups.get(instrument)
         if not members:
             return
-        key, broker, ts = parsed
-        text = '{"type":"quotes","quotes":[' + data + "]}"
-        update = Update(fragment=data, text=text, frame=ws_text_frame(text.encode()), ts=ts)
+        group = quote_group(parts)
         dirty = self.dirty
         for client in members:
-            brokers = client.brokers
-            if brokers is not None and broker not in brokers:
-                continue
-            client.outbox.offer_quote(key, update)
+            wanted = client.brokers
+            if wanted is None:
+                client.outbox.offer_group(instrument, group)
+            else:  # a client that chose brokers: only theirs, key by key
+                for key, update in parts:
+                    if brokers[key] in wanted:
+                        client.outbox.offer_quote(key, update)
             dirty.add(client)
         self._wake.set()
 
@@ -583,39 +607,47 @@ class Hub:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            dirty, self.dirty = self.dirty, set()
-            now = time.monotonic()
-            # The per-client work is synchronous (no coroutine per client): this loop runs for every
-            # subscribed client of every quote. Only the rare cases await, after the loop.
-            later: list[tuple[Subscriber, str, list[Update | str]]] = []
-            held = self.held
-            for client in dirty:
-                if not client.ready:
-                    continue  # mark_ready() puts it back once its snapshot is out
-                outbox = client.outbox
-                if outbox.conflated:
-                    COUNTERS.incr("ws_conflated", outbox.conflated)
-                    outbox.conflated = 0
-                decision = outbox.decide(backlog_bytes=client.backlog(), now=now)
-                if decision is Decision.SEND:
-                    held.discard(client)
-                    items = outbox.take()
-                    try:
-                        written = client.write(items)
-                    except Exception:
-                        logger.exception("live delivery failed; dropping the client")
-                        later.append((client, "detach", []))
-                        continue
-                    if not written and items:
-                        later.append((client, "deliver", items))
-                elif decision is Decision.HOLD:
-                    held.add(client)
-                else:
-                    COUNTERS.incr("ws_dropped_slow")
-                    logger.warning("dropping a slow live client (%d bytes unsent)", outbox.max_backlog)
-                    later.append((client, "drop", []))
-            for client, action, items in later:
-                await self._finish(client, action, items)
+            started = time.monotonic()
+            await self._flush()
+            pause = min(FLUSH_PAUSE_MAX_S, (time.monotonic() - started) * (1 - FLUSH_SHARE) / FLUSH_SHARE)
+            if pause >= FLUSH_PAUSE_MIN_S:
+                await asyncio.sleep(pause)
+
+    async def _flush(self) -> None:
+        """Write what is pending to every client that has something (one pass, synchronous per client)."""
+        dirty, self.dirty = self.dirty, set()
+        now = time.monotonic()
+        # The per-client work is synchronous (no coroutine per client): this loop runs for every
+        # subscribed client of every quote. Only the rare cases await, after the loop.
+        later: list[tuple[Subscriber, str, list[Update | str]]] = []
+        held = self.held
+        for client in dirty:
+            if not client.ready:
+                continue  # mark_ready() puts it back once its snapshot is out
+            outbox = client.outbox
+            if outbox.conflated:
+                COUNTERS.incr("ws_conflated", outbox.conflated)
+                outbox.conflated = 0
+            decision = outbox.decide(backlog_bytes=client.backlog(), now=now)
+            if decision is Decision.SEND:
+                held.discard(client)
+                items = outbox.take()
+                try:
+                    written = client.write(items)
+                except Exception:
+                    logger.exception("live delivery failed; dropping the client")
+                    later.append((client, "detach", []))
+                    continue
+                if not written and items:
+                    later.append((client, "deliver", items))
+            elif decision is Decision.HOLD:
+                held.add(client)
+            else:
+                COUNTERS.incr("ws_dropped_slow")
+                logger.warning("dropping a slow live client (%d bytes unsent)", outbox.max_backlog)
+                later.append((client, "drop", []))
+        for client, action, items in later:
+            await self._finish(client, action, items)
 
     async def _finish(self, client: Subscriber, action: str, items: list[Update | str]) -> None:
         """The awaiting cases: deliver through the ASGI send, detach a failed client, drop a slow one."""

@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 # message is published on its channel and stored under its field of the latest-quote hash (KEYS[1]).
 # Packing the whole chunk in C (msgpack) instead of passing 3 arguments per quote matters: redis-py's
 # asyncio client encodes every command argument in Python, which cost more than all of Redis's work.
-_PUBLISH_MANY = """
+PUBLISH_MANY = """
 local a = cmsgpack.unpack(ARGV[1])
 local h = {}
 for i = 1, #a, 3 do
@@ -173,7 +173,7 @@ class Ingestor:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._rejects_reported: Counter[tuple[str, str]] = Counter()
-        self._publish_many = self.redis.register_script(_PUBLISH_MANY)
+        self._publish_many = self.redis.register_script(PUBLISH_MANY)
 
     # -- quote path --------------------------------------------------------------------------------
     def accept(self, quote: Quote) -> bool:

@@ -192,7 +192,7 @@ def test_of_a_batch_read_at_once_only_the_newest_valid_quote_per_broker_and_inst
 
     hub.on_messages(batch)
 
-    pending = {key: json.loads(update.fragment)["seq"] for key, update in client.outbox.quotes.items()}
+    pending = {key: json.loads(update.fragment)["seq"] for key, update in client.outbox.pending_quotes().items()}
     # The newest of acme's burst; zeta's newest was not a valid quote, so its older valid one stands.
     assert pending == {"acme:EURUSD": 100, "zeta:EURUSD": 1, "acme:GBPUSD": 7}
     assert client.outbox.conflated == 0  # nothing offered only to be replaced: the hub did not fan it out
@@ -200,6 +200,29 @@ def test_of_a_batch_read_at_once_only_the_newest_valid_quote_per_broker_and_inst
     assert COUNTERS.values["live_superseded_upstream"] - superseded == 99
     assert COUNTERS.values["live_bad_upstream"] - bad == 2
     assert hub.received == len(batch)
+
+
+def test_an_instruments_quotes_from_one_read_go_to_every_subscriber_as_one_shared_group_filtered_per_broker() -> None:
+    hub = Hub(redis_url="redis://127.0.0.1:1/0", prefix=PREFIX)  # no connection: the batch is handed in
+    everyone, also, zeta_only = Recorder(["EURUSD"]), Recorder(["EURUSD"]), Recorder(["EURUSD"])
+    zeta_only.brokers = frozenset({"zeta"})
+    for client in (everyone, also, zeta_only):
+        hub.clients.add(client)
+        hub._group(client, client.instruments)
+    eur = keys.live_channel("EURUSD", PREFIX)
+
+    def q(broker: str, seq: int) -> str:
+        body = {"broker": broker, "instrument": "EURUSD", "bid": 1.1, "ask": 1.1001, "spread": 0.0001}
+        return json.dumps({**body, "ts_ingest": 1_000 + seq, "seq": seq})
+
+    hub.on_messages([(eur, q("acme", 1)), (eur, q("zeta", 2)), (eur, q("kite", 3))])
+
+    (group,) = everyone.outbox.take()
+    (same,) = also.outbox.take()
+    assert group is same  # serialised and framed once for every subscriber
+    assert isinstance(group, Update)
+    assert [m["seq"] for m in json.loads(group.text)["quotes"]] == [1, 2, 3]  # in the order they came
+    assert [json.loads(u.fragment)["seq"] for u in zeta_only.outbox.pending_quotes().values()] == [2]
 
 
 @pytest.mark.asyncio

@@ -67,3 +67,66 @@ def test_frames_match_autobahns_own_framing_at_every_length_boundary(size):
     payload = b"x" * size
     expected = PreparedMessage(payload, False, False, False).payloadHybi
     assert ws_text_frame(payload) == expected
+
+
+def group(*keyed: tuple[str, int]) -> Update:
+    from live.outbox import quote_group
+
+    return quote_group([(key, update(key, ts)) for key, ts in keyed])
+
+
+def test_a_group_offered_to_a_client_with_nothing_pending_goes_out_as_its_one_shared_frame():
+    g = group(("acme:EURUSD", 1), ("zeta:EURUSD", 2))
+    boxes = [Outbox(), Outbox()]
+    for box in boxes:
+        assert box.offer_group("EURUSD", g)
+    taken = [box.take() for box in boxes]
+    assert taken == [[g], [g]] and all(t[0] is g for t in taken)  # the bytes framed once, shared
+    assert [q["ts_ingest"] for q in json.loads(g.text)["quotes"]] == [1, 2]
+    assert g.frame == ws_text_frame(g.text.encode())
+
+
+def test_a_second_group_of_the_same_instrument_before_a_take_keeps_the_latest_per_key():
+    box = Outbox()
+    box.offer_group("EURUSD", group(("acme:EURUSD", 1), ("zeta:EURUSD", 2)))
+    box.offer_group("EURUSD", group(("acme:EURUSD", 3), ("kite:EURUSD", 4)))
+    box.offer_group("GBPUSD", group(("acme:GBPUSD", 5)))
+    assert box.conflated == 1
+    (batch,) = box.take()
+    assert isinstance(batch, str)
+    got = {(q["broker"], q["instrument"]): q["ts_ingest"] for q in json.loads(batch)["quotes"]}
+    assert got == {("acme", "EURUSD"): 3, ("zeta", "EURUSD"): 2, ("kite", "EURUSD"): 4, ("acme", "GBPUSD"): 5}
+    assert len(box) == 0
+
+
+def test_a_single_quote_for_an_instrument_with_a_pending_group_replaces_its_key_without_a_duplicate():
+    box = Outbox()
+    box.offer_group("EURUSD", group(("acme:EURUSD", 1), ("zeta:EURUSD", 2)))
+    box.offer_quote("acme:EURUSD", update("acme:EURUSD", 9))
+    (batch,) = box.take()
+    assert isinstance(batch, str)
+    assert sorted(q["ts_ingest"] for q in json.loads(batch)["quotes"]) == [2, 9]
+
+
+def test_a_snapshot_discards_what_it_supersedes_inside_pending_groups_too():
+    box = Outbox()
+    box.offer_group("EURUSD", group(("acme:EURUSD", 100), ("zeta:EURUSD", 300)))
+    assert box.discard_older(quotes={"acme:EURUSD": 200, "zeta:EURUSD": 200}, statuses={}) == 1
+    assert set(box.pending_quotes()) == {"zeta:EURUSD"}
+
+
+def test_a_changed_subscription_keeps_only_pending_quotes_it_still_covers():
+    box = Outbox()
+    box.offer_group("EURUSD", group(("acme:EURUSD", 1), ("zeta:EURUSD", 2)))
+    box.offer_group("GBPUSD", group(("acme:GBPUSD", 3)))
+    box.keep_only(instruments=frozenset({"EURUSD"}), brokers=frozenset({"zeta"}))
+    assert set(box.pending_quotes()) == {"zeta:EURUSD"}
+    assert not box.groups
+
+
+def test_groups_count_towards_the_cap():
+    box = Outbox(SlowPolicy(max_keys=2))
+    assert box.offer_group("A", group(("x:A", 1)))
+    assert box.offer_group("B", group(("x:B", 1)))
+    assert not box.offer_group("C", group(("x:C", 1)))
+    assert len(box) == 2
