@@ -104,8 +104,11 @@ def _build_application() -> Any:
 
         channel_layer_alias = "pubsub"
 
+    from django.core.asgi import get_asgi_application
+
     return ProtocolTypeRouter(
         {
+            "http": get_asgi_application(),  # /readyz: the hub's own delivery lag
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(
                     URLRouter(
@@ -116,7 +119,7 @@ def _build_application() -> Any:
                         ]
                     )
                 )
-            )
+            ),
         }
     )
 
@@ -888,6 +891,45 @@ def _hostile_proc(urls: list[str], cookie: str, storm: int, out: Any) -> None:
     asyncio.run(run())
 
 
+def _hub_lag_counts(urls: list[str]) -> list[int] | None:
+    """The hubs' delivery-lag histogram (/readyz), summed over the servers; None where there is none."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    total: list[int] | None = None
+    for url in urls:
+        u = urlsplit(url)
+        try:
+            with urllib.request.urlopen(f"http://{u.netloc}/readyz", timeout=10) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:  # 503 (no feeds in the bench) still carries the figures
+            body = exc.read()
+        except OSError:
+            return None
+        hubs = json.loads(body).get("checks", {}).get("live_hub", {}).get("hubs", [])
+        for hub in hubs:
+            counts = hub.get("delivery_lag_ms", {}).get("counts")
+            if counts:
+                total = counts if total is None else [a + b for a, b in zip(total, counts, strict=True)]
+    return total
+
+
+def _lag_p99_ms(before: list[int] | None, after: list[int] | None) -> float:
+    """The 99th percentile of the hubs' delivery lag between two readings: the bucket's upper bound."""
+    from live.hub import LAG_BOUNDS_MS
+
+    if before is None or after is None:
+        return float("nan")
+    diff = [b - a for a, b in zip(before, after, strict=True)]
+    total, seen = sum(diff), 0
+    for bound, count in zip([*LAG_BOUNDS_MS, float("inf")], diff, strict=True):
+        seen += count
+        if total and seen >= 0.99 * total:
+            return float(bound)
+    return float("nan")
+
+
 def _rss_mb(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -943,11 +985,19 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
 
     cpu: dict[int, float] = {}
     loadgen_cpu: dict[int, float] = {}
+    hub_lag: dict[int, float] = {}
     loadgen = [proc.pid for proc in procs] + [publisher.pid, probe.pid]  # what measures, not what is measured
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    readers = ThreadPoolExecutor(max_workers=2)
+    lag_readings: dict[int, Any] = {}  # phase -> the hubs' histogram as that phase began (a future)
 
     def hold(p: int, seconds: float, key: str) -> None:
         phase.value = p
         started = time.monotonic()
+        # Read in the background: the servers answer /readyz late in a burst, and the phase must not last longer.
+        lag_readings[p] = readers.submit(_hub_lag_counts, urls) if mode == "hub" else None
         cpu_start = sum(_proc_cpu_s(pid) for pid in pids)
         loadgen_start = sum(_proc_cpu_s(pid) for pid in loadgen if pid is not None)
         peak = 0.0
@@ -968,6 +1018,10 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
     hold(3, args.after_s, "after_peak")
     rss["after"] = _rss_mb(pids)
     phase.value = 0
+    for p in (1, 2):
+        start, end = lag_readings.get(p), lag_readings.get(p + 1)
+        hub_lag[p] = _lag_p99_ms(start.result(), end.result()) if start and end else float("nan")
+    readers.shutdown()
     stop.set()
     pub_stop.set()
     merged = [_Hist() for _ in range(PHASES)]
@@ -1019,6 +1073,7 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
             "srv_us_per_quote": 1e6 * cpu[p] / published if published else float("nan"),
             "loadgen_cpu_pct": 100 * loadgen_cpu[p] / timing[p],  # clients + publisher + probe
             "redis_p99": probe_phases[p].percentile_ms(0.99),  # ts_ingest -> a bare Redis subscriber
+            "hub_p99": hub_lag[p],  # ts_ingest -> the hub wrote it (its /readyz histogram; bucket bound)
         }
     return figures
 
@@ -1140,8 +1195,7 @@ def main_burst(args: Any) -> None:
             print(
                 f"{'design':>7} {'phase':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'msgs/s':>8} "
                 f"{'quotes/s':>8} {'confl%':>6} {'srv cpu%':>8} {'µs/quote':>8} {'gen cpu%':>8} {'redis p99':>9} "
-                f"{'rss MB before/peak/after':>26} "
-                f"{'dropped':>7}",
+                f"{'hub p99':>7} {'rss MB before/peak/after':>26} {'dropped':>7}",
                 flush=True,
             )
             for mode, urls, pids in designs:
@@ -1154,7 +1208,7 @@ def main_burst(args: Any) -> None:
                         f"{mode:>7} {name:>6} {f['p50']:>8.2f} {f['p99']:>8.2f} {f['max']:>8.1f} "
                         f"{f['msgs_per_s']:>8.0f} {f['quotes_per_s']:>8.0f} {f['conflated_pct']:>6.1f} "
                         f"{f['srv_cpu_pct']:>8.0f} {f['srv_us_per_quote']:>8.1f} {f['loadgen_cpu_pct']:>8.0f} "
-                        f"{f['redis_p99']:>9.2f} "
+                        f"{f['redis_p99']:>9.2f} {f['hub_p99']:>7.0f} "
                         f"{rss['calm']:>8.0f}/{rss['burst']:>8.0f}/{rss['after']:>8.0f} {r['dropped']:>7}",
                         flush=True,
                     )

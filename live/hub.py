@@ -18,6 +18,7 @@ number of daphne processes behind one address all deliver the same stream.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -48,6 +49,9 @@ MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not
 # fixed by the client count, and the backlog in Redis grew for the whole burst: bench.live --burst).
 FLUSH_SHARE = 0.5
 FLUSH_PAUSE_MIN_S, FLUSH_PAUSE_MAX_S = 0.001, 0.025
+# /readyz's delivery-lag histogram: ts_ingest of the oldest quote a flush wrote -> the end of that flush,
+# counted once per client written; upper bounds in ms (the last bucket is everything above).
+LAG_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 TICK_S = 0.2  # how often held (slow) clients are retried, counters are looked at and the watchdog runs
 COUNTERS_FLUSH_S = 5.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 5.0  # backoff (with jitter) between attempts to reach Redis
@@ -255,6 +259,8 @@ class Hub:
         self.last_message_at = time.monotonic()  # any message: quote, status or the watchdog's probe
         self.unsubscribed_since = time.monotonic()
         self.probe_sent_at: float | None = None
+        self.lag_counts = [0] * (len(LAG_BOUNDS_MS) + 1)
+        self._oldest_offered = 0  # ts_ingest (µs) of the oldest quote offered since the last flush; 0: none
         self._wake = asyncio.Event()
         self._sync_wake = asyncio.Event()
         self._subscribed_event = asyncio.Event()
@@ -361,6 +367,9 @@ class Hub:
             "last_message_age_s": round(now - self.last_message_at, 3),
             "connects": self.connects,
             "heals": self.heals,
+            # How late this process writes quotes, from when the ingestor took them: the server's share
+            # of the tick-to-client latency, whatever the network and the clients add after it.
+            "delivery_lag_ms": {"le": list(LAG_BOUNDS_MS), "counts": list(self.lag_counts)},
             # Clients are connected, yet there has been no confirmed subscription for longer than a
             # reconnect normally takes.
             "healthy": not self.clients or (self.running and unsubscribed_s < UNSUBSCRIBED_GRACE_S),
@@ -577,6 +586,9 @@ class Hub:
         if not members:
             return
         group = quote_group(parts)
+        oldest = min(u.ts for _k, u in parts)
+        if not self._oldest_offered or oldest < self._oldest_offered:
+            self._oldest_offered = oldest
         dirty = self.dirty
         for client in members:
             wanted = client.brokers
@@ -621,6 +633,7 @@ class Hub:
         # subscribed client of every quote. Only the rare cases await, after the loop.
         later: list[tuple[Subscriber, str, list[Update | str]]] = []
         held = self.held
+        written = 0
         for client in dirty:
             if not client.ready:
                 continue  # mark_ready() puts it back once its snapshot is out
@@ -633,19 +646,23 @@ class Hub:
                 held.discard(client)
                 items = outbox.take()
                 try:
-                    written = client.write(items)
+                    ok = client.write(items)
                 except Exception:
                     logger.exception("live delivery failed; dropping the client")
                     later.append((client, "detach", []))
                     continue
-                if not written and items:
+                if not ok and items:
                     later.append((client, "deliver", items))
+                written += 1
             elif decision is Decision.HOLD:
                 held.add(client)
             else:
                 COUNTERS.incr("ws_dropped_slow")
                 logger.warning("dropping a slow live client (%d bytes unsent)", outbox.max_backlog)
                 later.append((client, "drop", []))
+        oldest, self._oldest_offered = self._oldest_offered, 0
+        if oldest and written:
+            self.lag_counts[bisect.bisect_left(LAG_BOUNDS_MS, (now_us() - oldest) / 1000)] += written
         for client, action, items in later:
             await self._finish(client, action, items)
 

@@ -225,6 +225,32 @@ def test_an_instruments_quotes_from_one_read_go_to_every_subscriber_as_one_share
     assert [json.loads(u.fragment)["seq"] for u in zeta_only.outbox.pending_quotes().values()] == [2]
 
 
+def test_readiness_shows_how_late_the_hub_wrote_quotes_counted_per_client_written() -> None:
+    from common.ticks import now_us
+
+    hub = Hub(redis_url="redis://127.0.0.1:1/0", prefix=PREFIX)  # no connection: the batch is handed in
+    clients = [Recorder(["EURUSD"]) for _ in range(3)]
+    for client in clients:
+        client.ready = True
+        hub.clients.add(client)
+        hub._group(client, client.instruments)
+    eur = keys.live_channel("EURUSD", PREFIX)
+    body = {"broker": "acme", "instrument": "EURUSD", "bid": 1.1, "ask": 1.1001, "spread": 0.0001}
+    late = now_us() - 30_000  # ingested 30 ms ago
+    hub.on_messages([(eur, json.dumps({**body, "ts_ingest": late, "seq": 1}))])
+
+    asyncio.run(hub._flush())
+
+    lag = hub.health()["delivery_lag_ms"]
+    assert [m["quotes"][0]["seq"] for c in clients for m in c.messages] == [1, 1, 1]
+    assert dict(zip(lag["le"], lag["counts"], strict=False)) == {
+        **dict.fromkeys(lag["le"], 0),
+        50: 3,  # 30 ms (and a little more): in the <= 50 ms bucket, once per client written
+    }
+    asyncio.run(hub._flush())  # nothing new: nothing counted
+    assert sum(hub.health()["delivery_lag_ms"]["counts"]) == 3
+
+
 @pytest.mark.asyncio
 async def test_a_client_that_attaches_while_the_last_one_is_stopping_the_hub_gets_live_quotes(
     throwaway_redis: ThrowawayRedis, monkeypatch: pytest.MonkeyPatch
