@@ -69,15 +69,11 @@ def _build_application() -> Any:
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import ProtocolTypeRouter, URLRouter
     from channels.security.websocket import AllowedHostsOriginValidator
-    from django.conf import settings
     from django.urls import path
 
-    from live import transport
     from live.consumers import SpreadsConsumer
 
-    # As config.asgi does at start-up: without the self-check the hub writes through autobahn's
-    # public path (measured at 1,000 clients, 280 quotes/s: p99 212 ms instead of 48, 1.6x the server CPU).
-    transport.selfcheck(enabled=settings.LIVE_TRANSPORT_FAST)
+    # live.transport checks its library fields on the first connection (config.asgi does it at start-up).
 
     class NaiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         """The baseline: channel-layer groups, one JSON encoding per client per quote."""

@@ -6,9 +6,10 @@ ping on connections it is writing to. None of that has a public API, so it reads
 the versions pinned in requirements.txt (PINNED below).
 
 Guarded twice:
-- ``selfcheck()`` runs once per web process at start-up (config.asgi) and checks every field this
-  module relies on against the installed libraries. A missing one is logged loudly, counted in the
-  metrics (``live_transport_missing``) and switches the fast path off for the whole process.
+- ``selfcheck()`` runs once per web process at start-up (config.asgi; in any other process on its
+  first live connection) and checks every field this module relies on against the installed
+  libraries. A missing one is logged loudly, counted in the metrics (``live_transport_missing``) and
+  switches the fast path off for the whole process.
 - ``attach()`` checks the same fields on each real connection before using them.
 
 Without the fast path everything goes through the public paths, which stay tested: the ASGI
@@ -226,6 +227,12 @@ class Connection:
     """
 
     def __init__(self, send: Any, *, hold_bytes: int) -> None:
+        if not STATE.checked:
+            # A process that did not start through config.asgi (a test server, a benchmark's own ASGI
+            # app) checks on its first connection, instead of silently taking the slow public path.
+            from django.conf import settings
+
+            selfcheck(enabled=settings.LIVE_TRANSPORT_FAST)
         try:
             self.protocol = _server_protocol(send)
         except Exception:

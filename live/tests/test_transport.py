@@ -31,6 +31,17 @@ def test_the_self_check_passes_on_the_pinned_versions():
     assert transport.STATE.fast
 
 
+def test_a_process_that_did_not_run_the_check_at_start_up_runs_it_on_its_first_connection(settings):
+    settings.LIVE_TRANSPORT_FAST = True
+    transport.STATE.checked, transport.STATE.missing, transport.STATE.turned_off = False, (), False
+
+    async def send(message):
+        return None
+
+    transport.Connection(send, hold_bytes=1000)
+    assert transport.STATE.checked and transport.STATE.fast
+
+
 @pytest.mark.django_db
 def test_a_missing_field_is_logged_loudly_counted_and_turns_the_fast_path_off(monkeypatch, caplog):
     monkeypatch.setitem(transport.CHECKS, "twisted.Server.socket", lambda: False)
