@@ -1,0 +1,29 @@
+"""The web launcher's memory hygiene: after a burst, freed memory goes back to the system."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from config import web
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc are Linux's")
+def test_a_collection_hands_memory_freed_in_the_middle_of_the_heap_back_to_the_system():
+    # As after a burst: many buffers (over pymalloc's 512 bytes, so from malloc), most freed, a few
+    # still alive here and there, which keeps the heap from shrinking by itself.
+    buffers = [bytes(1500) for _ in range(150_000)]
+    keep = buffers[::200]
+    del buffers
+    before = _rss_mb()
+    web.collect(web.heap_trimmer())
+    after = _rss_mb()
+    assert before - after > 100, f"RSS {before:.0f} MB -> {after:.0f} MB"
+    assert len(keep) == 750
