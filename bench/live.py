@@ -715,8 +715,8 @@ def _start_servers(env: dict[str, str], count: int) -> list[Daphne]:
 
 # -- --burst: a Non-Farm Payroll release ------------------------------------------------------------
 BURST_WIDEN = 5.0  # spreads widen this much at the release
-RSS_RETURN_BOUND_MB = 25.0
-GC_INTERVAL_S = 2.0  # --burst: the servers' collection interval (see main_burst)  # after the burst the servers' RSS must be back within this of the calm figure
+RSS_RETURN_BOUND_MB = 25.0  # after the burst the servers' RSS must be back within this of the calm figure
+GC_INTERVAL_S = 2.0  # --burst: the servers' collection interval (see main_burst)
 
 
 def _burst_publisher_proc(
