@@ -12,14 +12,12 @@ the same after it was stored as before it was rendered (see :func:`answer_store`
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
-from django.conf import settings
 from django.core.cache import cache
 
-from common.redis import redis_sync
+from common.tagindex import tag_index_new
 
 CACHE_VERSION = 2
 GENERATION_KEY = f"api:{CACHE_VERSION}:generation"
@@ -75,46 +73,4 @@ def answers_drop(tags: Iterable[str]) -> int:
     return len(keys)
 
 
-class _RedisTagIndex:
-    """A Redis set per tag of the keys of the answers carrying it, shared by every process."""
-
-    def _name(self, tag: str) -> str:
-        return f"{settings.CACHE_KEY_PREFIX}:apitag:{CACHE_VERSION}:{tag}"
-
-    def add(self, tags: Iterable[str], key: str, ttl: int) -> None:
-        pipe = redis_sync().pipeline(transaction=False)
-        for tag in tags:
-            pipe.sadd(self._name(tag), key)
-            # A set outlives its newest answer a little; answers expire on their own meanwhile.
-            pipe.expire(self._name(tag), ttl + 60)
-        pipe.execute()
-
-    def pop(self, tags: Iterable[str]) -> set[str]:
-        names = [self._name(t) for t in tags]
-        if not names:
-            return set()
-        pipe = redis_sync().pipeline(transaction=True)
-        pipe.sunion(names)
-        pipe.delete(*names)
-        members: Any = pipe.execute()[0]
-        return {m.decode() if isinstance(m, bytes) else m for m in members}
-
-
-class _LocalTagIndex:
-    """The one-process fallback (USE_REDIS=0), like the pages' own."""
-
-    def __init__(self) -> None:
-        self._tags: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, tags: Iterable[str], key: str, ttl: int) -> None:
-        with self._lock:
-            for tag in tags:
-                self._tags.setdefault(tag, set()).add(key)
-
-    def pop(self, tags: Iterable[str]) -> set[str]:
-        with self._lock:
-            return set().union(*(self._tags.pop(t, set()) for t in tags))
-
-
-tag_index: _RedisTagIndex | _LocalTagIndex = _RedisTagIndex() if settings.USE_REDIS else _LocalTagIndex()
+tag_index = tag_index_new(namespace=f"apitag:{CACHE_VERSION}", slack_s=60)
