@@ -3,7 +3,7 @@
     python -m bench.live [--quick]
 
 Real parts only: daphne server processes (the project's consumer behind AllowedHostsOriginValidator
-and AuthMiddlewareStack), Redis, logged-in WebSocket clients in separate processes. A publisher
+and live.auth's log-in check), Redis, logged-in WebSocket clients in separate processes. A publisher
 process sends quotes for 14 brokers x 20 instruments at a fixed rate, exactly as the ingestors do
 (HSET latest + PUBLISH, ts_ingest stamped just before); each client subscribes to a few instruments
 and measures now - ts_ingest for every quote it receives.
@@ -66,12 +66,12 @@ def _build_application() -> Any:
 
     django.setup()
     _pubsub_layer_add()
-    from channels.auth import AuthMiddlewareStack
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import ProtocolTypeRouter, URLRouter
     from channels.security.websocket import AllowedHostsOriginValidator
     from django.urls import path
 
+    from live.auth import live_auth_stack
     from live.consumers import SpreadsConsumer
 
     # live.transport checks its library fields on the first connection (config.asgi does it at start-up).
@@ -107,7 +107,7 @@ def _build_application() -> Any:
         {
             "http": get_asgi_application(),  # /readyz: the hub's own delivery lag
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(
+                live_auth_stack(
                     URLRouter(
                         [
                             path("ws/spreads/", SpreadsConsumer.as_asgi()),

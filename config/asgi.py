@@ -9,12 +9,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Build the Django app first: it sets up the app registry that the consumers' imports need.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from live import transport  # noqa: E402
+from live.auth import live_auth_stack  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 from pagecache.asgi import CachedPagesMiddleware  # noqa: E402
 
@@ -22,7 +22,8 @@ application = ProtocolTypeRouter(
     {
         # Fresh regenerated pages for anonymous visitors are answered before Django; the rest goes through.
         "http": CachedPagesMiddleware(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The log-in check takes the user from the cache, not the database, on each connect (live/auth.py).
+        "websocket": AllowedHostsOriginValidator(live_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -261,6 +261,8 @@ class Hub:
         self.probe_sent_at: float | None = None
         self.lag_counts = [0] * (len(LAG_BOUNDS_MS) + 1)
         self._oldest_offered = 0  # ts_ingest (µs) of the oldest quote offered since the last flush; 0: none
+        # Quotes read since the last flush, not yet offered: instrument -> key -> (JSON, broker, ts_ingest)
+        self._incoming: dict[str, dict[str, tuple[str, str, int]]] = {}
         self._wake = asyncio.Event()
         self._sync_wake = asyncio.Event()
         self._subscribed_event = asyncio.Event()
@@ -505,6 +507,10 @@ class Hub:
             batch, self.unsynced = self.unsynced, set()
             try:
                 source = await self._snapshot_read()
+                # What came in meanwhile goes into the outboxes now, where sending the snapshot drops
+                # whatever it already covers (send_snapshot): nothing older than a snapshot follows it.
+                self.fan_out()
+                self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -536,9 +542,8 @@ class Hub:
         newest valid one is fanned out: clients would conflate the others away anyway (their outboxes
         keep the latest per broker and instrument), and this way a burst costs the hub one decode per
         quote but fan-out per broker and instrument, so it keeps up with Redis instead of falling
-        seconds behind (measured at 20,000 quotes/s: bench.live --burst). What remains for an
-        instrument goes out as one group (live.outbox.quote_group): framed once, offered once per
-        subscribed client."""
+        seconds behind (measured at 20,000 quotes/s: bench.live --burst). What remains waits for the
+        next flush, which offers each instrument's quotes as one group (fan_out())."""
         if not batch:
             return
         self.received += len(batch)
@@ -569,15 +574,31 @@ class Hub:
         for channel, data in batch:  # statuses in the order they came
             if channel == self.status_channel:
                 self._on_status(data)
-        by_instrument: dict[str, list[tuple[str, Update]]] = {}
-        brokers: dict[str, str] = {}  # key -> broker
+        incoming, replaced = self._incoming, 0
         for instrument, data, (key, broker, ts) in reversed(newest.values()):  # oldest first, as they came
             if instrument in self.groups:
+                waiting = incoming.setdefault(instrument, {})
+                if waiting.pop(key, None) is not None:
+                    replaced += 1
+                waiting[key] = (data, broker, ts)
+        if replaced:
+            COUNTERS.incr("live_superseded_upstream", replaced)
+        if incoming:
+            self._wake.set()
+
+    def fan_out(self) -> None:
+        """Offer what came in since the last flush: per instrument one group, built once for every
+        subscriber. Done once per flush, not per read of Redis: between two flushes in a burst several
+        reads bring the same instruments again, and their quotes are merged here, once, instead of in
+        every client's outbox."""
+        incoming, self._incoming = self._incoming, {}
+        for instrument, waiting in incoming.items():
+            parts: list[tuple[str, Update]] = []
+            brokers: dict[str, str] = {}  # key -> broker
+            for key, (data, broker, ts) in waiting.items():
                 text = '{"type":"quotes","quotes":[' + data + "]}"
-                update = Update(fragment=data, text=text, frame=ws_text_frame(text.encode()), ts=ts)
-                by_instrument.setdefault(instrument, []).append((key, update))
+                parts.append((key, Update(fragment=data, text=text, frame=ws_text_frame(text.encode()), ts=ts)))
                 brokers[key] = broker
-        for instrument, parts in by_instrument.items():
             self._on_quotes(instrument, parts, brokers)
 
     def _on_quotes(self, instrument: str, parts: list[tuple[str, Update]], brokers: dict[str, str]) -> None:
@@ -599,7 +620,6 @@ class Hub:
                     if brokers[key] in wanted:
                         client.outbox.offer_quote(key, update)
             dirty.add(client)
-        self._wake.set()
 
     def _on_status(self, data: str) -> None:
         parsed = status_parse(data)
@@ -627,6 +647,7 @@ class Hub:
 
     async def _flush(self) -> None:
         """Write what is pending to every client that has something (one pass, synchronous per client)."""
+        self.fan_out()
         dirty, self.dirty = self.dirty, set()
         now = time.monotonic()
         # The per-client work is synchronous (no coroutine per client): this loop runs for every

@@ -191,6 +191,7 @@ def test_of_a_batch_read_at_once_only_the_newest_valid_quote_per_broker_and_inst
     superseded, bad = COUNTERS.values["live_superseded_upstream"], COUNTERS.values["live_bad_upstream"]
 
     hub.on_messages(batch)
+    hub.fan_out()
 
     pending = {key: json.loads(update.fragment)["seq"] for key, update in client.outbox.pending_quotes().items()}
     # The newest of acme's burst; zeta's newest was not a valid quote, so its older valid one stands.
@@ -216,13 +217,16 @@ def test_an_instruments_quotes_from_one_read_go_to_every_subscriber_as_one_share
         return json.dumps({**body, "ts_ingest": 1_000 + seq, "seq": seq})
 
     hub.on_messages([(eur, q("acme", 1)), (eur, q("zeta", 2)), (eur, q("kite", 3))])
+    hub.on_messages([(eur, q("zeta", 4))])  # another read before the flush: merged once, in the hub
+    hub.fan_out()
 
     (group,) = everyone.outbox.take()
     (same,) = also.outbox.take()
     assert group is same  # serialised and framed once for every subscriber
     assert isinstance(group, Update)
-    assert [m["seq"] for m in json.loads(group.text)["quotes"]] == [1, 2, 3]  # in the order they came
-    assert [json.loads(u.fragment)["seq"] for u in zeta_only.outbox.pending_quotes().values()] == [2]
+    assert [m["seq"] for m in json.loads(group.text)["quotes"]] == [1, 3, 4]  # in the order they came
+    assert [json.loads(u.fragment)["seq"] for u in zeta_only.outbox.pending_quotes().values()] == [4]
+    assert everyone.outbox.conflated == 0  # nothing was offered only to be replaced
 
 
 def test_readiness_shows_how_late_the_hub_wrote_quotes_counted_per_client_written() -> None:
