@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import compress
+from operator import is_not
+from typing import Any
 
 from common.ticks import Quote
 
@@ -83,6 +86,10 @@ class QuoteValidator:
         self._last_seq: dict[tuple[str, int], int] = {}
         self._last: dict[tuple[str, str, int], tuple[int, float]] = {}  # last good quote: (broker ts, mid)
         self._jump_run: dict[tuple[str, str, int], list[float]] = {}
+        # The last depth that passed, per instrument, when made only of (float, float) pairs: a level of
+        # a new quote that is the very same object at the same place was checked then, and an immutable
+        # pair of floats cannot have changed, so only the other levels are looked at (see _depth_check).
+        self._last_depth: dict[tuple[str, str, int], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
     def reset_sequence(self, broker: str, account: int | None = None) -> None:
         """A new connection restarts the feed's sequence numbers (every feed of the broker without account)."""
@@ -153,8 +160,12 @@ class QuoteValidator:
         if last is not None and ts_broker < last[0]:
             return self._reject(broker, Reason.OUT_OF_ORDER)
         depth = quote.depth
-        if depth is not None and not _depth_ok(depth):
-            return self._reject(broker, Reason.BAD_FIELD)
+        if depth is not None:
+            verdict = _depth_check(depth, self._last_depth.get(key))
+            if verdict == _BAD:
+                return self._reject(broker, Reason.BAD_FIELD)
+            if verdict == _GOOD_FLOATS:
+                self._last_depth[key] = depth  # type: ignore[assignment]
         mid = (bid + ask) / 2.0
         if last is not None:
             last_mid = last[1]
@@ -182,6 +193,43 @@ class QuoteValidator:
         ):
             return quote
         return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth, account)
+
+
+_BAD, _GOOD, _GOOD_FLOATS = 0, 1, 2
+
+
+def _depth_check(depth: object, last: tuple[tuple[Any, ...], tuple[Any, ...]] | None) -> int:
+    """_depth_ok's verdict (_BAD or not), and whether the depth is plain tuples of pairs of floats
+    all through (_GOOD_FLOATS), which makes it fit to be the next check's `last`.
+
+    `last` is an earlier _GOOD_FLOATS depth of the same instrument: a level that is the very object
+    found at the same place in it is a tuple of two floats checked then, and neither a tuple nor a
+    float can change, so it is skipped. Books change a few levels at a time: this checks those.
+    Subclasses of tuple are checked in full, as _depth_ok does (they could iterate differently).
+    """
+    if not isinstance(depth, tuple) or len(depth) != 2:
+        return _BAD
+    plain = type(depth) is tuple
+    verdict = _GOOD_FLOATS if plain else _GOOD
+    for i, side in enumerate(depth):
+        if not isinstance(side, tuple) or len(side) > 20:
+            return _BAD
+        levels: Iterable[object] = side
+        if type(side) is not tuple:
+            verdict = _GOOD
+        elif plain and last is not None:
+            before = last[i]
+            if len(before) >= len(side):  # every level of `side` has its counterpart in `before`
+                levels = compress(side, map(is_not, side, before))
+        for level in levels:
+            if type(level) is tuple and len(level) == 2:
+                price, size = level
+                if type(price) is float and type(size) is float and 0.0 < price < _INF and 0.0 < size < _INF:
+                    continue
+            if not _level_ok(level):
+                return _BAD
+            verdict = _GOOD  # good, but not a pair of floats
+    return verdict
 
 
 def _depth_ok(depth: object) -> bool:
