@@ -56,7 +56,7 @@ class BinanceParser(JsonVenueParser):
                 return self.snapshot(str(msg["symbol"]), msg, ts_recv)
             if "b" in msg and "a" in msg and "u" in msg:
                 return self.book_ticker(msg, ts_recv)
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # Overflow: a price like 1e999
             return [Reject("garbled", "bad fields")]
         return []  # subscription results and the like
 

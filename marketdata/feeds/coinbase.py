@@ -66,7 +66,7 @@ class CoinbaseParser(JsonVenueParser):
                 self.heartbeats += 1
             elif msg.get("type") == "error":
                 out.append(Reject("venue_error", str(msg.get("message", ""))[:100]))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):  # Overflow: 1e999
             out.append(Reject("garbled", f"bad {channel} message"))
         return out
 

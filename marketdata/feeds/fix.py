@@ -246,7 +246,7 @@ class FixMarketData(VenueParser):
                 book.set(side, tick, float(e.get(b"271", b"0")))
                 if b"278" in e:
                     self.entry_ids[e[b"278"]] = (name, kind == b"0", tick)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # Overflow: a price like 1e999
             book.clear()
             return [Reject("garbled", "bad MD entry in W")]
         q = self.emit(spec, book, ts, ts_recv)
@@ -324,7 +324,7 @@ class FixMarketData(VenueParser):
                         ids[entry_id] = (name, is_bid, tick)
                     (book.set_bid if is_bid else book.set_ask)(tick, float(size))
                 touched[name] = (spec, book)
-            except ValueError:
+            except (ValueError, OverflowError):  # Overflow: a price like 1e999
                 out.append(Reject("garbled", "bad MD entry in X"))
         for spec, book in touched.values():
             q = self.emit(spec, book, ts, ts_recv)

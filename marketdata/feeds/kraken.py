@@ -143,7 +143,8 @@ class KrakenParser(JsonVenueParser):
         for d in data:
             try:
                 out.extend(self._book(d, kind == "snapshot", ts_recv))
-            except (KeyError, TypeError, ValueError, AttributeError):
+            # IndexError: a timestamp cut short; OverflowError: a price too large to round (1e308 * 10)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
                 out.append(Reject("garbled", "bad book entry"))
         return out
 
