@@ -116,8 +116,12 @@ class QuoteValidator:
             if seq is None or ts_broker is None or ts_recv is None:
                 return self._reject(broker, Reason.BAD_FIELD)
         bid, ask, bid_size, ask_size = quote.bid, quote.ask, quote.bid_size, quote.ask_size
-        if type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float:
-            if not (
+        floats = type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float
+        if floats:
+            total = bid + ask + bid_size + ask_size
+            # All finite: their sum is too, and x - x is 0.0 only for a finite x. NaN or infinity
+            # anywhere (or a sum past the float range) makes it NaN: then each is looked at.
+            if total - total != 0.0 and not (
                 _NEG_INF < bid < _INF
                 and _NEG_INF < ask < _INF
                 and _NEG_INF < bid_size < _INF
@@ -161,7 +165,7 @@ class QuoteValidator:
             return self._reject(broker, Reason.OUT_OF_ORDER)
         depth = quote.depth
         if depth is not None:
-            verdict = _depth_check(depth, self._last_depth.get(key))
+            verdict = _depth_check(depth, self._last_depth.get(key) if self._last_depth else None)
             if verdict == _BAD:
                 return self._reject(broker, Reason.BAD_FIELD)
             if verdict == _GOOD_FLOATS:
@@ -184,43 +188,44 @@ class QuoteValidator:
         self._last_seq[feed] = seq
         self._last[key] = (ts_broker, mid)
         self.counts["accepted"] += 1
-        if (
-            instrument == quote.instrument
-            and type(quote.bid) is float
-            and type(quote.ask) is float
-            and type(quote.bid_size) is float
-            and type(quote.ask_size) is float
-        ):
+        if floats and instrument == quote.instrument:
             return quote
         return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth, account)
 
 
 _BAD, _GOOD, _GOOD_FLOATS = 0, 1, 2
+_SKIP_MIN = 4  # a side shorter than this is checked in full: comparing it costs more than checking it
 
 
 def _depth_check(depth: object, last: tuple[tuple[Any, ...], tuple[Any, ...]] | None) -> int:
-    """_depth_ok's verdict (_BAD or not), and whether the depth is plain tuples of pairs of floats
-    all through (_GOOD_FLOATS), which makes it fit to be the next check's `last`.
+    """_depth_ok's verdict (_BAD or not), and whether the depth is fit to be the next check's `last`
+    (_GOOD_FLOATS: plain tuples of pairs of floats all through, a side of at least _SKIP_MIN levels).
 
     `last` is an earlier _GOOD_FLOATS depth of the same instrument: a level that is the very object
     found at the same place in it is a tuple of two floats checked then, and neither a tuple nor a
     float can change, so it is skipped. Books change a few levels at a time: this checks those.
-    Subclasses of tuple are checked in full, as _depth_ok does (they could iterate differently).
+    A subclass of tuple is checked in full, as _depth_ok does (it could iterate differently).
     """
-    if not isinstance(depth, tuple) or len(depth) != 2:
+    if type(depth) is not tuple:
+        return _GOOD if _depth_ok(depth) else _BAD
+    if len(depth) != 2:
         return _BAD
-    plain = type(depth) is tuple
-    verdict = _GOOD_FLOATS if plain else _GOOD
-    for i, side in enumerate(depth):
+    keep = True  # plain tuples of pairs of floats all through
+    long = False  # a side long enough to be compared next time
+    i = 0
+    for side in depth:
         if not isinstance(side, tuple) or len(side) > 20:
             return _BAD
         levels: Iterable[object] = side
         if type(side) is not tuple:
-            verdict = _GOOD
-        elif plain and last is not None:
-            before = last[i]
-            if len(before) >= len(side):  # every level of `side` has its counterpart in `before`
-                levels = compress(side, map(is_not, side, before))
+            keep = False
+        elif len(side) >= _SKIP_MIN:
+            long = True
+            if last is not None:
+                before = last[i]
+                if len(before) >= len(side):  # every level of `side` has its counterpart in `before`
+                    levels = compress(side, map(is_not, side, before))
+        i += 1
         for level in levels:
             if type(level) is tuple and len(level) == 2:
                 price, size = level
@@ -228,8 +233,8 @@ def _depth_check(depth: object, last: tuple[tuple[Any, ...], tuple[Any, ...]] | 
                     continue
             if not _level_ok(level):
                 return _BAD
-            verdict = _GOOD  # good, but not a pair of floats
-    return verdict
+            keep = False  # good, but not a pair of floats
+    return _GOOD_FLOATS if keep and long else _GOOD
 
 
 def _depth_ok(depth: object) -> bool:

@@ -72,10 +72,10 @@ class CoinbaseParser(JsonVenueParser):
 
     def _level2(self, event: dict[str, Any], ts: int, ts_recv: int) -> list[Parsed]:
         name = event["product_id"]
-        spec = self.symbols.get(name)
-        if spec is None:
+        route = self.route(name)
+        if route is None:
             return [self.unknown(name)]
-        book = self.book(spec)
+        spec, book = route
         if event["type"] == "snapshot":
             book.clear()
             self.synced.add(name)

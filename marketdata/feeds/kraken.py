@@ -150,10 +150,11 @@ class KrakenParser(JsonVenueParser):
 
     def _book(self, d: dict[str, Any], snapshot: bool, ts_recv: int) -> list[Parsed]:
         name = d["symbol"]
-        spec = self.symbols.get(name)
-        if spec is None:
+        route = self.route(name)
+        if route is None:
             return [self.unknown(name)]
-        book = self.book(spec)
+        spec, book = route
+        assert isinstance(book, KrakenBook)
         if snapshot:
             book.clear()
             self.synced.add(name)

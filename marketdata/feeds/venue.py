@@ -366,12 +366,24 @@ class VenueParser:
             symbols.fallback_precision = self.fallback_precision
         self.seq = 0
         self.books: dict[str, Book] = {}
+        self._routes: dict[str, tuple[SymbolSpec, Book]] = {}
 
     def book(self, spec: SymbolSpec) -> Book:
         b = self.books.get(spec.venue_symbol)
         if b is None:
             b = self.books[spec.venue_symbol] = Book(spec.price_precision)
         return b
+
+    def route(self, venue_symbol: str) -> tuple[SymbolSpec, Book] | None:
+        """The spec and the book of a venue symbol, None if it has no mapping. Remembered: a symbol's
+        spec never changes and its book lives as long as the parser (a resync clears it in place)."""
+        r = self._routes.get(venue_symbol)
+        if r is None:
+            spec = self.symbols.get(venue_symbol)
+            if spec is None:
+                return None
+            r = self._routes[venue_symbol] = (spec, self.book(spec))
+        return r
 
     def emit(self, spec: SymbolSpec, book: Book, ts_broker: int, ts_recv: int) -> Quote | None:
         self.seq += 1

@@ -81,7 +81,7 @@ def test_checking_only_what_changed_gives_the_verdict_of_checking_everything():
 
 def test_a_level_whose_value_can_change_is_checked_again_every_time():
     shifty = (Shifty(1.5), 1.0)
-    depth = ((shifty,), ((1.6, 1.0),))
+    depth = ((shifty, (1.4, 1.0), (1.3, 1.0), (1.2, 1.0)), ((1.6, 1.0), (1.7, 1.0), (1.8, 1.0), (1.9, 1.0)))
     v = QuoteValidator(symbols={"b": {"EURUSD": "EURUSD"}}, config=ValidationConfig(max_age_us=10**15))
     Shifty.value = 1.0
     first = v.check(Quote("b", "EURUSD", 1.5, 1.6, 1.0, 1.0, 10, 10, 1, depth))
@@ -113,3 +113,13 @@ def test_a_validator_fed_by_a_book_judges_as_one_that_remembers_nothing():
         assert repr(kept.check(q)) == repr(fresh.check(q))
         skipped += bool(kept._last_depth)
     assert kept.counts == fresh.counts and skipped > 1000
+
+
+def test_floats_whose_sum_leaves_the_float_range_are_judged_one_by_one():
+    v = QuoteValidator(symbols={"b": {"EURUSD": "EURUSD"}}, config=ValidationConfig(max_age_us=10**15))
+    big = 1.7e308
+    assert v.check(Quote("b", "EURUSD", -big, -big, 1.0, 1.0, 10, 10, 1)) == "non_positive"
+    assert v.check(Quote("b", "EURUSD", 1.0, big, big, 1.0, 10, 10, 2)) == "not_numeric"
+    assert v.check(Quote("b", "EURUSD", 1.0, 1.1, math.inf, 1.0, 10, 10, 3)) == "not_numeric"
+    assert v.check(Quote("b", "EURUSD", 1.0, 1.1, 1.0, -math.inf, 10, 10, 4)) == "not_numeric"
+    assert isinstance(v.check(Quote("b", "EURUSD", 1.0, 1.1, 1e11, 1e11, 10, 10, 5)), Quote)
