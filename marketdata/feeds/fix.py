@@ -102,11 +102,14 @@ def byte_sum(data: bytes, end: int) -> int:
 
     Adler-32's first half is 1 + the sum of the bytes modulo 65521; over at most 256 bytes that sum is
     at most 65,280, so no modulo happens and it is the plain sum. Longer data goes 256 bytes at a time.
+    `end` >= 0.
     """
-    total = 0
-    for start in range(0, end, 256):
-        total += (zlib.adler32(data[start : min(start + 256, end)]) & 0xFFFF) - 1
-    return total
+    adler32 = zlib.adler32
+    total = start = 0
+    while end - start > 256:
+        total += (adler32(data[start : start + 256]) & 0xFFFF) - 1
+        start += 256
+    return total + (adler32(data[start:end]) & 0xFFFF) - 1
 
 
 def fields_of(frame: bytes) -> Fields:
@@ -282,6 +285,8 @@ class FixMarketData(VenueParser):
         name = ""
         spec: SymbolSpec | None = None
         book: Book | None = None
+        set_bid = set_ask = None
+        scale = 1
         for action, kind, sym, price, size, entry_id in entries:
             try:
                 if action == b"2" and entry_id is not None and price is None and entry_id in ids:
@@ -297,7 +302,9 @@ class FixMarketData(VenueParser):
                     name = (sym or b"").decode("latin-1")
                     spec = self.symbols.get(name)
                     book = self.book(spec) if spec is not None else None
-                if spec is None or book is None:
+                    if book is not None:
+                        set_bid, set_ask, scale = book.set_bid, book.set_ask, book.scale
+                if spec is None or book is None or set_bid is None or set_ask is None:
                     out.append(self.unknown(name))
                     continue
                 if kind == b"0":
@@ -308,9 +315,9 @@ class FixMarketData(VenueParser):
                     continue
                 if price is None:
                     raise ValueError("no MDEntryPx")
-                tick = round(float(price) * book.scale)
+                tick = round(float(price) * scale)
                 if action == b"2":
-                    (book.set_bid if is_bid else book.set_ask)(tick, 0.0)
+                    (set_bid if is_bid else set_ask)(tick, 0.0)
                     if entry_id is not None:
                         ids.pop(entry_id, None)
                 else:
@@ -320,10 +327,11 @@ class FixMarketData(VenueParser):
                         if action == b"1" and entry_id in ids:
                             old = ids[entry_id][2]
                             if old != tick:
-                                (book.set_bid if is_bid else book.set_ask)(old, 0.0)
+                                (set_bid if is_bid else set_ask)(old, 0.0)
                         ids[entry_id] = (name, is_bid, tick)
-                    (book.set_bid if is_bid else book.set_ask)(tick, float(size))
-                touched[name] = (spec, book)
+                    (set_bid if is_bid else set_ask)(tick, float(size))
+                if name not in touched:
+                    touched[name] = (spec, book)
             except (ValueError, OverflowError):  # Overflow: a price like 1e999
                 out.append(Reject("garbled", "bad MD entry in X"))
         for spec, book in touched.values():
