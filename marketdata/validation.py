@@ -169,7 +169,7 @@ class QuoteValidator:
             if verdict == _BAD:
                 return self._reject(broker, Reason.BAD_FIELD)
             if verdict == _GOOD_FLOATS:
-                self._last_depth[key] = depth  # type: ignore[assignment]
+                self._last_depth[key] = depth
         mid = (bid + ask) / 2.0
         if last is not None:
             last_mid = last[1]

@@ -22,7 +22,7 @@ class Shifty(float):
         return Shifty.value
 
 
-class Odd(tuple):  # type: ignore[type-arg]
+class Odd(tuple[Any, ...]):
     pass
 
 
