@@ -223,7 +223,9 @@ def _depth_check(depth: object, last: tuple[tuple[Any, ...], tuple[Any, ...]] | 
             long = True
             if last is not None:
                 before = last[i]
-                if len(before) >= len(side):  # every level of `side` has its counterpart in `before`
+                if side is before:  # the book kept this side as it was: nothing in it changed
+                    levels = ()
+                elif len(before) >= len(side):  # every level of `side` has its counterpart in `before`
                     levels = compress(side, map(is_not, side, before))
         i += 1
         for level in levels:
