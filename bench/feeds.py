@@ -11,9 +11,9 @@ Throughput is messages per CPU-second of the benchmark process (time.process_tim
 single-threaded and CPU-bound, so what it costs is CPU time, and that figure moves far less than wall
 clock with whatever else the machine runs. Wall-clock rates are printed beside it; on a quiet machine
 the two agree. On a busy one CPU-seconds stretch too (shared caches, a virtual machine's stolen time):
-at a load average of 6 to 9 on 2 cores every rate here, the baselines' included, came out 10 to 25 %
-lower than at 1. The load average is printed at the start and the end; the ratio to the baseline of
-the same run is the figure that moves least.
+at a load average of 7 to 8 on 2 cores, the same code measured 8 to 23 % below its rates at a load
+of 1, the baselines 5 to 18 %. The load average is printed at the start and the end; compare runs
+made at the same load (or the ratio to the baseline of the same run).
 
 Messages per venue: FIX X increments (bid and offer change), OANDA PRICE lines (2 levels a side),
 Binance diff-depth updates after a snapshot, Kraken v2 book updates with their CRC32 checksum
