@@ -107,7 +107,8 @@ class KrakenBook(Book):
         bids = self._bid_order
         if bids is None:
             bids = self._bid_order = sorted(self.bids, reverse=True)
-        text = "".join([*map(self._ask_text.__getitem__, asks[:10]), *map(self._bid_text.__getitem__, bids[:10])])
+        ask_text, bid_text = self._ask_text, self._bid_text
+        text = "".join([ask_text[t] for t in asks[:10]] + [bid_text[t] for t in bids[:10]])
         return zlib.crc32(text.encode())
 
 
