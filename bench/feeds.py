@@ -8,8 +8,12 @@ first, which only decodes: ``json.loads`` into dicts for the JSON venues, a spli
 for FIX (no checks, no book, no validation). For FIX, simplefix's own parser is timed as well.
 
 Throughput is messages per CPU-second of the benchmark process (time.process_time): a parser is
-single-threaded and CPU-bound, so what it costs is CPU time, and that figure does not move with
-whatever else the machine runs. Wall-clock rates are printed beside it; on a quiet machine the two agree.
+single-threaded and CPU-bound, so what it costs is CPU time, and that figure moves far less than wall
+clock with whatever else the machine runs. Wall-clock rates are printed beside it; on a quiet machine
+the two agree. On a busy one CPU-seconds stretch too (shared caches, a virtual machine's stolen time):
+at a load average of 7 to 8 on 2 cores, the same code measured 8 to 23 % below its rates at a load
+of 1, the baselines 5 to 18 %. The load average is printed at the start and the end; compare runs
+made at the same load (or the ratio to the baseline of the same run).
 
 Messages per venue: FIX X increments (bid and offer change), OANDA PRICE lines (2 levels a side),
 Binance diff-depth updates after a snapshot, Kraken v2 book updates with their CRC32 checksum
@@ -199,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     _ = orjson  # the JSON venues parse with orjson (pinned in requirements.txt)
     result = " ".join(f"{k}_msgs_per_s={v:.0f}" for k, v in results.items())
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     print(f"RESULT {result}")
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import compress
+from operator import is_not
+from typing import Any
 
 from common.ticks import Quote
 
@@ -83,6 +86,10 @@ class QuoteValidator:
         self._last_seq: dict[tuple[str, int], int] = {}
         self._last: dict[tuple[str, str, int], tuple[int, float]] = {}  # last good quote: (broker ts, mid)
         self._jump_run: dict[tuple[str, str, int], list[float]] = {}
+        # The last depth that passed, per instrument, when made only of (float, float) pairs: a level of
+        # a new quote that is the very same object at the same place was checked then, and an immutable
+        # pair of floats cannot have changed, so only the other levels are looked at (see _depth_check).
+        self._last_depth: dict[tuple[str, str, int], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
     def reset_sequence(self, broker: str, account: int | None = None) -> None:
         """A new connection restarts the feed's sequence numbers (every feed of the broker without account)."""
@@ -109,8 +116,12 @@ class QuoteValidator:
             if seq is None or ts_broker is None or ts_recv is None:
                 return self._reject(broker, Reason.BAD_FIELD)
         bid, ask, bid_size, ask_size = quote.bid, quote.ask, quote.bid_size, quote.ask_size
-        if type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float:
-            if not (
+        floats = type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float
+        if floats:
+            total = bid + ask + bid_size + ask_size
+            # All finite: their sum is too, and x - x is 0.0 only for a finite x. NaN or infinity
+            # anywhere (or a sum past the float range) makes it NaN: then each is looked at.
+            if total - total != 0.0 and not (
                 _NEG_INF < bid < _INF
                 and _NEG_INF < ask < _INF
                 and _NEG_INF < bid_size < _INF
@@ -153,8 +164,12 @@ class QuoteValidator:
         if last is not None and ts_broker < last[0]:
             return self._reject(broker, Reason.OUT_OF_ORDER)
         depth = quote.depth
-        if depth is not None and not _depth_ok(depth):
-            return self._reject(broker, Reason.BAD_FIELD)
+        if depth is not None:
+            verdict = _depth_check(depth, self._last_depth.get(key) if self._last_depth else None)
+            if verdict == _BAD:
+                return self._reject(broker, Reason.BAD_FIELD)
+            if verdict == _GOOD_FLOATS:
+                self._last_depth[key] = depth
         mid = (bid + ask) / 2.0
         if last is not None:
             last_mid = last[1]
@@ -173,15 +188,55 @@ class QuoteValidator:
         self._last_seq[feed] = seq
         self._last[key] = (ts_broker, mid)
         self.counts["accepted"] += 1
-        if (
-            instrument == quote.instrument
-            and type(quote.bid) is float
-            and type(quote.ask) is float
-            and type(quote.bid_size) is float
-            and type(quote.ask_size) is float
-        ):
+        if floats and instrument == quote.instrument:
             return quote
         return Quote(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, quote.depth, account)
+
+
+_BAD, _GOOD, _GOOD_FLOATS = 0, 1, 2
+_SKIP_MIN = 4  # a side shorter than this is checked in full: comparing it costs more than checking it
+
+
+def _depth_check(depth: object, last: tuple[tuple[Any, ...], tuple[Any, ...]] | None) -> int:
+    """_depth_ok's verdict (_BAD or not), and whether the depth is fit to be the next check's `last`
+    (_GOOD_FLOATS: plain tuples of pairs of floats all through, a side of at least _SKIP_MIN levels).
+
+    `last` is an earlier _GOOD_FLOATS depth of the same instrument: a level that is the very object
+    found at the same place in it is a tuple of two floats checked then, and neither a tuple nor a
+    float can change, so it is skipped. Books change a few levels at a time: this checks those.
+    A subclass of tuple is checked in full, as _depth_ok does (it could iterate differently).
+    """
+    if type(depth) is not tuple:
+        return _GOOD if _depth_ok(depth) else _BAD
+    if len(depth) != 2:
+        return _BAD
+    keep = True  # plain tuples of pairs of floats all through
+    long = False  # a side long enough to be compared next time
+    i = 0
+    for side in depth:
+        if not isinstance(side, tuple) or len(side) > 20:
+            return _BAD
+        levels: Iterable[object] = side
+        if type(side) is not tuple:
+            keep = False
+        elif len(side) >= _SKIP_MIN:
+            long = True
+            if last is not None:
+                before = last[i]
+                if side is before:  # the book kept this side as it was: nothing in it changed
+                    levels = ()
+                elif len(before) >= len(side):  # every level of `side` has its counterpart in `before`
+                    levels = compress(side, map(is_not, side, before))
+        i += 1
+        for level in levels:
+            if type(level) is tuple and len(level) == 2:
+                price, size = level
+                if type(price) is float and type(size) is float and 0.0 < price < _INF and 0.0 < size < _INF:
+                    continue
+            if not _level_ok(level):
+                return _BAD
+            keep = False  # good, but not a pair of floats
+    return _GOOD_FLOATS if keep and long else _GOOD
 
 
 def _depth_ok(depth: object) -> bool:

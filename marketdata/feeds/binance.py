@@ -27,9 +27,9 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from common.ticks import FeedEventKind, FeedItem, Quote, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap
+from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, quote_new
 
 MAX_BUFFER = 10_000  # events buffered while waiting for a snapshot
 
@@ -56,7 +56,7 @@ class BinanceParser(JsonVenueParser):
                 return self.snapshot(str(msg["symbol"]), msg, ts_recv)
             if "b" in msg and "a" in msg and "u" in msg:
                 return self.book_ticker(msg, ts_recv)
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # Overflow: a price like 1e999
             return [Reject("garbled", "bad fields")]
         return []  # subscription results and the like
 
@@ -74,7 +74,7 @@ class BinanceParser(JsonVenueParser):
         ts = int(msg["E"]) * 1000 if "E" in msg else ts_recv
         self.seq += 1
         return [
-            Quote(
+            quote_new(
                 self.broker,
                 spec.instrument,
                 float(msg["b"]),
@@ -100,10 +100,11 @@ class BinanceParser(JsonVenueParser):
             return [Reject("stale_snapshot", f"lastUpdateId={last_id} < U={buffered[0]['U']}")]
         book = self.book(spec)
         book.clear()
+        scale, set_bid, set_ask = book.scale, book.set_bid, book.set_ask
         for price, qty in msg["bids"]:
-            book.set(book.bids, book.tick(price), float(qty))
+            set_bid(round(float(price) * scale), float(qty))
         for price, qty in msg["asks"]:
-            book.set(book.asks, book.tick(price), float(qty))
+            set_ask(round(float(price) * scale), float(qty))
         self.last_u[name] = last_id
         self.needs_snapshot.discard(name)
         self.fresh.add(name)
@@ -135,10 +136,11 @@ class BinanceParser(JsonVenueParser):
 
     def _apply(self, name: str, event: dict[str, Any]) -> None:
         book = self.books[name]
+        scale, set_bid, set_ask = book.scale, book.set_bid, book.set_ask
         for price, qty in event["b"]:
-            book.set(book.bids, book.tick(price), float(qty))
+            set_bid(round(float(price) * scale), float(qty))
         for price, qty in event["a"]:
-            book.set(book.asks, book.tick(price), float(qty))
+            set_ask(round(float(price) * scale), float(qty))
         self.last_u[name] = int(event["u"])
 
     def depth_update(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:

@@ -21,9 +21,9 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from common.ticks import FeedEventKind, FeedItem, Quote, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, iso_to_us
+from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, iso_to_us, quote_new
 
 
 class CoinbaseParser(JsonVenueParser):
@@ -66,25 +66,26 @@ class CoinbaseParser(JsonVenueParser):
                 self.heartbeats += 1
             elif msg.get("type") == "error":
                 out.append(Reject("venue_error", str(msg.get("message", ""))[:100]))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):  # Overflow: 1e999
             out.append(Reject("garbled", f"bad {channel} message"))
         return out
 
     def _level2(self, event: dict[str, Any], ts: int, ts_recv: int) -> list[Parsed]:
         name = event["product_id"]
-        spec = self.symbols.get(name)
-        if spec is None:
+        route = self.route(name)
+        if route is None:
             return [self.unknown(name)]
-        book = self.book(spec)
+        spec, book = route
         if event["type"] == "snapshot":
             book.clear()
             self.synced.add(name)
         elif name not in self.synced:
             return [Reject("awaiting_snapshot", name)]
-        bids, asks = book.bids, book.asks
+        scale, set_bid, set_ask = book.scale, book.set_bid, book.set_ask
         for u in event["updates"]:
-            side = u["side"]
-            book.set(bids if side == "bid" else asks, book.tick(u["price_level"]), float(u["new_quantity"]))
+            (set_bid if u["side"] == "bid" else set_ask)(
+                round(float(u["price_level"]) * scale), float(u["new_quantity"])
+            )
         q = self.emit(spec, book, ts, ts_recv)
         return [q] if q is not None else []
 
@@ -94,7 +95,7 @@ class CoinbaseParser(JsonVenueParser):
         if spec is None:
             return self.unknown(name)
         self.seq += 1
-        return Quote(
+        return quote_new(
             self.broker,
             spec.instrument,
             float(t["best_bid"]),

@@ -28,6 +28,7 @@ import calendar
 import contextlib
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ from marketdata.feeds.venue import Book, Parsed, Reject, SymbolMap, SymbolSpec, 
 SOH = b"\x01"
 _CHK = b"\x0110="
 SESSION_TYPES = frozenset((b"0", b"1", b"2", b"3", b"4", b"5", b"A"))  # admin messages; the rest are application
-Fields = list[tuple[bytes, bytes]]
+Fields = list[list[bytes]]  # [tag, value] per field, in order
 
 
 def frames_cut(buf: bytearray) -> tuple[list[bytes | Reject], int]:
@@ -91,20 +92,41 @@ def frame_check(frame: bytes) -> bytes | Reject:
         return Reject("garbled", frame[:40].decode("latin-1"))
     if body_length != chk + 1 - (bl_end + 1):
         return Reject("bad_body_length", f"9={body_length}, body is {chk - bl_end} bytes")
-    if sum(frame[: chk + 1]) & 0xFF != checksum:
+    if byte_sum(frame, chk + 1) & 0xFF != checksum:
         return Reject("bad_checksum", f"10={checksum:03d}")
     return frame
 
 
+def byte_sum(data: bytes, end: int) -> int:
+    """sum(data[:end]), the FIX CheckSum before its modulo, in C rather than byte by byte.
+
+    Adler-32's first half is 1 + the sum of the bytes modulo 65521; over at most 256 bytes that sum is
+    at most 65,280, so no modulo happens and it is the plain sum. Longer data goes 256 bytes at a time.
+    `end` >= 0.
+    """
+    adler32 = zlib.adler32
+    total = start = 0
+    while end - start > 256:
+        total += (adler32(data[start : start + 256]) & 0xFFFF) - 1
+        start += 256
+    return total + (adler32(data[start:end]) & 0xFFFF) - 1
+
+
 def fields_of(frame: bytes) -> Fields:
-    return [f.partition(b"=")[::2] for f in frame[:-1].split(SOH)]
+    """[tag, value] of each field of a frame ending with SOH: the tag is what comes before the
+    field's first "=", the value what follows it (b"" for a field without "=")."""
+    tokens = frame[:-1].split(SOH)
+    pairs = [f.split(b"=", 1) for f in tokens]
+    if min(map(len, pairs)) == 2:  # every field has its "=": the usual case, done
+        return pairs
+    return [[t, v] for t, _, v in (f.partition(b"=") for f in tokens)]
 
 
 _DAYS: dict[bytes, int] = {}
+_SECONDS: dict[bytes, int] = {}  # b"yyyymmdd-hh:mm:ss" -> µs since the epoch
 
 
-def fix_time_us(value: bytes) -> int:
-    """UTCTimestamp yyyymmdd-hh:mm:ss[.sss[sss]] -> µs since the epoch (ValueError if malformed)."""
+def _fix_seconds_us(value: bytes) -> int:
     day = value[:8]
     base = _DAYS.get(day)
     if base is None:
@@ -114,10 +136,23 @@ def fix_time_us(value: bytes) -> int:
         _DAYS[day] = base
     if value[8:9] != b"-" or value[11:12] != b":":
         raise ValueError(value)
-    us = (int(value[9:11]) * 3600 + int(value[12:14]) * 60 + int(value[15:17])) * 1_000_000
+    return base + (int(value[9:11]) * 3600 + int(value[12:14]) * 60 + int(value[15:17])) * 1_000_000
+
+
+def fix_time_us(value: bytes) -> int:
+    """UTCTimestamp yyyymmdd-hh:mm:ss[.sss[sss]] -> µs since the epoch (ValueError if malformed).
+
+    The whole seconds are remembered (many messages share them): a message pays for its fraction only."""
+    head = value[:17]
+    base = _SECONDS.get(head)
+    if base is None:
+        base = _fix_seconds_us(value)  # raises on a bad time: only good ones are remembered
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        _SECONDS[head] = base
     if len(value) > 18:
-        us += int((value[18:] + b"000000")[:6])
-    return base + us
+        return base + int((value[18:] + b"000000")[:6])
+    return base
 
 
 class FixMarketData(VenueParser):
@@ -214,7 +249,7 @@ class FixMarketData(VenueParser):
                 book.set(side, tick, float(e.get(b"271", b"0")))
                 if b"278" in e:
                     self.entry_ids[e[b"278"]] = (name, kind == b"0", tick)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OverflowError):  # Overflow: a price like 1e999
             book.clear()
             return [Reject("garbled", "bad MD entry in W")]
         q = self.emit(spec, book, ts, ts_recv)
@@ -225,15 +260,15 @@ class FixMarketData(VenueParser):
         out: list[Parsed] = []
         touched: dict[str, tuple[SymbolSpec, Book]] = {}
         # One pass over the fields, no dict per entry: an entry starts at MDUpdateAction (279) and is
-        # applied when the next one starts (or at the end).
-        entry: list[bytes | None] | None = None  # action, type, symbol, price, size, entry id
+        # applied when the next one starts (or at the end). The symbol (55) carries over to the
+        # entries after it that do not repeat it.
+        entries: list[list[bytes | None]] = []  # action, type, symbol, price, size, entry id
+        entry: list[bytes | None] | None = None
         symbol = b""
-        apply = self._apply_entry
         for t, v in fields:
             if t == b"279":
-                if entry is not None:
-                    apply(entry, touched, out)
                 entry = [v, None, symbol, None, None, None]
+                entries.append(entry)
             elif entry is not None:
                 if t == b"269":
                     entry[1] = v
@@ -245,60 +280,65 @@ class FixMarketData(VenueParser):
                     entry[4] = v
                 elif t == b"278":
                     entry[5] = v
-        if entry is not None:
-            apply(entry, touched, out)
+        ids = self.entry_ids
+        last_symbol: bytes | None = None  # the previous entry's symbol, spec and book: most share them
+        name = ""
+        spec: SymbolSpec | None = None
+        book: Book | None = None
+        set_bid = set_ask = None
+        scale = 1
+        for action, kind, sym, price, size, entry_id in entries:
+            try:
+                if action == b"2" and entry_id is not None and price is None and entry_id in ids:
+                    id_name, is_bid, tick = ids.pop(entry_id)
+                    id_spec = self.symbols.get(id_name)
+                    if id_spec is not None:
+                        id_book = self.book(id_spec)
+                        (id_book.set_bid if is_bid else id_book.set_ask)(tick, 0.0)
+                        touched[id_name] = (id_spec, id_book)
+                    continue
+                if sym is not last_symbol:
+                    last_symbol = sym
+                    name = (sym or b"").decode("latin-1")
+                    spec = self.symbols.get(name)
+                    book = self.book(spec) if spec is not None else None
+                    if book is not None:
+                        set_bid, set_ask, scale = book.set_bid, book.set_ask, book.scale
+                if spec is None or book is None or set_bid is None or set_ask is None:
+                    out.append(self.unknown(name))
+                    continue
+                if kind == b"0":
+                    is_bid = True
+                elif kind == b"1":
+                    is_bid = False
+                else:
+                    continue
+                if price is None:
+                    raise ValueError("no MDEntryPx")
+                tick = round(float(price) * scale)
+                if action == b"2":
+                    (set_bid if is_bid else set_ask)(tick, 0.0)
+                    if entry_id is not None:
+                        ids.pop(entry_id, None)
+                else:
+                    if size is None:
+                        raise ValueError("no MDEntrySize")
+                    if entry_id is not None:
+                        if action == b"1" and entry_id in ids:
+                            old = ids[entry_id][2]
+                            if old != tick:
+                                (set_bid if is_bid else set_ask)(old, 0.0)
+                        ids[entry_id] = (name, is_bid, tick)
+                    (set_bid if is_bid else set_ask)(tick, float(size))
+                if name not in touched:
+                    touched[name] = (spec, book)
+            except (ValueError, OverflowError):  # Overflow: a price like 1e999
+                out.append(Reject("garbled", "bad MD entry in X"))
         for spec, book in touched.values():
             q = self.emit(spec, book, ts, ts_recv)
             if q is not None:
                 out.append(q)
         return out
-
-    def _apply_entry(
-        self, entry: list[bytes | None], touched: dict[str, tuple[SymbolSpec, Book]], out: list[Parsed]
-    ) -> None:
-        action, kind, symbol, price, size, entry_id = entry
-        try:
-            if action == b"2" and entry_id is not None and price is None and entry_id in self.entry_ids:
-                name, is_bid, tick = self.entry_ids.pop(entry_id)
-                spec = self.symbols.get(name)
-                if spec is not None:
-                    book = self.book(spec)
-                    book.set(book.bids if is_bid else book.asks, tick, 0.0)
-                    touched[name] = (spec, book)
-                return
-            name = (symbol or b"").decode("latin-1")
-            spec = self.symbols.get(name)
-            if spec is None:
-                out.append(self.unknown(name))
-                return
-            if kind != b"0" and kind != b"1":
-                return
-            if price is None:
-                raise ValueError("no MDEntryPx")
-            book = self.book(spec)
-            side = book.bids if kind == b"0" else book.asks
-            tick = round(float(price) * book.scale)
-            if action == b"2":
-                side.pop(tick, None)
-                if entry_id is not None:
-                    self.entry_ids.pop(entry_id, None)
-            else:
-                if size is None:
-                    raise ValueError("no MDEntrySize")
-                if entry_id is not None:
-                    if action == b"1" and entry_id in self.entry_ids:
-                        old = self.entry_ids[entry_id][2]
-                        if old != tick:
-                            side.pop(old, None)
-                    self.entry_ids[entry_id] = (name, kind == b"0", tick)
-                qty = float(size)
-                if qty > 0:
-                    side[tick] = qty
-                else:
-                    side.pop(tick, None)
-            touched[name] = (spec, book)
-        except ValueError:
-            out.append(Reject("garbled", "bad MD entry in X"))
 
 
 def _fix_now() -> str:

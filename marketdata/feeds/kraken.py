@@ -44,6 +44,74 @@ def book_checksum(book: Book, spec: SymbolSpec) -> int:
     return zlib.crc32("".join(parts).encode())
 
 
+class KrakenBook(Book):
+    """A Book that also keeps each level's checksum text, written when the level changes: the
+    checksum after a message then joins the top 10 texts a side instead of formatting 20 levels.
+    set_bid/set_ask are Book's with that one line more (written out: a call less per level)."""
+
+    __slots__ = ("_ask_text", "_bid_text", "_qty_format")
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        super().__init__(spec.price_precision)
+        self._qty_format = f".{spec.size_precision}f"
+        self._bid_text: dict[int, str] = {}  # tick -> the level's text (levels since removed may stay)
+        self._ask_text: dict[int, str] = {}
+
+    def clear(self) -> None:
+        super().clear()
+        self._bid_text.clear()
+        self._ask_text.clear()
+
+    def set_bid(self, tick: int, size: float) -> None:
+        bids = self.bids
+        old = bids.get(tick)
+        if size > 0:
+            if old is None:
+                self._bid_order = None
+            elif old == size:
+                return
+            bids[tick] = size
+            self._bid_levels[tick] = (tick / self.scale, size)
+            self._bid_text[tick] = str(tick).lstrip("0") + format(size, self._qty_format).replace(".", "").lstrip("0")
+        elif old is not None:
+            del bids[tick], self._bid_levels[tick]
+            self._bid_order = None
+        else:
+            return
+        self._bid_depth = None
+
+    def set_ask(self, tick: int, size: float) -> None:
+        asks = self.asks
+        old = asks.get(tick)
+        if size > 0:
+            if old is None:
+                self._ask_order = None
+            elif old == size:
+                return
+            asks[tick] = size
+            self._ask_levels[tick] = (tick / self.scale, size)
+            self._ask_text[tick] = str(tick).lstrip("0") + format(size, self._qty_format).replace(".", "").lstrip("0")
+        elif old is not None:
+            del asks[tick], self._ask_levels[tick]
+            self._ask_order = None
+        else:
+            return
+        self._ask_depth = None
+
+    def checksum(self) -> int:
+        """book_checksum of this book: the texts of its top 10 asks, then of its top 10 bids (only
+        the book's own ticks are looked up, so texts of removed levels are never read)."""
+        asks = self._ask_order
+        if asks is None:
+            asks = self._ask_order = sorted(self.asks)
+        bids = self._bid_order
+        if bids is None:
+            bids = self._bid_order = sorted(self.bids, reverse=True)
+        ask_text, bid_text = self._ask_text, self._bid_text
+        text = "".join([ask_text[t] for t in asks[:10]] + [bid_text[t] for t in bids[:10]])
+        return zlib.crc32(text.encode())
+
+
 class KrakenParser(JsonVenueParser):
     name = "kraken"
     fallback_precision = None
@@ -54,24 +122,12 @@ class KrakenParser(JsonVenueParser):
         self.heartbeats = 0
         self.synced: set[str] = set()
         self.resync: set[str] = set()  # symbols to resubscribe (checksum mismatch)
-        self._piece: dict[tuple[int, int, int, float], str] = {}  # (scale, qty places, tick, qty) -> text
 
-    def _checksum(self, book: Book, spec: SymbolSpec) -> int:
-        """book_checksum with each level's text cached: most levels are unchanged between messages."""
-        pieces = self._piece
-        if len(pieces) > 100_000:
-            pieces.clear()
-        parts = []
-        qp = spec.size_precision
-        scale = book.scale
-        for side, ticks in ((book.asks, book.top_asks(10)), (book.bids, book.top_bids(10))):
-            for t in ticks:
-                key = (scale, qp, t, side[t])
-                text = pieces.get(key)
-                if text is None:
-                    text = pieces[key] = _level_text(t, side[t], spec)
-                parts.append(text)
-        return zlib.crc32("".join(parts).encode())
+    def book(self, spec: SymbolSpec) -> KrakenBook:
+        b = self.books.get(spec.venue_symbol)
+        if b is None:
+            b = self.books[spec.venue_symbol] = KrakenBook(spec)
+        return b  # type: ignore[return-value]
 
     def message(self, msg: dict[str, Any], ts_recv: int) -> list[Parsed]:
         channel = msg.get("channel")
@@ -88,16 +144,18 @@ class KrakenParser(JsonVenueParser):
         for d in data:
             try:
                 out.extend(self._book(d, kind == "snapshot", ts_recv))
-            except (KeyError, TypeError, ValueError, AttributeError):
+            # IndexError: a timestamp cut short; OverflowError: a price too large to round (1e308 * 10)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
                 out.append(Reject("garbled", "bad book entry"))
         return out
 
     def _book(self, d: dict[str, Any], snapshot: bool, ts_recv: int) -> list[Parsed]:
         name = d["symbol"]
-        spec = self.symbols.get(name)
-        if spec is None:
+        route = self.route(name)
+        if route is None:
             return [self.unknown(name)]
-        book = self.book(spec)
+        spec, book = route
+        assert isinstance(book, KrakenBook)
         if snapshot:
             book.clear()
             self.synced.add(name)
@@ -105,22 +163,14 @@ class KrakenParser(JsonVenueParser):
         elif name not in self.synced:
             return [Reject("awaiting_snapshot", name)]
         scale = book.scale
-        bids, asks = book.bids, book.asks
+        set_bid, set_ask = book.set_bid, book.set_ask
         for lv in d["bids"]:
-            t, q = round(lv["price"] * scale), float(lv["qty"])
-            if q > 0:
-                bids[t] = q
-            else:
-                bids.pop(t, None)
+            set_bid(round(lv["price"] * scale), float(lv["qty"]))
         for lv in d["asks"]:
-            t, q = round(lv["price"] * scale), float(lv["qty"])
-            if q > 0:
-                asks[t] = q
-            else:
-                asks.pop(t, None)
+            set_ask(round(lv["price"] * scale), float(lv["qty"]))
         book.truncate(self.depth)
         expected = d.get("checksum")
-        if expected is not None and self._checksum(book, spec) != int(expected):
+        if expected is not None and book.checksum() != int(expected):
             book.clear()
             self.synced.discard(name)
             self.resync.add(name)

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from common.ticks import FeedEventKind, FeedItem, Quote, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
-from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, iso_to_us
+from marketdata.feeds.venue import JsonVenueParser, Parsed, Reject, SymbolMap, iso_to_us, quote_new
 
 
 def _levels(buckets: object, reverse: bool) -> tuple[tuple[float, float], ...]:
@@ -62,7 +62,7 @@ class OandaParser(JsonVenueParser):
             return [Reject("garbled", f"PRICE {name}")]
         self.seq += 1
         b, a = bids[0], asks[0]
-        return [Quote(self.broker, spec.instrument, b[0], a[0], b[1], a[1], ts, ts_recv, self.seq, (bids, asks))]
+        return [quote_new(self.broker, spec.instrument, b[0], a[0], b[1], a[1], ts, ts_recv, self.seq, (bids, asks))]
 
 
 class OandaFeed:

@@ -11,13 +11,14 @@ become floats only in the normalised Quote.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from common.ticks import Depth, Quote
+from common.ticks import Depth, Level, Quote
 from simulator.instruments import SPECS
 
 DEPTH_LEVELS = 10  # levels kept in the normalised depth (the validator accepts up to 20)
@@ -106,15 +107,91 @@ class SymbolMap:
         return cls(specs)
 
 
-class Book:
-    """One instrument's price levels: tick (int) -> size (float) per side. Size 0 deletes a level."""
+def _quote_maker() -> Callable[..., Quote]:
+    """A constructor of Quote that gives the same object as Quote(...) in half the time.
 
-    __slots__ = ("asks", "bids", "scale")
+    Quote is a frozen dataclass: its generated __init__ stores each of its 11 fields through
+    object.__setattr__ by name, about 2 µs a quote, as much as decoding the venue's message. This one
+    stores them through the slots' own descriptors, which is what object.__setattr__ ends up calling.
+    It takes the fields in Quote's order; if Quote ever gains, loses or reorders a field, or a
+    __post_init__, the real constructor is used instead (and a test says so).
+    """
+    names = tuple(f.name for f in dataclasses.fields(Quote))
+    expected = ("broker", "instrument", "bid", "ask", "bid_size", "ask_size", "ts_broker", "ts_recv", "seq")
+    if names != (*expected, "depth", "account") or hasattr(Quote, "__post_init__"):
+        return Quote
+    s_br, s_in, s_bid, s_ask, s_bs, s_as, s_tb, s_tr, s_seq, s_depth, s_acc = (Quote.__dict__[n].__set__ for n in names)
+    new = object.__new__
+
+    def quote_new(
+        broker: str,
+        instrument: str,
+        bid: float,
+        ask: float,
+        bid_size: float,
+        ask_size: float,
+        ts_broker: int,
+        ts_recv: int,
+        seq: int,
+        depth: Depth | None = None,
+        account: int = 0,
+    ) -> Quote:
+        q = new(Quote)
+        s_br(q, broker)
+        s_in(q, instrument)
+        s_bid(q, bid)
+        s_ask(q, ask)
+        s_bs(q, bid_size)
+        s_as(q, ask_size)
+        s_tb(q, ts_broker)
+        s_tr(q, ts_recv)
+        s_seq(q, seq)
+        s_depth(q, depth)
+        s_acc(q, account)
+        return q
+
+    return quote_new
+
+
+quote_new = _quote_maker()
+
+
+class Book:
+    """One instrument's price levels: tick (int) -> size (float) per side. Size 0 deletes a level.
+
+    Write only through set / set_bid / set_ask / clear / truncate: besides the sizes, the book keeps
+    what quoting needs between messages, so a message costs what it changed, not the book's depth:
+    - each level's (price, size) tuple, made when the level changes and shared by every quote until
+      it changes again (the validator's depth check then meets the same objects);
+    - each side's ticks best first, sorted again only after a level was added or removed (most
+      updates change a size);
+    - each side's depth tuple, rebuilt only after that side changed.
+    """
+
+    __slots__ = (
+        "_ask_depth",
+        "_ask_levels",
+        "_ask_order",
+        "_bid_depth",
+        "_bid_levels",
+        "_bid_order",
+        "_depth_n",
+        "asks",
+        "bids",
+        "scale",
+    )
 
     def __init__(self, precision: int) -> None:
         self.scale = int(10**precision)
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
+        self._bid_levels: dict[int, Level] = {}  # tick -> (price, size)
+        self._ask_levels: dict[int, Level] = {}
+        self._bid_order: list[int] | None = None  # ticks best first; None: to sort again
+        self._ask_order: list[int] | None = None
+        self._bid_depth: tuple[Level, ...] | None = None  # the last quote's levels; None: to build again
+        self._ask_depth: tuple[Level, ...] | None = None
+        self._depth_n = DEPTH_LEVELS  # how many levels the cached depth holds
 
     def tick(self, price: float | str) -> int:
         return round(float(price) * self.scale)
@@ -122,35 +199,85 @@ class Book:
     def clear(self) -> None:
         self.bids.clear()
         self.asks.clear()
+        self._bid_levels.clear()
+        self._ask_levels.clear()
+        self._bid_order = self._ask_order = None
+        self._bid_depth = self._ask_depth = None
 
     def set(self, side: dict[int, float], tick: int, size: float) -> None:
-        if size > 0:
-            side[tick] = size
+        if side is self.bids:
+            self.set_bid(tick, size)
+        elif side is self.asks:
+            self.set_ask(tick, size)
         else:
-            side.pop(tick, None)
+            raise ValueError("not a side of this book")
+
+    def set_bid(self, tick: int, size: float) -> None:
+        bids = self.bids
+        old = bids.get(tick)
+        if size > 0:
+            if old is None:
+                self._bid_order = None
+            elif old == size:
+                return
+            bids[tick] = size
+            self._bid_levels[tick] = (tick / self.scale, size)
+        elif old is not None:
+            del bids[tick], self._bid_levels[tick]
+            self._bid_order = None
+        else:
+            return
+        self._bid_depth = None
+
+    def set_ask(self, tick: int, size: float) -> None:
+        asks = self.asks
+        old = asks.get(tick)
+        if size > 0:
+            if old is None:
+                self._ask_order = None
+            elif old == size:
+                return
+            asks[tick] = size
+            self._ask_levels[tick] = (tick / self.scale, size)
+        elif old is not None:
+            del asks[tick], self._ask_levels[tick]
+            self._ask_order = None
+        else:
+            return
+        self._ask_depth = None
+
+    def _bid_ticks(self) -> list[int]:
+        order = self._bid_order
+        if order is None:
+            order = self._bid_order = sorted(self.bids, reverse=True)
+        return order
+
+    def _ask_ticks(self) -> list[int]:
+        order = self._ask_order
+        if order is None:
+            order = self._ask_order = sorted(self.asks)
+        return order
 
     def top_bids(self, n: int) -> list[int]:
-        b = self.bids
-        if len(b) <= n:
-            return sorted(b, reverse=True)
-        return sorted(b, reverse=True)[:n]
+        return self._bid_ticks()[:n]
 
     def top_asks(self, n: int) -> list[int]:
-        a = self.asks
-        if len(a) <= n:
-            return sorted(a)
-        return sorted(a)[:n]
+        return self._ask_ticks()[:n]
 
     def truncate(self, n: int) -> None:
         """Keep the best n levels a side (Kraken: the book is only as deep as the subscription)."""
         if len(self.bids) > n:
-            keep = set(self.top_bids(n))
-            for t in [t for t in self.bids if t not in keep]:
-                del self.bids[t]
+            order = self._bid_ticks()
+            for t in order[n:]:
+                del self.bids[t], self._bid_levels[t]
+            self._bid_order = order[:n]
+            self._bid_depth = None
         if len(self.asks) > n:
-            keep = set(self.top_asks(n))
-            for t in [t for t in self.asks if t not in keep]:
-                del self.asks[t]
+            order = self._ask_ticks()
+            for t in order[n:]:
+                del self.asks[t], self._ask_levels[t]
+            self._ask_order = order[:n]
+            self._ask_depth = None
 
     def quote(
         self, broker: str, instrument: str, ts_broker: int, ts_recv: int, seq: int, levels: int = DEPTH_LEVELS
@@ -158,26 +285,31 @@ class Book:
         """Top of book with depth, or None while a side is empty (nothing to quote)."""
         if not self.bids or not self.asks:
             return None
-        scale = self.scale
-        bids = self.top_bids(levels)
-        asks = self.top_asks(levels)
-        bid_side, ask_side = self.bids, self.asks
-        bid_levels = tuple([(t / scale, bid_side[t]) for t in bids])  # a list first: faster than a generator
-        ask_levels = tuple([(t / scale, ask_side[t]) for t in asks])
-        depth: Depth = (bid_levels, ask_levels)
+        if levels != self._depth_n:
+            self._depth_n = levels
+            self._bid_depth = self._ask_depth = None
+        bid_levels = self._bid_depth
+        if bid_levels is None:
+            order = self._bid_ticks()
+            bid_levels = self._bid_depth = tuple(
+                map(self._bid_levels.__getitem__, order if len(order) <= levels else order[:levels])
+            )
+        ask_levels = self._ask_depth
+        if ask_levels is None:
+            order = self._ask_ticks()
+            ask_levels = self._ask_depth = tuple(
+                map(self._ask_levels.__getitem__, order if len(order) <= levels else order[:levels])
+            )
         b, a = bid_levels[0], ask_levels[0]
-        return Quote(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, depth)
+        return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
 
 
 _DAY_CACHE: dict[str, int] = {}
+_SECOND_CACHE: dict[str, int] = {}  # "yyyy-mm-ddThh:mm:ss" -> µs since the epoch
 
 
-def iso_to_us(ts: str) -> int:
-    """RFC 3339 UTC timestamp (any number of fractional digits, trailing Z) -> µs since the epoch.
-
-    Hand-parsed: venues send one per message and datetime.fromisoformat (3.11) rejects nanoseconds.
-    Raises ValueError on anything else.
-    """
+def _iso_seconds_us(ts: str) -> int:
+    """The whole seconds of an RFC 3339 timestamp (its first 19 characters) in µs; raises ValueError."""
     day = ts[:10]
     base = _DAY_CACHE.get(day)
     if base is None:
@@ -190,13 +322,28 @@ def iso_to_us(ts: str) -> int:
         _DAY_CACHE[day] = base
     if ts[10] not in "Tt " or ts[13] != ":" or ts[16] != ":":
         raise ValueError(f"not a timestamp: {ts!r}")
-    secs = int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])
-    us = 0
+    return base + (int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])) * 1_000_000
+
+
+def iso_to_us(ts: str) -> int:
+    """RFC 3339 UTC timestamp (any number of fractional digits, trailing Z) -> µs since the epoch.
+
+    Hand-parsed: venues send one per message and datetime.fromisoformat (3.11) rejects nanoseconds.
+    The whole seconds are remembered (a stream sends many messages a second), so a message pays for
+    its fraction only. Raises ValueError on anything else.
+    """
+    head = ts[:19]
+    base = _SECOND_CACHE.get(head)
+    if base is None:
+        base = _iso_seconds_us(ts)  # raises on a bad timestamp: only good ones are remembered
+        if len(_SECOND_CACHE) > 4096:
+            _SECOND_CACHE.clear()
+        _SECOND_CACHE[head] = base
     if len(ts) > 19 and ts[19] == ".":
         end = ts.find("Z", 20)
         frac = ts[20:end] if end > 0 else ts[20:]
-        us = int((frac + "000000")[:6])
-    return base + secs * 1_000_000 + us
+        return base + int((frac + "000000")[:6])
+    return base
 
 
 class VenueParser:
@@ -219,12 +366,24 @@ class VenueParser:
             symbols.fallback_precision = self.fallback_precision
         self.seq = 0
         self.books: dict[str, Book] = {}
+        self._routes: dict[str, tuple[SymbolSpec, Book]] = {}
 
     def book(self, spec: SymbolSpec) -> Book:
         b = self.books.get(spec.venue_symbol)
         if b is None:
             b = self.books[spec.venue_symbol] = Book(spec.price_precision)
         return b
+
+    def route(self, venue_symbol: str) -> tuple[SymbolSpec, Book] | None:
+        """The spec and the book of a venue symbol, None if it has no mapping. Remembered: a symbol's
+        spec never changes and its book lives as long as the parser (a resync clears it in place)."""
+        r = self._routes.get(venue_symbol)
+        if r is None:
+            spec = self.symbols.get(venue_symbol)
+            if spec is None:
+                return None
+            r = self._routes[venue_symbol] = (spec, self.book(spec))
+        return r
 
     def emit(self, spec: SymbolSpec, book: Book, ts_broker: int, ts_recv: int) -> Quote | None:
         self.seq += 1
