@@ -487,7 +487,7 @@ def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpRespons
         )
     except execution_selectors.MarketDataUnavailable:
         raise HttpError(503, "Market data is unavailable right now; try again shortly.") from None
-    # The page's JSON body, checked against the documented schema (an undocumented field fails loudly).
+    # The page's JSON body, as documented by its schema.
     body = execution_selectors.estimate_json(
         estimate=estimate, instrument=data["instrument"], lot=data["lot"], default_unit=DEFAULT_UNIT
     )

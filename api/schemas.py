@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from django.urls import reverse
 from ninja import Field, Schema
-from pydantic import ConfigDict
 
 from brokers.models import Broker, Licence
 from brokers.selectors import SpreadRow
@@ -354,13 +353,10 @@ class LiveOut(Schema):
 
 # -- best execution ------------------------------------------------------------------------------------------------
 # execution.selectors.estimate_json builds the body for the page's JSON and this API alike; these schemas document
-# it field by field and refuse a field they do not know, so the two answers cannot drift apart unnoticed.
-_STRICT = ConfigDict(extra="forbid")
+# it field by field (execution/tests/test_execution_consistency.py fails if the two answers differ by a field).
 
 
 class ExecutionCostOut(Schema):
-    model_config = _STRICT
-
     average_price: float | None = Field(description="Average fill price of the part filled; null if none filled.")
     filled: float = Field(description="Units filled (the same as filled_units).")
     shortfall: float = Field(description="Units not filled (the same as unfilled_units).")
@@ -409,8 +405,6 @@ class ExecutionSplitOut(ExecutionCostOut):
 
 
 class ExecutionOut(Schema):
-    model_config = _STRICT
-
     instrument: str
     side: Literal["buy", "sell"]
     size: float = Field(description="Order size in units.")
