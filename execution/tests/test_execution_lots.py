@@ -144,6 +144,15 @@ def test_the_split_falls_back_to_one_account_when_the_cheap_levels_leave_a_gap_n
     assert rows["whole"].split_size == pytest.approx(100_000) and rows["cheap"].split_size == 0
 
 
+@pytest.mark.parametrize("lots", [128.11, 9999.99, 0.07, 3.0])
+def test_a_size_typed_in_lots_fills_in_full_despite_float_noise(lots):
+    size = lots * LOT  # 128.11 lots is 12,811,000.000000002 units in floating point
+    result = estimate([depth("a", [[1.0999, 2e9]], [[1.1001, 2e9]])], size=size)
+    (row,) = result.brokers
+    assert row.fills_in_full and row.unfilled_reason is None and row.best
+    assert result.split is not None and result.split.shortfall == 0
+
+
 def test_hostile_sizes_never_give_an_account_a_share_off_its_grid():
     books = [
         depth("a", [[1.0999, 5_618_040.52]], [[1.1001, 5_618_040.52]], step=0.01, minimum=0.01),
