@@ -13,6 +13,7 @@ fills in full the split can never cost more.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
 import math
@@ -517,10 +518,12 @@ def estimate_compute(
     size_steps: dict[int, int] = {}
     for index, p in priced.items():
         r = results[index]
-        available = p.book.walk(order_side, size).filled
+        whole = _walk(p.book, order_side, size)
+        available = whole.filled
         size_steps[index] = p.grid.steps_in(size)
-        steps = min(size_steps[index], p.grid.steps_in(available))
-        walk = _walk(p.book, order_side, p.grid.units(steps))
+        target = p.grid.units(min(size_steps[index], p.grid.steps_in(available)))
+        # Usually the whole order is on the account's grid and within its depth: that walk is the fill.
+        walk = whole if abs(target - available) <= _tolerance(size) else _walk(p.book, order_side, target)
         r.cost = _cost(
             walk,
             size=size,
@@ -637,32 +640,35 @@ def estimate_compute(
     )
 
 
-def _runs(p: _Priced, *, side: Side, commission_quote: float) -> list[tuple[float, int, int]]:
+def _runs(p: _Priced, *, side: Side, commission_quote: float, size: float) -> list[tuple[float, int, int]]:
     """The account's depth as chunks in the order a price-priority split takes them: (cost per unit, steps per
-    chunk, chunks). The first chunk is the minimum order; after it, one lot step at a time. Steps inside one
-    level cost that level's price, so they are counted together, never one by one (a billion units at 0.001
-    lot would be ten million steps); a step across a level boundary is one chunk at its blended price. Cost per
-    unit is the signed price plus the commission in the quote currency: lower is better on either side."""
+    chunk, chunks). The first chunk is the minimum order; after it, one lot step at a time, up to the order's
+    size. Steps inside one level cost that level's price, so they are counted together, never one by one (a
+    billion units at 0.001 lot would be ten million steps); a step across a level boundary is one chunk at its
+    blended price. Cost per unit is the signed price plus the commission in the quote currency: lower is better
+    on either side."""
     sign = _signed(side)
-    levels = [(sign * price + commission_quote, qty) for price, qty in p.levels]
+    costs = [sign * price + commission_quote for price, _ in p.levels]
     bounds: list[float] = []  # cumulative units at the end of each level
-    total = 0.0
-    for _, qty in levels:
+    paid: list[float] = []  # cumulative cost at the end of each level
+    total = spent = 0.0
+    for c, (_, qty) in zip(costs, p.levels, strict=True):
         total += qty
+        spent += c * qty
         bounds.append(total)
+        paid.append(spent)
     step, min_steps = p.grid.step, p.grid.min_steps
-    steps_total = _whole(total / step)
+    steps_total = min(_whole(total / step), _whole(size / step))
     if steps_total < min_steps:
         return []
 
+    def cost_to(u: float) -> float:
+        k = min(bisect.bisect_left(bounds, u), len(bounds) - 1)
+        start = bounds[k - 1] if k else 0.0
+        return (paid[k - 1] if k else 0.0) + costs[k] * (u - start)
+
     def cost_between(u0: float, u1: float) -> float:
-        paid, start = 0.0, 0.0
-        for (c, _), end in zip(levels, bounds, strict=True):
-            lo, hi = max(u0, start), min(u1, end)
-            if hi > lo:
-                paid += c * (hi - lo)
-            start = end
-        return paid / (u1 - u0)
+        return (cost_to(u1) - cost_to(u0)) / (u1 - u0)
 
     runs = [(cost_between(0.0, min_steps * step), min_steps, 1)]
     j, k = min_steps, 0
@@ -672,7 +678,7 @@ def _runs(p: _Priced, *, side: Side, commission_quote: float) -> list[tuple[floa
             k += 1
         inside = min(_whole((bounds[k] - u0) / step), steps_total - j)
         if inside >= 1:  # whole steps within level k: all at its price
-            runs.append((levels[k][0], 1, inside))
+            runs.append((costs[k], 1, inside))
             j += inside
         else:  # one step across the boundary
             runs.append((cost_between(u0, u0 + step), 1, 1))
@@ -712,7 +718,7 @@ def _split(
     runs: dict[int, list[tuple[float, int, int]]] = {}
     for broker, index in chosen.items():
         commission_quote = priced[index].commission_usd / usd_rate if usd_rate else 0.0
-        runs[index] = _runs(priced[index], side=side, commission_quote=commission_quote)
+        runs[index] = _runs(priced[index], side=side, commission_quote=commission_quote, size=size)
         if runs[index]:
             heapq.heappush(heap, (runs[index][0][0], broker, index, 0))
     steps: dict[int, int] = {}
@@ -778,12 +784,9 @@ def _split(
 
     split, taken = allocation_cost({i: priced[i].grid.units(n) for i, n in steps.items()})
     for index in priced:
-        r = results[index]
-        if r.cost is None or r.cost.average_price is None:
-            continue
-        alone, alone_taken = allocation_cost({index: r.cost.filled})
-        if better(alone, split):
-            split, taken = alone, alone_taken
+        alone = results[index].cost  # one account alone: its own row, priced by the same rules
+        if alone is not None and alone.average_price is not None and better(alone, split):
+            split, taken = alone, {index: round(alone.filled, 8)}
     for index, units in taken.items():
         results[index].split_size = units
     if split.shortfall > 0:

@@ -83,7 +83,7 @@ def test_a_visitor_gets_the_result_and_a_trader_sees_it_move(demo, live_site, br
 
     # The live rows show the JSON's figures as the server renders them, a partial fill's penalty included.
     put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
-    put_depth(b, [[1.1001, 2e6]], [[1.1003, 300_000.5]])  # fills 3 lots of the 10: partial, with a penalty
+    put_depth(b, [[1.1001, 300_000.5]], [[1.1003, 2e6]])  # sells 3 lots of the 10: partial, with a penalty
     page.wait_for_function(
         "b => document.querySelector(`tr[data-broker='${b}']`)?.classList.contains('partial')", arg=b
     )
