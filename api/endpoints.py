@@ -36,6 +36,7 @@ from api.schemas import (
     BrokerOut,
     ErrorOut,
     EventOut,
+    ExecutionOut,
     Format,
     InstrumentOut,
     LicenceOut,
@@ -63,7 +64,7 @@ from common import cachetags, metrics
 from events import selectors as event_selectors
 from events.models import EventReport
 from execution import selectors as execution_selectors
-from execution.forms import OrderForm
+from execution.forms import DEFAULT_UNIT, OrderForm
 from live import board as live_board
 from marketdata import selectors as market_selectors
 from marketdata.selectors import SPREAD_WINDOWS
@@ -466,12 +467,13 @@ class ExecutionQuery(Schema):
     instrument: str = Field(..., pattern=SYMBOL_PATTERN)
     side: Literal["buy", "sell"]
     size: float = Field(..., gt=0, allow_inf_nan=False)
-    unit: Literal["units", "lots"] = "units"
+    # The page's form reads a size without a unit the same way.
+    unit: Literal["units", "lots"] = Field(DEFAULT_UNIT, description="What size counts: lots (default) or units.")
 
 
 @market.get(
     "/execution",
-    response={200: dict[str, Any], **_error_responses(400, 422, 429), 503: ErrorOut},
+    response={200: ExecutionOut, **_error_responses(400, 422, 429), 503: ErrorOut},
     summary="Best execution right now: what an order would cost at each broker, from live depth",
 )
 def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpResponse:
@@ -485,9 +487,11 @@ def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpRespons
         )
     except execution_selectors.MarketDataUnavailable:
         raise HttpError(503, "Market data is unavailable right now; try again shortly.") from None
-    body = estimate.as_dict()
-    body.update(unit="units", lot_size=data["lot"], lots=estimate.size / data["lot"])
-    response = HttpResponse(TypeAdapter(dict[str, Any]).dump_json(body), content_type="application/json")
+    # The page's JSON body, as documented by its schema.
+    body = execution_selectors.estimate_json(
+        estimate=estimate, instrument=data["instrument"], lot=data["lot"], default_unit=DEFAULT_UNIT
+    )
+    response = HttpResponse(ExecutionOut.model_validate(body).model_dump_json(), content_type="application/json")
     response["Cache-Control"] = "no-store"  # live market data
     return response
 

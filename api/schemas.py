@@ -349,3 +349,84 @@ class LiveQuoteOut(Schema):
 class LiveOut(Schema):
     quotes: list[LiveQuoteOut]
     status: dict[str, dict[str, Any]] = Field(description="Broker to its feed status (up, stale, down) and since when.")
+
+
+# -- best execution ------------------------------------------------------------------------------------------------
+# execution.selectors.estimate_json builds the body for the page's JSON and this API alike; these schemas document
+# it field by field (execution/tests/test_execution_consistency.py fails if the two answers differ by a field).
+
+
+class ExecutionCostOut(Schema):
+    average_price: float | None = Field(description="Average fill price of the part filled; null if none filled.")
+    filled: float = Field(description="Units filled (the same as filled_units).")
+    shortfall: float = Field(description="Units not filled (the same as unfilled_units).")
+    filled_units: float = Field(description="Units filled: whole lot steps of the account, at or above its minimum.")
+    unfilled_units: float = Field(description="Units of the order not filled (depth, lot step or minimum order).")
+    levels_used: int = Field(description="Depth levels the fill walked.")
+    cost_pips: float | None = Field(description="Fill against the consensus mid, in pips per unit filled.")
+    cost_quote: float | None = Field(description="Spread cost of the part filled, in the quote currency.")
+    cost_usd: float | None = Field(description="Spread cost of the part filled in USD (the same as spread_cost_usd).")
+    spread_cost_usd: float | None = Field(description="Spread cost of the part filled, in USD.")
+    commission_usd: float = Field(description="One side of the account's round-turn commission, for the part filled.")
+    all_in_usd: float | None = Field(description="Spread cost plus commission of the part filled, in USD.")
+    penalty_price: float | None = Field(
+        description="Price the unfilled part is priced at: the worst price the fill reached plus the account's "
+        "spread once more (see penalty_rule); null for a full fill or when no rule applies."
+    )
+    penalty_usd: float | None = Field(
+        description="The unfilled part priced by penalty_rule, with the account's commission, in USD: 0 for a "
+        "full fill; null when it cannot be stated (nothing filled, one-sided book, no mid or USD rate)."
+    )
+    all_in_with_penalty_usd: float | None = Field(
+        description="all_in_usd plus penalty_usd: what ranks partial fills (after every full fill)."
+    )
+
+
+class ExecutionRowOut(ExecutionCostOut):
+    broker: str = Field(description="Broker slug.")
+    name: str
+    account: str = Field(description="Account type; empty for a broker with no accounts listed.")
+    priced_from: Literal["account feed", "feed account + mark-up"]
+    status: Literal["ok", "stale", "no_depth", "bad_depth"]
+    partial: bool = Field(description="Fills part of the order: ranked after every full fill.")
+    unfilled_reason: Literal["depth", "lot_step", "minimum"] | None = Field(
+        description="Why part of the order is unfilled: too little depth, not a whole number of lot steps, or "
+        "below the account's minimum order (then nothing fills)."
+    )
+    lot_step_lots: float = Field(description="The account's lot step: orders are whole numbers of it.")
+    min_lots: float = Field(description="The account's minimum order, in lots.")
+    age_s: float | None = Field(description="Age of the depth in seconds.")
+    best: bool = Field(description="The lowest all-in cost among full fills (every tied account is marked).")
+    split_size: float = Field(description="Units the split order takes from this account.")
+
+
+class ExecutionSplitOut(ExecutionCostOut):
+    saving_usd_vs_best: float | None = Field(description="All-in saving against the best single account, in USD.")
+
+
+class ExecutionOut(Schema):
+    instrument: str
+    side: Literal["buy", "sell"]
+    size: float = Field(description="Order size in units.")
+    pip_size: float
+    quote_currency: str | None
+    account_currency: str
+    usd_per_quote: float | None = Field(description="USD per unit of the quote currency, from current mids.")
+    conversion: str = Field(description="How the quote currency was turned into USD, in words.")
+    consensus_mid: float | None = Field(description="Median of the brokers' own mids: what costs are measured from.")
+    best_broker: str | None
+    brokers: list[ExecutionRowOut] = Field(
+        description="Every account of every broker listing the instrument: full fills, partial fills, then the rest."
+    )
+    split: ExecutionSplitOut | None = Field(description="The order split across brokers.")
+    max_age_s: float | None
+    stale_after_s: float
+    penalty_rule: str = Field(description="How the unfilled part of a partial fill is priced, in words.")
+    lot_rule: str = Field(description="Which order sizes each account accepts, in words.")
+    notes: list[str]
+    as_of: str = Field(description="When the answer was computed (ISO 8601, UTC).")
+    unit: Literal["units"] = Field(description="Every size in the answer is in units.")
+    default_request_unit: Literal["units", "lots"] = Field(description="How a size without a unit is read.")
+    lot_size: float = Field(description="Units in one lot of the instrument.")
+    lots: float = Field(description="The order size in lots.")
+    display_precision: int

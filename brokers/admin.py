@@ -144,7 +144,16 @@ class InstrumentAdmin(admin.ModelAdmin[Instrument]):
 
 @admin.register(AccountType)
 class AccountTypeAdmin(admin.ModelAdmin[AccountType]):
-    list_display = ["broker", "name", "spread_type", "spread_markup_pips", "commission_per_lot", "min_deposit"]
+    list_display = [
+        "broker",
+        "name",
+        "spread_type",
+        "spread_markup_pips",
+        "commission_per_lot",
+        "min_deposit",
+        "lot_step",
+        "min_lots",
+    ]
     list_filter = ["spread_type"]
     search_fields = ["broker__name", "name"]
     autocomplete_fields = ["broker"]

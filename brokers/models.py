@@ -7,7 +7,7 @@ from urllib.parse import quote
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 
 SWAP_RANGE = [
@@ -15,6 +15,11 @@ SWAP_RANGE = [
     MaxValueValidator(Decimal("1000"), message="A swap beyond $1,000 per lot per night is not credible."),
 ]
 NON_NEGATIVE = [MinValueValidator(Decimal("0"), message="Must be zero or more; a deposit or fee cannot be negative.")]
+# Order sizes an account accepts: whole numbers of its lot step, at least its minimum order (the MetaTrader
+# volume rule). The defaults are the usual micro lot; execution.calc.DEFAULT_LOT_STEP and DEFAULT_MIN_LOTS match.
+DEFAULT_LOT_STEP = Decimal("0.01")
+DEFAULT_MIN_LOTS = Decimal("0.01")
+MAX_LOT_RULE = Decimal("100")  # a step or minimum of more than 100 lots is a typo
 
 
 class Platform(models.Model):
@@ -292,6 +297,29 @@ class AccountType(models.Model):
         help_text="Pips this account adds to the broker's tightest (raw) price: 0 on raw accounts. An account's "
         "spread is the measured feed spread plus the difference between its mark-up and the feed account's.",
     )
+    lot_step = models.DecimalField(
+        "lot step (lots)",
+        max_digits=6,
+        decimal_places=3,
+        default=DEFAULT_LOT_STEP,
+        validators=[
+            MinValueValidator(Decimal("0.001"), message="A lot step must be at least 0.001 lot."),
+            MaxValueValidator(MAX_LOT_RULE, message="A lot step above 100 lots is not credible."),
+        ],
+        help_text="The smallest increment of an order on this account, in lots (0.01: a micro lot).",
+    )
+    min_lots = models.DecimalField(
+        "minimum order (lots)",
+        max_digits=6,
+        decimal_places=3,
+        default=DEFAULT_MIN_LOTS,
+        validators=[
+            MinValueValidator(Decimal("0.001"), message="A minimum order must be at least 0.001 lot."),
+            MaxValueValidator(MAX_LOT_RULE, message="A minimum order above 100 lots is not credible."),
+        ],
+        help_text="The smallest order this account accepts, in lots: at least one lot step and a whole number "
+        "of them. Best execution gives this account only whole steps at or above it.",
+    )
 
     class Meta:
         ordering = ["min_deposit", "name"]
@@ -311,10 +339,29 @@ class AccountType(models.Model):
                 name="account_type_non_negative",
                 violation_error_message="Commission and minimum deposit cannot be negative.",
             ),
+            # Whether the minimum is a whole number of steps is checked in clean(): exact decimal arithmetic,
+            # which SQLite's MOD on floats cannot promise.
+            models.CheckConstraint(
+                condition=Q(lot_step__gt=0) & Q(min_lots__gte=F("lot_step")),
+                name="account_type_lot_step_and_minimum",
+                violation_error_message="The lot step must be positive and the minimum order at least one step.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.broker} {self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        step, minimum = self.lot_step, self.min_lots
+        # Field validation failed already (a message is on that field) or a value is missing: nothing to compare.
+        if not isinstance(step, Decimal) or not isinstance(minimum, Decimal) or step <= 0 or minimum <= 0:
+            return
+        shown = f"The minimum order ({minimum.normalize():f} lot) must be"
+        if minimum < step:
+            raise ValidationError({"min_lots": f"{shown} at least one lot step ({step.normalize():f} lot)."})
+        if minimum % step != 0:
+            raise ValidationError({"min_lots": f"{shown} a whole number of lot steps ({step.normalize():f} lot)."})
 
 
 class BrokerInstrument(models.Model):

@@ -10,6 +10,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from brokers.models import (
+    DEFAULT_LOT_STEP,
+    DEFAULT_MIN_LOTS,
     REGISTER_URL_PATTERNS,
     AccountType,
     Broker,
@@ -26,6 +28,15 @@ from simulator import world as demo_data
 
 # The demo's conversion rates are the simulator's reference prices, fixed at one date so reseeding changes nothing.
 DEMO_RATES_AS_OF = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
+
+
+# Accounts of the demo that trade in other sizes than the usual 0.01 lot from 0.01 lot (lot step, minimum order):
+# a private bank's large account, and a broker that deals in 10,000-unit lots.
+DEMO_LOT_RULES = {
+    ("Alpenbank Trading", "Premium"): (Decimal("0.1"), Decimal("1")),
+    ("Alpenbank Trading", "Private"): (Decimal("0.01"), Decimal("0.1")),
+    ("Sakura Securities FX", "Standard"): (Decimal("0.1"), Decimal("0.1")),
+}
 
 
 @transaction.atomic
@@ -94,6 +105,7 @@ def demo_seed() -> dict[str, int]:
                 ),
             )
         for acc_name, spread_type, commission, deposit in spec["accounts"]:  # type: ignore[attr-defined]
+            lots = DEMO_LOT_RULES.get((name, acc_name), (DEFAULT_LOT_STEP, DEFAULT_MIN_LOTS))
             AccountType.objects.update_or_create(
                 broker=broker,
                 name=acc_name,
@@ -102,6 +114,8 @@ def demo_seed() -> dict[str, int]:
                     commission_per_lot=Decimal(commission),
                     min_deposit=Decimal(deposit),
                     spread_markup_pips=Decimal(str(demo_data.account_markup(name, acc_name))),
+                    lot_step=lots[0],
+                    min_lots=lots[1],
                 ),
             )
         for symbol in spec["instruments"]:  # type: ignore[attr-defined]

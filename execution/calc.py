@@ -13,9 +13,11 @@ fills in full the split can never cost more.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,11 +34,22 @@ Side = Literal["buy", "sell"]
 Status = Literal["ok", "stale", "no_depth", "bad_depth"]
 
 MAX_LOTS = 10_000.0  # anything bigger is a typo, not an order (10,000 FX lots = 1 billion units)
-# Brokers trade in steps of 0.01 lot (a micro lot), and 0.01 lot is the smallest order: a split never asks
-# a broker for 5,618,040.52 units.
-LOT_STEP = 0.01
-MIN_LOTS = 0.01
+# An account takes whole numbers of its lot step at or above its minimum order (AccountType.lot_step and
+# min_lots); these are the model's defaults, for depth that names no account.
+DEFAULT_LOT_STEP = 0.01
+DEFAULT_MIN_LOTS = 0.01
 SIZE_EPSILON = 1e-9  # a shortfall below this (in units) is float noise, not missing depth
+
+PENALTY_RULE = (
+    "The unfilled part of a partial fill is priced as if it filled at the worst price the account's fill reached "
+    "plus the account's current spread (best ask minus best bid) once more, with the account's commission on it "
+    "(penalty_usd). Partial fills rank after every full fill, by all-in cost including that penalty; an account "
+    "that can fill nothing of the order ranks after them."
+)
+LOT_RULE = (
+    "Each account takes only whole numbers of its lot step, at or above its minimum order (both in lots, "
+    "per account); an account fills the largest such size its depth allows and the rest counts as unfilled."
+)
 
 Levels = tuple[tuple[float, float], ...]
 
@@ -101,7 +114,7 @@ def _round(value: float | None, digits: int) -> float | None:
 @dataclass(frozen=True)
 class BrokerDepth:
     """One broker account's depth: the broker's feed levels as read from Redis (or why there are none),
-    moved by the account's mark-up over the feed account, and the account's commission."""
+    moved by the account's mark-up over the feed account, the account's commission and its order sizes."""
 
     broker: str
     name: str
@@ -110,6 +123,8 @@ class BrokerDepth:
     markup_price: float = 0.0  # added to every ask, taken from every bid: half the mark-up difference
     commission_per_lot: float = 0.0  # USD, round turn; an order pays half (one side)
     own_feed: bool = False  # raw is this account's own feed (not moved); else the broker's feed account's
+    lot_step: float = DEFAULT_LOT_STEP  # lots
+    min_lots: float = DEFAULT_MIN_LOTS  # lots
 
 
 @dataclass
@@ -123,17 +138,35 @@ class Cost:
     cost_usd: float | None = None  # the spread cost (fill against mid) in USD
     commission_usd: float = 0.0  # one side of the round-turn commission, for the size filled
     commission_quote: float | None = None
+    # The unfilled part priced by PENALTY_RULE (0 for a full fill; None when the rule cannot be applied).
+    penalty_price: float | None = None
+    penalty_quote: float | None = None
+    penalty_usd: float | None = None
 
     @property
     def all_in_usd(self) -> float | None:
         return None if self.cost_usd is None else self.cost_usd + self.commission_usd
 
     @property
+    def all_in_with_penalty_usd(self) -> float | None:
+        if self.all_in_usd is None or self.penalty_usd is None:
+            return None
+        return self.all_in_usd + self.penalty_usd
+
+    @property
     def all_in_per_unit(self) -> float | None:
-        """Spread plus commission per unit filled, in the quote currency: what ranks accounts."""
+        """Spread plus commission per unit filled, in the quote currency: what ranks full fills."""
         if self.cost_quote is None or self.commission_quote is None or self.filled <= 0:
             return None
         return (self.cost_quote + self.commission_quote) / self.filled
+
+    @property
+    def with_penalty_per_unit(self) -> float | None:
+        """All-in plus the penalty per unit ordered, in the quote currency: what ranks partial fills."""
+        ordered = self.filled + self.shortfall
+        if self.cost_quote is None or self.commission_quote is None or self.penalty_quote is None or ordered <= 0:
+            return None
+        return (self.cost_quote + self.commission_quote + self.penalty_quote) / ordered
 
     def as_dict(self) -> dict[str, Any]:
         # Rounded well below anything a trader sees, to drop float noise (0.9999999999998899 pips).
@@ -150,7 +183,13 @@ class Cost:
             "spread_cost_usd": _round(self.cost_usd, 6),
             "commission_usd": _round(self.commission_usd, 6),
             "all_in_usd": _round(self.all_in_usd, 6),
+            "penalty_price": _round(self.penalty_price, 10),
+            "penalty_usd": _round(self.penalty_usd, 6),
+            "all_in_with_penalty_usd": _round(self.all_in_with_penalty_usd, 6),
         }
+
+
+UnfilledReason = Literal["depth", "lot_step", "minimum"]
 
 
 @dataclass
@@ -160,9 +199,12 @@ class BrokerResult:
     status: Status
     account: str = ""
     own_feed: bool = False  # priced from the account's own feed, not derived from the feed account's by mark-up
+    lot_step: float = DEFAULT_LOT_STEP
+    min_lots: float = DEFAULT_MIN_LOTS
     age_s: float | None = None
     mid: float | None = None
     cost: Cost | None = None
+    unfilled_reason: UnfilledReason | None = None
     best: bool = False
     split_size: float = 0.0  # what the split order would take from this broker
 
@@ -174,6 +216,11 @@ class BrokerResult:
     def partial(self) -> bool:
         """Fills only part of the order: flagged and ranked after every full fill."""
         return self.cost is not None and self.cost.average_price is not None and not self.fills_in_full
+
+    @property
+    def fills_nothing(self) -> bool:
+        """Fresh depth, but none of the order can be placed here (below the minimum, or too little depth)."""
+        return self.status == "ok" and self.cost is not None and self.cost.average_price is None
 
     @property
     def filled_share(self) -> float | None:
@@ -190,6 +237,9 @@ class BrokerResult:
             "priced_from": "account feed" if self.own_feed else "feed account + mark-up",
             "status": self.status,
             "partial": self.partial,
+            "unfilled_reason": self.unfilled_reason,
+            "lot_step_lots": self.lot_step,
+            "min_lots": self.min_lots,
             "age_s": self.age_s,
             "best": self.best,
             "split_size": self.split_size,
@@ -213,6 +263,8 @@ class Estimate:
     max_age_s: float | None  # age of the oldest depth used
     stale_after_s: float
     notes: list[str] = field(default_factory=list)
+    penalty_rule: str = PENALTY_RULE
+    lot_rule: str = LOT_RULE
 
     @property
     def split_saving_usd(self) -> float | None:
@@ -242,26 +294,112 @@ class Estimate:
             else {**self.split.as_dict(), "saving_usd_vs_best": _round(self.split_saving_usd, 6)},
             "max_age_s": self.max_age_s,
             "stale_after_s": self.stale_after_s,
+            "penalty_rule": self.penalty_rule,
+            "lot_rule": self.lot_rule,
             "notes": self.notes,
         }
+
+
+def _tolerance(units: float) -> float:
+    """Float noise on a size in units: absolute for small sizes, relative for a billion units."""
+    return max(SIZE_EPSILON, abs(units) * 1e-12)
+
+
+def _whole(x: float) -> int:
+    """floor(x), forgiving float noise just under a whole number (2.9999999999999996 steps are 3)."""
+    return math.floor(x + max(1e-9, abs(x) * 1e-12))
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The sizes one account accepts, in units: whole numbers of ``step`` from ``min_steps`` of them."""
+
+    step: float
+    min_steps: int
+
+    @staticmethod
+    def of(depth: BrokerDepth, *, lot_units: float) -> _Grid:
+        step = depth.lot_step if math.isfinite(depth.lot_step) and depth.lot_step > 0 else DEFAULT_LOT_STEP
+        minimum = depth.min_lots if math.isfinite(depth.min_lots) and depth.min_lots > 0 else DEFAULT_MIN_LOTS
+        return _Grid(step=step * lot_units, min_steps=max(1, math.ceil(minimum / step - 1e-9)))
+
+    def steps_in(self, units: float) -> int:
+        """The most whole steps within ``units`` (0 when that is below the minimum)."""
+        n = _whole(units / self.step)
+        return n if n >= self.min_steps else 0
+
+    def units(self, steps: int) -> float:
+        return round(steps * self.step, 8)
+
+
+@dataclass
+class _Priced:
+    """What the calculator knows of one fresh account: its book, the levels its orders take, its costs."""
+
+    book: Any
+    levels: Levels  # the side the order takes, best first
+    commission_usd: float  # per unit, one side
+    grid: _Grid
+
+
+def _signed(side: Side) -> float:
+    return 1.0 if side == BUY else -1.0
+
+
+def _walk(book: Any, side: OrderSide, units: float) -> WalkResult:
+    """The book walked for ``units``; nothing walked for 0 (an account that can take none of the order)."""
+    if units <= 0:
+        return WalkResult(None, 0.0, 0.0, 0, ())
+    walked: WalkResult = book.walk(side, units)
+    return walked
+
+
+def _penalty(
+    cost: Cost,
+    *,
+    worst: float | None,
+    spread: float | None,
+    side: Side,
+    mid: float | None,
+    usd_per_quote: float | None,
+    commission_per_unit_usd: float,
+) -> None:
+    """Price the unfilled part by PENALTY_RULE: at the worst price reached plus the account's spread once more,
+    with the account's commission. A full fill has no penalty (0); without a fill or a spread there is no rule
+    to apply (None)."""
+    if cost.shortfall <= 0:
+        cost.penalty_quote, cost.penalty_usd = 0.0, 0.0
+        return
+    if worst is None or spread is None:
+        return
+    cost.penalty_price = worst + _signed(side) * spread
+    if mid is None or usd_per_quote is None:
+        return
+    spread_quote = _signed(side) * (cost.penalty_price - mid) * cost.shortfall
+    commission_usd = commission_per_unit_usd * cost.shortfall
+    cost.penalty_quote = spread_quote + commission_usd / usd_per_quote
+    cost.penalty_usd = spread_quote * usd_per_quote + commission_usd
 
 
 def _cost(
     walk: WalkResult,
     *,
+    size: float,
     side: Side,
     mid: float | None,
     pip: float,
     usd_per_quote: float | None,
     commission_per_unit_usd: float = 0.0,
 ) -> Cost:
-    cost = Cost(walk.average_price, walk.filled, walk.shortfall, walk.levels_used)
+    """The fill of a walk as the cost of an order of ``size`` (the rest of it unfilled)."""
+    shortfall = size - walk.filled
+    cost = Cost(walk.average_price, walk.filled, shortfall if shortfall > _tolerance(size) else 0.0, walk.levels_used)
     cost.commission_usd = commission_per_unit_usd * walk.filled
     if usd_per_quote is not None:
         cost.commission_quote = cost.commission_usd / usd_per_quote
     if walk.average_price is None or mid is None:
         return cost
-    per_unit = walk.average_price - mid if side == BUY else mid - walk.average_price
+    per_unit = _signed(side) * (walk.average_price - mid)
     cost.cost_pips = per_unit / pip
     cost.cost_quote = per_unit * walk.filled
     if usd_per_quote is not None:
@@ -269,11 +407,16 @@ def _cost(
     return cost
 
 
-def _step_down(units: float, *, lot_units: float) -> float:
-    """Units rounded down to the broker's lot step; 0 below the minimum order."""
-    step = LOT_STEP * lot_units
-    stepped = math.floor(units / step + SIZE_EPSILON) * step
-    return round(stepped, 8) if stepped >= MIN_LOTS * lot_units - SIZE_EPSILON else 0.0
+def _worst(walk: WalkResult, side: Side) -> float | None:
+    prices = [f.price for f in walk.fills]
+    if not prices:
+        return None
+    return max(prices) if side == BUY else min(prices)
+
+
+def _spread(book: Any, broker: str) -> float | None:
+    bid, ask = book.broker_bbo(broker)
+    return None if bid is None or ask is None else ask - bid
 
 
 def estimate_compute(
@@ -291,25 +434,29 @@ def estimate_compute(
 ) -> Estimate:
     """The estimate for one order from every broker account's depth.
 
-    Per account: the fill from walking the broker's depth (moved by the account's mark-up) against the
-    consensus mid is the spread cost; one side of the round-turn commission is added for the size filled;
-    the two make the all-in cost. Full fills rank first by all-in cost per unit; a partial fill is flagged
-    and ranked after every full fill. ``other_mids`` are current mids of other instruments for the USD
-    conversion; the instrument's own consensus mid is used when it is itself the conversion pair (USDJPY).
+    Per account: the largest size the account accepts (whole lot steps at or above its minimum) that its depth
+    can fill, walked against the consensus mid, is the spread cost; one side of the round-turn commission is
+    added for the size filled; the two make the all-in cost. Full fills rank first by all-in cost per unit;
+    partial fills after them by all-in including the penalty for the unfilled part (PENALTY_RULE); accounts
+    that fill nothing last. ``other_mids`` are current mids of other instruments for the USD conversion; the
+    instrument's own consensus mid is used when it is itself the conversion pair (USDJPY).
     """
     order_side: OrderSide = BUY if side == BUY else "sell"
     take_side: BookSide = ASK if side == BUY else BID
-    sign = 1.0 if side == BUY else -1.0
     results: list[BrokerResult] = []
-    books: dict[int, Any] = {}  # index in results -> that account's book
-    levels_taken: dict[int, Levels] = {}
-    commissions: dict[int, float] = {}  # USD per unit, one side
+    priced: dict[int, _Priced] = {}  # index in results -> that account's book and terms
     parsed: dict[str, tuple[Levels, Levels, int] | None] = {}
     feed_mids: dict[str, float] = {}
     ages: list[float] = []
     for depth in depths:
         result = BrokerResult(
-            broker=depth.broker, name=depth.name, status="no_depth", account=depth.account, own_feed=depth.own_feed
+            broker=depth.broker,
+            name=depth.name,
+            status="no_depth",
+            account=depth.account,
+            own_feed=depth.own_feed,
+            lot_step=depth.lot_step,
+            min_lots=depth.min_lots,
         )
         index = len(results)
         results.append(result)
@@ -346,9 +493,13 @@ def estimate_compute(
             continue
         result.status = "ok"
         ages.append(result.age_s)
-        books[index] = book
-        levels_taken[index] = bids if take_side == BID else asks
-        commissions[index] = depth.commission_per_lot / 2.0 / lot_units
+        taken = sorted(bids if take_side == BID else asks, key=lambda level: -level[0] if side != BUY else level[0])
+        priced[index] = _Priced(
+            book=book,
+            levels=tuple(taken),
+            commission_usd=depth.commission_per_lot / 2.0 / lot_units,
+            grid=_Grid.of(depth, lot_units=lot_units),
+        )
         bid, ask = book.broker_bbo(depth.broker)
         if bid is not None and ask is not None:
             result.mid = (bid + ask) / 2.0
@@ -364,56 +515,101 @@ def estimate_compute(
         rate_mids[instrument] = consensus
     usd_rate, conversion = usd_per_unit(currency=quote_ccy, mids=rate_mids)
 
-    for index, book in books.items():
-        results[index].cost = _cost(
-            book.walk(order_side, size),
+    size_steps: dict[int, int] = {}
+    for index, p in priced.items():
+        r = results[index]
+        whole = _walk(p.book, order_side, size)
+        available = whole.filled
+        size_steps[index] = p.grid.steps_in(size)
+        target = p.grid.units(min(size_steps[index], p.grid.steps_in(available)))
+        # Usually the whole order is on the account's grid and within its depth: that walk is the fill.
+        walk = whole if abs(target - available) <= _tolerance(size) else _walk(p.book, order_side, target)
+        r.cost = _cost(
+            walk,
+            size=size,
             side=side,
             mid=consensus,
             pip=pip_size,
             usd_per_quote=usd_rate,
-            commission_per_unit_usd=commissions[index],
+            commission_per_unit_usd=p.commission_usd,
+        )
+        if r.cost.shortfall > 0:
+            if size_steps[index] == 0:
+                r.unfilled_reason = "minimum"
+            elif available < size - _tolerance(size):
+                r.unfilled_reason = "depth"
+            else:
+                r.unfilled_reason = "lot_step"
+        _penalty(
+            r.cost,
+            worst=_worst(walk, side),
+            spread=_spread(p.book, r.broker),
+            side=side,
+            mid=consensus,
+            usd_per_quote=usd_rate,
+            commission_per_unit_usd=p.commission_usd,
         )
 
-    def all_in_key(r: BrokerResult) -> float:
-        per_unit = r.cost.all_in_per_unit if r.cost is not None else None
-        if per_unit is not None:
-            return per_unit
-        # No mid or no USD rate: rank by the signed fill price, which orders the same way within an instrument.
-        return sign * (r.cost.average_price or 0.0) if r.cost is not None else 0.0
+    def rank_key(r: BrokerResult) -> tuple[int, float]:
+        """(group, cost): full fills by all-in per unit, then partials by all-in with the penalty per unit
+        ordered, then partials with no penalty to state, then accounts that fill nothing. Without a mid or a
+        USD rate, the signed price (of the fill, and of the penalty for the unfilled part) orders the same way
+        within an instrument."""
+        c = r.cost
+        if c is None or c.average_price is None:
+            return 3, 0.0
+        sign = _signed(side)
+        if r.fills_in_full:
+            per_unit = c.all_in_per_unit
+            return 0, per_unit if per_unit is not None else sign * c.average_price
+        if c.penalty_price is None:
+            return 2, sign * c.average_price
+        with_penalty = c.with_penalty_per_unit
+        if with_penalty is not None:
+            return 1, with_penalty
+        return 1, sign * (c.average_price * c.filled + c.penalty_price * c.shortfall) / (c.filled + c.shortfall)
 
     full = [r for r in results if r.fills_in_full]
     best_broker: str | None = None
     if full:
-        best_key = min(round(all_in_key(r), 12) for r in full)
+        best_key = min(round(rank_key(r)[1], 12) for r in full)
         for r in full:
-            if round(all_in_key(r), 12) == best_key:
+            if round(rank_key(r)[1], 12) == best_key:
                 r.best = True
                 best_broker = best_broker or r.broker
 
     split, notes = _split(
         results=results,
-        books=books,
-        levels_taken=levels_taken,
-        commissions=commissions,
+        priced=priced,
         order_side=order_side,
-        take_side=take_side,
         size=size,
-        lot_units=lot_units,
-        instrument=instrument,
         side=side,
         consensus=consensus,
         pip_size=pip_size,
         usd_rate=usd_rate,
-        all_in_key=all_in_key,
+        rank_key=rank_key,
     )
-    if books and not full:
-        notes.append("No single broker account has enough depth to fill the whole order.")
+    ok = [results[i] for i in priced]
+    if ok and all(r.unfilled_reason == "minimum" for r in ok):
+        notes.append("The order is below the minimum order of every account: none can take it.")
+    elif ok and not full:
+        if any(r.unfilled_reason == "depth" for r in ok):
+            notes.append("No single broker account has enough depth to fill the whole order.")
+        else:
+            notes.append("No single broker account can take the whole order as it is (lot steps, minimum orders).")
+    if any(r.unfilled_reason == "lot_step" for r in ok):
+        notes.append(
+            "Some accounts cannot take this size as it is: they take only a whole number of lot steps at or above "
+            "their minimum order, so they fill the nearest smaller size and the rest counts as unfilled."
+        )
+    if any(r.unfilled_reason == "minimum" for r in ok) and not all(r.unfilled_reason == "minimum" for r in ok):
+        notes.append("The order is below the minimum order of some accounts: they fill nothing and are ranked last.")
     if any(r.partial for r in results):
         notes.append(
-            "A partial fill is priced for the part filled only, so it is ranked after every full fill, "
-            "whatever its cost."
+            "A partial fill ranks after every full fill, by its all-in cost including the penalty for the unfilled "
+            "part (penalty_rule says how it is priced)."
         )
-    if consensus is None and books:
+    if consensus is None and priced:
         notes.append("No broker quotes both sides, so there is no consensus mid to measure the cost against.")
     notes.append(
         "Commission: each account's round-turn rate per lot, halved for this one-sided order, for the size filled."
@@ -421,9 +617,9 @@ def estimate_compute(
 
     order = {"ok": 0, "stale": 1, "bad_depth": 2, "no_depth": 3}
 
-    def rank(r: BrokerResult) -> tuple[int, int, int, float, str, str]:
-        price = r.cost.average_price if r.cost is not None else None
-        return (order[r.status], 0 if r.fills_in_full else 1, price is None, all_in_key(r), r.name, r.account)
+    def rank(r: BrokerResult) -> tuple[int, int, float, str, str]:
+        group, key = rank_key(r)
+        return order[r.status], group, key, r.name, r.account
 
     results.sort(key=rank)
     return Estimate(
@@ -444,83 +640,163 @@ def estimate_compute(
     )
 
 
+def _runs(p: _Priced, *, side: Side, commission_quote: float, size: float) -> list[tuple[float, int, int]]:
+    """The account's depth as chunks in the order a price-priority split takes them: (cost per unit, steps per
+    chunk, chunks). The first chunk is the minimum order; after it, one lot step at a time, up to the order's
+    size. Steps inside one level cost that level's price, so they are counted together, never one by one (a
+    billion units at 0.001 lot would be ten million steps); a step across a level boundary is one chunk at its
+    blended price. Cost per unit is the signed price plus the commission in the quote currency: lower is better
+    on either side."""
+    sign = _signed(side)
+    costs = [sign * price + commission_quote for price, _ in p.levels]
+    bounds: list[float] = []  # cumulative units at the end of each level
+    paid: list[float] = []  # cumulative cost at the end of each level
+    total = spent = 0.0
+    for c, (_, qty) in zip(costs, p.levels, strict=True):
+        total += qty
+        spent += c * qty
+        bounds.append(total)
+        paid.append(spent)
+    step, min_steps = p.grid.step, p.grid.min_steps
+    steps_total = min(_whole(total / step), _whole(size / step))
+    if steps_total < min_steps:
+        return []
+
+    def cost_to(u: float) -> float:
+        k = min(bisect.bisect_left(bounds, u), len(bounds) - 1)
+        start = bounds[k - 1] if k else 0.0
+        return (paid[k - 1] if k else 0.0) + costs[k] * (u - start)
+
+    def cost_between(u0: float, u1: float) -> float:
+        return (cost_to(u1) - cost_to(u0)) / (u1 - u0)
+
+    runs = [(cost_between(0.0, min_steps * step), min_steps, 1)]
+    j, k = min_steps, 0
+    while j < steps_total:
+        u0 = j * step
+        while k < len(bounds) - 1 and bounds[k] <= u0 + _tolerance(u0):
+            k += 1
+        inside = min(_whole((bounds[k] - u0) / step), steps_total - j)
+        if inside >= 1:  # whole steps within level k: all at its price
+            runs.append((costs[k], 1, inside))
+            j += inside
+        else:  # one step across the boundary
+            runs.append((cost_between(u0, u0 + step), 1, 1))
+            j += 1
+    return runs
+
+
 def _split(
     *,
     results: list[BrokerResult],
-    books: dict[int, Any],
-    levels_taken: dict[int, Levels],
-    commissions: dict[int, float],
+    priced: dict[int, _Priced],
     order_side: OrderSide,
-    take_side: BookSide,
     size: float,
-    lot_units: float,
-    instrument: str,
     side: Side,
     consensus: float | None,
     pip_size: float,
     usd_rate: float | None,
-    all_in_key: Any,
+    rank_key: Callable[[BrokerResult], tuple[int, float]],
 ) -> tuple[Cost | None, list[str]]:
-    """The order split across brokers: each broker through its cheapest account for this order, levels
-    taken by price including commission, each broker's share rounded down to the lot step and dropped
-    below the minimum order, then priced exactly on that account's own book."""
+    """The order split across brokers: each broker through its best-ranked account for this order, chunks of
+    depth taken cheapest first (price including commission) in whole lot steps of each account at or above its
+    minimum order, then priced exactly on each account's own book. Taking cheap chunks first can leave a gap no
+    account's step fits (half a lot left for an account that trades whole lots): whenever one account alone
+    would fill more, or the same for less, the split is that account alone, so it never fills less than any
+    account nor costs more than the best full fill."""
     notes: list[str] = []
-    if not books:
+    if not priced:
         notes.append("No broker has fresh depth for this instrument right now.")
         return None, notes
     chosen: dict[str, int] = {}
-    for index in books:
+    for index in priced:
         r = results[index]
-        if r.broker not in chosen or all_in_key(r) < all_in_key(results[chosen[r.broker]]):
+        if r.broker not in chosen or rank_key(r) < rank_key(results[chosen[r.broker]]):
             chosen[r.broker] = index
-    per_unit_commission_quote = {
-        i: (commissions[i] / usd_rate if usd_rate else 0.0) * (1.0 if side == BUY else -1.0) for i in chosen.values()
-    }
-    split_book = OrderBook(instrument)
+
+    heap: list[tuple[float, str, int, int]] = []  # (cost per unit, broker, index, position in its runs)
+    runs: dict[int, list[tuple[float, int, int]]] = {}
     for broker, index in chosen.items():
-        for price, qty in levels_taken[index]:
-            effective = price + per_unit_commission_quote[index]
-            if effective > 0:
-                split_book.update(take_side, broker, effective, qty)
-    walk = split_book.walk(order_side, size)
-    taken: dict[str, float] = {}
-    for fill in walk.fills:
-        taken[fill.broker] = taken.get(fill.broker, 0.0) + fill.size
-    stepped = {b: _step_down(units, lot_units=lot_units) for b, units in taken.items()}
-    filled = 0.0
-    notional = 0.0
-    levels = 0
-    commission_usd = 0.0
-    for broker, units in stepped.items():
-        if units <= 0:
-            continue
-        index = chosen[broker]
-        part = books[index].walk(order_side, units)
-        if part.average_price is None:
-            continue
-        filled += part.filled
-        notional += part.average_price * part.filled
-        levels += part.levels_used
-        commission_usd += commissions[index] * part.filled
-        results[index].split_size = part.filled
-    average = notional / filled if filled > 0 else None
-    split = Cost(average, filled, max(0.0, size - filled), levels)
-    split.commission_usd = commission_usd
-    if usd_rate is not None:
-        split.commission_quote = commission_usd / usd_rate
-    if average is not None and consensus is not None:
-        per_unit = average - consensus if side == BUY else consensus - average
-        split.cost_pips = per_unit / pip_size
-        split.cost_quote = per_unit * filled
-        if usd_rate is not None:
-            split.cost_usd = split.cost_quote * usd_rate
-    if split.shortfall > SIZE_EPSILON:
-        if walk.shortfall > SIZE_EPSILON:
+        commission_quote = priced[index].commission_usd / usd_rate if usd_rate else 0.0
+        runs[index] = _runs(priced[index], side=side, commission_quote=commission_quote, size=size)
+        if runs[index]:
+            heapq.heappush(heap, (runs[index][0][0], broker, index, 0))
+    steps: dict[int, int] = {}
+    remaining = size
+    while heap and remaining > _tolerance(size):
+        _, broker, index, pos = heapq.heappop(heap)
+        _, per_chunk, count = runs[index][pos]
+        chunk = per_chunk * priced[index].grid.step
+        take = min(count, _whole(remaining / chunk))
+        if take <= 0:
+            continue  # nothing this account still offers fits: every later chunk is at least a step
+        steps[index] = steps.get(index, 0) + take * per_chunk
+        remaining -= take * chunk
+        if take == count and pos + 1 < len(runs[index]):
+            heapq.heappush(heap, (runs[index][pos + 1][0], broker, index, pos + 1))
+
+    def allocation_cost(allocation: dict[int, float]) -> tuple[Cost, dict[int, float]]:
+        filled = notional = commission_usd = 0.0
+        levels = 0
+        worst: tuple[float, float | None, float] | None = None  # (signed worst price, spread, commission)
+        taken: dict[int, float] = {}
+        for index, units in allocation.items():
+            part = _walk(priced[index].book, order_side, units)
+            if part.average_price is None:
+                continue
+            taken[index] = round(part.filled, 8)
+            filled += part.filled
+            notional += part.average_price * part.filled
+            levels += part.levels_used
+            commission_usd += priced[index].commission_usd * part.filled
+            price = _worst(part, side)
+            if price is not None:
+                spread = _spread(priced[index].book, results[index].broker)
+                candidate = (_signed(side) * price, spread, priced[index].commission_usd)
+                # The worst price reached; at a tie, the wider spread (the rule errs on the dear side).
+                if worst is None or (candidate[0], candidate[1] or 0.0) > (worst[0], worst[1] or 0.0):
+                    worst = candidate
+        walk = WalkResult(notional / filled if filled > 0 else None, filled, 0.0, levels, ())
+        cost = _cost(walk, size=size, side=side, mid=consensus, pip=pip_size, usd_per_quote=usd_rate)
+        cost.commission_usd = commission_usd
+        cost.commission_quote = commission_usd / usd_rate if usd_rate is not None else None
+        _penalty(
+            cost,
+            worst=None if worst is None else _signed(side) * worst[0],
+            spread=None if worst is None else worst[1],
+            side=side,
+            mid=consensus,
+            usd_per_quote=usd_rate,
+            commission_per_unit_usd=0.0 if worst is None else worst[2],
+        )
+        return cost, taken
+
+    def better(a: Cost, b: Cost) -> bool:
+        """a fills more than b, or as much for less."""
+        if abs(a.filled - b.filled) > _tolerance(size):
+            return a.filled > b.filled
+        key_a, key_b = a.all_in_per_unit, b.all_in_per_unit
+        if key_a is not None and key_b is not None:
+            return key_a < key_b - 1e-15
+        if a.average_price is None or b.average_price is None:
+            return False
+        return _signed(side) * a.average_price < _signed(side) * b.average_price
+
+    split, taken = allocation_cost({i: priced[i].grid.units(n) for i, n in steps.items()})
+    for index in priced:
+        alone = results[index].cost  # one account alone: its own row, priced by the same rules
+        if alone is not None and alone.average_price is not None and better(alone, split):
+            split, taken = alone, {index: round(alone.filled, 8)}
+    for index, units in taken.items():
+        results[index].split_size = units
+    if split.shortfall > 0:
+        visible = sum(priced[i].book.walk(order_side, size).filled for i in chosen.values())
+        if visible < size - _tolerance(size):
             notes.append("Even split across all brokers the visible depth does not fill the whole order.")
         else:
             notes.append(
-                f"Each broker's share is rounded down to its lot step ({LOT_STEP:g} lot) and shares under "
-                f"{MIN_LOTS:g} lot are left out, so the split leaves part of the order unfilled."
+                f"Each account takes only whole lot steps at or above its minimum order, so the split leaves "
+                f"{split.shortfall:,.2f} units unfilled."
             )
     return split, notes
 

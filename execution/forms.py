@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from django import forms
 
@@ -11,7 +11,8 @@ from brokers.models import Instrument
 from execution import calc, selectors
 
 UNIT_CHOICES = [("lots", "lots"), ("units", "units")]
-DEFAULT_UNIT = "lots"  # the page's form and the JSON API read a size without a unit the same way
+# The page's form, its JSON and /api/v1/execution read a size without a unit the same way.
+DEFAULT_UNIT: Final = "lots"
 SIDE_CHOICES = [("buy", "Buy"), ("sell", "Sell")]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 from common.redis import redis_sync
 from common.ticks import now_us
 from execution import calc
@@ -25,6 +27,14 @@ def instrument_get(*, symbol: str) -> Instrument | None:
 
 def instrument_choices() -> list[tuple[str, str]]:
     return [(symbol, f"{symbol}: {name}") for symbol, name in Instrument.objects.values_list("symbol", "name")]
+
+
+def _lot_rule(account: AccountType | None) -> tuple[float, float]:
+    """(lot step, minimum order) in lots: the sizes the account accepts; the model's defaults for a broker with
+    no accounts listed."""
+    if account is None:
+        return calc.DEFAULT_LOT_STEP, calc.DEFAULT_MIN_LOTS
+    return float(account.lot_step), float(account.min_lots)
 
 
 def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) -> calc.Estimate:
@@ -79,6 +89,7 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
         feed = feeds[broker.pk]
         base = feed.spread_markup_pips if feed is not None else Decimal("0")
         for account in broker.account_types.all() or [None]:
+            lot_step, min_lots = _lot_rule(account)
             quoted = own_depth.get((broker.pk, account.pk)) if account is not None else None
             if quoted is not None:  # the broker quotes this account on its own feed: its prices as they are
                 depths.append(
@@ -89,6 +100,8 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
                         account=account.name if account is not None else "",
                         commission_per_lot=float(account.commission_per_lot) if account is not None else 0.0,
                         own_feed=True,
+                        lot_step=lot_step,
+                        min_lots=min_lots,
                     )
                 )
                 continue
@@ -102,6 +115,8 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
                     # Half the mark-up difference on each side: the spread widens by the whole of it.
                     markup_price=float(markup) * pip / 2.0,
                     commission_per_lot=float(account.commission_per_lot) if account is not None else 0.0,
+                    lot_step=lot_step,
+                    min_lots=min_lots,
                 )
             )
     return calc.estimate_compute(
@@ -116,3 +131,20 @@ def execution_estimate(*, instrument: Instrument, side: calc.Side, size: float) 
         now_us=now,
         stale_after_s=stale,
     )
+
+
+def estimate_json(
+    *, estimate: calc.Estimate, instrument: Instrument, lot: float, default_unit: str, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """The answer as the page shows it, /execution/api/ sends it and /api/v1/execution sends it: one body with
+    every figure rounded once, so the three can never differ."""
+    body = estimate.as_dict()
+    body.update(
+        as_of=(as_of or datetime.now(tz=UTC)).isoformat(timespec="milliseconds"),
+        unit="units",  # every size in the answer is in units; a request's size defaults to default_request_unit
+        default_request_unit=default_unit,
+        lot_size=lot,
+        lots=estimate.size / lot,
+        display_precision=instrument.display_precision,
+    )
+    return body

@@ -39,12 +39,19 @@ def calculator(request: HttpRequest) -> HttpResponse:
         context["unavailable"] = True
         return render(request, "execution/calculator.html", context, status=503)
     instrument = form.cleaned_data["instrument"]
+    as_of = datetime.now(tz=UTC)
     context.update(
         estimate=estimate,
-        as_of=datetime.now(tz=UTC),
+        # The rows and the split as the JSON and the API answer them: the page shows those very figures.
+        answer=selectors.estimate_json(
+            estimate=estimate,
+            instrument=instrument,
+            lot=form.cleaned_data["lot"],
+            default_unit=DEFAULT_UNIT,
+            as_of=as_of,
+        ),
+        as_of=as_of,
         instrument=instrument,
-        lot=form.cleaned_data["lot"],
-        lots=estimate.size / form.cleaned_data["lot"],
         price_digits=instrument.display_precision + 1,  # an average fill lands between ticks
         api_url=f"{reverse('execution:api')}?{request.GET.urlencode()}",
         config={
@@ -68,14 +75,10 @@ def api(request: HttpRequest) -> JsonResponse:
         estimate = _estimate(form)
     except selectors.MarketDataUnavailable:
         return JsonResponse({"error": "Market data is unavailable right now; try again shortly."}, status=503)
-    instrument = form.cleaned_data["instrument"]
-    body = estimate.as_dict()
-    body.update(
-        as_of=datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
-        unit="units",  # every size in the answer is in units; a request's size defaults to lots
-        default_request_unit=DEFAULT_UNIT,
-        lot_size=form.cleaned_data["lot"],
-        lots=estimate.size / form.cleaned_data["lot"],
-        display_precision=instrument.display_precision,
+    body = selectors.estimate_json(
+        estimate=estimate,
+        instrument=form.cleaned_data["instrument"],
+        lot=form.cleaned_data["lot"],
+        default_unit=DEFAULT_UNIT,
     )
     return JsonResponse(body)

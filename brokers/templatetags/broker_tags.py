@@ -105,6 +105,14 @@ def usd(value: float | Decimal | None) -> str:
 
 
 @register.filter
+def lots(value: float | Decimal | None) -> str:
+    """A lot size as its owner typed it: 0.01 lot, 1 lot (no trailing zeros from the three stored decimals)."""
+    if value is None:
+        return "–"
+    return f"{Decimal(str(value)).normalize():f} lot"
+
+
+@register.filter
 def pips(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 

@@ -86,13 +86,6 @@ def test_it_rejects_a_licence_without_a_number(demo):
     assert "needs the regulator's licence number" in str(error.value)
 
 
-@pytest.fixture
-def staff_client(client, django_user_model):
-    user = django_user_model.objects.create_user("editor", password="pw-editor-123", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return client
-
-
 def test_admin_lists_searches_and_filters_brokers(staff_client, demo):
     response = staff_client.get("/admin/brokers/broker/?q=kestrel")
     assert response.status_code == 200
@@ -116,6 +109,8 @@ def test_admin_adds_a_broker_with_licence_and_account_inlines(staff_client, demo
             "account_types-0-commission_per_lot": "7",
             "account_types-0-min_deposit": "100",
             "account_types-0-spread_markup_pips": "0",
+            "account_types-0-lot_step": "0.01",
+            "account_types-0-min_lots": "0.01",
         }
     )
     response = staff_client.post("/admin/brokers/broker/add/", data)

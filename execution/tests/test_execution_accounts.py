@@ -96,9 +96,9 @@ def test_the_split_gives_each_broker_whole_lot_steps_and_nothing_below_the_minim
         ],
         size=5_618_540.52,
     )
-    step = calc.LOT_STEP * calc.STANDARD_LOT
+    step = calc.DEFAULT_LOT_STEP * calc.STANDARD_LOT
     for r in result.brokers:
-        assert r.split_size == 0 or r.split_size >= calc.MIN_LOTS * calc.STANDARD_LOT
+        assert r.split_size == 0 or r.split_size >= calc.DEFAULT_MIN_LOTS * calc.STANDARD_LOT
         assert abs(r.split_size / step - round(r.split_size / step)) < 1e-6, r.split_size
     assert result.split is not None and result.split.shortfall > 0
     assert any("lot step" in n for n in result.notes)

@@ -13,11 +13,19 @@
   var failures = 0, lastOk = Date.now(), timer = null, inFlight = false;
 
   var grouped2 = new Intl.NumberFormat("en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  var groupedUpTo2 = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 2 });
+  var grouped0 = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 0 });
+  // Half away from zero on the number's shortest decimal form, as the server's floatformat rounds: 9.375 and
+  // 2.675 show as 9.38 and 2.68 on both, so a live update never moves a figure by a cent.
+  function halfUp(v, digits) {
+    var scaled = Number(String(Math.abs(v)) + "e" + digits);
+    if (!isFinite(scaled)) return v;
+    return (v < 0 ? -1 : 1) * Number(Math.round(scaled) + "e-" + digits);
+  }
   function price(v) { return v === null || v === undefined ? "–" : v.toFixed(config.priceDigits); }
   function pips(v) { return v === null || v === undefined ? "–" : v.toFixed(2); }
-  function money(v) { return v === null || v === undefined ? "–" : grouped2.format(v); }
-  function qty(v) { return groupedUpTo2.format(v); }
+  function money(v) { return v === null || v === undefined ? "–" : grouped2.format(halfUp(v, 2)); }
+  // Like floatformat:"-2g": a whole number without decimals, any other with two.
+  function qty(v) { return Number.isInteger(v) ? grouped0.format(v) : grouped2.format(halfUp(v, 2)); }
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -26,19 +34,32 @@
     return node;
   }
   // Each figure cell names its column: on a phone the rows are cards and the header row is hidden.
-  var LABELS = ["Average fill price", "Spread cost (pips)", "Spread cost (USD)", "Commission (USD)", "All-in (USD)", "Filled", "Split takes", "Depth age"];
+  var LABELS = ["Average fill price", "Spread cost (pips)", "Spread cost (USD)", "Commission (USD)", "All-in (USD)", "Filled (units)", "Penalty for unfilled (USD)", "All-in with penalty (USD)", "Split takes (units)", "Lot step / minimum", "Depth age"];
+  var REASONS = { minimum: ": below this account's minimum order", lot_step: ": not a whole number of lot steps", depth: ": not enough depth" };
+  function lots(v) { return Number(v).toString() + " lot"; }
   function labelled(tr) {
     var cells = tr.querySelectorAll("td");
     if (cells.length === LABELS.length) cells.forEach(function (td, i) { td.dataset.label = LABELS[i]; });
     else if (cells.length === 2) cells[1].dataset.label = LABELS[LABELS.length - 1];
     return tr;
   }
-  function filledCell(r) {
+  function figure(td, name) { td.dataset.figure = name; return td; }
+  // The same figures as the page's server-rendered cells (templates/execution/_filled.html).
+  function filledCell(r, reason) {
     var td = el("td");
-    if (r.shortfall <= 1e-9 && r.average_price !== null) { td.textContent = "In full"; return td; }
-    if (r.partial) { td.appendChild(el("strong", "Partial", "partial-mark")); td.appendChild(document.createTextNode(" ")); }
-    td.appendChild(document.createTextNode(qty(r.filled) + " "));
-    td.appendChild(el("span", "short " + qty(r.shortfall), "shortfall"));
+    td.appendChild(figure(el("span", qty(r.filled_units)), "filled_units"));
+    if (r.unfilled_units > 0) {
+      td.appendChild(document.createTextNode(" "));
+      td.appendChild(el("strong", r.filled_units > 0 ? "Partial" : "Fills nothing", "partial-mark"));
+      td.appendChild(document.createTextNode(" "));
+      var short = el("span", "short ", "shortfall");
+      short.appendChild(figure(el("span", qty(r.unfilled_units)), "unfilled_units"));
+      if (reason && REASONS[reason]) short.appendChild(document.createTextNode(REASONS[reason]));
+      td.appendChild(short);
+    } else {
+      td.appendChild(document.createTextNode(" "));
+      td.appendChild(el("span", "in full", "muted"));
+    }
     return td;
   }
   function excluded(text, span) {
@@ -46,12 +67,22 @@
     td.colSpan = span;
     return td;
   }
+  function costCells(tr, r) {
+    tr.appendChild(el("td", price(r.average_price)));
+    tr.appendChild(el("td", pips(r.cost_pips)));
+    tr.appendChild(figure(el("td", money(r.spread_cost_usd)), "spread_cost_usd"));
+    tr.appendChild(figure(el("td", money(r.commission_usd)), "commission_usd"));
+    var allIn = figure(el("td"), "all_in_usd");
+    allIn.appendChild(el("strong", money(r.all_in_usd)));
+    tr.appendChild(allIn);
+  }
 
   function renderRows(data) {
     var body = document.createElement("tbody");
     body.id = "exec-rows";
     data.brokers.forEach(function (r) {
-      var tr = el("tr", null, "exec-row status-" + r.status + (r.best ? " best" : "") + (r.partial ? " partial" : ""));
+      var nothing = r.status === "ok" && r.average_price === null;
+      var tr = el("tr", null, "exec-row status-" + r.status + (r.best ? " best" : "") + (r.partial ? " partial" : "") + (nothing ? " fills-nothing" : ""));
       tr.dataset.broker = r.broker;
       tr.dataset.account = r.account;
       var th = el("th", r.name);
@@ -60,21 +91,18 @@
       if (r.best) { th.appendChild(document.createTextNode(" ")); th.appendChild(el("span", "Best", "best-mark")); }
       tr.appendChild(th);
       if (r.status === "ok") {
-        tr.appendChild(el("td", price(r.average_price)));
-        tr.appendChild(el("td", pips(r.cost_pips)));
-        tr.appendChild(el("td", money(r.spread_cost_usd)));
-        tr.appendChild(el("td", money(r.commission_usd)));
-        var allIn = el("td");
-        allIn.appendChild(el("strong", money(r.all_in_usd)));
-        tr.appendChild(allIn);
-        tr.appendChild(filledCell(r));
-        tr.appendChild(el("td", qty(r.split_size)));
+        costCells(tr, r);
+        tr.appendChild(filledCell(r, r.unfilled_reason));
+        tr.appendChild(figure(el("td", money(r.penalty_usd)), "penalty_usd"));
+        tr.appendChild(figure(el("td", money(r.all_in_with_penalty_usd)), "all_in_with_penalty_usd"));
+        tr.appendChild(figure(el("td", qty(r.split_size)), "split_size"));
+        tr.appendChild(figure(el("td", lots(r.lot_step_lots) + " / " + lots(r.min_lots)), "lot_step"));
         tr.appendChild(el("td", r.age_s.toFixed(1) + " s"));
       } else if (r.status === "stale") {
-        tr.appendChild(excluded("Stale depth: excluded", 7));
+        tr.appendChild(excluded("Stale depth: excluded", LABELS.length - 1));
         tr.appendChild(el("td", r.age_s.toFixed(1) + " s"));
       } else {
-        tr.appendChild(excluded(r.status === "bad_depth" ? "Unreadable depth: excluded" : "No depth", 8));
+        tr.appendChild(excluded(r.status === "bad_depth" ? "Unreadable depth: excluded" : "No depth", LABELS.length));
       }
       body.appendChild(labelled(tr));
     });
@@ -88,18 +116,15 @@
     tr.appendChild(th);
     var s = data.split;
     if (s) {
-      tr.appendChild(el("td", price(s.average_price)));
-      tr.appendChild(el("td", pips(s.cost_pips)));
-      tr.appendChild(el("td", money(s.spread_cost_usd)));
-      tr.appendChild(el("td", money(s.commission_usd)));
-      var splitAllIn = el("td");
-      splitAllIn.appendChild(el("strong", money(s.all_in_usd)));
-      tr.appendChild(splitAllIn);
-      tr.appendChild(filledCell(s));
-      tr.appendChild(el("td", qty(s.filled)));
+      costCells(tr, s);
+      tr.appendChild(filledCell(s, null));
+      tr.appendChild(figure(el("td", money(s.penalty_usd)), "penalty_usd"));
+      tr.appendChild(figure(el("td", money(s.all_in_with_penalty_usd)), "all_in_with_penalty_usd"));
+      tr.appendChild(figure(el("td", qty(s.filled)), "split_size"));
+      tr.appendChild(el("td", "Each account's own"));
       tr.appendChild(el("td"));
     } else {
-      tr.appendChild(excluded("No fresh depth", 8));
+      tr.appendChild(excluded("No fresh depth", LABELS.length));
     }
     foot.replaceChildren(labelled(tr));
   }

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django_redis import get_redis_connection
 
 from brokers.models import BrokerInstrument
+from execution.tests.test_execution_consistency import _money, _qty
 from marketdata import keys
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -79,3 +80,28 @@ def test_a_visitor_gets_the_result_and_a_trader_sees_it_move(demo, live_site, br
     )
     assert page.locator("tr.exec-row.best").get_attribute("data-broker") == a
     assert "Depth up to" in page.locator("#exec-age").inner_text()
+
+    # The live rows show the JSON's figures as the server renders them, a partial fill's penalty included.
+    put_depth(a, [[1.1000, 2e6]], [[1.1002, 2e6]])
+    put_depth(b, [[1.1001, 300_000.5]], [[1.1003, 2e6]])  # sells 3 lots of the 10: partial, with a penalty
+    page.wait_for_function(
+        "b => document.querySelector(`tr[data-broker='${b}']`)?.classList.contains('partial')", arg=b
+    )
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('tr.exec-row.status-ok')].map(tr => [tr.dataset.broker + '|' +
+            tr.dataset.account, Object.fromEntries([...tr.querySelectorAll('[data-figure]')]
+            .map(e => [e.dataset.figure, e.textContent.trim()]))])"""
+    )
+    answer = page.evaluate(
+        "url => fetch(url).then(r => r.json())", page.locator("#exec-result").get_attribute("data-api")
+    )
+    rows = {f"{r['broker']}|{r['account']}": r for r in answer["brokers"]}
+    assert {key for key, _ in shown} == {key for key, r in rows.items() if r["status"] == "ok"}
+    for key, cells in shown:
+        row = rows[key]
+        for name in ("spread_cost_usd", "commission_usd", "all_in_usd", "penalty_usd", "all_in_with_penalty_usd"):
+            assert cells[name] == _money(row[name]), (key, name)
+        assert cells["filled_units"] == _qty(row["filled_units"]) and cells["split_size"] == _qty(row["split_size"])
+        assert cells.get("unfilled_units", "0") == _qty(row["unfilled_units"])
+    partial = rows[next(key for key in rows if key.startswith(b + "|"))]
+    assert partial["partial"] and partial["penalty_usd"] > 0
