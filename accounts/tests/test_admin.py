@@ -50,10 +50,10 @@ def test_with_two_factor_on_staff_log_in_with_password_and_totp_code(client, sta
 def test_a_wrong_totp_code_counts_as_a_failed_log_in(client, staff, settings):
     device = TOTPDevice.objects.create(user=staff, name="phone")
     wrong = f"{(int(token_of(device)) + 1) % 10**6:06d}"
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):  # the right password, a wrong code
         client.post(
             f"/{settings.ADMIN_URL}login/",
-            {"username": "boss", "password": "nope", "otp_device": device.persistent_id, "otp_token": wrong},
+            {"username": "boss", "password": PASSWORD, "otp_device": device.persistent_id, "otp_token": wrong},
         )
     assert "_auth_user_id" not in client.session
     locked = client.post(
