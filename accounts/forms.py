@@ -27,7 +27,7 @@ class SignupForm(forms.Form):
         return email_normalize(self.cleaned_data["email"])
 
 
-class SignupPasswordForm(SetPasswordMixin, forms.Form):
+class SignupPasswordForm(SetPasswordMixin, forms.Form):  # type: ignore[type-arg]  # generic in the stubs only
     """The second step of sign-up, behind the mailed link: choose the password of the confirmed address."""
 
     password1, password2 = SetPasswordMixin.create_password_fields()

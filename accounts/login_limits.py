@@ -108,6 +108,8 @@ return 1
 """
 
 _scripts: dict[str, Any] = {}
+# Redis not answering, or not configured at all (USE_REDIS=0: django-redis raises NotImplementedError).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (*REDIS_DOWN, NotImplementedError)
 
 
 def _clock() -> float:
@@ -178,7 +180,7 @@ def attempt_admit(*, username: str, address: str | None, device: str) -> Verdict
     ]
     try:
         who, wait = _script(_ADMIT)(keys=verdict.keys(), args=args)
-    except (*REDIS_DOWN, NotImplementedError) as exc:  # NotImplementedError: no Redis (USE_REDIS=0)
+    except _UNAVAILABLE as exc:
         logger.warning("log-in limits unavailable (%s): attempt let through unlimited", exc)
         return verdict
     return Verdict(verdict.account, verdict.address, device, who.decode(), float(wait))
@@ -197,7 +199,7 @@ def login_succeeded(*, request: HttpRequest, username: str) -> None:
     known, kd, kn, ai, ip = verdict.keys()
     try:
         _script(_SUCCEEDED)(keys=[known, ai, kd, kn, ip], args=[*args, "1" if address_charged else "0"])
-    except (*REDIS_DOWN, NotImplementedError) as exc:
+    except _UNAVAILABLE as exc:
         logger.warning("log-in limits unavailable (%s): success not recorded", exc)
 
 
@@ -233,9 +235,7 @@ class LoginLimitHandler(AxesHandler):  # type: ignore[misc]  # django-axes ships
         pass
 
 
-def lockout_response(
-    request: HttpRequest, original_response: Any = None, credentials: Any = None
-) -> HttpResponse:
+def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
     """settings.AXES_LOCKOUT_CALLABLE: 429 with Retry-After and the wait in words."""
     verdict: Verdict | None = getattr(request, "login_limit", None)
     wait = max(1, math.ceil(verdict.wait_s)) if verdict is not None else 1

@@ -42,7 +42,8 @@ def signup_request(*, email: str) -> None:
         metrics.incr("signup_existing_email")
     else:
         token = signing.dumps(email, salt=SIGNUP_SALT)
-        context = {"email": email, "activate_url": settings.SITE_URL + reverse("accounts:signup_password", args=[token])}
+        activate_url = settings.SITE_URL + reverse("accounts:signup_password", args=[token])
+        context = {"email": email, "activate_url": activate_url}
         template = "accounts/signup_activate_email.txt"
     transaction.on_commit(lambda: _mail(to=email, template=template, context=context))
 

@@ -88,14 +88,16 @@ def test_a_refused_attempt_is_not_counted_and_does_not_extend_the_wait(client, t
     assert log_in(client, "trader", PASSWORD).status_code == 302
 
 
-def test_the_right_password_clears_the_account_count(client, trader, limits):
-    for _ in range(2):
-        log_in(client, "trader", "wrong")
+def test_the_right_password_clears_the_count_of_that_account_for_that_client(client, trader, limits):
     assert log_in(client, "trader", PASSWORD).status_code == 302
     client.post("/accounts/logout/")
-    guesser = Client()  # a browser without the owner's device cookie, at the same address
-    for _ in range(3):
-        assert log_in(guesser, "trader", "wrong").status_code == 200
+    for _ in range(4):
+        assert log_in(client, "trader", "wrong").status_code == 200
+    assert log_in(client, "trader", PASSWORD).status_code == 302
+    client.post("/accounts/logout/")
+    for _ in range(5):  # the whole budget again
+        assert log_in(client, "trader", "wrong").status_code == 200
+    assert log_in(client, "trader", "wrong").status_code == 429
 
 
 def test_guesses_are_charged_before_the_password_is_checked(limits):
@@ -138,6 +140,16 @@ def test_the_owner_from_the_usual_network_is_not_slowed_while_a_guesser_elsewher
     assert log_in(guesser, "trader", PASSWORD).status_code == 429
     # Same browser, and a new browser on the same network: neither is slowed by the guesser.
     assert log_in(client, "trader", PASSWORD, ip=OWNER_NET).status_code == 302
+    assert log_in(Client(), "trader", PASSWORD, ip=OWNER_NET).status_code == 302
+
+
+def test_a_guesser_spraying_accounts_from_the_owners_network_does_not_slow_the_owner(client, trader, limits):
+    assert log_in(client, "trader", PASSWORD, ip=OWNER_NET).status_code == 302
+    sprayer = Client()  # behind the same NAT: the address's own limit slows it
+    for n in range(20):
+        log_in(sprayer, f"user{n // 2}", "wrong", ip=OWNER_NET)
+    assert log_in(sprayer, "someone", PASSWORD, ip=OWNER_NET).status_code == 429
+    # The owner, even from a new browser there, logs in: the address is one the account knows.
     assert log_in(Client(), "trader", PASSWORD, ip=OWNER_NET).status_code == 302
 
 
