@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -399,7 +400,6 @@ def test_rejection_counts_queued_across_an_hour_boundary_land_in_their_own_hours
 
 def _db_rows(url: str, broker: str) -> tuple[set[tuple[str, datetime]], int]:
     """(status, at) of the broker's status history and its rejection total, read from the database at url."""
-    import psycopg
 
     with psycopg.connect(url, connect_timeout=2) as conn:
         statuses = conn.execute(
@@ -407,18 +407,18 @@ def _db_rows(url: str, broker: str) -> tuple[set[tuple[str, datetime]], int]:
             "WHERE b.slug = %s",
             [broker],
         ).fetchall()
-        (rejected,) = conn.execute(
+        total = conn.execute(
             "SELECT coalesce(sum(r.count), 0) FROM marketdata_quoterejectioncount r "
             "JOIN brokers_broker b ON b.id = r.broker_id WHERE b.slug = %s",
             [broker],
         ).fetchone()
-    return set(statuses), int(rejected)
+    return set(statuses), int(total[0]) if total else 0
 
 
 def _readable(url: str, broker: str) -> tuple[set[tuple[str, datetime]], int] | None:
     try:
         return _db_rows(url, broker)
-    except Exception:  # down or restarting
+    except psycopg.Error:  # down or restarting
         return None
 
 
