@@ -4,8 +4,8 @@ django-axes counts failures against one limit and locks until a cool-off ends; i
 and no notion of a client the account knows. Its backend, signals and middleware are kept (they catch
 every ``authenticate()``, the site's log-in and the admin's alike) and this handler decides.
 
-Three kinds of counter, each a Redis hash {n: attempts, last: when}, forgotten LOGIN_FAILURE_MEMORY_S after
-the last failure, shared by every web process:
+Three kinds of counter, each {n: attempts, last: when}, forgotten LOGIN_FAILURE_MEMORY_S after the last
+failure, kept in Redis and so shared by every web process:
 
 - one account from one client address (``ai``): after LOGIN_FAILURE_LIMIT failures the next attempt must
   wait LOGIN_DELAY_S, the one after twice that, and so on, at most LOGIN_DELAY_MAX_S;
@@ -16,16 +16,17 @@ the last failure, shared by every web process:
   only here, from the much looser LOGIN_KNOWN_FAILURE_LIMIT. A guesser elsewhere never touches it; one
   at the owner's address but without the cookie shares only the address's budget, never the device's.
 
-An attempt is charged before the password is checked, in one Lua call that refuses it if a counter's
-wait has not passed and counts it otherwise: parallel guesses cannot all slip in before the first
-failure is recorded. A refused attempt is not checked and not counted, so it extends nothing. A
-successful log-in gives its charge back: it clears the account's counter for that client and takes its
-own attempt off the address's count (never the whole count, or a guesser could reset their address by
-logging in to an account of their own).
+An attempt is charged before the password is checked, atomically with the decision (a Redis
+transaction watching the counters): it is refused if a counter's wait has not passed and counted
+otherwise, so parallel guesses cannot all slip in before the first failure is recorded. A refused
+attempt is not checked and not counted, so it extends nothing. A successful log-in gives its charge
+back: it clears the account's counter for that client and takes its own attempt off the address's count
+(never the whole count, or a guesser could reset their address by logging in to an account of their own).
 
 The client address comes from common.http.client_ip (X-Forwarded-For believed from TRUSTED_PROXY_IPS
-only). If Redis does not answer, log-ins are let through unlimited and a warning is logged: a Redis
-outage must not lock everyone out, and guessing while it lasts is still slowed by password hashing.
+only). While Redis does not answer (and in the single-process demo without Redis) the same counters are
+kept in this process's memory: the limits still hold, per process, and nobody is locked out by the
+outage; what the account knew of its clients is out of reach until Redis is back.
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ import logging
 import math
 import re
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from axes.handlers.base import AxesHandler
 from django.conf import settings
@@ -57,57 +61,6 @@ logger = logging.getLogger(__name__)
 DEVICE_COOKIE = "bw_login_device"
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
-# KEYS: known set, kd, kn, ai, ip. ARGV: now, device, address, known cutoff, delay, max delay, memory,
-# known limit, account limit, address limit. Returns {who, seconds to wait (0: admitted and charged)}.
-_ADMIT = """
-local now = tonumber(ARGV[1])
-local cutoff = tonumber(ARGV[4])
-local function known(member)
-  local s = redis.call('ZSCORE', KEYS[1], member)
-  return s and tonumber(s) >= cutoff
-end
-local keys, limits, who
-if ARGV[2] ~= '' and known('d:' .. ARGV[2]) then
-  keys, limits, who = {KEYS[2]}, {tonumber(ARGV[8])}, 'device'
-elseif known('a:' .. ARGV[3]) then
-  keys, limits, who = {KEYS[3]}, {tonumber(ARGV[8])}, 'network'
-else
-  keys, limits, who = {KEYS[4], KEYS[5]}, {tonumber(ARGV[9]), tonumber(ARGV[10])}, 'new'
-end
-local delay, cap, wait = tonumber(ARGV[5]), tonumber(ARGV[6]), 0
-for i, key in ipairs(keys) do
-  local n = tonumber(redis.call('HGET', key, 'n') or '0')
-  if n >= limits[i] then
-    local last = tonumber(redis.call('HGET', key, 'last') or '0')
-    local left = last + math.min(delay * 2 ^ (n - limits[i]), cap) - now
-    if left > wait then wait = left end
-  end
-end
-if wait > 0 then return {who, tostring(wait)} end
-for _, key in ipairs(keys) do
-  redis.call('HINCRBY', key, 'n', 1)
-  redis.call('HSET', key, 'last', ARGV[1])
-  redis.call('EXPIRE', key, ARGV[7])
-end
-return {who, '0'}
-"""
-
-# A successful log-in. KEYS: known set, the client's account counters (ai, kd, kn), the address counter.
-# ARGV: now, known cutoff, known-for seconds, device ('' for none), address, whether the address was charged.
-_SUCCEEDED = """
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-if ARGV[6] == '1' and tonumber(redis.call('HGET', KEYS[5], 'n') or '0') > 0 then
-  redis.call('HINCRBY', KEYS[5], 'n', -1)
-end
-redis.call('ZADD', KEYS[1], ARGV[1], 'a:' .. ARGV[5])
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[1], ARGV[1], 'd:' .. ARGV[4]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -41)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-
-_scripts: dict[str, Any] = {}
 # Redis not answering, or not configured at all (USE_REDIS=0: django-redis raises NotImplementedError).
 _UNAVAILABLE: tuple[type[BaseException], ...] = (*REDIS_DOWN, NotImplementedError)
 
@@ -115,14 +68,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (*REDIS_DOWN, NotImplementedErro
 def _clock() -> float:
     """Wall-clock seconds, shared by every web process (a test moves it instead of sleeping)."""
     return time.time()
-
-
-def _script(source: str) -> Any:
-    client = redis_sync()
-    script = _scripts.get(source)
-    if script is None or script.registered_client is not client:
-        script = _scripts[source] = client.register_script(source)
-    return script
 
 
 def account_key(username: str) -> str:
@@ -144,8 +89,29 @@ def address_key(address: str | None) -> str:
 
 
 def _device(request: HttpRequest) -> str:
+    """The device cookie's id, if well formed (it names a Redis key)."""
     value = request.COOKIES.get(DEVICE_COOKIE, "")
     return value if _DEVICE_RE.match(value) else ""
+
+
+@dataclass(frozen=True)
+class Keys:
+    known: str  # sorted set: "d:<device>" and "a:<address>" members, scored by their last log-in
+    kd: str
+    kn: str
+    ai: str
+    ip: str
+
+    @classmethod
+    def of(cls, *, account: str, address: str, device: str) -> Keys:
+        p = f"{settings.CACHE_KEY_PREFIX}:login"
+        return cls(
+            known=f"{p}:known:{account}",
+            kd=f"{p}:kd:{account}:{device or '-'}",
+            kn=f"{p}:kn:{account}:{address}",
+            ai=f"{p}:ai:{account}:{address}",
+            ip=f"{p}:ip:{address}",
+        )
 
 
 @dataclass(frozen=True)
@@ -153,37 +119,139 @@ class Verdict:
     account: str
     address: str
     device: str
-    who: str  # "device" or "network" (a client the account knows), "new", or "unlimited" (Redis down)
+    who: str  # "device" or "network" (a client the account knows), or "new"
     wait_s: float
 
-    def keys(self) -> list[str]:
-        p = f"{settings.CACHE_KEY_PREFIX}:login"
-        a, ip, d = self.account, self.address, self.device or "-"
-        return [f"{p}:known:{a}", f"{p}:kd:{a}:{d}", f"{p}:kn:{a}:{ip}", f"{p}:ai:{a}:{ip}", f"{p}:ip:{ip}"]
+
+def _budgets(
+    keys: Keys, *, device: str, address: str, known: Callable[[str], bool]
+) -> tuple[str, list[tuple[str, int]]]:
+    """Which counters an attempt is charged to, with their free failures; known(member) asks the account."""
+    if device and known(f"d:{device}"):
+        return "device", [(keys.kd, settings.LOGIN_KNOWN_FAILURE_LIMIT)]
+    if known(f"a:{address}"):
+        return "network", [(keys.kn, settings.LOGIN_KNOWN_FAILURE_LIMIT)]
+    return "new", [(keys.ai, settings.LOGIN_FAILURE_LIMIT), (keys.ip, settings.LOGIN_IP_FAILURE_LIMIT)]
+
+
+def _wait_s(*, n: int, last: float, limit: int, now: float) -> float:
+    """How long after `now` a counter at n attempts (the latest at `last`) lets the next one in."""
+    if n < limit:
+        return 0.0
+    delay = min(settings.LOGIN_DELAY_S * 2.0 ** min(n - limit, 64), settings.LOGIN_DELAY_MAX_S)
+    return max(0.0, last + delay - now)
+
+
+class _RedisCounters:
+    """The counters in Redis: one transaction per decision, retried if another attempt changed them meanwhile."""
+
+    def admit(self, keys: Keys, *, device: str, address: str, now: float) -> tuple[str, float]:
+        cutoff = now - settings.LOGIN_KNOWN_FOR_S
+        with redis_sync().pipeline() as pipe:
+            for _ in range(5):
+                try:
+                    pipe.watch(keys.known, keys.kd, keys.kn, keys.ai, keys.ip)
+                    who, budgets = _budgets(
+                        keys,
+                        device=device,
+                        address=address,
+                        known=lambda m: (pipe.zscore(keys.known, m) or 0) >= cutoff,
+                    )
+                    counters = [(key, limit, pipe.hmget(key, "n", "last")) for key, limit in budgets]
+                    wait = max(
+                        _wait_s(n=int(n or 0), last=float(last or 0), limit=limit, now=now)
+                        for _key, limit, (n, last) in counters
+                    )
+                    if wait > 0:
+                        pipe.unwatch()
+                        return who, wait
+                    pipe.multi()
+                    for key, _limit in budgets:
+                        pipe.hincrby(key, "n", 1)
+                        pipe.hset(key, "last", repr(now))
+                        pipe.expire(key, settings.LOGIN_FAILURE_MEMORY_S)
+                    pipe.execute()
+                    return who, 0.0
+                except redis.WatchError:
+                    continue  # a parallel attempt on the same counters went first: decide again
+        return "new", settings.LOGIN_DELAY_S  # a burst of parallel attempts kept winning: this one waits
+
+    def succeeded(self, keys: Keys, *, device: str, address: str, now: float, address_charged: bool) -> None:
+        pipe = redis_sync().pipeline()
+        pipe.delete(keys.ai, keys.kd, keys.kn)
+        if address_charged:
+            pipe.hincrby(keys.ip, "n", -1)
+            pipe.expire(keys.ip, settings.LOGIN_FAILURE_MEMORY_S)
+        pipe.zadd(keys.known, {f"a:{address}": now, f"d:{device}": now})
+        pipe.zremrangebyscore(keys.known, "-inf", f"({now - settings.LOGIN_KNOWN_FOR_S!r}")
+        pipe.zremrangebyrank(keys.known, 0, -41)  # the 20 latest addresses and devices, about
+        pipe.expire(keys.known, settings.LOGIN_KNOWN_FOR_S)
+        pipe.execute()
+
+
+class _LocalCounters:
+    """The same counters in this process's memory, while Redis does not answer (bounded; a lock for threads)."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._known: dict[str, dict[str, float]] = {}
+
+    def admit(self, keys: Keys, *, device: str, address: str, now: float) -> tuple[str, float]:
+        cutoff = now - settings.LOGIN_KNOWN_FOR_S
+        with self._lock:
+            known = self._known.get(keys.known, {})
+            who, budgets = _budgets(keys, device=device, address=address, known=lambda m: known.get(m, 0) >= cutoff)
+            counters = [(key, limit, self._live(key, now)) for key, limit in budgets]
+            wait = max(_wait_s(n=n, last=last, limit=limit, now=now) for _key, limit, (n, last) in counters)
+            if wait > 0:
+                return who, wait
+            if len(self._counters) >= self.MAX_KEYS:
+                self._counters = {k: v for k, v in self._counters.items() if self._live(k, now)[0]}
+            for key, _limit, (n, _last) in counters:
+                self._counters[key] = (n + 1, now)
+            return who, 0.0
+
+    def _live(self, key: str, now: float) -> tuple[int, float]:
+        n, last = self._counters.get(key, (0, 0.0))
+        return (n, last) if now - last < settings.LOGIN_FAILURE_MEMORY_S else (0, 0.0)
+
+    def succeeded(self, keys: Keys, *, device: str, address: str, now: float, address_charged: bool) -> None:
+        with self._lock:
+            for key in (keys.ai, keys.kd, keys.kn):
+                self._counters.pop(key, None)
+            if address_charged and keys.ip in self._counters:
+                n, last = self._counters[keys.ip]
+                self._counters[keys.ip] = (max(0, n - 1), last)
+            if len(self._known) >= self.MAX_KEYS:
+                self._known.clear()
+            self._known.setdefault(keys.known, {}).update({f"a:{address}": now, f"d:{device}": now})
+
+
+_redis_counters = _RedisCounters()
+_local_counters = _LocalCounters()
+_warned_at = [0.0]
+
+
+def _fallback(exc: BaseException) -> _LocalCounters:
+    if time.monotonic() - _warned_at[0] > 60:
+        _warned_at[0] = time.monotonic()
+        logger.warning("log-in limits counted in this process only: Redis did not answer (%s)", exc)
+    return _local_counters
 
 
 def attempt_admit(*, username: str, address: str | None, device: str) -> Verdict:
     """Charge one log-in attempt, or say how long the client must wait before it may try again."""
     now = _clock()
-    verdict = Verdict(account_key(username), address_key(address), device, "unlimited", 0.0)
-    args = [
-        repr(now),
-        device,
-        verdict.address,
-        repr(now - settings.LOGIN_KNOWN_FOR_S),
-        repr(settings.LOGIN_DELAY_S),
-        repr(settings.LOGIN_DELAY_MAX_S),
-        settings.LOGIN_FAILURE_MEMORY_S,
-        settings.LOGIN_KNOWN_FAILURE_LIMIT,
-        settings.LOGIN_FAILURE_LIMIT,
-        settings.LOGIN_IP_FAILURE_LIMIT,
-    ]
+    account, addr = account_key(username), address_key(address)
+    keys = Keys.of(account=account, address=addr, device=device)
     try:
-        who, wait = _script(_ADMIT)(keys=verdict.keys(), args=args)
+        who, wait = _redis_counters.admit(keys, device=device, address=addr, now=now)
     except _UNAVAILABLE as exc:
-        logger.warning("log-in limits unavailable (%s): attempt let through unlimited", exc)
-        return verdict
-    return Verdict(verdict.account, verdict.address, device, who.decode(), float(wait))
+        who, wait = _fallback(exc).admit(keys, device=device, address=addr, now=now)
+    return Verdict(account, addr, device, who, wait)
 
 
 def login_succeeded(*, request: HttpRequest, username: str) -> None:
@@ -192,15 +260,14 @@ def login_succeeded(*, request: HttpRequest, username: str) -> None:
     device = _device(request) or secrets.token_urlsafe(16)
     if device != _device(request):
         request.login_device_new = device  # type: ignore[attr-defined]  # set on the response (middleware)
-    verdict = Verdict(account_key(username), address_key(client_ip(request)), device, "", 0.0)
-    address_charged = charged is not None and charged.who == "new" and charged.account == verdict.account
-    now = _clock()
-    args = [repr(now), repr(now - settings.LOGIN_KNOWN_FOR_S), settings.LOGIN_KNOWN_FOR_S, device, verdict.address]
-    known, kd, kn, ai, ip = verdict.keys()
+    account, addr = account_key(username), address_key(client_ip(request))
+    address_charged = charged is not None and charged.who == "new" and charged.account == account
+    keys = Keys.of(account=account, address=addr, device=device)
+    args: dict[str, Any] = {"device": device, "address": addr, "now": _clock(), "address_charged": address_charged}
     try:
-        _script(_SUCCEEDED)(keys=[known, ai, kd, kn, ip], args=[*args, "1" if address_charged else "0"])
+        _redis_counters.succeeded(keys, **args)
     except _UNAVAILABLE as exc:
-        logger.warning("log-in limits unavailable (%s): success not recorded", exc)
+        _fallback(exc).succeeded(keys, **args)
 
 
 class LoginLimitHandler(AxesHandler):  # type: ignore[misc]  # django-axes ships no type hints

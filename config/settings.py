@@ -357,7 +357,8 @@ AXES_VERBOSE = False
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 50, minimum=1)
 LOGIN_KNOWN_FAILURE_LIMIT = env_int("LOGIN_KNOWN_FAILURE_LIMIT", 20, minimum=1)
-LOGIN_DELAY_S = env_float("LOGIN_DELAY_S", 1.0, minimum=0.001)
+# The first wait is longer than a log-in request takes even on a loaded server, or it would slow nobody.
+LOGIN_DELAY_S = env_float("LOGIN_DELAY_S", 30.0, minimum=0.001)
 LOGIN_DELAY_MAX_S = env_float("LOGIN_DELAY_MAX_S", 900.0, minimum=1.0)
 LOGIN_FAILURE_MEMORY_S = env_int("LOGIN_FAILURE_MEMORY_S", 86400, minimum=60)  # counters forgotten after this
 LOGIN_KNOWN_FOR_S = env_int("LOGIN_KNOWN_FOR_S", 90 * 86400, minimum=3600)  # a client stays known this long
