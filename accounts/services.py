@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
-from django.contrib.auth.tokens import default_token_generator
+from django.core import signing
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
+from accounts.selectors import SIGNUP_SALT, account_of_email
 from common import metrics
 
 logger = logging.getLogger(__name__)
@@ -25,39 +23,54 @@ def _mail(*, to: str, template: str, context: dict[str, str]) -> None:
     send_mail(subject.strip(), body.lstrip("\n"), settings.DEFAULT_FROM_EMAIL, [to])
 
 
-@transaction.atomic
-def user_signup(*, username: str, email: str, password: str) -> User | None:
-    """Sign a visitor up without saying whether the email is registered.
+def signup_request(*, email: str) -> None:
+    """Sign-up's first step: mail the address, never saying to the visitor whether it is registered.
 
-    A new address gets an inactive account and a link that activates it (accounts.views.signup_activate).
-    A registered address gets nothing new: its owner is mailed that someone tried to sign up with it,
-    with links to log in and to reset the password. Both cost a password hash and one mail, so neither
-    the answer nor its timing tells them apart. Returns the new user, or None.
+    A new address gets a link to choose a password (accounts.views.signup_password), which makes the
+    account; nothing is stored before the address is confirmed, so nobody can hold an address they do
+    not read. A registered address gets nothing new: its owner is mailed that someone tried to sign up
+    with it, with links to log in and to reset the password. Either way one mail and the same answer.
     """
-    if User.objects.filter(email__iexact=email).exists():
-        make_password(password)  # the same work as creating an account
-        owner = User.objects.filter(email__iexact=email).order_by("pk").first()
+    owner = account_of_email(email=email)
+    if owner is not None and not _never_activated(owner):
         context = {
-            "username": owner.get_username() if owner else "",
+            "username": owner.get_username(),
             "login_url": settings.SITE_URL + reverse("accounts:login"),
             "reset_url": settings.SITE_URL + reverse("accounts:password_reset"),
         }
-        transaction.on_commit(lambda: _mail(to=email, template="accounts/signup_exists_email.txt", context=context))
+        template = "accounts/signup_exists_email.txt"
         metrics.incr("signup_existing_email")
-        return None
-    user = User.objects.create_user(username=username, email=email, password=password, is_active=False)
-    uid = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
-    context = {
-        "username": username,
-        "activate_url": settings.SITE_URL + reverse("accounts:signup_activate", args=[uid, token]),
-    }
-    transaction.on_commit(lambda: _mail(to=email, template="accounts/signup_activate_email.txt", context=context))
-    return user
+    else:
+        token = signing.dumps(email, salt=SIGNUP_SALT)
+        activate_url = settings.SITE_URL + reverse("accounts:signup_password", args=[token])
+        context = {"email": email, "activate_url": activate_url}
+        template = "accounts/signup_activate_email.txt"
+    transaction.on_commit(lambda: _mail(to=email, template=template, context=context))
+
+
+def _never_activated(user: User) -> bool:
+    # An account an earlier sign-up made inactive, whose link was never opened: whoever opens a new link
+    # for the address proves they read it and gets the account, with their own password.
+    return not user.is_active and user.last_login is None
 
 
 @transaction.atomic
-def user_activate(*, user: User) -> User:
-    user.is_active = True
-    user.save(update_fields=["is_active"])
-    return user
+def user_signup(*, email: str, password: str) -> User | None:
+    """Sign-up's second step, for a confirmed address: make its account, active, with `email` as username.
+
+    Returns None when the address has an account by now (its link was used already, or it was
+    registered meanwhile): the caller says the link is no longer valid.
+    """
+    owner = account_of_email(email=email)
+    if owner is not None:
+        if not _never_activated(owner):
+            return None
+        owner.username, owner.is_active = email, True
+        owner.set_password(password)
+        owner.save(update_fields=["username", "password", "is_active"])
+        return owner
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(username=email, email=email, password=password)
+    except IntegrityError:  # the same link, opened twice at once: the other request made the account
+        return None

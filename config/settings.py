@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Header-only: the fast lane (pagecache/asgi.py HEADER_MIDDLEWARE) sends the same policy.
     "csp.middleware.CSPMiddleware",
-    # Last, as django-axes asks: it turns a lock-out into its answer.
+    # Sets the device cookie of a successful log-in: the owner's own budget (accounts/login_limits.py).
+    "accounts.login_limits.LoginDeviceMiddleware",
+    # Last, as django-axes asks: it turns a refused log-in into its answer (429, Retry-After).
     "axes.middleware.AxesMiddleware",
     # Last: Prometheus counts the final responses (django-prometheus asks for it at the end).
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -336,26 +337,31 @@ if ADMIN_URL == "admin/" and not DEMO:
 ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", not DEMO)
 OTP_TOTP_ISSUER = "BrokerWatch"
 
-# Log-in limits (django-axes), on the site's and the admin's log-in alike. Failures are counted per
-# account and client IP together (AXES_FAILURE_LIMIT) and, separately and higher, per client IP
-# (LOGIN_IP_FAILURE_LIMIT; accounts.login_limits). A guesser elsewhere therefore never locks the
-# owner out of their own network; a lock is a short cool-off, not a hard lock, which a further wrong
-# password does not extend, and the right password after it clears the count. Counted in the
-# database, so the limits hold while Redis is down.
+# Log-in limits, on the site's and the admin's log-in alike: progressive delays, never a lock
+# (accounts/login_limits.py, through django-axes' backend, signals and middleware; counters in Redis, shared
+# by every web process). Failures of one account from one client address (LOGIN_FAILURE_LIMIT) and, apart
+# and higher, of one address for any account (LOGIN_IP_FAILURE_LIMIT) are free up to the limit; then each
+# attempt waits LOGIN_DELAY_S, doubled with every further failure, at most LOGIN_DELAY_MAX_S. A client that
+# logged in to the account before (its device cookie, or its address) has its own, looser budget
+# (LOGIN_KNOWN_FAILURE_LIMIT), so a guesser elsewhere never slows the owner. The client address is
+# common.http.client_ip's (a proxy's X-Forwarded-For only from TRUSTED_PROXY_IPS).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "accounts.login_limits.LoginLimitHandler"
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
-LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 50, minimum=1)
-AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_S", 300, minimum=1))
-AXES_RESET_ON_SUCCESS = True
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "accounts.login_limits.client_ip"
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "accounts.login_limits.lockout_response"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a refused attempt is flagged, not counted
 AXES_VERBOSE = False
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 50, minimum=1)
+LOGIN_KNOWN_FAILURE_LIMIT = env_int("LOGIN_KNOWN_FAILURE_LIMIT", 20, minimum=1)
+# The first wait is longer than a log-in request takes even on a loaded server, or it would slow nobody.
+LOGIN_DELAY_S = env_float("LOGIN_DELAY_S", 30.0, minimum=0.001)
+LOGIN_DELAY_MAX_S = env_float("LOGIN_DELAY_MAX_S", 900.0, minimum=1.0)
+LOGIN_FAILURE_MEMORY_S = env_int("LOGIN_FAILURE_MEMORY_S", 86400, minimum=60)  # counters forgotten after this
+LOGIN_KNOWN_FOR_S = env_int("LOGIN_KNOWN_FOR_S", 90 * 86400, minimum=3600)  # a client stays known this long
 
 # Content-Security-Policy (django-csp; Django 5.2 has none of its own): only this site's own scripts,
 # styles, images and sockets; no inline script or style, no plugins, no framing, forms post here.

@@ -5,7 +5,10 @@ serialised once to JSON for the live path, and all of a tick's quotes for a shar
 entry. Nothing here touches the database except feed status history and rejection counters, which are
 written from one worker thread so the quote path never waits on PostgreSQL. Those writes are queued in
 order and retried with backoff until PostgreSQL takes them: a database restart or outage delays them, it
-does not lose them (a crash of the ingestor itself loses what is still queued).
+does not lose them. With a write-ahead file each of them is also journalled beside it before it is tried
+(marketdata/wal.py, DbWriteJournal), so a kill of the ingestor, during an outage or not, loses none either:
+the next start writes what the journal still holds. The journal is written with a plain write() (a kill
+cannot lose that), and fsynced too from the first failed write on, while the database is away.
 
 If Redis is unavailable, durable batches are kept (in order) and retried; when the backlog reaches
 `max_backlog` quotes the feeds are paused rather than dropping accepted quotes. With a write-ahead file
@@ -52,7 +55,7 @@ from marketdata import keys
 from marketdata.codec import WireQuote, entry_encode, wire
 from marketdata.feeds.base import FeedAdapter, FeedDisconnected
 from marketdata.validation import QuoteValidator, Reason
-from marketdata.wal import WalBatch, WriteAheadLog
+from marketdata.wal import DbWrite, DbWriteJournal, WalBatch, WriteAheadLog, db_journal_path
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ class IngestStats:
     wal_replayed: int = 0  # quotes read back from it at start
     db_written: int = 0  # status and rejection writes that reached the database
     db_errors: int = 0  # failed attempts (retried with backoff)
+    db_replayed: int = 0  # writes read back from the journal at start (not yet in the database then)
     status_changes: list[tuple[str, str, int]] = field(default_factory=list)
 
 
@@ -148,10 +152,25 @@ class Ingestor:
                 self._in_wal = len(replay)
                 self._backlog_quotes = self.stats.wal_replayed = sum(len(b[3]) for b in replay)
                 logger.warning("%s: sending again %d quotes kept in an outage", self.wal.path, self._backlog_quotes)
-        # Status and rejection writes, in order, retried until the database takes them (one thread: one connection).
-        self._db_queue: deque[tuple[str, FeedStatus, int, str]] = deque()
-        self._db_rejects: Counter[tuple[str, str]] = Counter()
-        self._db_rejects_at = 0
+        # Status and rejection writes, in order, retried until the database takes them (one thread: one connection);
+        # with a write-ahead file each is journalled beside it first, and what a killed process left is queued again.
+        self._db_queue: deque[DbWrite] = deque()
+        self._db_seq = 0
+        self._db_failing = False  # the last write failed: journal appends are fsynced until one succeeds
+        self.db_journal = (
+            DbWriteJournal(db_journal_path(wal_path))
+            if wal_path is not None and (status_sink is not None or reject_sink is not None)
+            else None
+        )
+        if self.db_journal is not None:
+            pending = self.db_journal.read()
+            if pending:
+                self._db_queue.extend(pending)
+                self._db_seq = pending[-1][0]
+                self.stats.db_replayed = len(pending)
+                logger.warning("%s: writing again %d database writes", self.db_journal.path, len(pending))
+            elif self.db_journal.size:
+                self.db_journal.clear()
         self._db_wake: asyncio.Event | None = None
         self._db_task: asyncio.Task[None] | None = None
         self._db_executor: ThreadPoolExecutor | None = None
@@ -317,8 +336,7 @@ class Ingestor:
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
         if self.status_sink is not None:
-            self._db_queue.append((broker, status, at, detail))
-            self._db_kick()
+            self._db_enqueue("s", [broker, str(status), at, detail])
 
     async def _publish_status(self, broker: str, msg: str) -> None:
         try:
@@ -352,14 +370,23 @@ class Ingestor:
             return
         self._rejects_reported = counts
         if self.reject_sink is not None:
-            self._db_rejects.update(delta)
-            self._db_rejects_at = now_us()
-            self._db_kick()
+            self._db_enqueue("r", [[[b, reason, n] for (b, reason), n in sorted(delta.items())], now_us()])
         task = asyncio.ensure_future(self._publish_rejections(dict(delta)))
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
 
-    # -- database writes (status history, rejection counts): queued, retried, never dropped ------------
+    # -- database writes (status history, rejection counts): journalled, queued, retried, never dropped ----
+    def _db_enqueue(self, kind: str, args: list[Any]) -> None:
+        self._db_seq += 1
+        write: DbWrite = (self._db_seq, kind, args)
+        if self.db_journal is not None:
+            try:
+                self.db_journal.append([write], sync=self._db_failing)
+            except OSError:
+                logger.exception("could not write %s; a database write is only in memory", self.db_journal.path)
+        self._db_queue.append(write)
+        self._db_kick()
+
     def _db_kick(self) -> None:
         if self._db_task is None or self._db_task.done():
             self._db_wake = asyncio.Event()
@@ -371,44 +398,68 @@ class Ingestor:
     @property
     def db_pending(self) -> int:
         """Status and rejection writes not yet in the database."""
-        return len(self._db_queue) + (1 if self._db_rejects else 0)
+        return len(self._db_queue)
+
+    def _db_head(self) -> tuple[int, Callable[[], None]]:
+        """The next database call: the queue's first write, with the rejection counts of the same hour after it
+        summed into one call. Returns how many queued writes it covers, and the call."""
+        _seq, kind, args = self._db_queue[0]
+        if kind == "s":
+            assert self.status_sink is not None
+            broker, status, at, detail = args
+            return 1, functools.partial(self.status_sink, str(broker), FeedStatus(status), int(at), str(detail))
+        assert self.reject_sink is not None
+        hour = int(args[1]) // 3_600_000_000
+        counts: Counter[tuple[str, str]] = Counter()
+        covered, at = 0, int(args[1])
+        for _seq, k, a in self._db_queue:
+            if k != "r" or int(a[1]) // 3_600_000_000 != hour:
+                break
+            for broker, reason, n in a[0]:
+                counts[(str(broker), str(reason))] += int(n)
+            covered, at = covered + 1, max(at, int(a[1]))
+        return covered, functools.partial(self.reject_sink, dict(counts), at)
 
     async def _db_writer(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._db_wake is not None
         attempt = 0
         while True:
-            delta: dict[tuple[str, str], int] = {}
-            if self._db_queue:
-                assert self.status_sink is not None
-                item = self._db_queue[0]
-                call: Callable[[], None] = functools.partial(self.status_sink, *item)
-            elif self._db_rejects:
-                assert self.reject_sink is not None
-                delta, at = dict(self._db_rejects), self._db_rejects_at
-                call = functools.partial(self.reject_sink, delta, at)
-            else:
+            if not self._db_queue:
                 self._db_wake.clear()
                 await self._db_wake.wait()
                 continue
+            covered, call = self._db_head()
             try:
                 await loop.run_in_executor(self._db_executor, call)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is down or restarting: keep the write, try again later
                 self.stats.db_errors += 1
+                if not self._db_failing:
+                    self._db_failing = True
+                    if self.db_journal is not None:  # what it holds now survives a crash of the machine too
+                        with contextlib.suppress(OSError):
+                            self.db_journal.sync()
                 delay = backoff_delay(attempt, base=0.25, cap=5.0)
                 attempt += 1
                 logger.warning("status/rejection write failed (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
+            self._db_failing = False
             self.stats.db_written += 1
-            if not delta:
-                self._db_queue.popleft()  # only this task pops, so the head is still the item written
-            else:
-                self._db_rejects.subtract(delta)
-                self._db_rejects = +self._db_rejects  # drop zero counts
+            last = 0
+            for _ in range(covered):  # only this task pops, so the head is still what was written
+                last = self._db_queue.popleft()[0]
+            if self.db_journal is not None:
+                try:
+                    if self._db_queue:
+                        self.db_journal.done(last)
+                    else:
+                        self.db_journal.clear()
+                except OSError:
+                    logger.exception("could not mark %s; its writes may be made again", self.db_journal.path)
 
     async def _publish_rejections(self, delta: dict[tuple[str, str], int]) -> None:
         try:
@@ -493,6 +544,8 @@ class Ingestor:
                 self._live_feeds.add((adapter.broker, account))
         if self._backlog:
             self._spawn_flush()  # batches read back from the write-ahead file
+        if self._db_queue:
+            self._db_kick()  # database writes read back from the journal
         watcher = asyncio.ensure_future(self._watch_staleness())
         feed_accounts = accounts or [0] * len(adapters)
         feeds = [
@@ -521,10 +574,17 @@ class Ingestor:
         elif self.backlog:
             logger.error("stopping with %d accepted quotes not written to Redis", self.backlog)
         self._report_rejections()
-        # Give queued database writes a while (a database outage may outlast it: then they are logged).
+        # Give queued database writes a while (a database outage may outlast it: then they stay in the journal
+        # for the next start, or without one are logged as lost).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._db_drained(), timeout=10.0)
-        if self.db_pending:
+            await asyncio.wait_for(self._db_drained(), timeout=2.0 if self.db_journal is not None else 10.0)
+        if self.db_pending and self.db_journal is not None:
+            logger.warning(
+                "stopping with %d status/rejection writes in %s, made on the next start",
+                self.db_pending,
+                self.db_journal.path,
+            )
+        elif self.db_pending:
             logger.error("stopping with %d status/rejection writes not in the database", self.db_pending)
         if self._db_task is not None:
             self._db_task.cancel()
@@ -534,6 +594,10 @@ class Ingestor:
             self._db_executor = None
         if self.wal is not None:
             self.wal.close()
+        if self.db_journal is not None:
+            with contextlib.suppress(OSError):
+                self.db_journal.sync()
+            self.db_journal.close()
         if self._audit is not None:
             self._audit.close()
         await self.redis.aclose()

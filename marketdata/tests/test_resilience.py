@@ -1,17 +1,22 @@
 """Faults one at a time, on real PostgreSQL and Redis: database errors in the aggregator and in the
-ingestor's status writes, the write-ahead file, and what Redis keeps through a restart or a crash."""
+ingestor's status writes, the write-ahead file and the database-write journal (with a kill -9 during a
+PostgreSQL outage), and what Redis keeps through a restart or a crash."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -23,16 +28,19 @@ from marketdata.aggregator import BACKOFF_BASE_S, StreamAggregator
 from marketdata.codec import entry_decode, entry_encode
 from marketdata.feeds.simulator import SimulatorFeed
 from marketdata.ingest import Ingestor
-from marketdata.management.commands.ingest import _status_sink
-from marketdata.models import FeedStatusChange, SpreadBar
+from marketdata.management.commands.ingest import _reject_sink, _status_sink
+from marketdata.models import FeedConfig, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from marketdata.selectors import symbol_maps
+from marketdata.services import feed_configs_ensure, us_to_dt
 from marketdata.validation import QuoteValidator
-from marketdata.wal import WalLockedError, WriteAheadLog
-from testing.support import await_for, wait_for
+from marketdata.wal import DbWriteJournal, WalLockedError, WriteAheadLog, db_journal_path, db_journal_peek
+from simulator.profiles import BROKER_PROFILES
+from testing.support import await_for, subprocess_env, wait_for
 
-from .faultkit import RedisServer
+from .faultkit import PostgresCluster, RedisServer, kill9
 
 PREFIX = settings.CACHE_KEY_PREFIX
+ROOT = Path(__file__).resolve().parents[2]
 SHARDS = settings.LIVE_STREAM_SHARDS
 
 
@@ -314,3 +322,178 @@ def test_redis_with_aof_everysec_keeps_the_stream_through_a_restart_and_a_crash_
     finally:
         server.kill()
         bare.kill()
+
+
+def test_the_database_write_journal_keeps_what_is_not_marked_done_and_cuts_off_a_torn_record(tmp_dir):
+    journal = DbWriteJournal(tmp_dir / "x.wal.db-writes")
+    journal.append([(1, "s", ["kestrel-fx", "up", 10, "a"]), (2, "r", [[["kestrel-fx", "crossed", 3]], 11])], sync=True)
+    journal.done(1)
+    journal.append([(3, "s", ["kestrel-fx", "down", 12, "b"])], sync=False)
+    with open(journal.path, "ab") as f:
+        f.write(b"\x00\x00\x01\x00torn")  # a kill in the middle of the next record
+    assert [w[0] for w in db_journal_peek(journal.path)] == [2, 3]
+    assert journal.read() == [(2, "r", [[["kestrel-fx", "crossed", 3]], 11]), (3, "s", ["kestrel-fx", "down", 12, "b"])]
+    with pytest.raises(WalLockedError):
+        DbWriteJournal(journal.path)
+    journal.close()
+
+
+def test_database_writes_are_journalled_and_the_journal_is_emptied_once_the_database_has_them(demo_committed, tmp_dir):
+    validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
+    wal = tmp_dir / "ingest.wal"
+
+    async def scenario(away: str) -> None:
+        ing = Ingestor(
+            redis_url=settings.REDIS_URL,
+            prefix=PREFIX,
+            shards=SHARDS,
+            validator=validator,
+            status_sink=_status_sink,
+            reject_sink=_reject_sink,
+            wal_path=wal,
+        )
+        for kind in (FeedEventKind.CONNECTED, FeedEventKind.DISCONNECTED, FeedEventKind.CONNECTED):
+            ing._on_event(StatusEvent("kestrel-fx", kind, now_us(), "test"))
+            await asyncio.sleep(0.001)
+        validator.by_broker[("kestrel-fx", "crossed")] += 4
+        ing._report_rejections()
+        # Journalled before it is tried: all four are on disk while the first cannot be written.
+        assert [w[1] for w in db_journal_peek(db_journal_path(wal))] == ["s", "s", "s", "r"]
+        await await_for(lambda: ing.stats.db_errors >= 1, timeout=30, what="a failed write")
+        await asyncio.to_thread(_rename_in_thread, away, "marketdata_feedstatuschange")
+        await await_for(lambda: ing.db_pending == 0, timeout=30, what="the queued writes")
+        assert db_journal_path(wal).stat().st_size == 0
+        await ing.stop()
+
+    with _table_away("marketdata_feedstatuschange") as away:
+        asyncio.run(scenario(away))
+    assert [c.status for c in FeedStatusChange.objects.filter(broker__slug="kestrel-fx").order_by("at")] == [
+        "up",
+        "down",
+        "up",
+    ]
+    assert QuoteRejectionCount.objects.get(broker__slug="kestrel-fx", reason="crossed").count == 4
+
+
+def test_rejection_counts_queued_across_an_hour_boundary_land_in_their_own_hours(demo_committed):
+    validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
+    hour = 3_600_000_000
+    this_hour = now_us() // hour * hour
+
+    async def scenario(away: str) -> None:
+        ing = Ingestor(
+            redis_url=settings.REDIS_URL, prefix=PREFIX, shards=SHARDS, validator=validator, reject_sink=_reject_sink
+        )
+        for at, n in ((this_hour - hour + 5, 2), (this_hour - 5, 3), (this_hour + 5, 7)):
+            ing._db_enqueue("r", [[["kestrel-fx", "crossed", n]], at])
+        await await_for(lambda: ing.stats.db_errors >= 1, timeout=30, what="a failed write")
+        await asyncio.to_thread(_rename_in_thread, away, "marketdata_quoterejectioncount")
+        await await_for(lambda: ing.db_pending == 0, timeout=30, what="the queued writes")
+        await ing.stop()
+
+    with _table_away("marketdata_quoterejectioncount") as away:
+        asyncio.run(scenario(away))
+    rows = QuoteRejectionCount.objects.filter(broker__slug="kestrel-fx").order_by("hour")
+    assert [r.count for r in rows] == [5, 7]
+    assert rows[1].hour == us_to_dt(this_hour)
+
+
+def _db_rows(url: str, broker: str) -> tuple[set[tuple[str, datetime]], int]:
+    """(status, at) of the broker's status history and its rejection total, read from the database at url."""
+
+    with psycopg.connect(url, connect_timeout=2) as conn:
+        statuses = conn.execute(
+            "SELECT s.status, s.at FROM marketdata_feedstatuschange s JOIN brokers_broker b ON b.id = s.broker_id "
+            "WHERE b.slug = %s",
+            [broker],
+        ).fetchall()
+        total = conn.execute(
+            "SELECT coalesce(sum(r.count), 0) FROM marketdata_quoterejectioncount r "
+            "JOIN brokers_broker b ON b.id = r.broker_id WHERE b.slug = %s",
+            [broker],
+        ).fetchone()
+    return set(statuses), int(total[0]) if total else 0
+
+
+def _readable(url: str, broker: str) -> tuple[set[tuple[str, datetime]], int] | None:
+    try:
+        return _db_rows(url, broker)
+    except psycopg.Error:  # down or restarting
+        return None
+
+
+@pytest.mark.slow
+def test_status_and_rejection_writes_of_a_database_outage_survive_a_kill_of_the_ingestor(demo_committed, tmp_dir):
+    """A real ingestor process on a PostgreSQL cluster of its own: the database stops, feed status changes and
+    rejections go on, the ingestor is killed with SIGKILL; the next one writes every one of them."""
+    broker = "palmetto-global"  # the simulator's most malformed quotes: rejections every second
+    feed_configs_ensure()
+    FeedConfig.objects.filter(broker__slug=broker).update(
+        params={
+            "instruments": list(BROKER_PROFILES[broker].instruments[:4]),
+            "quotes_per_s": 50,
+            "tick_ms": 50,
+            "outages": [[a, 0.4] for a in range(3, 3600, 2)],  # down and up again every 2 s
+        }
+    )
+    pg = PostgresCluster(tmp_dir / "pg")
+    pg.start()
+    wal = tmp_dir / "ingest.wal"
+    journal = db_journal_path(wal)
+    log = tmp_dir / "ingest.log"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        db = settings.DATABASES["default"]
+        url = pg.copy_database(source_url=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", name="j")
+        env = subprocess_env(DATABASE_URL=url, LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+
+        def start() -> subprocess.Popen[bytes]:
+            with open(log, "ab") as out:
+                cmd = [sys.executable, "manage.py", "ingest", "--broker", broker, "--wal", str(wal), "--skip-checks"]
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+            return procs[-1]
+
+        first = start()
+
+        def writing() -> bool:
+            rows = _readable(url, broker)
+            return rows is not None and len(rows[0]) >= 3 and rows[1] > 0
+
+        wait_for(writing, timeout=180, what="status and rejection rows from the first ingestor")
+        before = _db_rows(url, broker)
+        pg.stop("fast")
+
+        def journalled() -> bool:
+            kinds = [w[1] for w in db_journal_peek(journal)]
+            return kinds.count("s") >= 2 and "r" in kinds
+
+        wait_for(journalled, timeout=60, what="status changes and rejections journalled during the outage")
+        kill9(first)
+        held = DbWriteJournal(journal)  # the kill released it
+        pending = held.read()
+        held.close()
+        statuses = {(str(a[1]), us_to_dt(int(a[2]))) for _, kind, a in pending if kind == "s"}
+        rejected = sum(int(n) for _, kind, a in pending if kind == "r" for _b, _r, n in a[0])
+        assert len(statuses) >= 2 and rejected > 0
+
+        pg.start()
+        second = start()  # as a supervisor would
+
+        def replayed() -> bool:
+            rows = _readable(url, broker)
+            return rows is not None and statuses <= rows[0]
+
+        wait_for(replayed, timeout=180, what="the journalled writes in the database")
+        after = _db_rows(url, broker)
+        assert after[1] >= before[1] + rejected  # none lost (the second ingestor adds its own too)
+        assert "writing again" in log.read_text()
+        second.terminate()
+        assert second.wait(60) == 0
+    except BaseException:
+        print(log.read_text()[-5000:] if log.exists() else "(no log)")
+        raise
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                kill9(proc)
+        pg.destroy()
