@@ -128,7 +128,7 @@ def test_with_redis_killed_every_page_renders_sessions_hold_and_log_in_limits_co
         assert board.status_code == 200
         assert "Signed in as" in board.text
         assert member.get("/accounts/password/change/").status_code == 200
-        # Log-in limits are counted in the database, so they hold without Redis.
+        # Log-in limits fall back to counters in each web process while Redis is down, so they still hold.
         with httpx.Client(base_url=base, timeout=30) as guesser:
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', guesser.get("/accounts/login/").text)
             assert token
