@@ -888,12 +888,24 @@ def _hostile_proc(urls: list[str], cookie: str, storm: int, out: Any) -> None:
         return b" 101 " in head.split(b"\r\n", 1)[0]
 
     async def run() -> None:
-        stuck = await non_reader(urls[0])
+        try:
+            stuck: socket.socket | None = await non_reader(urls[0])
+        except Exception as exc:  # a server too busy to answer a handshake in 10 s: said, not a traceback
+            stuck, refused = None, repr(exc)
+        else:
+            refused = ""
         results = await asyncio.gather(
             garbage(urls[-1]), *(storm_one(urls[i % len(urls)]) for i in range(storm)), return_exceptions=True
         )
-        stuck.close()
-        out.put({"storm_ok": sum(1 for r in results[1:] if r is True), "garbage_sent": results[0]})
+        if stuck is not None:
+            stuck.close()
+        out.put(
+            {
+                "storm_ok": sum(1 for r in results[1:] if r is True),
+                "garbage_sent": results[0],
+                "non_reader": refused or "connected",
+            }
+        )
 
     asyncio.run(run())
 
