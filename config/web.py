@@ -7,8 +7,11 @@ of requests a second they outlive the young generations, and automatic collectio
 measured at 150-250 ms) stalled every request in flight: they set bench.pages' p99. Those objects
 are freed by reference counting when daphne lets go, so in the web process automatic collection is
 off: once the server runs, start-up objects are frozen out of collections, and the reactor collects
-the little cyclic garbage there is every WEB_GC_INTERVAL_S seconds (no thread). Only this launcher
-does it: importing config.asgi (tests, other tools) leaves a process's garbage collection alone.
+the little cyclic garbage there is on a timer (no thread): the young generations every
+WEB_TRIM_INTERVAL_S seconds, everything every WEB_GC_INTERVAL_S seconds (a full collection takes
+100 ms and more with a thousand live connections, so it stays rare). After each collection the heap's
+free pages go back to the system. Only this launcher does it: importing config.asgi (tests, other
+tools) leaves a process's garbage collection alone.
 """
 
 from __future__ import annotations
@@ -31,21 +34,31 @@ def heap_trimmer() -> Callable[[], object]:
     return functools.partial(trim, 0)
 
 
-def collect(trim: Callable[[], object]) -> None:
-    """Collect cyclic garbage, then hand the heap's free pages back to the system: what a burst's
-    frames and buffers took is freed but, without the trim, kept by the allocator (RSS stayed at its
-    burst peak: bench.live --burst)."""
-    gc.collect()
-    trim()
+class Collector:
+    """Called on a timer: collect the young generations (every full_every-th time, all of them), then
+    hand the heap's free pages back to the system. What a burst's frames and buffers took is freed by
+    reference counting but, without the trim, kept by the allocator: RSS stayed at its burst peak
+    (bench.live --burst)."""
+
+    def __init__(self, *, trim: Callable[[], object], full_every: int) -> None:
+        self.trim = trim
+        self.full_every = max(1, full_every)
+        self.runs = 0
+
+    def __call__(self) -> None:
+        self.runs += 1
+        gc.collect(2 if self.runs % self.full_every == 0 else 1)
+        self.trim()
 
 
-def gc_tune(*, interval_s: float) -> None:
-    """Automatic collection off; freeze once running; collect on the reactor every interval_s."""
+def gc_tune(*, trim_interval_s: float, full_interval_s: float) -> None:
+    """Automatic collection off; freeze once running; collect and trim on the reactor's timer."""
     from twisted.internet import reactor, task
 
     gc.disable()
     reactor.callWhenRunning(gc.freeze)
-    task.LoopingCall(collect, heap_trimmer()).start(interval_s, now=False)
+    collector = Collector(trim=heap_trimmer(), full_every=round(full_interval_s / trim_interval_s))
+    task.LoopingCall(collector).start(trim_interval_s, now=False)
 
 
 def main() -> None:
@@ -54,7 +67,10 @@ def main() -> None:
 
     from config.env import env_float
 
-    gc_tune(interval_s=env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0))
+    gc_tune(
+        trim_interval_s=env_float("WEB_TRIM_INTERVAL_S", 5.0, minimum=0.5),
+        full_interval_s=env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0),
+    )
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()
 
