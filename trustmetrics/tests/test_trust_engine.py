@@ -272,6 +272,12 @@ def test_a_broker_off_market_only_at_the_release_is_caught(week):
     assert after.inputs["off_market_share"] < 0.05  # a few hours of a week: the weekly share hides it
     # At a release the others stray further too: twenty spreads is off-market in at least half the instruments.
     assert after.inputs["release_off_market_share"] >= 0.5
-    assert after.components["price_integrity"] < before.components["price_integrity"] - 15
-    assert after.overall <= METHODOLOGY.critical_cap
+    # Half the release-hour share is lost from the off-market part on top of the weekly share's penalty.
+    more = after.inputs["release_off_market_share"] - before.inputs["release_off_market_share"]
+    lost = 100 * METHODOLOGY.integrity_off_market_share * METHODOLOGY.news_off_market_weight * more
+    assert lost >= 7
+    assert after.components["price_integrity"] <= before.components["price_integrity"] - 0.9 * lost
+    assert after.overall < before.overall
+    # Heavy off-market quoting, the critical failure, is judged on the share of all hours (2.2).
+    assert after.inputs["critical"] == []
     assert TrustDailyInput.objects.filter(instrument__symbol="EURUSD", day=NFP.date(), news_hours=1).count() == 14
