@@ -140,6 +140,18 @@ def test_the_off_market_broker_loses_price_integrity_points(week):
     assert scores["northwind-markets"].components["price_integrity"] > 60
 
 
+def test_off_market_hours_are_kept_apart_from_the_ordinary_deviation(week):
+    services.trust_scores_compute(as_of=AS_OF)
+    rows = TrustDailyInput.objects.filter(broker__slug="palmetto-global")
+    off = sum(r.off_market_sum_excursion for r in rows)
+    total = sum(r.sum_excursion for r in rows)
+    assert sum(r.off_market_hours for r in rows) > 0
+    # Palmetto's off-market hours carry most of its deviation: left in, they would count a second time.
+    assert 0.5 * total < off < total
+    honest = TrustDailyInput.objects.filter(broker__slug="northwind-markets")
+    assert sum(r.off_market_sum_excursion for r in honest) < 0.2 * sum(r.sum_excursion for r in honest)
+
+
 def test_the_broker_widening_in_non_farm_payrolls_loses_stability_points(week):
     scores = scores_by_slug(services.trust_scores_compute(as_of=AS_OF))
     coral = scores["coral-reef-trading"]

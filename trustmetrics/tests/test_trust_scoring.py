@@ -738,3 +738,26 @@ def test_off_market_hours_as_common_as_the_market_medians_are_chance_and_cost_no
     assert results[9].components["price_integrity"] == pytest.approx(
         results[1].components["price_integrity"] - lost, abs=0.2
     )
+
+
+def test_the_component_texts_quote_the_numbers_the_engine_uses():
+    m = METHODOLOGY
+    stability = m.component("stability").details
+    assert f"Widening ({round(100 * (1 - m.news_coverage_share))} %)" in stability
+    assert f"Quoting ({round(100 * m.news_coverage_share)} %)" in stability
+    integrity = m.component("price_integrity").details
+    assert f"Off-market ({round(100 * m.integrity_off_market_share)} %)" in integrity
+    assert f"Ordinary deviation ({round(100 * (1 - m.integrity_off_market_share))} %)" in integrity
+    assert f"all of them at {round(100 * m.off_market_share_zero)} %" in integrity
+    reliability = m.component("reliability").details
+    total = sum(m.reliability_parts.values())
+    for key, title in (
+        ("availability", "Availability"),
+        ("frozen", "Frozen"),
+        ("latency", "Latency"),
+        ("depth", "Depth"),
+    ):
+        assert f"{title} ({round(100 * m.reliability_parts[key] / total)} %)" in reliability
+    assert f"{100 * m.outage_zero_share:.0f} % of the time takes every point" in reliability
+    assert f"({100 * m.frozen_zero_share:.0f} % takes every point)" in reliability
+    assert m.news_outage_weight == 2 and "counted twice" in reliability
