@@ -311,15 +311,15 @@ METHODOLOGY = Methodology(
             "releases costs the quoting part of stability instead of wiping out widening, frozen prices count like no"
             " price (2.1 counted them at a tenth of what the validation rule says), and availability stops at 2 % of "
             "the time out instead of growing without end. Every broker is compared with the market's median including"
-            " itself (a median of the others pushed the two brokers either side of it apart, by 13 points in a market"
-            " of six); every band is centred on that median (50 points). Tier 1 licences count 100 and further "
-            "licences nothing. Off-market hours cost points beyond the share the market's median broker has (what "
-            "chance flags), all of them at 30 %. Heavy off-market quoting is judged on the share of all hours, as "
-            "published; release hours cost points instead. A critical failure caps licences and market behaviour at "
-            "45 of their 85 points (the validation rule's cap; transparency adds its share, so at most 60) instead of"
-            " 64.9, which put a broker with a suspended licence mid-field. Spread volatility no longer counts: the "
-            "validation rule does not rank by it, and the hours that move it most are the release hours that widening"
-            " already counts.",
+            " itself (a median of the others pushed the two brokers either side of it apart: 11 cost points in one "
+            "random market of six); every band is centred on that median (50 points). Tier 1 licences count 100 and "
+            "further licences nothing. Off-market hours cost points beyond the share the market's median broker has "
+            "(what chance flags), all of them at 30 %. Heavy off-market quoting is judged on the share of all hours, "
+            "as published; release hours cost points instead. A critical failure caps licences and market behaviour "
+            "at 45 of their 85 points (the validation rule's cap; transparency adds its share, so at most 60) instead"
+            " of 64.9, which put a broker with a suspended licence mid-field. Spread volatility no longer counts: the"
+            " validation rule does not rank by it, and the hours that move it most are the release hours that "
+            "widening already counts.",
         ),
     ),
     tier_points={1: 100.0, 2: 65.0, 3: 30.0},

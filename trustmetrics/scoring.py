@@ -304,7 +304,7 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
 
     One reference for every broker (2.2). A median of the *other* brokers differs between a broker just
     below the market's median and one just above it (it is the next value up for the one, the next down for
-    the other), which pushed the two apart: by 13 cost points in a market of six. Alone on an instrument, a
+    the other), which pushed the two apart: by 11 cost points in one random market of six. Alone on an instrument, a
     broker is its own reference (ratio 1, the middle of the band).
     """
     by_symbol: dict[str, dict[int, float]] = {}
