@@ -7,6 +7,7 @@ and you bump ``version`` and add a line to ``history``. No Django here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -60,7 +61,6 @@ class Methodology:
     news_before: timedelta
     news_after: timedelta
     news_band: Band
-    volatility_band: Band
     news_share: float
     # Price integrity
     excursion_band: Band
@@ -71,9 +71,6 @@ class Methodology:
     # News: which calendar currencies move an instrument whose symbol does not name them
     news_currencies: dict[str, tuple[str, ...]]
     # Reliability
-    stale_penalty: float
-    down_penalty: float
-    gap_penalty: float
     disconnect_penalty: float
     # Transparency
     transparency_points: dict[str, float]
@@ -93,13 +90,11 @@ class Methodology:
     # 2.0: licences checked against the regulator's register within this many days count fully
     licence_verified_days: int = 0
     unchecked_licence_factor: float = 1.0
-    # 2.1: frozen feeds, outages in news windows, execution quality (latency, depth) inside reliability
-    frozen_penalty: float = 0.0
-    news_outage_penalty: float = 0.0
+    # 2.1: frozen feeds (a run of one mid this long while the consensus moves), execution latency against peers
     latency_band: Band = Band(good=0.5, bad=4.0)
-    execution_share: float = 0.0
     frozen_min_s: float = 30.0
-    # 2.1: off-market at releases: this part of the release-hour share counts when larger than the weekly share
+    # 2.2: off-market at releases: this part of the share of release hours off-market is lost on top of the
+    # weekly share's penalty (2.1: the larger of the two)
     news_off_market_weight: float = 0.0
     # 2.1: published stability bound: overall points per unit share of extra data of the same kind (tested)
     stability_points_per_extra_share: float = 200.0
@@ -111,6 +106,22 @@ class Methodology:
     # 2.0: uncertainty band, a bootstrap over the window's days
     bootstrap_samples: int = 0
     band_percentiles: tuple[float, float] = (5.0, 95.0)
+    # 2.2: each measured component is a weighted mean of separate parts with published weights, so that no
+    # trait counts twice and each counts as much as its weight says (see trustmetrics.validation)
+    news_coverage_share: float = 0.0  # stability: the share of news-window minutes quoted (rest: widening)
+    integrity_off_market_share: float = 1.0  # price integrity: off-market hours (rest: ordinary deviation)
+    reliability_parts: dict[str, float] = field(
+        default_factory=lambda: {"availability": 1.0, "frozen": 0.0, "latency": 0.0, "depth": 0.0}
+    )
+    outage_zero_share: float = 1.0  # availability: this share of time without a usable price takes every point
+    frozen_zero_share: float = 1.0  # frozen: this share of time frozen takes every point
+    news_outage_weight: float = 1.0  # release-window time counts this many times in availability
+    # 2.2: with a critical failure the part of the score licences and market behaviour make up (all but
+    # transparency) counts at most this many points; the off-market ramp goes on below critical_cap at the
+    # same slope down to that floor, and a suspended or revoked licence caps the score there at once
+    critical_part_cap: float = 100.0
+    # 2.2: the off-market allowance is the share the market's median broker has (what chance flags), if larger
+    off_market_chance_from_market: bool = False
 
     @property
     def weights(self) -> dict[str, float]:
@@ -167,7 +178,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="2.1",
+    version="2.2",
     window=timedelta(days=7),
     components=(
         Component(
@@ -176,8 +187,9 @@ METHODOLOGY = Methodology(
             0.25,
             False,
             "Licences from strict regulators count most; suspended, revoked or unverified ones count little or nil.",
-            "The strongest licence gives its tier's points times its status factor; each further licence adds a "
-            "share of its own points, up to 100. No usable licence scores 0. A licence whose entry in the "
+            "The strongest licence gives its tier's points times its status factor; further licences add nothing "
+            "(a client's money sits with one entity under one licence). No usable licence scores 0. A licence "
+            "whose entry in the "
             "regulator's public register was not checked in the last 90 days counts less, down to half its points "
             "90 days later; a licence never checked counts at half.",
         ),
@@ -186,24 +198,25 @@ METHODOLOGY = Methodology(
             "Cost",
             0.20,
             True,
-            "Time-weighted spread plus commission, per instrument, against the other brokers quoting it.",
+            "Time-weighted spread plus commission, per instrument, against the market's median.",
             "For each instrument: the mean of hourly time-weighted spreads of the account the prices come from, "
             "plus the extra cost of the broker's cheapest account open to a $2,000 retail deposit (its round-turn "
             "commission and its spread mark-up over the priced account; FX only, at a pip value of $10 per lot), "
-            "divided by the median of the other brokers. The geometric mean of those ratios is mapped to points.",
+            "divided by the median of all brokers quoting it. The geometric mean of those ratios is mapped to "
+            "points: half the median or less 100, the median 50, twice it or more 0.",
         ),
         Component(
             "stability",
             "Stability",
             0.15,
             True,
-            "How much spreads widen around high-impact news compared with calm hours, and how much they jump about.",
-            "News widening: mean 1-minute spread in windows around high-impact events for instruments the "
+            "How the broker holds up at high-impact releases: how far its spread widens, and whether it quotes.",
+            "Widening (60 %): mean 1-minute spread in windows around high-impact events for instruments the "
             "event's currency moves (index CFDs follow their home currency: US500 USD, GER40 EUR), divided by "
-            "the broker's own mean spread, compared with the other brokers. Minutes of those windows in which the "
-            "broker quoted nothing, while another broker did, count as the worst case (0 points), so going dark at "
-            "a release never looks stable. "
-            "Volatility: spread of hourly means over their average, compared with the other brokers.",
+            "the broker's own mean spread, against the market's median, judged on the minutes it quoted (neutral "
+            "when it quoted none). Quoting (40 %): the share of those windows' minutes it quoted, where another "
+            "broker did; every minute dark costs its share, so going dark at a release never beats widening. "
+            "No release in the window: nothing to measure, neutral.",
         ),
         Component(
             "price_integrity",
@@ -214,11 +227,13 @@ METHODOLOGY = Methodology(
             "Per hour in which a consensus was measured: the largest deviation of the broker's mid from the "
             "consensus (median) mid of the other brokers, divided by sqrt(2 ln n) for the n quotes compared that "
             "hour (what noise alone reaches at that rate), so the measure does not depend on how often quotes "
-            "were recorded. Its mean is compared with the other brokers. An hour is "
-            "off-market when that deviation is more than a factor times the median of the other brokers' largest "
-            "deviations in the same hour; the share of off-market hours beyond a small allowance takes points away "
-            "on top. That share is the larger of the share over all measured hours and half the share over the "
-            "hours holding a high-impact release, so quoting off-market only at releases does not hide.",
+            "were recorded. An hour is off-market when that deviation is more than a factor times the median of "
+            "the other brokers' largest deviations in the same hour. Off-market (60 %): the share of off-market "
+            "hours beyond the share of the market's median broker (what chance alone flags) takes points "
+            "linearly, all of them at 30 %, plus half the share of the hours holding a "
+            "high-impact release that were off-market, so quoting off-market only at releases does not hide. "
+            "Ordinary deviation (40 %): the mean over the other hours, against the market's median, so an "
+            "off-market hour counts once.",
         ),
         Component(
             "reliability",
@@ -226,13 +241,14 @@ METHODOLOGY = Methodology(
             0.10,
             True,
             "Feed uptime, frozen and stale prices, outages at releases, gaps, malformed quotes, latency and depth.",
-            "100 minus penalties: per share of time the feed was down or stale, per share of time its price stood "
-            "still for 30 s or more while the other brokers' consensus moved (frozen), per share of high-impact "
-            "news-window time it was down, stale or frozen (on top: an outage at a release counts twice), per "
-            "disconnect a day, per share of hours with no prices where the other brokers had some, and per share "
-            "of quotes rejected as malformed (crossed, stale, out of sequence). Where execution was recorded, "
-            "40 % of the component is execution quality: median latency from the broker's timestamp to receipt "
-            "against the other brokers, and the share of books with at least 1, 5 and 10 lots.",
+            "Four parts. Availability (30 %): the share of time without a usable price (down or stale, or hours "
+            "without prices where the typical broker had some, whichever is more, plus the share of quotes "
+            "rejected as malformed), with high-impact news-window time counted twice; 2 % of the time takes every "
+            "point, and each disconnect a day 5 more. Frozen (40 %): the share of time the price stood still for "
+            "30 s or more while the other brokers' consensus moved, counted like no price (2 % takes every point). "
+            "Latency (15 %): median delay from the broker's timestamp to receipt against the market's median. "
+            "Depth (15 %): the share of books with at least 1, 5 and 10 lots. A part not measured counts as "
+            "neutral (50).",
         ),
         Component(
             "transparency",
@@ -286,22 +302,40 @@ METHODOLOGY = Methodology(
             "Reliability counts frozen prices, outages in high-impact news windows, and execution quality "
             "(latency, depth at 1, 5 and 10 lots) where recorded.",
         ),
+        VersionNote(
+            "2.2",
+            "2026-12-01",
+            "Scores rank brokers the way their behaviour and licences say they should, on markets the test suite does"
+            " not contain too (validation section). Each measured component is a weighted sum of separate parts, so "
+            "no trait counts twice: an off-market hour no longer also inflates the ordinary deviation, going dark at "
+            "releases costs the quoting part of stability instead of wiping out widening, frozen prices count like no"
+            " price (2.1 counted them at a tenth of what the validation rule says), and availability stops at 2 % of "
+            "the time out instead of growing without end. Every broker is compared with the market's median including"
+            " itself (a median of the others pushed the two brokers either side of it apart: 11 cost points in one "
+            "random market of six); every band is centred on that median (50 points). Tier 1 licences count 100 and "
+            "further licences nothing. Off-market hours cost points beyond the share the market's median broker has "
+            "(what chance flags), all of them at 30 %. Heavy off-market quoting is judged on the share of all hours, "
+            "as published; release hours cost points instead. A critical failure caps licences and market behaviour "
+            "at 45 of their 85 points (the validation rule's cap; transparency adds its share, so at most 60) instead"
+            " of 64.9, which put a broker with a suspended licence mid-field. Spread volatility no longer counts: the"
+            " validation rule does not rank by it, and the hours that move it most are the release hours that "
+            "widening already counts.",
+        ),
     ),
-    tier_points={1: 85.0, 2: 55.0, 3: 25.0},
+    tier_points={1: 100.0, 2: 65.0, 3: 30.0},
     licence_status_factor={"active": 1.0, "unverified": 0.3, "suspended": 0.0, "revoked": 0.0},
-    extra_licence_share=0.2,
-    cost_band=Band(good=0.5, bad=2.5),
+    extra_licence_share=0.0,
+    cost_band=Band(good=0.5, bad=2.0),
     fx_pip_value_usd=10.0,
     news_before=timedelta(minutes=5),
     news_after=timedelta(minutes=15),
-    news_band=Band(good=0.7, bad=3.0),
-    volatility_band=Band(good=0.5, bad=4.0),
+    news_band=Band(good=1 / math.sqrt(8), bad=math.sqrt(8)),
     news_share=0.6,
-    excursion_band=Band(good=0.5, bad=4.0),
+    excursion_band=Band(good=1 / math.sqrt(8), bad=math.sqrt(8)),
     off_market_factor=3.0,
     off_market_min_peers=2,
-    off_market_share_free=0.05,
-    off_market_share_zero=0.5,
+    off_market_share_free=0.0,
+    off_market_share_zero=0.3,
     news_currencies={
         "US500": ("USD",),
         "US30": ("USD",),
@@ -313,9 +347,6 @@ METHODOLOGY = Methodology(
         "JP225": ("JPY",),
         "AUS200": ("AUD",),
     },
-    stale_penalty=300.0,
-    down_penalty=600.0,
-    gap_penalty=300.0,
     disconnect_penalty=5.0,
     transparency_points={
         "description": 8.0,
@@ -343,15 +374,20 @@ METHODOLOGY = Methodology(
     unchecked_licence_factor=0.5,
     licence_decay_days=90,
     malformed_penalty=200.0,
-    frozen_penalty=300.0,
-    news_outage_penalty=60.0,
-    latency_band=Band(good=0.5, bad=4.0),
-    execution_share=0.4,
+    latency_band=Band(good=1 / math.sqrt(10), bad=math.sqrt(10)),
     frozen_min_s=30.0,
     news_off_market_weight=0.5,
     full_density_quotes_per_hour=3.0,
     bootstrap_samples=24,
     band_percentiles=(5.0, 95.0),
+    news_coverage_share=0.4,
+    critical_part_cap=45.0,
+    off_market_chance_from_market=True,
+    integrity_off_market_share=0.6,
+    reliability_parts={"availability": 0.3, "frozen": 0.4, "latency": 0.15, "depth": 0.15},
+    outage_zero_share=0.02,
+    frozen_zero_share=0.02,
+    news_outage_weight=2.0,
 )
 
 assert abs(sum(METHODOLOGY.weights.values()) - 1.0) < 1e-9, "component weights must add up to 1"

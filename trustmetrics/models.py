@@ -63,6 +63,9 @@ class TrustDailyInput(models.Model):
         default=0, help_text="Measured hours holding a high-impact release that moves the instrument."
     )
     news_off_market_hours = models.PositiveIntegerField(default=0, help_text="Of those, the hours judged off-market.")
+    off_market_sum_excursion = models.FloatField(
+        default=0.0, help_text="Of sum_excursion, the part in hours judged off-market (2.2: they count apart)."
+    )
 
     class Meta:
         constraints = [

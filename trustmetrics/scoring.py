@@ -16,6 +16,7 @@ import json
 import math
 import operator
 import random
+import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,7 @@ class InstrumentStats:
     news_sum_mean: float = 0.0
     news_hours: int = 0  # measured hours holding a high-impact release that moves this instrument
     news_off_market_hours: int = 0  # of those, the ones judged off-market
+    off_market_sum_excursion: float = 0.0  # of sum_excursion, the part in hours judged off-market (2.2)
 
     def __add__(self, other: InstrumentStats) -> InstrumentStats:
         if other.symbol != self.symbol:
@@ -112,11 +114,18 @@ class InstrumentStats:
             news_sum_mean=self.news_sum_mean + other.news_sum_mean,
             news_hours=self.news_hours + other.news_hours,
             news_off_market_hours=self.news_off_market_hours + other.news_off_market_hours,
+            off_market_sum_excursion=self.off_market_sum_excursion + other.off_market_sum_excursion,
         )
 
     @property
     def mean_spread(self) -> float:
         return self.sum_mean / self.hours
+
+    @property
+    def ordinary_excursion(self) -> float:
+        """Mean largest deviation over the measured hours not judged off-market (those count apart)."""
+        ordinary = max(0.0, self.sum_excursion - self.off_market_sum_excursion)  # sums read apart may differ by ulps
+        return ordinary / (self.dev_hours - self.off_market_hours)
 
     @property
     def spread_cv(self) -> float:
@@ -140,6 +149,7 @@ DAILY_FIELDS = (
     "news_sum_mean",
     "news_hours",
     "news_off_market_hours",
+    "off_market_sum_excursion",
 )
 
 
@@ -150,7 +160,7 @@ class FeedStats:
     stale_s: float
     down_s: float
     disconnects: int
-    frozen_s: float = 0.0  # seconds the price stood still while the consensus moved (see frozen_seconds)
+    frozen_s: float | None = None  # seconds the price stood still while the consensus moved; None: not detected
     news_s: float = 0.0  # observed seconds inside high-impact news windows
     news_out_s: float = 0.0  # of those, seconds down, stale or frozen
 
@@ -248,10 +258,13 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
             raise ScoringInputError(
                 f"broker {inputs.broker_id}: more off-market hours than measured hours for {s.symbol}"
             )
+        # Sums read apart (SQL and Python) may differ in the last digits: a relative allowance, no more.
+        if not 0 <= s.off_market_sum_excursion <= s.sum_excursion * (1 + 1e-9) + 1e-12:
+            raise ScoringInputError(f"broker {inputs.broker_id}: impossible off-market deviations for {s.symbol}")
     feed = inputs.feed
     if feed is not None and (
-        min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects, feed.frozen_s, feed.news_s) < 0
-        or feed.news_out_s < 0
+        min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects, feed.news_s, feed.news_out_s) < 0
+        or (feed.frozen_s is not None and feed.frozen_s < 0)
     ):
         raise ScoringInputError(f"broker {inputs.broker_id}: negative feed durations")
     ex = inputs.execution
@@ -287,7 +300,13 @@ def _geomean(values: Iterable[tuple[float, float]]) -> float | None:
 
 
 def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, float]]:
-    """Each broker's value per instrument divided by the median of the other brokers' values."""
+    """Each broker's value per instrument divided by the market's median for it (all brokers quoting it).
+
+    One reference for every broker (2.2). A median of the *other* brokers differs between a broker just
+    below the market's median and one just above it (it is the next value up for the one, the next down for
+    the other), which pushed the two apart: by 11 cost points in one random market of six. Alone on an instrument, a
+    broker is its own reference (ratio 1, the middle of the band).
+    """
     by_symbol: dict[str, dict[int, float]] = {}
     for broker_id in sorted(values):
         for symbol, v in sorted(values[broker_id].items()):
@@ -295,10 +314,9 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
     out: dict[int, dict[str, float]] = {b: {} for b in values}
     for symbol in sorted(by_symbol):
         per_broker = by_symbol[symbol]
-        ordered = sorted(per_broker.values())
-        for broker_id, v in per_broker.items():
-            median = _median_without(ordered, v)
-            if median is not None and median > 0:
+        median = statistics.median(per_broker.values())
+        if median > 0:
+            for broker_id, v in per_broker.items():
                 out[broker_id][symbol] = v / median
     return out
 
@@ -352,13 +370,17 @@ def transparency_points(profile: ProfileInput, as_of_year: int, methodology: Met
     return _clamp(total)
 
 
-def off_market_penalty(share: float, methodology: Methodology = METHODOLOGY) -> float:
+def off_market_penalty(share: float, methodology: Methodology = METHODOLOGY, *, chance: float = 0.0) -> float:
     """Share of price-integrity points lost for a share of off-market hours.
 
     Nothing up to the allowance (the largest of many deviations beats the peers' now and then by
-    chance), everything at ``off_market_share_zero``, linear between.
+    chance), everything at ``off_market_share_zero``, linear between. The allowance is
+    ``off_market_share_free`` or ``chance``, the share the market's median broker has, if larger.
     """
-    free, zero = methodology.off_market_share_free, methodology.off_market_share_zero
+    free, zero = (
+        max(methodology.off_market_share_free, min(chance, 0.5 * methodology.off_market_share_zero)),
+        (methodology.off_market_share_zero),
+    )
     return min(1.0, max(0.0, (share - free) / (zero - free)))
 
 
@@ -413,10 +435,16 @@ def score_all(
     measured = {b.broker_id: {s.symbol: s for s in b.instruments if s.hours > 0} for b in brokers}
     expected: dict[str, int] = {}
     expected_news: dict[str, int] = {}
+    quoted_hours: dict[str, list[int]] = {}
     for b in brokers:
         for s in b.instruments:
             expected[s.symbol] = max(expected.get(s.symbol, 0), s.hours)
             expected_news[s.symbol] = max(expected_news.get(s.symbol, 0), s.news_minutes)
+            if s.hours > 0:
+                quoted_hours.setdefault(s.symbol, []).append(s.hours)
+    # Hours the typical broker quoting an instrument had prices in: what a gap is measured against (2.2), so
+    # that one broker's odd extra hour is not a gap for everyone else.
+    typical = {sym: statistics.median(hours) for sym, hours in quoted_hours.items()}
 
     cost = _peer_ratios(
         {
@@ -426,12 +454,9 @@ def score_all(
             for b in brokers
         }
     )
-    volatility = _peer_ratios(
-        {b: {sym: s.spread_cv for sym, s in m.items() if s.hours >= 2} for b, m in measured.items()}
-    )
     excursion = _peer_ratios(
         {
-            b: {sym: s.sum_excursion / s.dev_hours for sym, s in m.items() if s.dev_hours > 0}
+            b: {sym: s.ordinary_excursion for sym, s in m.items() if s.dev_hours > s.off_market_hours}
             for b, m in measured.items()
         }
     )
@@ -453,6 +478,15 @@ def score_all(
         if "latency" in ratios
     }
 
+    # The share of off-market hours the market's median broker has: what chance alone flags at this recording
+    # rate (2.2; an honest broker's largest deviation beats three times the others' median now and then).
+    shares = []
+    for m in measured.values():
+        measured_hours = sum(s.dev_hours for s in m.values())
+        if measured_hours:
+            shares.append(sum(s.off_market_hours for s in m.values()) / measured_hours)
+    chance = statistics.median(shares) if shares and methodology.off_market_chance_from_market else 0.0
+
     results = []
     for b in brokers:
         m = measured[b.broker_id]
@@ -460,6 +494,8 @@ def score_all(
         wanted = sum(expected[s.symbol] for s in listed)
         have = sum(min(s.hours, expected[s.symbol]) for s in listed)
         coverage = have / wanted if wanted else 0.0
+        typical_hours = sum(typical.get(s.symbol, 0.0) for s in listed)
+        gaps = sum(max(0.0, typical.get(s.symbol, 0.0) - s.hours) for s in listed) / typical_hours if wanted else 1.0
         history = min(1.0, max((expected[s.symbol] for s in listed), default=0) / FULL_CONFIDENCE_HOURS)
         hours_measured = sum(s.hours for s in m.values())
         quotes_measured = sum(s.quotes for s in m.values())
@@ -477,7 +513,6 @@ def score_all(
         news_coverage = have_news / wanted_news if wanted_news else 1.0
 
         cost_ratio = _geomean((cost[b.broker_id][sym], 1.0) for sym in sorted(cost[b.broker_id]))
-        vol_ratio = _geomean((volatility[b.broker_id][sym], 1.0) for sym in sorted(volatility[b.broker_id]))
         exc_ratio = _geomean((excursion[b.broker_id][sym], 1.0) for sym in sorted(excursion[b.broker_id]))
         news_ratio = _geomean(
             (widening[b.broker_id][sym], float(m[sym].news_minutes)) for sym in sorted(widening[b.broker_id])
@@ -487,50 +522,42 @@ def score_all(
         off_share = sum(s.off_market_hours for s in m.values()) / dev_hours if dev_hours else 0.0
         news_hours = sum(s.news_hours for s in m.values())
         news_off_share = sum(s.news_off_market_hours for s in m.values()) / news_hours if news_hours else 0.0
-        # Off-market only at releases hides in the weekly share (a release is an hour in forty): the share
-        # that costs points and caps the score is the larger of the weekly one and a part of the release one.
-        judged_share = max(off_share, methodology.news_off_market_weight * news_off_share)
 
         raw: dict[str, float | None] = {}
         raw["cost"] = band_points(cost_ratio, methodology.cost_band) if cost_ratio is not None else None
-        vol_points = band_points(vol_ratio, methodology.volatility_band) if vol_ratio is not None else None
-        if news_ratio is not None or news_coverage < 1.0:
-            # Minutes not quoted in news windows count as the worst case: 0 points.
-            news_points = band_points(news_ratio, methodology.news_band) if news_ratio is not None else 0.0
-            news_points *= news_coverage
-            raw["stability"] = (
-                methodology.news_share * news_points + (1 - methodology.news_share) * vol_points
-                if vol_points is not None
-                else news_points
-            )
-        else:
-            raw["stability"] = vol_points
-        if exc_ratio is not None:
-            penalty = off_market_penalty(judged_share, methodology)
-            raw["price_integrity"] = band_points(exc_ratio, methodology.excursion_band) * (1 - penalty)
-        else:
-            raw["price_integrity"] = None
-        reliability = 100.0 - (1 - coverage) * methodology.gap_penalty if wanted else None
-        feed = b.feed
-        if feed is not None and feed.observed_s > 0 and reliability is not None:
-            days = feed.observed_s / 86400
-            reliability -= feed.down_s / feed.observed_s * methodology.down_penalty
-            reliability -= feed.stale_s / feed.observed_s * methodology.stale_penalty
-            reliability -= feed.disconnects / max(days, 1.0) * methodology.disconnect_penalty
-        if feed is not None and feed.observed_s > 0 and reliability is not None:
-            # Frozen prices are as bad as none; being out while the news hits counts again, heavily.
-            reliability -= feed.frozen_s / feed.observed_s * methodology.frozen_penalty
-            if feed.news_s > 0:
-                reliability -= min(1.0, feed.news_out_s / feed.news_s) * methodology.news_outage_penalty
+        raw["stability"] = stability_points(
+            news_ratio=news_ratio, news_coverage=news_coverage if wanted_news else None, methodology=methodology
+        )
+        raw["price_integrity"] = integrity_points(
+            exc_ratio=exc_ratio,
+            off_share=off_share if dev_hours else None,
+            release_off_share=news_off_share if news_hours else None,
+            chance=chance,
+            methodology=methodology,
+        )
         malformed = b.rejected_quotes / (b.rejected_quotes + quotes_measured) if b.rejected_quotes else 0.0
-        if reliability is not None:
-            reliability -= malformed * methodology.malformed_penalty
-        execution = execution_points(b.execution, latency_ratio.get(b.broker_id), methodology)
-        if reliability is not None and execution is not None:
-            reliability = (1 - methodology.execution_share) * _clamp(reliability) + (
-                methodology.execution_share * execution
+        execution = b.execution
+        parts = (
+            reliability_parts(
+                gap_share=gaps,
+                feed=b.feed,
+                malformed=malformed,
+                latency=(
+                    band_points(latency_ratio[b.broker_id], methodology.latency_band)
+                    if b.broker_id in latency_ratio
+                    else None
+                ),
+                depth=(
+                    100.0 * (execution.depth_1 + execution.depth_5 + execution.depth_10) / 3
+                    if execution is not None
+                    else None
+                ),
+                methodology=methodology,
             )
-        raw["reliability"] = _clamp(reliability) if reliability is not None else None
+            if wanted
+            else None
+        )
+        raw["reliability"] = reliability_points(parts, methodology) if parts is not None else None
         raw["regulation"] = regulation_points(b.licences, methodology)
         raw["transparency"] = transparency_points(b.profile, b.as_of_year, methodology)
 
@@ -543,8 +570,13 @@ def score_all(
             assert value is not None
             components[comp.key] = round(_clamp(value), 2)
         overall = round(sum(components[c.key] * c.weight for c in methodology.components), 2)
-        critical = critical_failures(off_share=judged_share, licences=b.licences, methodology=methodology)
-        cap = score_cap(off_share=judged_share, licences=b.licences, methodology=methodology)
+        critical = critical_failures(off_share=off_share, licences=b.licences, methodology=methodology)
+        cap = score_cap(
+            off_share=off_share,
+            licences=b.licences,
+            transparency=components["transparency"],
+            methodology=methodology,
+        )
         overall = min(overall, cap)
         if not detail:  # the bootstrap's resamples need the score only, not the summary of its inputs
             results.append(
@@ -569,12 +601,15 @@ def score_all(
             }
             for sym, s in sorted(m.items())
         }
+        feed = b.feed
         feed_summary = (
             {
                 "uptime": round(feed.up_s / feed.observed_s, 4) if feed.observed_s else None,
                 "stale_share": round(feed.stale_s / feed.observed_s, 4) if feed.observed_s else None,
                 "disconnects": feed.disconnects,
-                "frozen_share": round(feed.frozen_s / feed.observed_s, 4) if feed.observed_s else None,
+                "frozen_share": (
+                    round(feed.frozen_s / feed.observed_s, 4) if feed.observed_s and feed.frozen_s is not None else None
+                ),
                 "news_out_share": round(feed.news_out_s / feed.news_s, 4) if feed.news_s else None,
             }
             if feed
@@ -597,7 +632,6 @@ def score_all(
                     "news_minutes": sum(s.news_minutes for s in m.values()),
                     "cost_ratio": _round(cost_ratio),
                     "news_widening_ratio": _round(news_ratio),
-                    "volatility_ratio": _round(vol_ratio),
                     "excursion_ratio": _round(exc_ratio),
                     "off_market_share": round(off_share, 4),
                     "release_off_market_share": round(news_off_share, 4),
@@ -610,7 +644,10 @@ def score_all(
                     "quote_density": round(density, 4),
                     "consensus_share": round(consensus, 4),
                     "malformed_share": round(malformed, 6),
-                    "execution": _round(execution),
+                    "reliability_parts": ({k: _round(v) for k, v in parts.items()} if parts is not None else None),
+                    "depth_share": (
+                        _round((execution.depth_1 + execution.depth_5 + execution.depth_10) / 3) if execution else None
+                    ),
                     "latency_ratio": _round(latency_ratio.get(b.broker_id)),
                     "rejected_quotes": b.rejected_quotes,
                     "critical": critical,
@@ -622,32 +659,124 @@ def score_all(
     return results
 
 
-def execution_points(
-    execution: ExecutionStats | None, latency_ratio: float | None, methodology: Methodology = METHODOLOGY
+def _weighted(parts: Iterable[tuple[float | None, float]]) -> float | None:
+    """Weighted mean of the parts that were measured (None: not measured, left out); None without any."""
+    present = [(value, weight) for value, weight in parts if value is not None and weight > 0]
+    total = sum(weight for _, weight in present)
+    return sum(value * weight for value, weight in present) / total if total else None
+
+
+def stability_points(
+    *, news_ratio: float | None, news_coverage: float | None, methodology: Methodology = METHODOLOGY
 ) -> float | None:
-    """0-100 for execution quality: latency against the other brokers' median, and depth at 1, 5 and 10 lots."""
-    if execution is None:
+    """Stability 0-100: how the broker holds up at high-impact releases, in two parts with published weights.
+
+    Widening: its spread in the news windows over its own mean spread, against the market's median, judged on
+    the minutes it did quote (neutral when it quoted none: there is nothing to judge). Coverage: the share of
+    the news-window minutes it quoted, so every minute it went dark costs its share explicitly and going dark
+    never beats widening (a broker dark at every release keeps at most the neutral widening part, less than
+    the worst widener's coverage part). ``news_coverage`` None: no release in the window, nothing measured.
+    """
+    if news_coverage is None:
         return None
-    depth = 100.0 * (execution.depth_1 + execution.depth_5 + execution.depth_10) / 3
-    if latency_ratio is None:
-        return _clamp(depth)
-    latency = band_points(latency_ratio, methodology.latency_band)
-    return _clamp(0.5 * latency + 0.5 * depth)
+    widening = band_points(news_ratio, methodology.news_band) if news_ratio is not None else methodology.neutral
+    return _weighted(
+        ((widening, 1.0 - methodology.news_coverage_share), (100.0 * news_coverage, methodology.news_coverage_share))
+    )
 
 
-def off_market_cap(off_share: float, methodology: Methodology = METHODOLOGY) -> float:
+def integrity_points(
+    *,
+    exc_ratio: float | None,
+    off_share: float | None,
+    release_off_share: float | None,
+    chance: float = 0.0,
+    methodology: Methodology = METHODOLOGY,
+) -> float | None:
+    """Price integrity 0-100: off-market hours, and the ordinary deviation from the consensus in the other hours.
+
+    Off-market points lose ``off_market_penalty`` of the weekly share plus ``news_off_market_weight`` times the
+    share of release hours off-market (quoting off-market only at releases hides in the week); the ordinary
+    deviation is the mean over hours not judged off-market, so an off-market hour counts once, not twice.
+    """
+    if off_share is None:
+        return None
+    penalty = off_market_penalty(off_share, methodology, chance=chance)
+    if release_off_share is not None:
+        penalty += methodology.news_off_market_weight * release_off_share
+    off_points = 100.0 * (1.0 - min(1.0, penalty))
+    deviation = band_points(exc_ratio, methodology.excursion_band) if exc_ratio is not None else None
+    share = methodology.integrity_off_market_share
+    return _weighted(((off_points, share), (deviation, 1.0 - share)))
+
+
+def reliability_parts(
+    *,
+    gap_share: float,
+    feed: FeedStats | None,
+    malformed: float,
+    latency: float | None,
+    depth: float | None,
+    methodology: Methodology = METHODOLOGY,
+) -> dict[str, float | None]:
+    """Reliability's parts, 0-100 each (None: not measured): availability, frozen prices, latency and depth.
+
+    Availability: the share of time without a usable price (down or stale, or the share of hours without prices
+    where the typical broker had some, whichever is larger, plus the share of quotes rejected as malformed),
+    with release-window time counted ``news_outage_weight`` times; all of it gone at ``outage_zero_share``;
+    disconnects cost points on top. Frozen: the share of time the price stood still while the consensus moved,
+    all gone at ``frozen_zero_share`` (a frozen price is as bad as none).
+    """
+    out_share = gap_share
+    frozen: float | None = None
+    disconnects = 0.0
+    if feed is not None and feed.observed_s > 0:
+        out_s = max(feed.down_s + feed.stale_s, gap_share * feed.observed_s)
+        extra = methodology.news_outage_weight - 1.0
+        out_share = (out_s + extra * min(feed.news_out_s, feed.news_s)) / (feed.observed_s + extra * feed.news_s)
+        disconnects = feed.disconnects / max(feed.observed_s / 86400, 1.0)
+        if feed.frozen_s is not None:
+            frozen = _clamp(100.0 * (1.0 - feed.frozen_s / feed.observed_s / methodology.frozen_zero_share))
+    availability = _clamp(
+        100.0 * (1.0 - (out_share + malformed) / methodology.outage_zero_share)
+        - disconnects * methodology.disconnect_penalty
+    )
+    return {"availability": availability, "frozen": frozen, "latency": latency, "depth": depth}
+
+
+def reliability_points(parts: Mapping[str, float | None], methodology: Methodology = METHODOLOGY) -> float:
+    """The weighted mean of reliability's parts with the published weights. A part not measured (no frozen
+    detection, no execution records) counts as neutral, like any missing measurement: each part weighs what
+    the methodology says, whatever else is measured."""
+    weights = methodology.reliability_parts
+    total = sum(weights.values())
+    value = sum(
+        (methodology.neutral if parts.get(key) is None else float(parts[key] or 0.0)) * weight
+        for key, weight in weights.items()
+    )
+    return _clamp(value / total)
+
+
+def critical_floor(*, transparency: float, methodology: Methodology = METHODOLOGY) -> float:
+    """The lowest cap a critical failure imposes: ``critical_part_cap`` for licences and market behaviour, plus
+    what the broker's transparency adds (it is no part of what failed). At most 60 with the 2.2 numbers."""
+    return methodology.critical_part_cap + methodology.weights["transparency"] * transparency
+
+
+def off_market_cap(off_share: float, methodology: Methodology = METHODOLOGY, *, floor: float | None = None) -> float:
     """The highest overall score a broker off-market in ``off_share`` of its measured hours can get.
 
-    A continuous ramp, not a cliff: 100 up to ``off_market_cap_from``, falling linearly to ``critical_cap``
-    (below "Good") at ``critical_off_market_share`` and flat beyond. A switch at the threshold would let
-    one more off-market hour move a score by tens of points; on the ramp a share that moves by d moves
-    the cap by at most d times the ramp's slope (see ``off_market_cap_slope``).
+    A continuous ramp, not a cliff: 100 up to ``off_market_cap_from``, falling linearly through ``critical_cap``
+    (below "Good") at ``critical_off_market_share`` and on at the same slope down to ``floor`` (2.2; default
+    ``critical_cap``, flat beyond). A switch at the threshold would let one more off-market hour move a score
+    by tens of points; on the ramp a share that moves by d moves the cap by at most d times the ramp's slope
+    (see ``off_market_cap_slope``).
     """
-    start, heavy = methodology.off_market_cap_from, methodology.critical_off_market_share
-    if heavy >= 1.0:
+    if methodology.critical_off_market_share >= 1.0:
         return 100.0
-    share = min(1.0, max(0.0, (off_share - start) / (heavy - start)))
-    return 100.0 - (100.0 - methodology.critical_cap) * share
+    floor = methodology.critical_cap if floor is None else min(floor, methodology.critical_cap)
+    over = max(0.0, off_share - methodology.off_market_cap_from)
+    return max(floor, 100.0 - off_market_cap_slope(methodology) * over)
 
 
 def off_market_cap_slope(methodology: Methodology = METHODOLOGY) -> float:
@@ -656,11 +785,18 @@ def off_market_cap_slope(methodology: Methodology = METHODOLOGY) -> float:
     return (100.0 - methodology.critical_cap) / span if span > 0 else 0.0
 
 
-def score_cap(*, off_share: float, licences: Sequence[LicenceInput], methodology: Methodology = METHODOLOGY) -> float:
-    """The overall score's ceiling: the off-market ramp, and ``critical_cap`` for a suspended or revoked licence."""
-    cap = off_market_cap(off_share, methodology)
+def score_cap(
+    *,
+    off_share: float,
+    licences: Sequence[LicenceInput],
+    transparency: float,
+    methodology: Methodology = METHODOLOGY,
+) -> float:
+    """The overall score's ceiling: the off-market ramp, and the critical floor for a suspended or revoked licence."""
+    floor = critical_floor(transparency=transparency, methodology=methodology)
+    cap = off_market_cap(off_share, methodology, floor=floor)
     if any(lic.status in ("suspended", "revoked") for lic in licences):
-        cap = min(cap, methodology.critical_cap)
+        cap = min(cap, floor, methodology.critical_cap)
     return cap
 
 

@@ -7,7 +7,7 @@ from brokers.models import Instrument
 from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
-from trustmetrics.scoring import off_market_cap_slope
+from trustmetrics.scoring import critical_floor, off_market_cap_slope
 from trustmetrics.selectors import trust_validation_summary
 
 
@@ -41,6 +41,14 @@ def methodology(request: HttpRequest) -> HttpResponse:
             "cap_slope": off_market_cap_slope(m),
             "cap_per_hour": off_market_cap_slope(m) / (m.window.days * 24 * 4),
             "stability_bound": m.stability_points_per_extra_share,
+            "widening_share": round(100 * (1 - m.news_coverage_share)),
+            "coverage_share": round(100 * m.news_coverage_share),
+            "off_market_share": round(100 * m.integrity_off_market_share),
+            "parts": {k: round(100 * v / sum(m.reliability_parts.values())) for k, v in m.reliability_parts.items()},
+            "outage_zero_percent": round(100 * m.outage_zero_share, 1),
+            "frozen_zero_percent": round(100 * m.frozen_zero_share, 1),
+            "part_points": round(100 * (1 - m.weights["transparency"])),
+            "critical_max": critical_floor(transparency=100.0, methodology=m),
             "validation": trust_validation_summary(methodology=m),
         },
     )

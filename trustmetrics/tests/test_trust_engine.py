@@ -140,6 +140,18 @@ def test_the_off_market_broker_loses_price_integrity_points(week):
     assert scores["northwind-markets"].components["price_integrity"] > 60
 
 
+def test_off_market_hours_are_kept_apart_from_the_ordinary_deviation(week):
+    services.trust_scores_compute(as_of=AS_OF)
+    rows = TrustDailyInput.objects.filter(broker__slug="palmetto-global")
+    off = sum(r.off_market_sum_excursion for r in rows)
+    total = sum(r.sum_excursion for r in rows)
+    assert sum(r.off_market_hours for r in rows) > 0
+    # Palmetto's off-market hours carry most of its deviation: left in, they would count a second time.
+    assert 0.5 * total < off < total
+    honest = TrustDailyInput.objects.filter(broker__slug="northwind-markets")
+    assert sum(r.off_market_sum_excursion for r in honest) < 0.2 * sum(r.sum_excursion for r in honest)
+
+
 def test_the_broker_widening_in_non_farm_payrolls_loses_stability_points(week):
     scores = scores_by_slug(services.trust_scores_compute(as_of=AS_OF))
     coral = scores["coral-reef-trading"]
@@ -272,6 +284,12 @@ def test_a_broker_off_market_only_at_the_release_is_caught(week):
     assert after.inputs["off_market_share"] < 0.05  # a few hours of a week: the weekly share hides it
     # At a release the others stray further too: twenty spreads is off-market in at least half the instruments.
     assert after.inputs["release_off_market_share"] >= 0.5
-    assert after.components["price_integrity"] < before.components["price_integrity"] - 15
-    assert after.overall <= METHODOLOGY.critical_cap
+    # Half the release-hour share is lost from the off-market part on top of the weekly share's penalty.
+    more = after.inputs["release_off_market_share"] - before.inputs["release_off_market_share"]
+    lost = 100 * METHODOLOGY.integrity_off_market_share * METHODOLOGY.news_off_market_weight * more
+    assert lost >= 7
+    assert after.components["price_integrity"] <= before.components["price_integrity"] - 0.9 * lost
+    assert after.overall < before.overall
+    # Heavy off-market quoting, the critical failure, is judged on the share of all hours (2.2).
+    assert after.inputs["critical"] == []
     assert TrustDailyInput.objects.filter(instrument__symbol="EURUSD", day=NFP.date(), news_hours=1).count() == 14

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 
 import pytest
 
@@ -44,6 +46,7 @@ def stats(
         dev_hours=dev_hours,
         sum_excursion=excursion * dev_hours,
         off_market_hours=off,
+        off_market_sum_excursion=excursion * off,
         news_minutes=news,
         news_sum_mean=mean * widen * news,
     )
@@ -142,8 +145,20 @@ def test_feed_outages_lose_reliability_points():
     bad = FeedStats(observed_s=7 * day, up_s=6.7 * day, stale_s=0.1 * day, down_s=0.2 * day, disconnects=9)
     brokers = [broker(i, feed=good) for i in range(1, 6)] + [broker(9, feed=bad)]
     results = by_id(score_all(brokers))
-    assert results[1].components["reliability"] == 100
-    assert results[9].components["reliability"] < 80
+    assert results[1].inputs["reliability_parts"]["availability"] == 100
+    assert results[9].inputs["reliability_parts"]["availability"] == 0  # 4 % of the time out: past the 2 %
+    share = METHODOLOGY.reliability_parts["availability"]
+    assert results[9].components["reliability"] == pytest.approx(results[1].components["reliability"] - 100 * share)
+
+
+def test_reliability_parts_nobody_measures_count_as_neutral_not_as_perfect():
+    # No frozen detection, no execution records: those parts are neutral, so availability weighs what it says.
+    result = by_id(score_all(market()))[1]
+    parts = result.inputs["reliability_parts"]
+    assert parts["availability"] == 100 and parts["frozen"] is None and parts["latency"] is None
+    weights = METHODOLOGY.reliability_parts
+    expected = 100 * weights["availability"] + METHODOLOGY.neutral * (sum(weights.values()) - weights["availability"])
+    assert result.components["reliability"] == pytest.approx(expected / sum(weights.values()))
 
 
 def test_gaps_in_prices_lose_reliability_and_confidence():
@@ -162,7 +177,13 @@ def test_suspended_and_unverified_licences_count_less():
     active = regulation_points([LicenceInput(3, "active")])
     assert regulation_points([LicenceInput(3, "suspended")]) == 0
     assert 0 < regulation_points([LicenceInput(3, "unverified")]) < active
-    assert regulation_points([LicenceInput(1, "active"), LicenceInput(2, "active")]) > regulation_points(TIER1)
+
+
+def test_the_strongest_licence_counts_and_further_ones_add_nothing():
+    # 2.2: a client's money sits with one entity under one licence; the group's other licences do not protect it.
+    assert regulation_points([LicenceInput(1, "active"), LicenceInput(2, "active")]) == regulation_points(TIER1) == 100
+    assert regulation_points([LicenceInput(2, "active"), LicenceInput(3, "active")]) == METHODOLOGY.tier_points[2]
+    assert regulation_points([LicenceInput(3, "active"), LicenceInput(1, "suspended")]) == METHODOLOGY.tier_points[3]
 
 
 def test_a_broker_without_data_scores_neutral_with_zero_confidence():
@@ -209,6 +230,9 @@ def test_it_rejects_impossible_inputs_with_a_clear_error():
     too_many = dataclasses.replace(broker(1), instruments=(stats("EURUSD", "fx_major", 0.0001, dev_hours=10, off=11),))
     with pytest.raises(ScoringInputError, match="more off-market hours than measured hours for EURUSD"):
         score_all([too_many])
+    strays = dataclasses.replace(stats("EURUSD", "fx_major", 0.0001, off=5), off_market_sum_excursion=1e9)
+    with pytest.raises(ScoringInputError, match="impossible off-market deviations for EURUSD"):
+        score_all([dataclasses.replace(broker(1), instruments=(strays,))])
     with pytest.raises(ScoringInputError, match="only once"):
         score_all([broker(1), broker(1)])
 
@@ -286,7 +310,10 @@ def test_a_register_check_ageing_by_a_day_moves_regulation_by_a_sliver_not_half_
 
     assert points(limit) == points(0)
     steps = [points(age) - points(age + 1) for age in range(limit - 5, limit + METHODOLOGY.licence_decay_days + 5)]
-    assert all(0 <= step < 0.5 for step in steps)
+    # A day takes at most the ramp's share of the licence: half its points spread over the decay days.
+    per_day = METHODOLOGY.tier_points[1] * (1 - METHODOLOGY.unchecked_licence_factor) / METHODOLOGY.licence_decay_days
+    assert all(0 <= step <= per_day + 1e-9 for step in steps)
+    assert per_day < 1  # a sliver of a 100-point licence, not half of it
     assert points(limit + METHODOLOGY.licence_decay_days // 2) < points(limit)
 
 
@@ -518,7 +545,11 @@ def test_an_outage_at_a_release_costs_more_than_the_same_outage_in_a_quiet_hour(
     at_news = dataclasses.replace(quiet, news_out_s=1200)
     brokers = [broker(i, feed=_feed(day, news_s=3600)) for i in range(1, 5)]
     results = by_id(score_all([*brokers, broker(8, feed=quiet), broker(9, feed=at_news)]))
-    assert results[9].components["reliability"] < results[8].components["reliability"] - 10
+    availability = {b: results[b].inputs["reliability_parts"]["availability"] for b in (1, 8, 9)}
+    # Release-window time counts twice: the same 20 minutes cost about twice as much at a release.
+    lost_quiet, lost_at_news = availability[1] - availability[8], availability[1] - availability[9]
+    assert lost_quiet > 5
+    assert lost_at_news == pytest.approx(METHODOLOGY.news_outage_weight * lost_quiet, rel=0.05)
 
 
 def test_slow_and_shallow_execution_costs_reliability_points():
@@ -529,12 +560,17 @@ def test_slow_and_shallow_execution_costs_reliability_points():
     brokers = [dataclasses.replace(broker(i), execution=fast) for i in range(1, 6)]
     results = by_id(score_all([*brokers, dataclasses.replace(broker(9), execution=slow)]))
     assert results[9].inputs["latency_ratio"] == pytest.approx(10.0)
-    assert results[9].components["reliability"] < results[1].components["reliability"] - 20
+    fast_parts, slow_parts = results[1].inputs["reliability_parts"], results[9].inputs["reliability_parts"]
+    assert slow_parts["latency"] == 0 and fast_parts["latency"] == 50  # the market's median latency: neutral
+    assert slow_parts["depth"] == pytest.approx(30.0) and fast_parts["depth"] == pytest.approx(96.67, abs=0.01)
+    weights = METHODOLOGY.reliability_parts
+    lost = (50 * weights["latency"] + (96.67 - 30.0) * weights["depth"]) / sum(weights.values())
+    assert results[9].components["reliability"] == pytest.approx(results[1].components["reliability"] - lost, abs=0.05)
     with pytest.raises(ScoringInputError, match="impossible execution statistics"):
         score_all([dataclasses.replace(broker(1), execution=ExecutionStats(-1, 1, 1, 1))])
 
 
-def _integrity_at_rates(rate_of_9: int, *, normalise: bool) -> float:
+def _integrity_at_rates(rate_of_9: int, *, normalise: bool) -> tuple[float, float]:
     """Price integrity of broker 9 when only its recording rate differs: every broker's mid strays from the
     consensus by the same Gaussian noise; an hour's excursion is the largest of its n quotes' deviations."""
     import random
@@ -555,16 +591,20 @@ def _integrity_at_rates(rate_of_9: int, *, normalise: bool) -> float:
             base = stats(symbol, asset, pip, hours=48)
             instruments.append(dataclasses.replace(base, sum_excursion=total, quotes=48 * n))
         brokers.append(dataclasses.replace(broker(broker_id), instruments=tuple(instruments)))
-    return by_id(score_all(brokers))[9].components["price_integrity"]
+    result = by_id(score_all(brokers))[9]
+    return result.components["price_integrity"], result.inputs["excursion_ratio"]
 
 
 def test_price_integrity_does_not_depend_on_how_often_quotes_were_recorded():
     rates = (60, 600, 3600)
     normalised = [_integrity_at_rates(r, normalise=True) for r in rates]
-    assert max(normalised) - min(normalised) <= 5, normalised
-    # The raw largest deviation would punish the broker recorded most often.
+    points, ratios = [p for p, _ in normalised], [r for _, r in normalised]
+    assert max(points) - min(points) <= 5, normalised
+    assert max(ratios) / min(ratios) < 1.05, normalised  # the deviation measure itself, not only the component
+    # The raw largest deviation grows with the rate: sqrt(2 ln n) is 2.9 at 60 quotes and 4.0 at 3,600.
     raw = [_integrity_at_rates(r, normalise=False) for r in rates]
-    assert max(raw) - min(raw) > 10, raw
+    assert raw[2][1] / raw[0][1] > 1.2, raw
+    assert raw[0][0] > raw[2][0], raw
 
 
 def test_the_peer_median_leaves_out_exactly_the_broker_itself_even_among_ties():
@@ -581,3 +621,143 @@ def test_the_peer_median_leaves_out_exactly_the_broker_itself_even_among_ties():
         others.remove(own)
         assert _median_without(values, own) == statistics.median(others)
     assert _median_without([1.0], 1.0) is None
+
+
+# 2.2: one peer reference, each trait counted once, critical failures where the validation rule puts them
+
+
+def test_every_broker_is_compared_with_the_same_market_median():
+    # Six brokers 1.0 ... 2.5 pips apart by equal ratios: cost points must fall by equal steps. A median of the
+    # *other* brokers is the next value up for the third and the next down for the fourth, pushing them apart.
+    spreads = [1.0 * 1.2**k for k in range(6)]
+    results = by_id(score_all([broker(i + 1, spread=sp) for i, sp in enumerate(spreads)]))
+    cost = [results[i + 1].components["cost"] for i in range(6)]
+    steps = [a - b for a, b in itertools.pairwise(cost)]
+    band = METHODOLOGY.cost_band
+    expected = 100 * math.log(1.2) / math.log(band.bad / band.good)
+    assert all(step == pytest.approx(expected, abs=0.02) for step in steps), cost
+
+
+def test_an_off_market_hour_counts_once_not_again_in_the_ordinary_deviation():
+    base = market()
+    judged = []
+    for b in base:
+        if b.broker_id != 9:
+            judged.append(b)
+            continue
+        # 20 of 120 hours off-market with deviations 30 times the ordinary ones, the rest ordinary.
+        instruments = tuple(
+            dataclasses.replace(
+                s, sum_excursion=s.sum_excursion + 20 * 30 * 0.3, off_market_hours=20, off_market_sum_excursion=20 * 9.3
+            )
+            for s in b.instruments
+        )
+        judged.append(dataclasses.replace(b, instruments=instruments))
+    results = by_id(score_all(judged))
+    assert results[9].inputs["excursion_ratio"] == pytest.approx(results[1].inputs["excursion_ratio"], rel=0.01)
+    assert results[9].inputs["off_market_share"] == pytest.approx(20 / 120, abs=1e-4)
+    share = METHODOLOGY.integrity_off_market_share
+    lost = 100 * share * (20 / 120) / METHODOLOGY.off_market_share_zero
+    assert results[9].components["price_integrity"] == pytest.approx(
+        results[1].components["price_integrity"] - lost, abs=0.05
+    )
+
+
+def test_off_market_only_at_releases_costs_integrity_points_but_is_no_critical_failure():
+    def releases(b, off):
+        instruments = tuple(dataclasses.replace(s, news_hours=4, news_off_market_hours=off) for s in b.instruments)
+        return dataclasses.replace(b, instruments=instruments)
+
+    brokers = [releases(b, 4 if b.broker_id == 9 else 0) for b in market(off=12)]
+    results = by_id(score_all(brokers))
+    assert results[9].inputs["release_off_market_share"] == 1.0
+    assert results[9].inputs["critical"] == []  # 12 of 120 hours: not heavy off-market quoting
+    lost = 100 * METHODOLOGY.integrity_off_market_share * METHODOLOGY.news_off_market_weight
+    clean = by_id(score_all([releases(b, 0) for b in market(off=12)]))[9]
+    assert results[9].components["price_integrity"] == pytest.approx(
+        clean.components["price_integrity"] - lost, abs=0.05
+    )
+
+
+def test_critical_failures_cap_licences_and_market_at_the_validation_rules_level():
+    from trustmetrics.scoring import critical_floor, off_market_cap, transparency_points
+
+    transparency = transparency_points(PROFILE, 2026)
+    floor = critical_floor(transparency=transparency)
+    assert floor == pytest.approx(METHODOLOGY.critical_part_cap + 0.15 * transparency)
+    assert critical_floor(transparency=100) < 65  # never Good, whatever the profile
+    licences = (LicenceInput(tier=1, status="active"), LicenceInput(tier=2, status="suspended"))
+    suspended = by_id(score_all(market(licences=licences, spread=0.4)))[9]
+    assert suspended.overall == pytest.approx(floor, abs=0.01)
+    assert suspended.inputs["cap"] == pytest.approx(floor, abs=0.01)
+    # The off-market ramp passes below Good at the heavy share and goes on at the same slope to the floor.
+    assert off_market_cap(METHODOLOGY.critical_off_market_share, floor=floor) == pytest.approx(METHODOLOGY.critical_cap)
+    assert off_market_cap(0.3, floor=floor) == pytest.approx(floor)
+    heavy = by_id(score_all(market(off=40, spread=0.4)))[9]
+    assert heavy.overall == pytest.approx(floor, abs=0.01)
+
+
+def test_a_broker_dark_at_every_release_keeps_only_the_neutral_widening_part():
+    results = by_id(score_all(market(news=0, spread=1.0)))
+    widest = by_id(score_all(market(widen=40.0)))[9]
+    dark = results[9]
+    assert dark.inputs["news_coverage"] == 0
+    expected = METHODOLOGY.neutral * (1 - METHODOLOGY.news_coverage_share)
+    assert dark.components["stability"] == pytest.approx(expected, abs=0.5)
+    # Going dark never beats quoting, however wide: the widest broker keeps its coverage part.
+    assert dark.components["stability"] < widest.components["stability"]
+
+
+def test_a_frozen_price_costs_like_no_price():
+    day = 86400.0
+    week = 7 * day
+    frozen = [broker(i, feed=_feed(day, frozen_s=0.0)) for i in range(1, 6)]
+    half = broker(8, feed=_feed(day, frozen_s=0.01 * week))
+    full = broker(9, feed=_feed(day, frozen_s=METHODOLOGY.frozen_zero_share * week))
+    results = by_id(score_all([*frozen, half, full]))
+    assert results[1].inputs["reliability_parts"]["frozen"] == 100
+    assert results[8].inputs["reliability_parts"]["frozen"] == pytest.approx(50)
+    assert results[9].inputs["reliability_parts"]["frozen"] == 0
+    assert METHODOLOGY.frozen_zero_share == METHODOLOGY.outage_zero_share
+
+
+def test_one_brokers_extra_hour_is_no_gap_for_the_others():
+    results = by_id(score_all([broker(i) for i in range(1, 6)] + [broker(9, hours=121)]))
+    assert all(results[i].inputs["reliability_parts"]["availability"] == 100 for i in (1, 9))
+    short = by_id(score_all([broker(i) for i in range(1, 6)] + [broker(9, hours=119)]))[9]
+    assert short.inputs["reliability_parts"]["availability"] < 100
+
+
+def test_off_market_hours_as_common_as_the_market_medians_are_chance_and_cost_nothing():
+    # Every broker flagged in 6 of 120 hours (chance at a low recording rate); broker 9 in 18.
+    results = by_id(score_all([broker(i, off=6) for i in range(1, 6)] + [broker(9, off=18)]))
+    clean = by_id(score_all([broker(i) for i in range(1, 6)] + [broker(9, off=18)]))
+    assert results[1].components["price_integrity"] == clean[1].components["price_integrity"]
+    share = METHODOLOGY.integrity_off_market_share
+    lost = 100 * share * (18 / 120 - 6 / 120) / (METHODOLOGY.off_market_share_zero - 6 / 120)
+    assert results[9].components["price_integrity"] == pytest.approx(
+        results[1].components["price_integrity"] - lost, abs=0.2
+    )
+
+
+def test_the_component_texts_quote_the_numbers_the_engine_uses():
+    m = METHODOLOGY
+    stability = m.component("stability").details
+    assert f"Widening ({round(100 * (1 - m.news_coverage_share))} %)" in stability
+    assert f"Quoting ({round(100 * m.news_coverage_share)} %)" in stability
+    integrity = m.component("price_integrity").details
+    assert f"Off-market ({round(100 * m.integrity_off_market_share)} %)" in integrity
+    assert f"Ordinary deviation ({round(100 * (1 - m.integrity_off_market_share))} %)" in integrity
+    assert f"all of them at {round(100 * m.off_market_share_zero)} %" in integrity
+    reliability = m.component("reliability").details
+    total = sum(m.reliability_parts.values())
+    for key, title in (
+        ("availability", "Availability"),
+        ("frozen", "Frozen"),
+        ("latency", "Latency"),
+        ("depth", "Depth"),
+    ):
+        assert f"{title} ({round(100 * m.reliability_parts[key] / total)} %)" in reliability
+    assert f"{100 * m.outage_zero_share:.0f} % of the time takes every point" in reliability
+    assert f"({100 * m.frozen_zero_share:.0f} % takes every point)" in reliability
+    assert m.news_outage_weight == 2 and "counted twice" in reliability

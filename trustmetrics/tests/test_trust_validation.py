@@ -3,7 +3,8 @@
 The rule that gives the true order is ``trustmetrics.validation.ground_truth``: each trait (mark-up, news
 widening, going dark at releases, off-market quoting, lag, frozen prices, outages, latency, depth) maps to a
 penalty from 0 to 1, weighed by the methodology's component weights, plus a quarter for the strongest active
-licence's tier; heavy off-market quoting or a suspended licence caps it. Pure: no database.
+licence's tier; heavy off-market quoting or a suspended licence caps it at 0.45. The rule is the test's, written
+before methodology 2.2 and left as it was; 2.2 changed the scores, not the rule. Pure: no database.
 """
 
 from __future__ import annotations
@@ -25,20 +26,19 @@ from trustmetrics.validation import (
 SCENARIOS = {s.key: s for s in scenarios()}
 
 
-@pytest.mark.parametrize("key", ["shuffled", "new-behaviours", "march-2027"])
+@pytest.mark.parametrize("key", ["reversed", "shuffled", "new-behaviours", "march-2027"])
 def test_the_scores_rank_the_brokers_as_their_traits_do(key):
     result = scenario_run(SCENARIOS[key])
     table = "\n".join(f"{e:>2} {s:>2} {o:6.2f} {n}" for n, e, s, o in sorted(result.rows, key=lambda r: r[1]))
     assert result.spearman >= 0.9, f"{key}: rho={result.spearman}\n{table}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="licences handed out in reverse order of behaviour flatten the true order (every broker's expected "
-    "quality lies within 0.42-0.63) and the scores reach rho 0.78 there: open on issue 15",
-)
-def test_the_ranking_holds_when_the_best_behaved_brokers_hold_the_weakest_licences():
-    assert scenario_run(SCENARIOS["reversed"]).spearman >= 0.9
+def test_with_licences_reversed_a_suspended_licence_ranks_low_as_the_rule_says():
+    # 2.1 capped a critical failure at 64.9, the middle of this flat field (the rule's 0.45 is 56.6 on the
+    # score's scale): Sakura Securities FX, whose strongest licence is suspended, ranked 6th instead of 12th.
+    rows = {name: (expected, scored) for name, expected, scored, _ in scenario_run(SCENARIOS["reversed"]).rows}
+    expected, scored = rows["Sakura Securities FX"]
+    assert expected >= 11 and abs(scored - expected) <= 1, rows
 
 
 def test_licences_and_behaviour_are_uncorrelated_in_the_shuffled_scenarios():
@@ -75,7 +75,18 @@ def _peers(licences):
     return tuple((f"peer {i}", licences, middling) for i in range(4))
 
 
-def test_scenarios_the_suite_does_not_contain_are_mostly_ranked_alike():
+def test_scenarios_the_suite_does_not_contain_are_ranked_alike():
     rhos = [scenario_run(random_scenario(seed)).spearman for seed in range(100, 120)]
-    # Reported on the methodology page; the floor here is what 2.1 reaches, not the issue's 0.9 for each.
-    assert statistics.median(rhos) >= 0.85, rhos
+    # The floors are what 2.2 reaches (2.1: median 0.91, 10 of 20). The misses are markets whose brokers are
+    # all dear or all cheap: the rule's cap is absolute, the scores are against the market's median.
+    assert statistics.median(rhos) >= 0.95, rhos
+    assert sum(r >= 0.9 for r in rhos) >= 17, rhos
+
+
+def test_every_random_market_holds_a_release_that_moves_its_instruments():
+    # A week without one shows nothing of how brokers behave at releases, yet the rule ranks by it.
+    from trustmetrics.validation import observable_releases
+
+    for seed in range(100, 160):
+        s = random_scenario(seed)
+        assert observable_releases(s.start, s.days) >= 1, s.start
