@@ -74,8 +74,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Header-only: the fast lane (pagecache/asgi.py HEADER_MIDDLEWARE) sends the same policy.
-    "csp.middleware.CSPMiddleware",
+    # Header-only: the fast lane (pagecache/asgi.py HEADER_MIDDLEWARE) sends the same policy. django-csp's
+    # middleware with the hashes of the stylesheets written into the pages (pagecache/inline.py).
+    "pagecache.inline.InlineStyleCSPMiddleware",
     # Last, as django-axes asks: it turns a lock-out into its answer.
     "axes.middleware.AxesMiddleware",
     # Last: Prometheus counts the final responses (django-prometheus asks for it at the end).
@@ -358,7 +359,8 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
 # Content-Security-Policy (django-csp; Django 5.2 has none of its own): only this site's own scripts,
-# styles, images and sockets; no inline script or style, no plugins, no framing, forms post here.
+# styles, images and sockets; no inline script, no inline style but the site's own stylesheets named by
+# their hashes (added by pagecache.inline.InlineStyleCSPMiddleware), no plugins, no framing, forms post here.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

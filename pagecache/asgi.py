@@ -30,6 +30,7 @@ from django.utils.module_loading import import_string
 from common.metrics import STATS_KEY
 from common.redis import REDIS_DOWN, redis_async, redis_breaker
 from pagecache import isr
+from pagecache.inline import styles_digest
 
 LOCAL_MAX_PAGES = 2048
 HIT_FLUSH_S = 0.25
@@ -59,12 +60,18 @@ HEADER_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "pagecache.inline.InlineStyleCSPMiddleware",
 )
 
 
-@lru_cache(maxsize=2)
 def security_headers(*, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     """The headers the configured header-only middleware adds to a page (HSTS only when secure)."""
+    return _security_headers(secure=secure, styles=styles_digest())
+
+
+@lru_cache(maxsize=4)
+def _security_headers(*, secure: bool, styles: str) -> tuple[tuple[bytes, bytes], ...]:
+    """styles: the inlined stylesheets' digest, whose hashes the policy names (pagecache/inline.py)."""
 
     class _Request(HttpRequest):
         def _get_scheme(self) -> str:
@@ -81,7 +88,7 @@ def security_headers(*, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
 
 @receiver(setting_changed)
 def _forget_headers(**_: Any) -> None:
-    security_headers.cache_clear()
+    _security_headers.cache_clear()
 
 
 _instances: weakref.WeakSet[CachedPagesMiddleware] = weakref.WeakSet()
