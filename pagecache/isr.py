@@ -34,6 +34,7 @@ import functools
 import gzip
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -60,6 +61,10 @@ logger = logging.getLogger(__name__)
 
 ACCOUNT_NAV_START = "<!--account-nav-->"
 ACCOUNT_NAV_END = "<!--/account-nav-->"
+# {% signed_in_only %} (pagecache/templatetags/signed_in.py): stored commented out, opened by personalise().
+SIGNED_IN_START = "<!--signed-in-only:"
+SIGNED_IN_END = ":signed-in-only-->"
+_SIGNED_IN = re.compile(re.escape(SIGNED_IN_START.encode()) + b"(.*?)" + re.escape(SIGNED_IN_END.encode()), re.S)
 CACHE_VERSION = 1
 LOCK_TIMEOUT_S = 60
 # At most one request renders an outdated page at a time; the lock outlives any sane render.
@@ -376,6 +381,8 @@ def _build_response(request: HttpRequest, entry: PageEntry, state: str) -> HttpR
 
 
 def personalise(body: bytes, request: HttpRequest) -> bytes:
+    """The shared copy for a signed-in visitor: their account menu, and the blocks only they get."""
+    body = _SIGNED_IN.sub(rb"\1", body)
     start, end = ACCOUNT_NAV_START.encode(), ACCOUNT_NAV_END.encode()
     head, sep, rest = body.partition(start)
     if not sep:
