@@ -447,9 +447,10 @@ def regenerated_page(
     """Serve a view as a statically regenerated page. ``params``: the query parameters it reads;
     ``keep_blank``: those of them whose blank presence means something (see PageSpec)."""
 
+    if not set(keep_blank) <= set(params):
+        raise ValueError(f"keep_blank {keep_blank} must be among params {params}")
+
     def decorator(view: View) -> View:
-        if not set(keep_blank) <= set(params):
-            raise ValueError(f"keep_blank {keep_blank} must be among params {params}")
         spec = PageSpec(
             view=view,
             revalidate=revalidate or settings.PAGECACHE_REVALIDATE_S,
