@@ -10,6 +10,9 @@ same pages' HTML saved and served as static files by the same server (whitenoise
 ceiling a static site would get. Prints each page's category scores and LCP, CLS, TBT and TTFB, and the
 audits that lost points; ends with
 RESULT perf_min=N a11y_min=N best_practices_min=N seo_min=N lcp_ms_max=N cls_max=N (static_perf_min=N ...)
+
+--quick (under a minute): one run each of the two heaviest pages (the profile and the event report) and
+of the profile's static copy, all in one browser; the full run measures every page three times.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from bench.pages import _env, _server
-from bench.site import ROOT
+from bench.site import ROOT, site_database_migrated
 
 DB_NAME = "bw_bench_lighthouse"
 NODE_DRIVER = ROOT / "bench" / "lighthouse_run.mjs"
@@ -42,6 +45,8 @@ PAGES = {
     "methodology": "/methodology/",
     "event report": "{event}",
 }
+# --quick: the heaviest pages (the largest documents, the most to lay out); the static copy is the profile's.
+QUICK_PAGES = ("profile", "event report")
 
 
 @dataclass
@@ -68,13 +73,20 @@ def _manage(*args: str) -> str:
 
 def _prepare_database() -> str:
     """A fresh database with the demo world; returns the event report's path."""
-    for sql in (f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
-    _manage("migrate", "-v0")
-    out = _manage(
-        "shell", "-c", "from testing.demo_world import demo_world_build; print(demo_world_build().event_report_path)"
+    # collectstatic needs no database: it runs beside the migration and the demo world.
+    collect = subprocess.Popen(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=_env(**EXTRA_ENV),
+        stdout=subprocess.DEVNULL,
     )
-    _manage("collectstatic", "--noinput", "-v0")
+    try:
+        site_database_migrated(_env(**EXTRA_ENV), db_name=DB_NAME)
+        build = "from testing.demo_world import demo_world_build; print(demo_world_build().event_report_path)"
+        out = _manage("shell", "-c", build)
+    finally:
+        if collect.wait() != 0:
+            raise RuntimeError("collectstatic failed")
     return out.strip().splitlines()[-1]
 
 
@@ -127,7 +139,10 @@ def _row(name: str, run: Run) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--quick", action="store_true", help="one run per page, static reference of the profile only (else median of 3)"
+        "--quick",
+        action="store_true",
+        help="one run each of the profile and the event report, static reference of the profile only "
+        "(else every page, median of 3)",
     )
     args = parser.parse_args(argv)
     runs = 1 if args.quick else 3
@@ -137,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Preparing database {DB_NAME} (migrate, demo world, collectstatic)...", flush=True)
     event = _prepare_database()
-    paths = {name: path.replace("{event}", event) for name, path in PAGES.items()}
+    paths = {
+        name: path.replace("{event}", event) for name, path in PAGES.items() if not args.quick or name in QUICK_PAGES
+    }
 
     with _server(**EXTRA_ENV) as url:
         for path in paths.values():  # warm the page cache, as the prerender does in production
@@ -153,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{runs} run(s) per page ...",
             flush=True,
         )
-        site = _lighthouse([url + p for p in paths.values()], runs)
-        static = _lighthouse([url + p for p in copies.values()], runs)
-        site_runs = {name: site[url + path] for name, path in paths.items()}
-        static_runs = {name: static[url + path] for name, path in copies.items()}
+        # One browser for the pages and their copies.
+        measured = _lighthouse([url + p for p in [*paths.values(), *copies.values()]], runs)
+        site_runs = {name: measured[url + path] for name, path in paths.items()}
+        static_runs = {name: measured[url + path] for name, path in copies.items()}
 
     print()
     print(f"{'page':<24}{'perf':>6}{'a11y':>6}{'bp':>6}{'seo':>6}{'LCP ms':>9}{'CLS':>7}{'TBT ms':>8}{'TTFB ms':>8}")

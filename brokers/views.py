@@ -78,7 +78,12 @@ def profile_json(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse(selectors.broker_figures(broker=broker))
 
 
-@regenerated_page(params=("brokers", "pick"))
+# The picker sent with no box ticked and no JavaScript: ?brokers= and nothing else (compare.js says the
+# same in the page instead). The page cache keeps that blank ?brokers= apart from a bare /compare/.
+NO_BROKER_CHOSEN = "No broker chosen: tick two to four brokers, then Compare."
+
+
+@regenerated_page(params=("brokers", "pick"), keep_blank=("brokers",))
 def compare(request: HttpRequest) -> HttpResponse:
     picked = request.GET.getlist("pick")
     if picked:
@@ -87,6 +92,8 @@ def compare(request: HttpRequest) -> HttpResponse:
     choices = selectors.compare_choices()
     raw = request.GET.get("brokers", "").strip()
     context: dict[str, object] = {"choices": choices, "selected": []}
+    if "brokers" in request.GET and not raw:
+        return _bad_request(request, "brokers/compare.html", {**context, "error": NO_BROKER_CHOSEN})
     if raw:
         slugs, error = parse_compare(raw, known={slug for slug, _ in choices})
         context["selected"] = slugs

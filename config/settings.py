@@ -73,8 +73,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Header-only: the fast lane (pagecache/asgi.py HEADER_MIDDLEWARE) sends the same policy.
-    "csp.middleware.CSPMiddleware",
+    # Header-only: the fast lane (pagecache/asgi.py HEADER_MIDDLEWARE) sends the same policy. django-csp's
+    # middleware with the hashes of the stylesheets written into the pages (pagecache/inline.py).
+    "pagecache.inline.InlineStyleCSPMiddleware",
     # Sets the device cookie of a successful log-in: the owner's own budget (accounts/login_limits.py).
     "accounts.login_limits.LoginDeviceMiddleware",
     # Last, as django-axes asks: it turns a refused log-in into its answer (429, Retry-After).
@@ -364,7 +365,8 @@ LOGIN_FAILURE_MEMORY_S = env_int("LOGIN_FAILURE_MEMORY_S", 86400, minimum=60)  #
 LOGIN_KNOWN_FOR_S = env_int("LOGIN_KNOWN_FOR_S", 90 * 86400, minimum=3600)  # a client stays known this long
 
 # Content-Security-Policy (django-csp; Django 5.2 has none of its own): only this site's own scripts,
-# styles, images and sockets; no inline script or style, no plugins, no framing, forms post here.
+# styles, images and sockets; no inline script, no inline style but the site's own stylesheets named by
+# their hashes (added by pagecache.inline.InlineStyleCSPMiddleware), no plugins, no framing, forms post here.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

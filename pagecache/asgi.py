@@ -1,7 +1,8 @@
 """The fast lane for regenerated pages: an ASGI layer in front of Django, like an nginx proxy cache.
 
 A fresh copy asked for by an anonymous visitor is answered straight from Redis, in the event loop,
-with one round trip and no thread hop, middleware or ORM. Everything else goes to Django, where
+with one round trip and no thread hop, middleware or ORM; gzip-compressed (the copy stored beside it,
+see ``pagecache.isr``) when the visitor accepts that. Everything else goes to Django, where
 ``pagecache.isr`` handles misses, stale copies (and their background regeneration) and
 logged-in visitors. Both lanes send the same headers; a test holds them to it.
 """
@@ -29,6 +30,7 @@ from django.utils.module_loading import import_string
 from common.metrics import STATS_KEY
 from common.redis import REDIS_DOWN, redis_async, redis_breaker
 from pagecache import isr
+from pagecache.inline import styles_digest
 
 LOCAL_MAX_PAGES = 2048
 HIT_FLUSH_S = 0.25
@@ -40,13 +42,16 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 
 @lru_cache(maxsize=4096)
-def _page_params(path: str) -> tuple[str, ...] | None:
-    """The declared query parameters of the regenerated page at path, or None if it is not one."""
+def _page_spec(path: str) -> isr.PageSpec | None:
+    """The spec (declared query parameters) of the regenerated page at path, or None if it is not one."""
     try:
         spec: isr.PageSpec | None = getattr(resolve(path).func, "page_spec", None)
     except Resolver404:
         return None
-    return None if spec is None else spec.params
+    return spec
+
+
+VARY = ", ".join(isr.VARY).encode()
 
 
 # Middleware that only adds response headers. The fast lane runs the configured ones on an empty
@@ -55,12 +60,18 @@ HEADER_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "pagecache.inline.InlineStyleCSPMiddleware",
 )
 
 
-@lru_cache(maxsize=2)
 def security_headers(*, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     """The headers the configured header-only middleware adds to a page (HSTS only when secure)."""
+    return _security_headers(secure=secure, styles=styles_digest())
+
+
+@lru_cache(maxsize=4)
+def _security_headers(*, secure: bool, styles: str) -> tuple[tuple[bytes, bytes], ...]:
+    """styles: the inlined stylesheets' digest, whose hashes the policy names (pagecache/inline.py)."""
 
     class _Request(HttpRequest):
         def _get_scheme(self) -> str:
@@ -77,7 +88,7 @@ def security_headers(*, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
 
 @receiver(setting_changed)
 def _forget_headers(**_: Any) -> None:
-    security_headers.cache_clear()
+    _security_headers.cache_clear()
 
 
 _instances: weakref.WeakSet[CachedPagesMiddleware] = weakref.WeakSet()
@@ -119,10 +130,10 @@ class CachedPagesMiddleware:
         local = self._local.get((path, raw_query))
         if local is not None and local[0] > now:
             return local[1]
-        params = _page_params(path)
-        if params is None:
+        spec = _page_spec(path)
+        if spec is None:
             return None
-        key = isr.page_key(path, isr.canonical_query(QueryDict(raw_query), params))
+        key = isr.page_key(path, spec.cache_query(QueryDict(raw_query)))
         try:
             redis_breaker.check()
             raw_entry, fresh = await self._client().mget(cache.make_key(key), cache.make_key(isr.fresh_key(key)))
@@ -187,19 +198,24 @@ class CachedPagesMiddleware:
         entry = await self._fresh_entry(scope["path"], scope.get("query_string", b""))
         if entry is None:
             return False
-        not_modified = entry["etag"] in parse_etags(headers.get(b"if-none-match", b"").decode("latin-1"))
-        body = b"" if not_modified or scope["method"] == "HEAD" else entry["body"]
+        content, etag, encoding = isr.representation(
+            entry, accept_encoding=headers.get(b"accept-encoding", b"").decode("latin-1")
+        )
+        not_modified = etag in parse_etags(headers.get(b"if-none-match", b"").decode("latin-1"))
         response_headers = [
             (b"content-type", entry["content_type"].encode()),
-            (b"etag", entry["etag"].encode()),
+            (b"etag", etag.encode()),
             (b"cache-control", isr.public_cache_control(entry).encode()),
             (b"age", isr.entry_age(entry).encode()),
             (b"x-page-cache", b"hit"),
-            (b"vary", b"Cookie"),
+            (b"vary", VARY),
             *security_headers(secure=secure),
         ]
         if not not_modified:
-            response_headers.append((b"content-length", str(len(entry["body"])).encode()))
+            response_headers.append((b"content-length", str(len(content)).encode()))
+            if encoding:
+                response_headers.append((b"content-encoding", encoding.encode()))
+        body = b"" if not_modified or scope["method"] == "HEAD" else content
         await send({"type": "http.response.start", "status": 304 if not_modified else 200, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
         self._count_hit()

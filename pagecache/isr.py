@@ -21,13 +21,20 @@ a page declares are part of its cache key, so junk parameters can neither split 
 Personal content never reaches the cache: pages are always rendered for an anonymous request,
 and the account navigation between ``ACCOUNT_NAV_START`` and ``ACCOUNT_NAV_END`` is swapped for
 the visitor's own when a logged-in visitor asks.
+
+Each copy is stored with a gzip copy of it, compressed once when stored, and served to anonymous
+visitors who accept gzip (``Vary: Accept-Encoding``, an ETag of its own). Only the shared copy is ever
+compressed: it holds no CSRF token (such a page is never cached) and nothing personal, so BREACH has no
+secret to guess. A personalised answer (the logged-in menu, its log-out form's token) is never compressed.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -47,12 +54,17 @@ from django.utils.http import parse_etags
 
 from common import metrics
 from common.redis import REDIS_DOWN
+from pagecache.inline import styles_digest
 from pagecache.tags import tag_index
 
 logger = logging.getLogger(__name__)
 
 ACCOUNT_NAV_START = "<!--account-nav-->"
 ACCOUNT_NAV_END = "<!--/account-nav-->"
+# {% signed_in_only %} (pagecache/templatetags/signed_in.py): stored commented out, opened by personalise().
+SIGNED_IN_START = "<!--signed-in-only:"
+SIGNED_IN_END = ":signed-in-only-->"
+_SIGNED_IN = re.compile(re.escape(SIGNED_IN_START.encode()) + b"(.*?)" + re.escape(SIGNED_IN_END.encode()), re.S)
 CACHE_VERSION = 1
 LOCK_TIMEOUT_S = 60
 # At most one request renders an outdated page at a time; the lock outlives any sane render.
@@ -75,6 +87,8 @@ class PageEntry(TypedDict):
     tags: list[str]
     # The page's generation when its render started (absent in entries of older releases: 0).
     generation: NotRequired[int]
+    # The body compressed with gzip, when that is smaller (absent in entries of older releases).
+    gzip: NotRequired[bytes]
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,12 @@ class PageSpec:
     view: View
     revalidate: int
     params: tuple[str, ...]
+    # Declared parameters whose presence with no value is a meaning of its own (a form sent with
+    # nothing chosen), kept in the cache key as ``name=``; other blank parameters are dropped.
+    keep_blank: tuple[str, ...] = ()
+
+    def cache_query(self, query: QueryDict) -> str:
+        return canonical_query(query, self.params, keep_blank=self.keep_blank)
 
 
 def tag_response(response: HttpResponseBase, *tags: str) -> None:
@@ -90,19 +110,72 @@ def tag_response(response: HttpResponseBase, *tags: str) -> None:
     response.page_tags = existing | set(tags)  # type: ignore[attr-defined]
 
 
-def canonical_query(query: QueryDict, params: Iterable[str]) -> str:
-    """The declared parameters only, sorted, empty values dropped: one cache key per meaning."""
-    pairs = []
+def canonical_query(query: QueryDict, params: Iterable[str], *, keep_blank: Iterable[str] = ()) -> str:
+    """The declared parameters only, sorted, empty values dropped: one cache key per meaning.
+    A ``keep_blank`` parameter given with only blank values stays, as ``name=``."""
+    pairs: list[tuple[str, str]] = []
     for name in sorted(params):
-        for value in sorted(set(query.getlist(name))):
-            if value.strip():
-                pairs.append((name, value.strip()))
+        values = sorted({value.strip() for value in query.getlist(name)})
+        kept = [value for value in values if value]
+        if not kept and values and name in keep_blank:
+            kept = [""]
+        pairs.extend((name, value) for value in kept)
     return urlencode(pairs)
+
+
+# Worth compressing: text, and the text formats that do not say so in their type.
+COMPRESSIBLE_TYPES = ("text/", "application/xml", "application/json", "application/javascript", "image/svg+xml")
+GZIP_LEVEL = 9  # once per render, not per request: the smallest copy is worth the few milliseconds
+
+
+@functools.lru_cache(maxsize=256)
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (RFC 9110 12.5.3: q=0 refuses it, and ``*``
+    stands for any coding the header does not name)."""
+    star = False
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            return quality > 0
+        if coding == "*":
+            star = quality > 0
+    return star
+
+
+def gzip_etag(etag: str) -> str:
+    """The gzip copy's strong ETag: a different representation must not share the identity's."""
+    return etag[:-1] + '-gzip"'
+
+
+def representation(entry: PageEntry, *, accept_encoding: str) -> tuple[bytes, str, str | None]:
+    """The body, ETag and Content-Encoding (None: identity) of the copy to send."""
+    compressed = entry.get("gzip")
+    if compressed is not None and accepts_gzip(accept_encoding):
+        return compressed, gzip_etag(entry["etag"]), "gzip"
+    return entry["body"], entry["etag"], None
+
+
+def _compressed(body: bytes, content_type: str) -> bytes | None:
+    if not content_type.startswith(COMPRESSIBLE_TYPES):
+        return None
+    # mtime=0: the same page always compresses to the same bytes.
+    compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    return compressed if len(compressed) < len(body) else None
 
 
 def page_key(path: str, query: str) -> str:
     digest = hashlib.sha1(f"{path}?{query}".encode(), usedforsecurity=False).hexdigest()
-    return f"page:{CACHE_VERSION}:{digest}"
+    # The inlined stylesheets' digest: a copy with other styles than the policy's hashes is never served.
+    return f"page:{CACHE_VERSION}:{styles_digest()}:{digest}"
 
 
 def entry_or_none(value: Any) -> PageEntry | None:
@@ -180,16 +253,20 @@ def render_entry(path: str, query: str) -> tuple[HttpResponseBase, PageEntry | N
         # A form with a CSRF token must never be shared between visitors.
         logger.error("refusing to cache %s: it contains a CSRF token", path)
         return response, None
+    content_type = response.get("Content-Type", "text/html; charset=utf-8")
     entry: PageEntry = {
         "path": path,
         "query": query,
         "body": body,
         "etag": '"' + hashlib.sha256(body).hexdigest()[:40] + '"',
-        "content_type": response.get("Content-Type", "text/html; charset=utf-8"),
+        "content_type": content_type,
         "rendered_at": time.time(),
         "revalidate": spec.revalidate,
         "tags": sorted(getattr(response, "page_tags", set())),
     }
+    compressed = _compressed(body, content_type)
+    if compressed is not None:
+        entry["gzip"] = compressed
     return response, entry
 
 
@@ -277,26 +354,35 @@ def entry_age(entry: PageEntry) -> str:
     return str(max(0, int(time.time() - entry["rendered_at"])))
 
 
+# Both lanes send this (pagecache/asgi.py too): the answer depends on the session and the encoding.
+VARY = ("Cookie", "Accept-Encoding")
+
+
 def _build_response(request: HttpRequest, entry: PageEntry, state: str) -> HttpResponse:
     anonymous = not request.user.is_authenticated
-    if anonymous and entry["etag"] in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
-        response = HttpResponse(status=304)
-    elif anonymous:
-        response = HttpResponse(entry["body"], content_type=entry["content_type"])
-    else:
-        response = HttpResponse(personalise(entry["body"], request), content_type=entry["content_type"])
     if anonymous:
-        response["ETag"] = entry["etag"]
+        body, etag, encoding = representation(entry, accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""))
+        if etag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+            response = HttpResponse(status=304)
+        else:
+            response = HttpResponse(body, content_type=entry["content_type"])
+            if encoding:
+                response["Content-Encoding"] = encoding
+        response["ETag"] = etag
         response["Cache-Control"] = public_cache_control(entry)
     else:
+        # Never compressed: the personal menu carries a CSRF token (BREACH).
+        response = HttpResponse(personalise(entry["body"], request), content_type=entry["content_type"])
         response["Cache-Control"] = "private, no-cache"
     response["Age"] = entry_age(entry)
     response["X-Page-Cache"] = state
-    patch_vary_headers(response, ["Cookie"])
+    patch_vary_headers(response, VARY)
     return response
 
 
 def personalise(body: bytes, request: HttpRequest) -> bytes:
+    """The shared copy for a signed-in visitor: their account menu, and the blocks only they get."""
+    body = _SIGNED_IN.sub(rb"\1", body)
     start, end = ACCOUNT_NAV_START.encode(), ACCOUNT_NAV_END.encode()
     head, sep, rest = body.partition(start)
     if not sep:
@@ -355,17 +441,28 @@ def _await_render(key: str, entry: PageEntry) -> PageEntry | None:
     return None
 
 
-def regenerated_page(*, params: tuple[str, ...] = (), revalidate: int | None = None) -> Callable[[View], View]:
-    """Serve a view as a statically regenerated page. ``params``: the query parameters it reads."""
+def regenerated_page(
+    *, params: tuple[str, ...] = (), keep_blank: tuple[str, ...] = (), revalidate: int | None = None
+) -> Callable[[View], View]:
+    """Serve a view as a statically regenerated page. ``params``: the query parameters it reads;
+    ``keep_blank``: those of them whose blank presence means something (see PageSpec)."""
+
+    if not set(keep_blank) <= set(params):
+        raise ValueError(f"keep_blank {keep_blank} must be among params {params}")
 
     def decorator(view: View) -> View:
-        spec = PageSpec(view=view, revalidate=revalidate or settings.PAGECACHE_REVALIDATE_S, params=params)
+        spec = PageSpec(
+            view=view,
+            revalidate=revalidate or settings.PAGECACHE_REVALIDATE_S,
+            params=params,
+            keep_blank=keep_blank,
+        )
 
         @functools.wraps(view)
         def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
             if request.method not in ("GET", "HEAD") or not settings.PAGECACHE_ENABLED:
                 return view(request, **kwargs)
-            query = canonical_query(request.GET, spec.params)
+            query = spec.cache_query(request.GET)
             key = page_key(request.path, query)
             found = cache.get_many([key, fresh_key(key), _generation_key(key)])
             entry = entry_or_none(found.get(key))

@@ -106,7 +106,7 @@ def pages_prerender(*, urls: Iterable[str] | None = None) -> list[Rendered]:
         parts = urlsplit(url)
         started = time.perf_counter()
         spec, _ = isr.page_spec_for(parts.path)
-        query = isr.canonical_query(QueryDict(parts.query), spec.params)
+        query = spec.cache_query(QueryDict(parts.query))
         key = isr.page_key(parts.path, query)
         outcome = isr.regenerate(key, path=parts.path, query=query)
         entry = cache.get(key) if outcome == "rendered" else None

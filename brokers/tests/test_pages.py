@@ -205,6 +205,21 @@ def test_compare_answers_bad_selections_with_a_400_and_a_message(client, demo, q
     assert "<script>" not in body
 
 
+def test_compare_sent_without_javascript_and_no_broker_chosen_says_so(client, demo):
+    bare = client.get("/compare/")  # cached: the blank choice must not be answered with this copy
+    assert client.get("/compare/")["X-Page-Cache"] == "hit"
+    for query in ("brokers=", "brokers=+", "brokers=&utm_source=x"):
+        response = client.get(f"/compare/?{query}")
+        assert response.status_code == 400, query
+        assert "No broker chosen" in response.content.decode(), query
+        assert '<details class="filters-panel picker-panel" open>' in response.content.decode()
+    assert "No broker chosen" not in bare.content.decode()
+    assert "No broker chosen" not in client.get("/compare/").content.decode()  # nor the other way round
+    # The form sends the hidden field blank, so unticking every box reads as no choice, not the last one.
+    shown = client.get("/compare/?brokers=kestrel-fx,northwind-markets").content.decode()
+    assert '<input type="hidden" name="brokers" value="">' in shown
+
+
 def test_compare_picker_without_javascript_redirects_to_the_shareable_url(client, demo):
     response = client.get("/compare/?pick=kestrel-fx&pick=northwind-markets")
     assert response.status_code == 302
@@ -231,10 +246,11 @@ def test_bad_query_strings_are_counted(client, demo):
 def test_static_files_have_hashed_names_and_far_future_caching(client, demo):
     import re
 
-    body = client.get("/").content.decode()
-    css = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', body)
-    assert css, "stylesheet link is not a hashed name"
-    response = client.get(css.group(1), HTTP_ACCEPT_ENCODING="gzip, br")
+    # The stylesheets are written into the pages (pagecache/inline.py); scripts are linked.
+    body = client.get("/compare/").content.decode()
+    script = re.search(r'src="(/static/js/compare\.[0-9a-f]{12}\.js)"', body)
+    assert script, "script link is not a hashed name"
+    response = client.get(script.group(1), HTTP_ACCEPT_ENCODING="gzip, br")
     assert response.status_code == 200
     assert "max-age=31536000" in response["Cache-Control"]
     assert "immutable" in response["Cache-Control"]

@@ -45,6 +45,18 @@ def test_a_fresh_copy_is_served_without_touching_the_database(client, demo, djan
     assert b"Kestrel FX" in response.content
 
 
+def test_the_cache_key_drops_blank_parameters_unless_their_blankness_means_something():
+    from django.http import QueryDict
+
+    query = QueryDict("b=&a=2&a=1&junk=x&c=+")
+    assert isr.canonical_query(query, ("a", "b", "c")) == "a=1&a=2"
+    assert isr.canonical_query(query, ("a", "b", "c"), keep_blank=("b", "c")) == "a=1&a=2&b=&c="
+    assert isr.canonical_query(QueryDict("b=&b=x"), ("b",), keep_blank=("b",)) == "b=x"
+    assert isr.canonical_query(QueryDict(""), ("b",), keep_blank=("b",)) == ""
+    with pytest.raises(ValueError, match="keep_blank"):
+        isr.regenerated_page(params=("a",), keep_blank=("b",))
+
+
 @pytest.mark.django_db
 def test_junk_query_parameters_share_the_cached_copy(client, demo):
     client.get("/brokers/?sort=name")

@@ -136,3 +136,12 @@ async def test_with_redis_down_the_fast_lane_serves_its_own_last_copy(demo):
         assert response["body"] == fast["body"]
     finally:
         redis_breaker.reset()
+
+
+async def test_a_blank_parameter_that_means_something_has_its_own_key_in_the_fast_lane(demo):
+    await fetch("/compare/")
+    assert header_map(await fetch("/compare/"))[b"x-page-cache"] == b"hit"
+    # ?brokers= (the picker sent with nothing ticked) is not the bare page: Django says so.
+    response = await fetch("/compare/?brokers=")
+    assert response["status"] == 400
+    assert b"No broker chosen" in response["body"]

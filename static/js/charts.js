@@ -22,14 +22,23 @@
     fig.addEventListener("keydown", function (ev) { if (ev.key === "Escape") hide(); });
   });
 
+  // The words of Intl.RelativeTimeFormat("en", {numeric: "auto"}), as the server writes them too
+  // (brokers/templatetags/broker_tags.py relative_time), without Intl: its locale data costs tens of
+  // milliseconds on first use, on a phone before the first paint.
   var units = [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600], ["minute", 60]];
+  var named = {
+    "minute 0": "this minute", "day -1": "yesterday", "day 1": "tomorrow", "month -1": "last month",
+    "month 1": "next month", "year -1": "last year", "year 1": "next year"
+  };
   function relative(date) {
     var seconds = (date.getTime() - Date.now()) / 1000;
-    var fmt = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat("en", { numeric: "auto" }) : null;
     for (var i = 0; i < units.length; i++) {
-      if (Math.abs(seconds) >= units[i][1] || units[i][0] === "minute") {
+      var unit = units[i][0];
+      if (Math.abs(seconds) >= units[i][1] || unit === "minute") {
         var n = Math.round(seconds / units[i][1]);
-        return fmt ? fmt.format(n, units[i][0]) : Math.abs(n) + " " + units[i][0] + "s ago";
+        if (named[unit + " " + n]) return named[unit + " " + n];
+        var words = Math.abs(n) + " " + unit + (Math.abs(n) === 1 ? "" : "s");
+        return n < 0 ? words + " ago" : "in " + words;
       }
     }
     return "";

@@ -238,3 +238,48 @@ def test_the_edge_serves_hashed_static_files_from_disk_and_hides_metrics(demo_co
     assert "immutable" in response.headers["cache-control"]
     assert "x-request-id" not in response.headers  # nginx answered: the origin never saw it
     assert httpx.get(edge.url + "/metrics", timeout=5).status_code == 404
+
+
+def test_the_edge_sends_the_origins_gzip_copy_and_unzips_it_only_for_a_client_without_gzip(demo_committed, edge):
+    url = edge.url + "/brokers/kestrel-fx/"
+    with httpx.Client(timeout=5) as client:
+        wait_for(
+            lambda: client.get(url).headers.get("x-edge-cache") == "HIT", timeout=10, what="the edge caching the page"
+        )
+        raw = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert raw.headers["content-encoding"] == "gzip"
+        assert "Accept-Encoding" in raw.headers["vary"]
+        plain = client.get(url, headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        assert plain.headers.get("x-edge-cache") == "HIT"  # the same cached copy, unzipped by the edge
+        assert raw.text == plain.text  # httpx unzipped the one and "Kestrel FX" in plain.text
+
+        # Static text: the .gz copies collectstatic wrote, or compressed by nginx.
+        script = re.search(r'src="(/static/js/[^"]+\.js)"', plain.text)
+        assert script is not None
+        static = client.get(edge.url + script.group(1), headers={"Accept-Encoding": "gzip"})
+        assert static.status_code == 200 and static.headers["content-encoding"] == "gzip"
+
+
+def test_the_edge_never_compresses_a_logged_in_page(demo_committed, edge):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("gziptrader", password="a-long-edge-password-2")
+    with httpx.Client(base_url=edge.url, timeout=5) as trader:
+        login_page = trader.get("/accounts/login/", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in login_page.headers  # a form with a CSRF token: BREACH
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text)
+        assert token is not None
+        trader.post(
+            "/accounts/login/",
+            data={
+                "username": "gziptrader",
+                "password": "a-long-edge-password-2",
+                "csrfmiddlewaretoken": token.group(1),
+            },
+            headers={"Referer": edge.url + "/accounts/login/"},
+        )
+        for path in ("/", "/brokers/kestrel-fx/"):
+            page = trader.get(path, headers={"Accept-Encoding": "gzip"})
+            assert "gziptrader" in page.text and "csrfmiddlewaretoken" in page.text, path
+            assert "content-encoding" not in page.headers, path
