@@ -57,6 +57,7 @@ COUNTERS_FLUSH_S = 5.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 5.0  # backoff (with jitter) between attempts to reach Redis
 SUBSCRIBE_TIMEOUT_S = 3.0  # Redis accepted the connection but did not confirm the subscription: retry
 SNAPSHOT_RETRY_S = 0.5
+SNAPSHOTS_PER_TURN = 20  # snapshots sent before the sync loop lets the rest of the loop run
 WATCHDOG_QUIET_S = 5.0  # nothing heard for this long: the hub sends itself a probe through Redis
 WATCHDOG_PROBE_TIMEOUT_S = 2.0  # and if the probe does not come back in this time, it reconnects
 UNSUBSCRIBED_GRACE_S = 10.0  # /readyz: clients but no subscription for longer than this is unhealthy
@@ -519,7 +520,11 @@ class Hub:
                 await asyncio.sleep(SNAPSHOT_RETRY_S)
                 self._sync_wake.set()
                 continue
-            for client in batch:
+            for n, client in enumerate(batch):
+                if n and n % SNAPSHOTS_PER_TURN == 0:
+                    # A send that does not suspend never yields: a reconnect storm's hundreds of snapshots
+                    # would otherwise hold the loop, and the Redis read with it, until the last is out.
+                    await asyncio.sleep(0)
                 if client not in self.clients or client in self.unsynced:
                     continue
                 snap = snapshot_build(source, instruments=client.instruments, brokers=client.brokers)

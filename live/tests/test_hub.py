@@ -256,6 +256,45 @@ def test_readiness_shows_how_late_the_hub_wrote_quotes_counted_per_client_writte
 
 
 @pytest.mark.asyncio
+async def test_a_storm_of_snapshots_lets_the_rest_of_the_loop_run_between_them() -> None:
+    from django.conf import settings
+
+    hub = Hub(redis_url=settings.REDIS_URL, prefix=PREFIX)  # the real Redis: an empty snapshot
+    turns = 0
+    seen: list[int] = []  # the other task's turn count as each snapshot went out
+
+    class Watched(Recorder):
+        async def send_snapshot(self, snapshot: Snapshot) -> None:
+            seen.append(turns)
+            await super().send_snapshot(snapshot)
+
+    clients = [Watched(["EURUSD"]) for _ in range(5 * hub_module.SNAPSHOTS_PER_TURN)]
+    for client in clients:
+        hub.clients.add(client)
+    hub.unsynced = set(clients)
+    hub.subscribed = True
+
+    async def other_work() -> None:  # e.g. the Redis read, which must not wait for the last snapshot
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(other_work())
+    sync = asyncio.ensure_future(hub._sync_loop())
+    hub._sync_wake.set()
+    try:
+        await await_for(lambda: all(c.snapshots == 1 for c in clients), timeout=10)
+    finally:
+        other.cancel()
+        sync.cancel()
+        await asyncio.gather(other, sync, return_exceptions=True)
+        await hub.stop()
+    assert all(c.ready for c in clients)
+    assert seen[-1] - seen[0] >= 4  # the other task ran between every SNAPSHOTS_PER_TURN snapshots
+
+
+@pytest.mark.asyncio
 async def test_a_client_that_attaches_while_the_last_one_is_stopping_the_hub_gets_live_quotes(
     throwaway_redis: ThrowawayRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
