@@ -34,7 +34,7 @@ from django.conf import settings
 
 from common.redis import redis_async_connection, redis_async_new
 from common.ticks import now_us
-from live.outbox import Decision, Outbox, Update, quote_group, ws_text_frame
+from live.outbox import Decision, Outbox, Update, quote_group, quote_part, ws_text_frame
 from marketdata import keys
 
 logger = logging.getLogger(__name__)
@@ -600,9 +600,13 @@ class Hub:
         for instrument, waiting in incoming.items():
             parts: list[tuple[str, Update]] = []
             brokers: dict[str, str] = {}  # key -> broker
+            alone = len(waiting) == 1  # its own frame is the group's; otherwise the group's frame serves
             for key, (data, broker, ts) in waiting.items():
-                text = '{"type":"quotes","quotes":[' + data + "]}"
-                parts.append((key, Update(fragment=data, text=text, frame=ws_text_frame(text.encode()), ts=ts)))
+                if alone:
+                    text = '{"type":"quotes","quotes":[' + data + "]}"
+                    parts.append((key, Update(fragment=data, text=text, frame=ws_text_frame(text.encode()), ts=ts)))
+                else:
+                    parts.append((key, quote_part(data, ts)))
                 brokers[key] = broker
             self._on_quotes(instrument, parts, brokers)
 

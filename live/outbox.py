@@ -165,17 +165,28 @@ class Outbox:
         quotes, groups = self.quotes, self.groups
         if not self.statuses and len(quotes) + len(groups) == 1:  # the usual case for a client that keeps up
             self.quotes, self.groups = {}, {}
-            return list(quotes.values()) or list(groups.values())
+            return [_framed(next(iter(quotes.values() or groups.values())))]
         out: list[Update | str] = []
         if self.statuses:
             out.extend(self.statuses.values())
             self.statuses = {}
         if len(quotes) + len(groups) == 1:
-            out.extend(quotes.values() or groups.values())
+            out.append(_framed(next(iter(quotes.values() or groups.values()))))
         elif quotes or groups:
             out.append(quotes_batch([*(g.fragment for g in groups.values()), *(u.fragment for u in quotes.values())]))
         self.quotes, self.groups = {}, {}
         return out
+
+
+def _framed(update: Update) -> Update | str:
+    """An update to send alone: itself when framed, else its message (a quote of a larger group is
+    framed only if it ever goes out on its own; see quote_part)."""
+    return update if update.frame else quotes_batch([update.fragment])
+
+
+def quote_part(fragment: str, ts: int) -> Update:
+    """A quote that goes out in a group: its own message and frame are left to _framed()."""
+    return Update(fragment=fragment, text="", ts=ts)
 
 
 def quotes_batch(fragments: Iterable[str]) -> str:

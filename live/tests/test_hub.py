@@ -226,6 +226,8 @@ def test_an_instruments_quotes_from_one_read_go_to_every_subscriber_as_one_share
     assert isinstance(group, Update)
     assert [m["seq"] for m in json.loads(group.text)["quotes"]] == [1, 3, 4]  # in the order they came
     assert [json.loads(u.fragment)["seq"] for u in zeta_only.outbox.pending_quotes().values()] == [4]
+    (alone,) = zeta_only.outbox.take()  # one quote of a larger group, sent on its own: framed now
+    assert json.loads(alone if isinstance(alone, str) else alone.text)["quotes"][0]["seq"] == 4
     assert everyone.outbox.conflated == 0  # nothing was offered only to be replaced
 
 
