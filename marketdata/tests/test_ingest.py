@@ -123,15 +123,28 @@ def test_a_feed_that_disconnects_is_reconnected_and_its_status_history_shows_the
 
     validator = _validator("kestrel-fx")
 
+    outage_s = 1.2
+
     async def scenario():
         ing = _ingestor(validator, status_sink=sink)
-        feed = SimulatorFeed("kestrel-fx", {"quotes_per_s": 5, "tick_ms": 20, "outages": [[0.6, 1.2]]})
+        feed = SimulatorFeed("kestrel-fx", {"quotes_per_s": 5, "tick_ms": 20, "outages": [[0.6, outage_s]]})
         done = asyncio.Event()
-        asyncio.get_running_loop().call_later(4.0, done.set)
-        await ing.run([feed], until=done)
-        return ing
 
-    ing = asyncio.run(scenario())
+        async def until_back_up():
+            # Stop once the feed is back (backoff has jitter, so no fixed run time fits every draw).
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if ing.stats.reconnects >= 1 and ing.status_of("kestrel-fx") == FeedStatus.UP:
+                    break
+                await asyncio.sleep(0.05)
+            done.set()
+
+        watcher = asyncio.create_task(until_back_up())
+        await ing.run([feed], until=done)
+        await watcher
+        return ing, feed
+
+    ing, feed = asyncio.run(scenario())
     assert ing.stats.reconnects >= 1
     # Status rows are written from a thread: give it time on a busy machine.
     deadline = time.monotonic() + 10
@@ -140,8 +153,13 @@ def test_a_feed_that_disconnects_is_reconnected_and_its_status_history_shows_the
     history = list(FeedStatusChange.objects.filter(broker__slug="kestrel-fx").order_by("at"))
     statuses = [h.status for h in history]
     assert statuses[:3] == ["up", "down", "up"], statuses
-    gap = (history[2].at - history[1].at).total_seconds()
-    assert 0.5 <= gap <= 3.0
+    # The feed is back only after the forced outage ends, and at most three reconnect attempts fit in the
+    # outage (the shortest draws are 0.25, 0.5 and 1 s), so the first attempt after it comes at most one
+    # attempt-2 delay later; one second more for a busy machine.
+    outage_end = us_to_dt(feed.forced[0][1])
+    longest_wait = 0.5 * 2**2 * 1.5  # backoff_delay(2) at its largest jitter
+    back_after = (history[2].at - outage_end).total_seconds()
+    assert history[1].at < outage_end and 0 <= back_after <= longest_wait + 1.0, back_after
     assert ing.status_of("kestrel-fx") == FeedStatus.UP
 
 
