@@ -12,11 +12,12 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from django_redis.pool import ConnectionFactory
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,27 @@ class BreakerConnectionPool(redis.BlockingConnectionPool):
         super().__init__(*args, **kwargs)
 
 
+class SharedClientFactory(ConnectionFactory):  # type: ignore[misc]  # django-redis ships no types
+    """django-redis's factory, with one redis.Redis per server for the whole process.
+
+    Django gives every asyncio task its own cache object (the handler is an asgiref Local), and
+    django-redis gave each cache object a redis.Redis of its own over the shared pool. Under daphne each
+    WebSocket connection is a task, so 500 connections held 500 clients, each with its command callback
+    table and seven event listeners: memory, and objects that every full garbage collection of the web
+    process walked (bench.live). A redis.Redis over a pool is safe to share between threads and tasks;
+    the pool stays the one bounded, process-wide pool it was.
+    """
+
+    _clients: ClassVar[dict[str, Any]] = {}
+
+    def get_connection(self, params: dict[str, Any]) -> Any:
+        key = params["url"]
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients.setdefault(key, super().get_connection(params))
+        return client
+
+
 def _options(**overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT_S,
@@ -127,14 +149,12 @@ def redis_async_new(*, url: str | None = None, **overrides: Any) -> Any:
     return aioredis.Redis.from_url(url or settings.REDIS_URL, **_options(**overrides))
 
 
-async def redis_async_connection(*, url: str | None = None, **overrides: Any) -> Any:
-    """One asyncio connection of its own, connected, outside any pool (a long-lived subscription read
-    reply by reply). The caller disconnects it."""
+def redis_connection(*, url: str | None = None, **overrides: Any) -> Any:
+    """One synchronous connection of its own, not yet connected, outside any pool (a subscription read
+    in a thread of its own). The caller connects and disconnects it."""
     options = _options(**overrides)
     options["health_check_interval"] = 0  # a health-check PING is not allowed on a subscribed connection
-    conn: Any = aioredis.ConnectionPool.from_url(url or settings.REDIS_URL, **options).make_connection()
-    await conn.connect()
-    return conn
+    return redis.ConnectionPool.from_url(url or settings.REDIS_URL, **options).make_connection()
 
 
 _shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()

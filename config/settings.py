@@ -161,6 +161,8 @@ if USE_REDIS:
                 # are checked before use, so a Redis-side idle `timeout` may close them safely.
                 # After one failure the process fails fast for REDIS_RETRY_AFTER_S (common/redis.py).
                 "CONNECTION_POOL_CLASS": "common.redis.BreakerConnectionPool",
+                # One client object per process, not one per asyncio task (see the class).
+                "CONNECTION_FACTORY": "common.redis.SharedClientFactory",
                 "CONNECTION_POOL_KWARGS": {
                     "max_connections": REDIS_MAX_CONNECTIONS,
                     "timeout": REDIS_TIMEOUT_S,
@@ -249,8 +251,6 @@ CELERY_BEAT_SCHEDULE["event-reports"] = {
 PAGECACHE_BACKGROUND = env_str("PAGECACHE_BACKGROUND", "celery" if USE_REDIS else "thread")
 # Off only for measuring: every request then renders (bench.pages' uncached baseline).
 PAGECACHE_ENABLED = env_bool("PAGECACHE_ENABLED", True)
-# The web process collects cyclic garbage on this interval instead of automatically (config/asgi.py).
-WEB_GC_INTERVAL_S = env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0)
 # Each web process may answer from its own copy of a fresh page for this long (0 turns it off).
 PAGECACHE_LOCAL_S = env_float("PAGECACHE_LOCAL_S", 0.5, minimum=0)
 PAGECACHE_REVALIDATE_S = env_int("PAGECACHE_REVALIDATE_S", 300, minimum=1)

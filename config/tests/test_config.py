@@ -134,3 +134,25 @@ def test_env_float_fails_loudly(monkeypatch):
         env_float("X_FLOAT", 0.5, minimum=0)
     monkeypatch.setenv("X_FLOAT", "0.25")
     assert env_float("X_FLOAT", 0.5, minimum=0) == 0.25
+
+
+@pytest.mark.asyncio
+async def test_websocket_connections_share_one_redis_client_instead_of_each_making_its_own() -> None:
+    # Django gives every asyncio task its own cache object (asgiref's Local), and django-redis gave
+    # every cache object its own redis.Redis: 500 WebSocket connections held 500 clients, each with its
+    # callback table and event listeners, in every full garbage collection of the web process.
+    import asyncio
+    import contextvars
+
+    from django_redis import get_redis_connection
+
+    async def client_seen_by_a_connection() -> object:
+        await asyncio.sleep(0)
+        return get_redis_connection("default")  # the client of this task's cache object
+
+    # Each in a context of its own, as daphne starts each connection's application.
+    first, second = await asyncio.gather(
+        asyncio.create_task(client_seen_by_a_connection(), context=contextvars.Context()),
+        asyncio.create_task(client_seen_by_a_connection(), context=contextvars.Context()),
+    )
+    assert first is second
