@@ -1207,8 +1207,12 @@ def main_burst(args: Any) -> None:
             )
             daphne_pids = [s.proc.pid for s in servers]
             designs = [("hub", [f"ws://127.0.0.1:{s.port}/ws/spreads/" for s in servers], daphne_pids)]
-            if not args.no_baseline:
+            references = {"pubsub", "node"} if args.references is None else set(args.references.split(","))
+            if args.no_baseline:
+                references = set()
+            if "pubsub" in references:
                 designs.append(("pubsub", [f"ws://127.0.0.1:{s.port}/ws/pubsub/" for s in servers], daphne_pids))
+            if "node" in references:
                 nodes = _node_start(env, args.servers)
                 designs.append(("node", [f"ws://127.0.0.1:{port}/" for _p, port in nodes], [p.pid for p, _ in nodes]))
             print(
@@ -1280,6 +1284,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline (profiling runs)")
+    parser.add_argument(
+        "--references", type=str, default=None, help="--burst: which references to run (pubsub,node; default both)"
+    )
     parser.add_argument(
         "--nice",
         type=int,

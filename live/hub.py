@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import json
 import logging
 import math
@@ -32,14 +31,14 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from django.conf import settings
 
-from common.redis import redis_async_connection, redis_async_new
+from common.redis import redis_async_new
 from common.ticks import now_us
 from live.outbox import Decision, Outbox, Update, quote_group, quote_part, ws_text_frame
+from live.subscription import SubscriptionReader
 from marketdata import keys
 
 logger = logging.getLogger(__name__)
 
-READ_BATCH_MAX = 5000  # messages taken from Redis before fanning out (a burst's 1/4 s at 20,000/s)
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
 # The flush (a write to every client with something pending) takes at most about this share of the
 # process's time; after a flush that took t seconds the next waits t * (1 - share) / share, at most
@@ -270,6 +269,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._lifecycle = asyncio.Lock()
         self._client: Any = None
+        self._reader: SubscriptionReader | None = None  # the current subscription's reader, for /readyz
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -373,6 +373,8 @@ class Hub:
             # How late this process writes quotes, from when the ingestor took them: the server's share
             # of the tick-to-client latency, whatever the network and the clients add after it.
             "delivery_lag_ms": {"le": list(LAG_BOUNDS_MS), "counts": list(self.lag_counts)},
+            # Read from Redis by the subscription's thread, not yet taken by the event loop: a busy loop.
+            "read_not_taken": reader.waiting() if (reader := self._reader) is not None else 0,
             # Clients are connected, yet there has been no confirmed subscription for longer than a
             # reconnect normally takes.
             "healthy": not self.clients or (self.running and unsubscribed_s < UNSUBSCRIBED_GRACE_S),
@@ -406,51 +408,40 @@ class Hub:
         backoff = RECONNECT_MIN_S
         loop = asyncio.get_running_loop()
         while True:
-            conn = None
-            pending: list[tuple[str, str]] = []
-
-            def take_pending() -> None:
-                nonlocal pending
-                batch, pending = pending, []
-                self.on_messages(batch)
-
+            reader = None
             try:
-                # A bare connection read reply by reply, not redis-py's PubSub object: its get_message()
-                # costs 4.4 us a message here against 1.3 us, and at 20,000 quotes/s in a burst every
-                # daphne process reads every quote. No read timeout: a quiet subscription is not a dead
-                # one (the watchdog tells).
-                conn = await redis_async_connection(url=self.redis_url, decode_responses=True, socket_timeout=None)
-                await conn.send_command("PSUBSCRIBE", keys.live_pattern(self.prefix))
-                reply = await asyncio.wait_for(conn.read_response(), timeout=SUBSCRIBE_TIMEOUT_S)
-                if not (isinstance(reply, list) and reply and reply[0] == "psubscribe"):
-                    raise ConnectionError(f"Redis answered the subscription with {reply!r}")
+                # Read in a thread of its own (live/subscription.py): whatever holds the event loop, Redis's
+                # buffer to this process is drained, and the loop takes all of it at once to conflate.
+                # No read timeout: a quiet subscription is not a dead one (the watchdog tells).
+                reader = SubscriptionReader(
+                    url=self.redis_url,
+                    pattern=keys.live_pattern(self.prefix),
+                    deliver=self.on_messages,
+                    loop=loop,
+                    connect_timeout_s=SUBSCRIBE_TIMEOUT_S,
+                )
+                reader.start()
+                self._reader = reader
+                await asyncio.wait_for(asyncio.shield(reader.subscribed), timeout=SUBSCRIBE_TIMEOUT_S)
                 self._on_subscribed()
                 backoff = RECONNECT_MIN_S
-                while True:
-                    # read_response() returns without yielding while replies are buffered: what Redis has
-                    # already delivered is read in one go, and handled as one batch on the next loop turn
-                    # (behind in a burst, latest-value-wins then applies on the way in).
-                    reply = await conn.read_response()
-                    if isinstance(reply, list) and len(reply) == 4 and reply[0] == "pmessage":
-                        pending.append((reply[2], reply[3]))
-                        if len(pending) == 1:
-                            loop.call_soon(take_pending)
-                        elif len(pending) >= READ_BATCH_MAX:
-                            take_pending()
+                await reader.ended
+                raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 COUNTERS.incr("live_hub_redis_lost")
                 logger.warning("live hub lost Redis (%s); reconnecting in %.1f s", exc or type(exc).__name__, backoff)
             finally:
-                pending = []  # a take_pending() still scheduled finds nothing: the snapshot will follow
+                # Nothing is delivered after close(): what the thread still reads is dropped, the snapshot
+                # that follows the next subscription covers it.
+                if reader is not None:
+                    reader.close()
+                    self._reader = None
                 if self.subscribed:
                     self.subscribed = False
                     self.unsubscribed_since = time.monotonic()
                 self._subscribed_event.clear()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.disconnect()
             # Meanwhile clients keep their last values, and their boards say the quotes are delayed.
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
             backoff = min(backoff * 2, RECONNECT_MAX_S)

@@ -490,3 +490,50 @@ def test_no_interleaving_of_attach_detach_snapshot_and_redis_loss_leaves_a_clien
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(HubMachine, settings=HubMachine.TestCase.settings)
+
+
+def _publish_burst(url: str, *, count: int, first_seq: int, hub: Hub) -> int:
+    """One broker's quotes for EURUSD, published as fast as Redis takes them, while the event loop is
+    held (a synchronous call); returns the last seq once the hub has read them all."""
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline(transaction=False)
+    body = {"broker": "acme", "instrument": "EURUSD", "bid": 1.1, "ask": 1.1001, "spread": 0.0001}
+    for seq in range(first_seq, first_seq + count):
+        pipe.publish(
+            keys.live_channel("EURUSD", PREFIX), json.dumps({**body, "ts_ingest": time.time_ns() // 1000, "seq": seq})
+        )
+    pipe.execute()
+    pubsub_output_bytes = 1
+    deadline = time.monotonic() + 10
+    while pubsub_output_bytes and time.monotonic() < deadline:  # Redis has handed every quote to the socket
+        pubsub_output_bytes = sum(int(c["omem"]) for c in client.client_list() if c.get("cmd") == "psubscribe")
+    client.close()
+    reader = hub._reader
+    # Read, not yet taken: on a loaded machine the thread needs a moment for the last of them.
+    wait_for(lambda: reader is not None and reader.waiting() >= count, 10, what="the burst read by the thread")
+    return first_seq + count - 1
+
+
+@pytest.mark.asyncio
+async def test_quotes_that_piled_up_while_the_event_loop_was_busy_reach_clients_as_the_newest_at_once(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    # A reconnect storm or a long flush can hold the event loop for a while. Read on the loop, the
+    # subscription then came in a socket read (256 KB) per loop turn, and each turn's flush sent
+    # clients quotes that newer ones, already in the socket, had replaced. Read in its own thread, all of
+    # it is taken at once and conflated to the newest.
+    hub = Hub(redis_url=throwaway_redis.url, prefix=PREFIX)
+    publisher = Publisher(throwaway_redis.url)
+    client = Recorder(["EURUSD"])
+    await hub.attach(client)
+    try:
+        await every_client_gets_a_new_quote(hub, publisher)
+        await await_for(lambda: not client.outbox, 2, what="nothing pending")
+        before = len(client.messages)
+        # The loop is held (a synchronous call) while 8,000 quotes, about 1.4 MB, are published.
+        last = _publish_burst(throwaway_redis.url, count=8000, first_seq=publisher.seq + 1, hub=hub)
+        await await_for(lambda: last in client.seqs(), 5, what="the newest quote delivered")
+        after = [m for m in client.messages[before:] if m["type"] == "quotes"]
+        assert len(after) <= 2, [[q["seq"] for q in m["quotes"]] for m in after]
+    finally:
+        await hub.stop()
