@@ -343,7 +343,7 @@ def _ticks_per_lot(grids: Iterable[_Grid]) -> int:
     the model's steps (three decimals of a lot)."""
     steps = [g.lots for g in grids]
     for digits in range(7):
-        per_lot = 10**digits
+        per_lot: int = 10**digits
         if all(abs(s * per_lot - round(s * per_lot)) <= 1e-9 * max(1.0, s * per_lot) for s in steps):
             return per_lot
     return 10**6
