@@ -787,3 +787,37 @@ def latest_mid(raws: Iterable[bytes | str | None], *, now_us: int, stale_after_s
         if math.isfinite(bid) and math.isfinite(ask) and 0 < bid < ask and abs(now_us - ts) <= stale_after_s * 1e6:
             mids.append((bid + ask) / 2.0)
     return consensus_mid(mids)
+
+
+@dataclass(frozen=True)
+class SizeAdvice:
+    """Accounts that cannot take an order's size as it is, for one lot rule, and the nearest sizes they take."""
+
+    lot_step: float  # lots
+    min_lots: float  # lots
+    accounts: tuple[str, ...]  # "Broker (Account)"
+    below: float | None  # the nearest size under the order's that they take, in lots (None: below the minimum)
+    above: float  # the nearest size over it, in lots
+    reason: UnfilledReason
+
+
+def size_advice(*, estimate: Estimate, lot_units: float) -> list[SizeAdvice]:
+    """Per lot rule, the accounts with fresh depth that cannot take the order's size as it is (not a whole
+    number of their lot steps, or below their minimum), with the nearest sizes that they can: what the form says
+    beside the size field before a trader reads a table of partial fills."""
+    lots = estimate.size / lot_units
+    groups: dict[tuple[float, float], list[str]] = {}
+    reasons: dict[tuple[float, float], UnfilledReason] = {}
+    for r in estimate.brokers:
+        if r.status != "ok" or r.unfilled_reason not in ("lot_step", "minimum"):
+            continue
+        key = (r.lot_step, r.min_lots)
+        groups.setdefault(key, []).append(f"{r.name} ({r.account})" if r.account else r.name)
+        reasons[key] = r.unfilled_reason
+    out = []
+    for (step, minimum), names in sorted(groups.items()):
+        steps = _whole(lots / step)
+        below = round(steps * step, 6) if steps > 0 and steps * step >= minimum - 1e-9 else None
+        above = round(max(minimum, math.ceil(lots / step - 1e-9) * step), 6)
+        out.append(SizeAdvice(step, minimum, tuple(names), below, above, reasons[(step, minimum)]))
+    return out
