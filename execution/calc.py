@@ -13,8 +13,6 @@ fills in full the split can never cost more.
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from common.ticks import consensus_mid
+from execution.split import Offer, best_split
 
 # One definition of lots and quote currencies for the pages and best execution.
 from marketdata.costs import ACCOUNT_CURRENCY as ACCOUNT_CURRENCY
@@ -316,12 +315,19 @@ class _Grid:
 
     step: float
     min_steps: int
+    lots: float = DEFAULT_LOT_STEP  # the step in lots
+    lot_units: float = STANDARD_LOT
 
     @staticmethod
     def of(depth: BrokerDepth, *, lot_units: float) -> _Grid:
         step = depth.lot_step if math.isfinite(depth.lot_step) and depth.lot_step > 0 else DEFAULT_LOT_STEP
         minimum = depth.min_lots if math.isfinite(depth.min_lots) and depth.min_lots > 0 else DEFAULT_MIN_LOTS
-        return _Grid(step=step * lot_units, min_steps=max(1, math.ceil(minimum / step - 1e-9)))
+        return _Grid(
+            step=step * lot_units,
+            min_steps=max(1, math.ceil(minimum / step - 1e-9)),
+            lots=step,
+            lot_units=lot_units,
+        )
 
     def steps_in(self, units: float) -> int:
         """The most whole steps within ``units`` (0 when that is below the minimum)."""
@@ -330,6 +336,17 @@ class _Grid:
 
     def units(self, steps: int) -> float:
         return round(steps * self.step, 8)
+
+
+def _ticks_per_lot(grids: Iterable[_Grid]) -> int:
+    """The fewest ticks per lot (a power of ten up to a million) in which every step is a whole number: 1,000 for
+    the model's steps (three decimals of a lot)."""
+    steps = [g.lots for g in grids]
+    for digits in range(7):
+        per_lot: int = 10**digits
+        if all(abs(s * per_lot - round(s * per_lot)) <= 1e-9 * max(1.0, s * per_lot) for s in steps):
+            return per_lot
+    return 10**6
 
 
 @dataclass
@@ -640,52 +657,6 @@ def estimate_compute(
     )
 
 
-def _runs(p: _Priced, *, side: Side, commission_quote: float, size: float) -> list[tuple[float, int, int]]:
-    """The account's depth as chunks in the order a price-priority split takes them: (cost per unit, steps per
-    chunk, chunks). The first chunk is the minimum order; after it, one lot step at a time, up to the order's
-    size. Steps inside one level cost that level's price, so they are counted together, never one by one (a
-    billion units at 0.001 lot would be ten million steps); a step across a level boundary is one chunk at its
-    blended price. Cost per unit is the signed price plus the commission in the quote currency: lower is better
-    on either side."""
-    sign = _signed(side)
-    costs = [sign * price + commission_quote for price, _ in p.levels]
-    bounds: list[float] = []  # cumulative units at the end of each level
-    paid: list[float] = []  # cumulative cost at the end of each level
-    total = spent = 0.0
-    for c, (_, qty) in zip(costs, p.levels, strict=True):
-        total += qty
-        spent += c * qty
-        bounds.append(total)
-        paid.append(spent)
-    step, min_steps = p.grid.step, p.grid.min_steps
-    steps_total = min(_whole(total / step), _whole(size / step))
-    if steps_total < min_steps:
-        return []
-
-    def cost_to(u: float) -> float:
-        k = min(bisect.bisect_left(bounds, u), len(bounds) - 1)
-        start = bounds[k - 1] if k else 0.0
-        return (paid[k - 1] if k else 0.0) + costs[k] * (u - start)
-
-    def cost_between(u0: float, u1: float) -> float:
-        return (cost_to(u1) - cost_to(u0)) / (u1 - u0)
-
-    runs = [(cost_between(0.0, min_steps * step), min_steps, 1)]
-    j, k = min_steps, 0
-    while j < steps_total:
-        u0 = j * step
-        while k < len(bounds) - 1 and bounds[k] <= u0 + _tolerance(u0):
-            k += 1
-        inside = min(_whole((bounds[k] - u0) / step), steps_total - j)
-        if inside >= 1:  # whole steps within level k: all at its price
-            runs.append((costs[k], 1, inside))
-            j += inside
-        else:  # one step across the boundary
-            runs.append((cost_between(u0, u0 + step), 1, 1))
-            j += 1
-    return runs
-
-
 def _split(
     *,
     results: list[BrokerResult],
@@ -698,12 +669,13 @@ def _split(
     usd_rate: float | None,
     rank_key: Callable[[BrokerResult], tuple[int, float]],
 ) -> tuple[Cost | None, list[str]]:
-    """The order split across brokers: each broker through its best-ranked account for this order, chunks of
-    depth taken cheapest first (price including commission) in whole lot steps of each account at or above its
-    minimum order, then priced exactly on each account's own book. Taking cheap chunks first can leave a gap no
-    account's step fits (half a lot left for an account that trades whole lots): whenever one account alone
-    would fill more, or the same for less, the split is that account alone, so it never fills less than any
-    account nor costs more than the best full fill."""
+    """The order split across brokers: each broker through its best-ranked account for this order (one account
+    per broker: a trader holds one, and a broker's accounts share its liquidity). Over those accounts the split is
+    exact for the cost model (execution/split.py proves it): of all allocations in whole lot steps of each account
+    at or above its minimum order, it fills the most and, of those, costs the least (price plus commission),
+    priced exactly on each account's own book. An account that is not its broker's best-ranked one may still fill
+    more alone (a finer lot step): the split is then that account alone, so it never fills less than any account
+    nor costs more than the best full fill."""
     notes: list[str] = []
     if not priced:
         notes.append("No broker has fresh depth for this instrument right now.")
@@ -714,26 +686,26 @@ def _split(
         if r.broker not in chosen or rank_key(r) < rank_key(results[chosen[r.broker]]):
             chosen[r.broker] = index
 
-    heap: list[tuple[float, str, int, int]] = []  # (cost per unit, broker, index, position in its runs)
-    runs: dict[int, list[tuple[float, int, int]]] = {}
-    for broker, index in chosen.items():
-        commission_quote = priced[index].commission_usd / usd_rate if usd_rate else 0.0
-        runs[index] = _runs(priced[index], side=side, commission_quote=commission_quote, size=size)
-        if runs[index]:
-            heapq.heappush(heap, (runs[index][0][0], broker, index, 0))
-    steps: dict[int, int] = {}
-    remaining = size
-    while heap and remaining > _tolerance(size):
-        _, broker, index, pos = heapq.heappop(heap)
-        _, per_chunk, count = runs[index][pos]
-        chunk = per_chunk * priced[index].grid.step
-        take = min(count, _whole(remaining / chunk))
-        if take <= 0:
-            continue  # nothing this account still offers fits: every later chunk is at least a step
-        steps[index] = steps.get(index, 0) + take * per_chunk
-        remaining -= take * chunk
-        if take == count and pos + 1 < len(runs[index]):
-            heapq.heappush(heap, (runs[index][pos + 1][0], broker, index, pos + 1))
+    # The exact split over the chosen accounts (execution/split.py says why it is the best there is), in ticks:
+    # the largest fraction of a lot of which every step and minimum is a whole number.
+    indices = list(chosen.values())
+    lot_units = priced[indices[0]].grid.lot_units
+    per_lot = _ticks_per_lot([priced[i].grid for i in indices])
+    tick = lot_units / per_lot
+    offers = []
+    for index in indices:
+        p = priced[index]
+        commission_quote = p.commission_usd / usd_rate if usd_rate else 0.0
+        sign = _signed(side)
+        offers.append(
+            Offer(
+                levels=[(sign * price + commission_quote, qty) for price, qty in p.levels],
+                step=max(1, round(p.grid.lots * per_lot)),
+                min_steps=p.grid.min_steps,
+                tick=tick,
+            )
+        )
+    ticks = best_split(offers, size_ticks=_whole(size / tick))
 
     def allocation_cost(allocation: dict[int, float]) -> tuple[Cost, dict[int, float]]:
         filled = notional = commission_usd = 0.0
@@ -782,7 +754,7 @@ def _split(
             return False
         return _signed(side) * a.average_price < _signed(side) * b.average_price
 
-    split, taken = allocation_cost({i: priced[i].grid.units(n) for i, n in steps.items()})
+    split, taken = allocation_cost({i: round(t * tick, 8) for i, t in zip(indices, ticks, strict=True) if t > 0})
     for index in priced:
         alone = results[index].cost  # one account alone: its own row, priced by the same rules
         if alone is not None and alone.average_price is not None and better(alone, split):
@@ -815,3 +787,37 @@ def latest_mid(raws: Iterable[bytes | str | None], *, now_us: int, stale_after_s
         if math.isfinite(bid) and math.isfinite(ask) and 0 < bid < ask and abs(now_us - ts) <= stale_after_s * 1e6:
             mids.append((bid + ask) / 2.0)
     return consensus_mid(mids)
+
+
+@dataclass(frozen=True)
+class SizeAdvice:
+    """Accounts that cannot take an order's size as it is, for one lot rule, and the nearest sizes they take."""
+
+    lot_step: float  # lots
+    min_lots: float  # lots
+    accounts: tuple[str, ...]  # "Broker (Account)"
+    below: float | None  # the nearest size under the order's that they take, in lots (None: below the minimum)
+    above: float  # the nearest size over it, in lots
+    reason: UnfilledReason
+
+
+def size_advice(*, estimate: Estimate, lot_units: float) -> list[SizeAdvice]:
+    """Per lot rule, the accounts with fresh depth that cannot take the order's size as it is (not a whole
+    number of their lot steps, or below their minimum), with the nearest sizes that they can: what the form says
+    beside the size field before a trader reads a table of partial fills."""
+    lots = estimate.size / lot_units
+    groups: dict[tuple[float, float], list[str]] = {}
+    reasons: dict[tuple[float, float], UnfilledReason] = {}
+    for r in estimate.brokers:
+        if r.status != "ok" or r.unfilled_reason not in ("lot_step", "minimum"):
+            continue
+        key = (r.lot_step, r.min_lots)
+        groups.setdefault(key, []).append(f"{r.name} ({r.account})" if r.account else r.name)
+        reasons[key] = r.unfilled_reason
+    out = []
+    for (step, minimum), names in sorted(groups.items()):
+        steps = _whole(lots / step)
+        below = round(steps * step, 6) if steps > 0 and steps * step >= minimum - 1e-9 else None
+        above = round(max(minimum, math.ceil(lots / step - 1e-9) * step), 6)
+        out.append(SizeAdvice(step, minimum, tuple(names), below, above, reasons[(step, minimum)]))
+    return out

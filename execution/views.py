@@ -40,6 +40,20 @@ def calculator(request: HttpRequest) -> HttpResponse:
         return render(request, "execution/calculator.html", context, status=503)
     instrument = form.cleaned_data["instrument"]
     as_of = datetime.now(tz=UTC)
+    advice = calc.size_advice(estimate=estimate, lot_units=form.cleaned_data["lot"])
+    if advice:
+        form.fields["size"].widget.attrs["aria-describedby"] = "size-advice"
+    context.update(
+        # Beside the size field: which accounts cannot take this size as it is, and the nearest sizes they can.
+        size_advice=[
+            {
+                "advice": advice,
+                "below_url": None if advice.below is None else _with_size(request, lots=advice.below),
+                "above_url": _with_size(request, lots=advice.above),
+            }
+            for advice in advice
+        ],
+    )
     context.update(
         estimate=estimate,
         # The rows and the split as the JSON and the API answer them: the page shows those very figures.
@@ -61,6 +75,14 @@ def calculator(request: HttpRequest) -> HttpResponse:
         },
     )
     return render(request, "execution/calculator.html", context)
+
+
+def _with_size(request: HttpRequest, *, lots: float) -> str:
+    """This page's query with another size, in lots."""
+    query = request.GET.copy()
+    query["size"] = f"{lots:g}"
+    query["unit"] = "lots"
+    return f"{reverse('execution:calculator')}?{query.urlencode()}"
 
 
 @never_cache

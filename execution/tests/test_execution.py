@@ -375,3 +375,22 @@ def test_an_account_the_broker_quotes_on_its_own_feed_is_priced_from_that_feed(c
         assert got[("kestrel-fx", "Standard")]["priced_from"] == "feed account + mark-up"
     finally:
         get_redis_connection("default").delete(keys.account_depth_hash())
+
+
+def test_the_form_says_beside_the_size_which_accounts_cannot_take_it_and_links_the_nearest_sizes(client, eurusd_book):
+    from brokers.models import AccountType
+
+    AccountType.objects.filter(broker__slug=eurusd_book["a"]).update(lot_step="0.1", min_lots="0.1")
+    response = client.get("/execution/?instrument=EURUSD&side=buy&size=1.05&unit=lots")
+    assert response.status_code == 200
+    body = response.content.decode()
+    advice = body.split('id="size-advice"')[1].split("</div>")[0]
+    assert "Not a whole number of 0.1 lot steps" in advice
+    assert "instrument=EURUSD&amp;side=buy&amp;size=1&amp;unit=lots" in advice
+    assert "size=1.1&amp;unit=lots" in advice
+    assert 'aria-describedby="size-advice"' in body
+    # The other brokers take 1.05 lots: their rows are full fills.
+    c_row = body.split(f'data-broker="{eurusd_book["c"]}"')[1].split("</tr>")[0]
+    assert "in full" in c_row
+    on_grid = client.get("/execution/?instrument=EURUSD&side=buy&size=1&unit=lots").content.decode()
+    assert 'id="size-advice"' not in on_grid

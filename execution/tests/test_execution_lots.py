@@ -320,3 +320,36 @@ def test_every_share_is_on_its_accounts_grid_and_the_split_is_never_worse_than_o
     partials = [r.as_dict()["all_in_with_penalty_usd"] for r in result.brokers if r.partial]
     priced = [p for p in partials if p is not None]
     assert priced == sorted(priced) and partials[: len(priced)] == priced
+
+
+# -- an order size some accounts cannot take as it is: said beside the field, with the nearest sizes ------------
+
+
+def test_an_off_grid_size_names_the_accounts_that_cannot_take_it_and_the_nearest_sizes_they_can():
+    result = estimate(
+        [
+            depth("fine", [[1.0999, 1e7]], [[1.1001, 1e7]], step=0.001, minimum=0.001),
+            depth("micro", [[1.0999, 1e7]], [[1.1001, 1e7]], step=0.01, minimum=0.01),
+            depth("tenth", [[1.0999, 1e7]], [[1.1001, 1e7]], step=0.1, minimum=1.0),
+        ],
+        size=1.005 * LOT,
+    )
+    rows = by_broker(result)
+    assert rows["fine"].fills_in_full  # an account that can take the size still shows a full fill
+    assert rows["micro"].partial and rows["tenth"].partial
+    advice = calc.size_advice(estimate=result, lot_units=LOT)
+    assert [(a.lot_step, a.min_lots, a.accounts, a.below, a.above, a.reason) for a in advice] == [
+        (0.01, 0.01, ("Micro",), 1.0, 1.01, "lot_step"),
+        (0.1, 1.0, ("Tenth",), 1.0, 1.1, "lot_step"),
+    ]
+
+
+def test_a_size_below_a_minimum_offers_the_minimum_and_nothing_smaller():
+    result = estimate([depth("big", [[1.0999, 1e7]], [[1.1001, 1e7]], step=0.1, minimum=1.0)], size=0.25 * LOT)
+    (advice,) = calc.size_advice(estimate=result, lot_units=LOT)
+    assert advice.reason == "minimum" and advice.below is None and advice.above == 1.0
+
+
+def test_a_size_every_account_takes_needs_no_advice():
+    result = estimate([depth("a", [[1.0999, 1e7]], [[1.1001, 1e7]], step=0.1, minimum=0.1)], size=2.3 * LOT)
+    assert calc.size_advice(estimate=result, lot_units=LOT) == []
