@@ -19,7 +19,13 @@ from marketdata.feeds.base import FeedAdapter, adapter_create
 from marketdata.feeds.secrets import SecretMissing
 from marketdata.ingest import Ingestor
 from marketdata.selectors import calendar_events, feed_accounts, feed_adapter_params, feed_configs, symbol_maps
-from marketdata.services import feed_configs_ensure, feed_status_record, rejections_record, us_to_dt
+from marketdata.services import (
+    RejectionWrite,
+    feed_configs_ensure,
+    feed_status_record,
+    rejections_record_once,
+    us_to_dt,
+)
 from marketdata.validation import QuoteValidator
 from marketdata.wal import WalLockedError
 
@@ -33,9 +39,9 @@ def _status_sink(broker: str, status: FeedStatus, at: int, detail: str) -> None:
     feed_status_record(broker_slug=broker, status=str(status), at=us_to_dt(at), detail=detail)
 
 
-def _reject_sink(counts: dict[tuple[str, str], int], at: int) -> None:
+def _reject_sink(writes: list[RejectionWrite], at: int) -> None:
     close_old_connections()
-    rejections_record(counts=counts, at=us_to_dt(at))
+    rejections_record_once(writes=writes, at=us_to_dt(at))
 
 
 def _protocol_reject_counter(validator: QuoteValidator, broker: str) -> Callable[[str, str], None]:
