@@ -188,6 +188,7 @@ class Ingestor:
         self._flush_scheduled = False
         self._flush_lock = asyncio.Lock()
         self._flushed = asyncio.Event()
+        self.at_work = asyncio.Event()  # set once a first batch is durable (start-up timing)
         self._status: dict[str, tuple[FeedStatus, int]] = {}
         self._last_seen: dict[str, int] = {}
         self._shard_of: dict[str, int] = {}
@@ -296,6 +297,7 @@ class Ingestor:
                 self.wal.clear()  # every batch in it is confirmed by Redis
             self.stats.flushes += 1
             self._flushed.set()
+            self.at_work.set()
 
     def _wal_append(self) -> None:
         """Redis did not confirm: make the batches not yet on disk durable there (fsync) before going on."""
@@ -309,6 +311,7 @@ class Ingestor:
             return
         self._in_wal = len(self._backlog)
         self.stats.wal_written += sum(len(b[3]) for b in new)
+        self.at_work.set()
         if self._audit is not None:
             self._audit_line("wal", new)
 

@@ -18,6 +18,7 @@ from common.ticks import FeedStatus
 from marketdata.feeds.base import FeedAdapter, adapter_create
 from marketdata.feeds.secrets import SecretMissing
 from marketdata.ingest import Ingestor
+from marketdata.management.commands._startup import StartupClock
 from marketdata.selectors import calendar_events, feed_accounts, feed_adapter_params, feed_configs, symbol_maps
 from marketdata.services import (
     RejectionWrite,
@@ -81,6 +82,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        clock = StartupClock()
         feed_configs_ensure()
         configs = feed_configs(brokers=options["broker"])
         if not configs:
@@ -131,8 +133,9 @@ class Command(BaseCommand):
             )
         except WalLockedError as exc:
             raise CommandError(str(exc)) from exc
+        clock.mark("set-up")
         self.stdout.write(f"ingesting {', '.join(slugs)}")
-        asyncio.run(self._run(ingestor, adapters, accounts, live, options["seconds"]))
+        asyncio.run(self._run(ingestor, adapters, accounts, live, options["seconds"], clock))
         s = ingestor.stats
         counts = ", ".join(f"{k}={v}" for k, v in sorted(ingestor.validator.counts.items()))
         self.stdout.write(
@@ -141,12 +144,27 @@ class Command(BaseCommand):
         )
 
     async def _run(
-        self, ingestor: Ingestor, adapters: list[FeedAdapter], accounts: list[int], live: list[bool], seconds: float
+        self,
+        ingestor: Ingestor,
+        adapters: list[FeedAdapter],
+        accounts: list[int],
+        live: list[bool],
+        seconds: float,
+        clock: StartupClock,
     ) -> None:
+        async def at_work() -> None:
+            await ingestor.at_work.wait()
+            clock.mark("first work")
+            self.stdout.write(clock.line())
+
+        timing = asyncio.ensure_future(at_work())
         until = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, until.set)
         if seconds:
             loop.call_later(seconds, until.set)
-        await ingestor.run(adapters, until=until, accounts=accounts, live=live)
+        try:
+            await ingestor.run(adapters, until=until, accounts=accounts, live=live)
+        finally:
+            timing.cancel()
