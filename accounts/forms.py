@@ -6,6 +6,8 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.contrib.auth.models import User
 
+from accounts.selectors import login_username
+
 
 def email_normalize(value: str) -> str:
     """Addresses are compared and stored in lower case: the one spelling of an account's email and username."""
@@ -50,5 +52,6 @@ class LoginForm(AuthenticationForm):
         self.fields["username"].label = "Email or username"
 
     def clean_username(self) -> str:
-        value = str(self.cleaned_data.get("username") or "")
-        return email_normalize(value) if "@" in value else value
+        # The account's own username, whichever spelling was typed (its email in any case, or its username):
+        # the backend then finds it by its exact name, and the limits count every spelling as one account.
+        return login_username(typed=str(self.cleaned_data.get("username") or ""))

@@ -108,6 +108,7 @@ class StreamAggregator:
         self.stats = AggregatorStats()
         self._last_rollup = time.monotonic()
         self._last_lock_check = 0.0
+        self.on_first_commit: Callable[[], None] | None = None  # start-up timing (the aggregate command)
 
     # -- ownership ---------------------------------------------------------------------------------
     def _lock_key(self, stream: str) -> int:
@@ -218,6 +219,9 @@ class StreamAggregator:
                 bars_upsert(rows=shard.agg.take_rows())
                 checkpoint_save(stream=stream, last_id="{}-{}".format(*shard.last_id), state=self._state(shard))
         self.stats.commits += 1
+        if self.on_first_commit is not None:
+            first, self.on_first_commit = self.on_first_commit, None
+            first()
         if lags:
             done = now_us()
             self.stats.lag_us.extend(done - t for t in lags)

@@ -77,7 +77,10 @@ return #a / 3
 PUBLISH_CHUNK = 1000  # quotes per call (Lua's unpack() takes at most a few thousand values)
 
 StatusSink = Callable[[str, FeedStatus, int, str], None]  # broker, status, at µs, detail (runs in a thread)
-RejectSink = Callable[[dict[tuple[str, str], int], int], None]  # counts, at µs (runs in a thread)
+# Journalled rejection writes, as (writer: the producer id of the process that counted them, its write's number,
+# counts per (broker, reason)), all of one hour, and at µs (runs in a thread). The sink adds each write once:
+# a write made again from the journal after a kill, whose commit had happened, is recognised by its number.
+RejectSink = Callable[[list[tuple[str, int, dict[tuple[str, str], int]]], int], None]
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> float:
@@ -185,6 +188,7 @@ class Ingestor:
         self._flush_scheduled = False
         self._flush_lock = asyncio.Lock()
         self._flushed = asyncio.Event()
+        self.at_work = asyncio.Event()  # set once a first batch is durable (start-up timing)
         self._status: dict[str, tuple[FeedStatus, int]] = {}
         self._last_seen: dict[str, int] = {}
         self._shard_of: dict[str, int] = {}
@@ -293,6 +297,7 @@ class Ingestor:
                 self.wal.clear()  # every batch in it is confirmed by Redis
             self.stats.flushes += 1
             self._flushed.set()
+            self.at_work.set()
 
     def _wal_append(self) -> None:
         """Redis did not confirm: make the batches not yet on disk durable there (fsync) before going on."""
@@ -306,6 +311,7 @@ class Ingestor:
             return
         self._in_wal = len(self._backlog)
         self.stats.wal_written += sum(len(b[3]) for b in new)
+        self.at_work.set()
         if self._audit is not None:
             self._audit_line("wal", new)
 
@@ -370,7 +376,8 @@ class Ingestor:
             return
         self._rejects_reported = counts
         if self.reject_sink is not None:
-            self._db_enqueue("r", [[[b, reason, n] for (b, reason), n in sorted(delta.items())], now_us()])
+            rows = [[b, reason, n] for (b, reason), n in sorted(delta.items())]
+            self._db_enqueue("r", [rows, now_us(), self.producer])
         task = asyncio.ensure_future(self._publish_rejections(dict(delta)))
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
@@ -410,15 +417,18 @@ class Ingestor:
             return 1, functools.partial(self.status_sink, str(broker), FeedStatus(status), int(at), str(detail))
         assert self.reject_sink is not None
         hour = int(args[1]) // 3_600_000_000
-        counts: Counter[tuple[str, str]] = Counter()
-        covered, at = 0, int(args[1])
-        for _seq, k, a in self._db_queue:
+        writes: list[tuple[str, int, dict[tuple[str, str], int]]] = []
+        at = int(args[1])
+        for seq, k, a in self._db_queue:
             if k != "r" or int(a[1]) // 3_600_000_000 != hour:
                 break
+            counts: Counter[tuple[str, str]] = Counter()
             for broker, reason, n in a[0]:
                 counts[(str(broker), str(reason))] += int(n)
-            covered, at = covered + 1, max(at, int(a[1]))
-        return covered, functools.partial(self.reject_sink, dict(counts), at)
+            writer = str(a[2]) if len(a) > 2 else ""  # none in a journal written before writes carried one
+            writes.append((writer, seq, dict(counts)))
+            at = max(at, int(a[1]))
+        return len(writes), functools.partial(self.reject_sink, writes, at)
 
     async def _db_writer(self) -> None:
         loop = asyncio.get_running_loop()

@@ -263,6 +263,24 @@ class QuoteRejectionCount(models.Model):
         return f"{self.broker_id} {self.reason} x{self.count} @ {self.hour:%Y-%m-%d %H:00}"
 
 
+class IngestWriteMark(models.Model):
+    """How far the database has taken one ingestor process's journalled rejection counts (marketdata/wal.py).
+
+    Updated in the same transaction as the counts it covers, so a write replayed from the journal after a kill
+    that fell between that commit and the journal's "done" mark is recognised (its number is at or below
+    ``last_seq``) and not added a second time. One row per ingestor process that wrote rejection counts; rows
+    untouched for 30 days (services.WRITE_MARK_DAYS) are deleted (a journal left unreplayed longer than that could add
+    its last committed counts again).
+    """
+
+    writer = models.CharField(max_length=32, unique=True, help_text="The ingestor process's producer id.")
+    last_seq = models.BigIntegerField(default=0, help_text="Its journal writes up to this number are in the database.")
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.writer} @ {self.last_seq}"
+
+
 class AggregatorCheckpoint(models.Model):
     """Per stream shard: the last stream entry folded into the bars, and the aggregator's open state.
 

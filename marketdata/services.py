@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from brokers.models import Broker
 from marketdata.aggregation import BarRow
@@ -18,6 +20,7 @@ from marketdata.models import (
     EconomicEvent,
     FeedConfig,
     FeedStatusChange,
+    IngestWriteMark,
     QuoteRejectionCount,
     SpreadBar,
 )
@@ -144,17 +147,64 @@ def feed_status_bulk_record(*, changes: Iterable[tuple[str, str, datetime, str]]
 
 def rejections_record(*, counts: dict[tuple[str, str], int], at: datetime) -> None:
     """Add rejected-quote counts (broker slug, reason) -> n to the hour containing `at`."""
+    with transaction.atomic():
+        _rejections_add(counts=counts, at=at)
+
+
+def _rejections_add(*, counts: dict[tuple[str, str], int], at: datetime) -> None:
     ids = broker_ids()
     hour = at.replace(minute=0, second=0, microsecond=0)
+    for (broker, reason), n in counts.items():
+        if broker not in ids or n <= 0:
+            continue
+        obj, created = QuoteRejectionCount.objects.get_or_create(
+            broker_id=ids[broker], hour=hour, reason=reason, defaults={"count": n}
+        )
+        if not created:
+            QuoteRejectionCount.objects.filter(pk=obj.pk).update(count=F("count") + n)
+
+
+WRITE_MARK_DAYS = 30  # an ingestor's journal is replayed at its next start: far sooner than this
+# (writer, its write's number, counts): one journalled rejection write of an ingestor (marketdata/ingest.py).
+RejectionWrite = tuple[str, int, dict[tuple[str, str], int]]
+
+
+def rejections_record_once(*, writes: Sequence[RejectionWrite], at: datetime) -> int:
+    """Add the counts of each journalled write that is not in the database yet, to the hour containing `at`.
+
+    A writer's writes come in increasing numbers; its mark (IngestWriteMark) says how far the database has
+    them and moves in the same transaction as the counts. So a write made again after a kill that fell
+    between the commit and the journal's "done" mark is skipped: exactly once. A write with no writer ("",
+    from a journal older than the marks) is added as it comes. Returns how many writes were added.
+    """
+    writers = sorted({w for w, _seq, _counts in writes if w})
     with transaction.atomic():
-        for (broker, reason), n in counts.items():
-            if broker not in ids or n <= 0:
-                continue
-            obj, created = QuoteRejectionCount.objects.get_or_create(
-                broker_id=ids[broker], hour=hour, reason=reason, defaults={"count": n}
-            )
-            if not created:
-                QuoteRejectionCount.objects.filter(pk=obj.pk).update(count=F("count") + n)
+        marks: dict[str, IngestWriteMark] = {}
+        for writer in writers:  # sorted: two transactions lock the marks they share in the same order
+            mark, created = IngestWriteMark.objects.select_for_update().get_or_create(writer=writer)
+            marks[writer] = mark
+            if created:
+                _write_marks_prune()
+        total: Counter[tuple[str, str]] = Counter()
+        applied = 0
+        for writer, seq, counts in writes:
+            known = marks.get(writer)
+            if known is not None:
+                if seq <= known.last_seq:
+                    continue  # in the database already: its commit beat the journal's mark
+                known.last_seq = seq
+            total.update(counts)
+            applied += 1
+        _rejections_add(counts=dict(total), at=at)
+        for mark in marks.values():
+            mark.save(update_fields=["last_seq", "updated_at"])
+    return applied
+
+
+def _write_marks_prune() -> None:
+    """Marks of ingestor processes long gone (a new one is made at each start of an ingestor)."""
+    cutoff = timezone.now() - timedelta(days=WRITE_MARK_DAYS)
+    IngestWriteMark.objects.filter(updated_at__lt=cutoff).delete()
 
 
 def calendar_seed(*, start: date, end: date) -> int:

@@ -10,9 +10,10 @@ at or below the producer's last one is a duplicate). Once Redis has confirmed ev
 status change and rejection count the ingestor is to write to the database is appended here before the
 write is tried, and marked done (or the file emptied) once the database took it; on start the writes not
 marked done are queued again. So a PostgreSQL outage, and a kill of the ingestor during it, lose none of
-them. Replaying is exact for status changes (the table refuses a second copy of one change). A rejection
-count is added to its hour, so one whose write had committed when the process was killed, in the moment
-before the journal heard of it, is added again: at least once, never lost.
+them. Replaying is exactly once: the table of status changes refuses a second copy of one change, and a
+rejection write carries its process's producer id, whose mark in the database (IngestWriteMark, moved in
+the same transaction as the counts) says which of its writes are in already. So a write that had
+committed when the process was killed, in the moment before the journal heard of it, is not added again.
 
 Format of both: records of a 4-byte big-endian length, a 4-byte CRC-32 and a msgpack array. A record cut short
 by a crash (or failing its CRC) ends the file: it and anything after it are cut off, since what they held was
@@ -32,7 +33,8 @@ import msgpack  # type: ignore[import-untyped]
 
 WalBatch = tuple[str, int, int, list[Any]]  # producer, shard, batch no, quotes (wire tuples)
 # A database write: sequence number, kind ("s": status change, "r": rejection counts) and its arguments:
-# "s": [broker, status, at µs, detail]; "r": [[[broker, reason, n], ...], at µs].
+# "s": [broker, status, at µs, detail]; "r": [[[broker, reason, n], ...], at µs, writer (producer id; absent in
+# journals written before it was added)].
 DbWrite = tuple[int, str, list[Any]]
 _HEADER = struct.Struct(">II")
 

@@ -23,7 +23,7 @@ from marketdata.feeds.secrets import SecretMissing, secret_resolve
 from marketdata.ingest import Ingestor
 from marketdata.models import FeedConfig, FeedStatusChange, FeedSymbol, QuoteRejectionCount
 from marketdata.selectors import feed_adapter_params, symbol_maps
-from marketdata.services import feed_status_record, rejections_record, us_to_dt
+from marketdata.services import feed_status_record, rejections_record_once, us_to_dt
 from marketdata.validation import QuoteValidator
 from testing.support import wait_for
 
@@ -192,8 +192,8 @@ def test_status_history_and_protocol_rejects_of_a_real_adapter_are_recorded(demo
         feed_status_record(broker_slug=broker, status=str(status), at=us_to_dt(at), detail=detail)
         connection.close()
 
-    def reject_sink(counts, at):
-        rejections_record(counts=counts, at=us_to_dt(at))
+    def reject_sink(writes, at):
+        rejections_record_once(writes=writes, at=us_to_dt(at))
         connection.close()
 
     venue = w.KrakenBook()

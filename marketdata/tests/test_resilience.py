@@ -375,6 +375,119 @@ def test_database_writes_are_journalled_and_the_journal_is_emptied_once_the_data
     assert QuoteRejectionCount.objects.get(broker__slug="kestrel-fx", reason="crossed").count == 4
 
 
+def _ingestor_killed_after_its_commits(wal: Path, validator: QuoteValidator, enqueue) -> Ingestor:
+    """An ingestor whose journalled writes all reach the database, but which "dies" before the journal hears of
+    it: its journal is never marked done nor emptied, as after a kill -9 between a commit and the mark."""
+
+    async def scenario() -> Ingestor:
+        ing = Ingestor(
+            redis_url=settings.REDIS_URL,
+            prefix=PREFIX,
+            shards=SHARDS,
+            validator=validator,
+            status_sink=_status_sink,
+            reject_sink=_reject_sink,
+            wal_path=wal,
+        )
+        assert ing.db_journal is not None
+        ing.db_journal.done = lambda seq: None  # type: ignore[method-assign]
+        ing.db_journal.clear = lambda: None  # type: ignore[method-assign]
+        enqueue(ing)
+        await await_for(lambda: ing.db_pending == 0, timeout=30, what="the writes committed")
+        await ing.stop()
+        return ing
+
+    return asyncio.run(scenario())
+
+
+def _replay(wal: Path) -> Ingestor:
+    """A fresh ingestor (a new process: its own validator) on the same files: it writes again what the journal
+    holds, then stops."""
+    validator = QuoteValidator(symbols={})
+
+    async def scenario() -> Ingestor:
+        ing = Ingestor(
+            redis_url=settings.REDIS_URL,
+            prefix=PREFIX,
+            shards=SHARDS,
+            validator=validator,
+            status_sink=_status_sink,
+            reject_sink=_reject_sink,
+            wal_path=wal,
+        )
+        ing._db_kick()
+        await await_for(lambda: ing.db_pending == 0, timeout=30, what="the replayed writes")
+        await ing.stop()
+        return ing
+
+    return asyncio.run(scenario())
+
+
+def _rejected(broker: str) -> int:
+    return sum(QuoteRejectionCount.objects.filter(broker__slug=broker).values_list("count", flat=True))
+
+
+def test_a_rejection_count_committed_just_before_a_kill_is_not_added_again_when_the_journal_is_replayed(
+    demo_committed, tmp_dir
+):
+    validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
+    wal = tmp_dir / "ingest.wal"
+
+    def reject(ing: Ingestor) -> None:
+        validator.by_broker[("kestrel-fx", "crossed")] += 4
+        ing._report_rejections()
+
+    _ingestor_killed_after_its_commits(wal, validator, reject)
+    assert _rejected("kestrel-fx") == 4
+    assert [w[1] for w in db_journal_peek(db_journal_path(wal))] == ["r"]  # committed, never marked done
+
+    again = _replay(wal)
+    assert again.stats.db_replayed == 1 and again.stats.db_written == 1
+    assert _rejected("kestrel-fx") == 4  # not 8
+    assert db_journal_path(wal).stat().st_size == 0
+
+
+def test_a_replay_that_joins_a_committed_rejection_write_with_a_new_one_adds_only_the_new_one(demo_committed, tmp_dir):
+    validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
+    wal = tmp_dir / "ingest.wal"
+
+    def reject(ing: Ingestor) -> None:
+        validator.by_broker[("kestrel-fx", "crossed")] += 4
+        ing._report_rejections()
+
+    first = _ingestor_killed_after_its_commits(wal, validator, reject)
+    [(seq, _kind, args)] = db_journal_peek(db_journal_path(wal))
+    # The same process journalled a second count of the same hour and was killed before it was tried.
+    journal = DbWriteJournal(db_journal_path(wal))
+    journal.append([(seq + 1, "r", [[["kestrel-fx", "crossed", 3]], int(args[1]) + 1, first.producer])], sync=True)
+    journal.close()
+
+    again = _replay(wal)
+    assert again.stats.db_replayed == 2 and again.stats.db_written == 1  # both in one call
+    assert _rejected("kestrel-fx") == 7  # 4 once, and the 3
+
+
+def test_a_status_change_committed_just_before_a_kill_is_not_recorded_again_when_the_journal_is_replayed(
+    demo_committed, tmp_dir
+):
+    validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
+    wal = tmp_dir / "ingest.wal"
+    at = now_us()
+
+    def changes(ing: Ingestor) -> None:
+        ing._on_event(StatusEvent("kestrel-fx", FeedEventKind.CONNECTED, at, "test"))
+        ing._on_event(StatusEvent("kestrel-fx", FeedEventKind.DISCONNECTED, at + 1000, "test"))
+
+    _ingestor_killed_after_its_commits(wal, validator, changes)
+    history = list(FeedStatusChange.objects.filter(broker__slug="kestrel-fx").values_list("status", "at"))
+    assert [w[1] for w in db_journal_peek(db_journal_path(wal))] == ["s", "s"]
+
+    again = _replay(wal)
+    assert again.stats.db_replayed == 2
+    assert list(FeedStatusChange.objects.filter(broker__slug="kestrel-fx").values_list("status", "at")) == history
+    assert [s for s, _ in history] == ["down", "up"]
+
+
 def test_rejection_counts_queued_across_an_hour_boundary_land_in_their_own_hours(demo_committed):
     validator = QuoteValidator(symbols=symbol_maps(brokers=["kestrel-fx"]))
     hour = 3_600_000_000

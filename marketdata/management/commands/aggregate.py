@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from marketdata.aggregator import StreamAggregator
+from marketdata.management.commands._startup import StartupClock
 
 
 class Command(BaseCommand):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--exit-when-idle", type=float, default=0.0, help="Exit after this many idle seconds.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        clock = StartupClock()
         total = settings.LIVE_STREAM_SHARDS
         shards = options["shard"] or list(range(total))
         if any(not 0 <= s < total for s in shards):
@@ -46,9 +48,16 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        clock.mark("set-up")
         self.stdout.write(f"aggregating shards {shards} as {agg.consumer}")
         if agg.single_process:
             self.stdout.write("no PostgreSQL: shard locks skipped, run only this one aggregator")
+
+        def at_work() -> None:
+            clock.mark("first work")
+            self.stdout.write(clock.line())
+
+        agg.on_first_commit = at_work
         agg.run(stop=lambda: stopping, exit_when_idle=options["exit_when_idle"])
         s = agg.stats
         self.stdout.write(

@@ -18,8 +18,15 @@ from common.ticks import FeedStatus
 from marketdata.feeds.base import FeedAdapter, adapter_create
 from marketdata.feeds.secrets import SecretMissing
 from marketdata.ingest import Ingestor
+from marketdata.management.commands._startup import StartupClock
 from marketdata.selectors import calendar_events, feed_accounts, feed_adapter_params, feed_configs, symbol_maps
-from marketdata.services import feed_configs_ensure, feed_status_record, rejections_record, us_to_dt
+from marketdata.services import (
+    RejectionWrite,
+    feed_configs_ensure,
+    feed_status_record,
+    rejections_record_once,
+    us_to_dt,
+)
 from marketdata.validation import QuoteValidator
 from marketdata.wal import WalLockedError
 
@@ -33,9 +40,9 @@ def _status_sink(broker: str, status: FeedStatus, at: int, detail: str) -> None:
     feed_status_record(broker_slug=broker, status=str(status), at=us_to_dt(at), detail=detail)
 
 
-def _reject_sink(counts: dict[tuple[str, str], int], at: int) -> None:
+def _reject_sink(writes: list[RejectionWrite], at: int) -> None:
     close_old_connections()
-    rejections_record(counts=counts, at=us_to_dt(at))
+    rejections_record_once(writes=writes, at=us_to_dt(at))
 
 
 def _protocol_reject_counter(validator: QuoteValidator, broker: str) -> Callable[[str, str], None]:
@@ -75,6 +82,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        clock = StartupClock()
         feed_configs_ensure()
         configs = feed_configs(brokers=options["broker"])
         if not configs:
@@ -125,8 +133,9 @@ class Command(BaseCommand):
             )
         except WalLockedError as exc:
             raise CommandError(str(exc)) from exc
+        clock.mark("set-up")
         self.stdout.write(f"ingesting {', '.join(slugs)}")
-        asyncio.run(self._run(ingestor, adapters, accounts, live, options["seconds"]))
+        asyncio.run(self._run(ingestor, adapters, accounts, live, options["seconds"], clock))
         s = ingestor.stats
         counts = ", ".join(f"{k}={v}" for k, v in sorted(ingestor.validator.counts.items()))
         self.stdout.write(
@@ -135,12 +144,27 @@ class Command(BaseCommand):
         )
 
     async def _run(
-        self, ingestor: Ingestor, adapters: list[FeedAdapter], accounts: list[int], live: list[bool], seconds: float
+        self,
+        ingestor: Ingestor,
+        adapters: list[FeedAdapter],
+        accounts: list[int],
+        live: list[bool],
+        seconds: float,
+        clock: StartupClock,
     ) -> None:
+        async def at_work() -> None:
+            await ingestor.at_work.wait()
+            clock.mark("first work")
+            self.stdout.write(clock.line())
+
+        timing = asyncio.ensure_future(at_work())
         until = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, until.set)
         if seconds:
             loop.call_later(seconds, until.set)
-        await ingestor.run(adapters, until=until, accounts=accounts, live=live)
+        try:
+            await ingestor.run(adapters, until=until, accounts=accounts, live=live)
+        finally:
+            timing.cancel()
