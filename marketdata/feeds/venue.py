@@ -14,12 +14,18 @@ import calendar
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from common.ticks import Depth, Level, Quote
 from simulator.instruments import SPECS
+
+# A JSON integer as orjson decodes it to an int (it decodes those outside the signed 64-bit range, up
+# to the unsigned one, to floats or ints): typed fast paths decode into it so that what decodes is what
+# orjson gives; anything else fails to decode there and takes the general path.
+WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 DEPTH_LEVELS = 10  # levels kept in the normalised depth (the validator accepts up to 20)
 
@@ -355,6 +361,10 @@ class VenueParser:
     """
 
     name = "venue"
+    # Parsers with a typed fast path (msgspec decoding into the usual message shape) fall back to the
+    # general path for any message that does not decode into it; False sends every message there (the
+    # differential tests' reference).
+    fast = True
     # Book precision of the default mapping: 8 places hold any venue's prices exactly; Kraken (None)
     # needs the pair's own precision for its checksum, and the site's digits match Kraken's pairs.
     fallback_precision: int | None = 8
