@@ -83,7 +83,9 @@ class SymbolMap:
 
     def get(self, venue_symbol: str) -> SymbolSpec | None:
         spec = self.specs.get(venue_symbol)
-        if spec is None and self.fallback:
+        # Only text is a venue symbol: a number or null in its place (a mangled message) used to raise
+        # AttributeError out of the parser; it is now unknown, like any unmapped symbol.
+        if spec is None and self.fallback and isinstance(venue_symbol, str):
             spec = self.specs[venue_symbol] = default_spec(venue_symbol, self.fallback_precision)
         return spec
 
