@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import feeds as bf
 from common.ticks import Quote
 from marketdata.feeds import fix, venue
 from marketdata.feeds.base import parser_create
@@ -210,7 +209,7 @@ def _run(parser: VenueParser, corpus: list[bytes]) -> list[str]:
     seen = []
     for raw in corpus:
         try:
-            items = parser.parse(raw, bf.NOW_MS * 1000 - 1)
+            items = parser.parse(raw, w.NOW_MS * 1000 - 1)
         except Exception as exc:  # a raise must be the same raise on both paths (none is seen)
             seen.append(f"raised {type(exc).__name__}")
             continue
@@ -234,7 +233,7 @@ STREAMS: dict[str, Callable[[list[bytes], random.Random], list[bytes]]] = {
 @pytest.mark.parametrize("seed", range(4))
 def test_the_fast_path_gives_what_the_general_path_gives_on_mangled_streams(adapter, seed):
     rng = random.Random(seed)
-    stream = bf.STREAMS[adapter](400, rng)
+    stream = w.STREAMS[adapter](400, rng)
     corpus = STREAMS[adapter](stream, rng)
     fast, general = parser_create(adapter, broker="b", params={}), parser_create(adapter, broker="b", params={})
     general.fast = False
@@ -264,7 +263,7 @@ def test_the_fast_path_is_taken_for_the_usual_messages(monkeypatch):
     for adapter in STREAMS:
         general["n"] = 0
         parser = parser_create(adapter, broker="b", params={})
-        for raw in bf.STREAMS[adapter](50, random.Random(1)):
+        for raw in w.STREAMS[adapter](50, random.Random(1)):
             parser.parse(raw, 1)
         taken[adapter] = general["n"]
     assert taken == {"oanda": 0, "binance": 1, "kraken": 0, "coinbase": 0, "fix": 1}, taken
