@@ -27,7 +27,6 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,83 +39,8 @@ from marketdata.tests import wire as w
 from marketdata.validation import QuoteValidator, ValidationConfig
 from simulator.instruments import SPECS
 
-NOW_MS = int(time.time() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}000Z"
-
-
-def fix_stream(n: int, rng: random.Random) -> list[bytes]:
-    msgs = [w.fix_snapshot(1, "EUR/USD", [("1.08500", "1000000")], [("1.08510", "1000000")])]
-    bid = 108500
-    for i in range(n):
-        old, bid = bid, bid + rng.choice((-1, 1))
-        entries = [  # the top moves: old levels deleted, new ones added (2 entries a side)
-            (2, 0, "EUR/USD", f"{old / 1e5:.5f}", "0"),
-            (0, 0, "EUR/USD", f"{bid / 1e5:.5f}", str(rng.randint(1, 50) * 100_000)),
-            (2, 1, "EUR/USD", f"{(old + 10) / 1e5:.5f}", "0"),
-            (0, 1, "EUR/USD", f"{(bid + 10) / 1e5:.5f}", str(rng.randint(1, 50) * 100_000)),
-        ]
-        msgs.append(w.fix_incremental(i + 2, entries))
-    return msgs
-
-
-def oanda_stream(n: int, rng: random.Random) -> list[bytes]:
-    out = []
-    bid = 108500
-    for i in range(n):
-        bid += rng.choice((-1, 0, 1))
-        ts = _iso(NOW_MS + i)
-        out.append(w.oanda_price("EUR_USD", f"{bid / 1e5:.5f}", f"{(bid + 10) / 1e5:.5f}", ts=ts).encode())
-    return out
-
-
-def binance_stream(n: int, rng: random.Random) -> list[bytes]:
-    snap = w.binance_snapshot(100, [["65000.00", "1"]], [["65001.00", "1"]])  # levels the first update deletes
-    snap["symbol"] = "BTCUSDT"
-    out = [json.dumps(snap).encode()]
-    bid = 6500000
-    for i in range(n):
-        old, bid = bid, bid + rng.choice((-1, 1))
-        bids = [[f"{bid / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"], [f"{old / 100:.2f}", "0.00000000"]]
-        asks = [[f"{(bid + 100) / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"], [f"{(old + 100) / 100:.2f}", "0"]]
-        out.append(w.binance_depth_update("BTCUSDT", 101 + i, 101 + i, bids, asks, event_ms=NOW_MS + i).encode())
-    return out
-
-
-def kraken_stream(n: int, rng: random.Random) -> list[bytes]:
-    venue = w.KrakenBook(depth=10)
-    bids = [(f"{45000 - i / 10:.1f}", "1.00000000") for i in range(10)]
-    asks = [(f"{45001 + i / 10:.1f}", "1.00000000") for i in range(10)]
-    out = [w.kraken_book("snapshot", "BTC/USD", bids, asks, venue.apply(bids, asks)).encode()]
-    for i in range(n):
-        b = [(f"{45000 - rng.randint(0, 9) / 10:.1f}", f"{rng.randint(1, 10**9) / 1e8:.8f}")]
-        a = [(f"{45001 + rng.randint(0, 9) / 10:.1f}", f"{rng.randint(1, 10**9) / 1e8:.8f}")]
-        out.append(w.kraken_book("update", "BTC/USD", b, a, venue.apply(b, a), ts=_iso(NOW_MS + i)).encode())
-    return out
-
-
-def coinbase_stream(n: int, rng: random.Random) -> list[bytes]:
-    snap = [("bid", f"{65000 - i / 100:.2f}", "1") for i in range(10)]
-    snap += [("offer", f"{65001 + i / 100:.2f}", "1") for i in range(10)]
-    out = [w.coinbase_l2(0, "snapshot", "BTC-USD", snap, ts=_iso(NOW_MS)).encode()]
-    for i in range(n):
-        upd = [
-            ("bid", f"{65000 - rng.randint(0, 9) / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"),
-            ("offer", f"{65001 + rng.randint(0, 9) / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"),
-        ]
-        out.append(w.coinbase_l2(i + 1, "update", "BTC-USD", upd, ts=_iso(NOW_MS + i)).encode())
-    return out
-
-
-STREAMS: dict[str, Callable[[int, random.Random], list[bytes]]] = {
-    "fix": fix_stream,
-    "oanda": oanda_stream,
-    "binance": binance_stream,
-    "kraken": kraken_stream,
-    "coinbase": coinbase_stream,
-}
+NOW_MS = w.NOW_MS
+STREAMS = w.STREAMS
 
 
 class _Timer:

@@ -14,12 +14,18 @@ import calendar
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from common.ticks import Depth, Level, Quote
 from simulator.instruments import SPECS
+
+# A JSON integer as orjson decodes it to an int (it decodes those outside the signed 64-bit range, up
+# to the unsigned one, to floats or ints): typed fast paths decode into it so that what decodes is what
+# orjson gives; anything else fails to decode there and takes the general path.
+WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 DEPTH_LEVELS = 10  # levels kept in the normalised depth (the validator accepts up to 20)
 
@@ -77,7 +83,9 @@ class SymbolMap:
 
     def get(self, venue_symbol: str) -> SymbolSpec | None:
         spec = self.specs.get(venue_symbol)
-        if spec is None and self.fallback:
+        # Only text is a venue symbol: a number or null in its place (a mangled message) used to raise
+        # AttributeError out of the parser; it is now unknown, like any unmapped symbol.
+        if spec is None and self.fallback and isinstance(venue_symbol, str):
             spec = self.specs[venue_symbol] = default_spec(venue_symbol, self.fallback_precision)
         return spec
 
@@ -355,6 +363,10 @@ class VenueParser:
     """
 
     name = "venue"
+    # Parsers with a typed fast path (msgspec decoding into the usual message shape) fall back to the
+    # general path for any message that does not decode into it; False sends every message there (the
+    # differential tests' reference).
+    fast = True
     # Book precision of the default mapping: 8 places hold any venue's prices exactly; Kraken (None)
     # needs the pair's own precision for its checksum, and the site's digits match Kraken's pairs.
     fallback_precision: int | None = 8
