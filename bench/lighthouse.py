@@ -90,9 +90,12 @@ def _prepare_database() -> str:
     return out.strip().splitlines()[-1]
 
 
-def _lighthouse(urls: list[str], runs: int) -> dict[str, Run]:
+def _lighthouse(urls: list[str], runs: int, json_dir: str | None = None) -> dict[str, Run]:
     """Median run (by performance score, then LCP) of each URL."""
     env = {**os.environ, "CHROME_PATH": shutil.which("chromium") or "/usr/bin/chromium"}
+    if json_dir:
+        os.makedirs(json_dir, exist_ok=True)
+        env["LIGHTHOUSE_JSON_DIR"] = json_dir
     proc = subprocess.run(
         ["node", str(NODE_DRIVER), str(runs), *urls], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
@@ -144,23 +147,33 @@ def main(argv: list[str] | None = None) -> int:
         help="one run each of the profile and the event report, static reference of the profile only "
         "(else every page, median of 3)",
     )
+    parser.add_argument(
+        "--pages",
+        help=f"comma-separated page names to measure instead (of: {', '.join(PAGES)}); one run each with --quick",
+    )
+    parser.add_argument("--json-dir", help="also write each run's whole Lighthouse report there (NNN.json)")
     args = parser.parse_args(argv)
     runs = 1 if args.quick else 3
+    chosen = QUICK_PAGES if args.quick else tuple(PAGES)
+    if args.pages:
+        chosen = tuple(name.strip() for name in args.pages.split(","))
+        unknown = [name for name in chosen if name not in PAGES]
+        if unknown:
+            parser.error(f"unknown page(s) {', '.join(unknown)}: choose from {', '.join(PAGES)}")
     if not (LIGHTHOUSE / "package.json").exists():
         print(f"{LIGHTHOUSE} is missing: run `npm ci` (scripts/test.sh and scripts/demo.sh do)", file=sys.stderr)
         return 2
 
     print(f"Preparing database {DB_NAME} (migrate, demo world, collectstatic)...", flush=True)
     event = _prepare_database()
-    paths = {
-        name: path.replace("{event}", event) for name, path in PAGES.items() if not args.quick or name in QUICK_PAGES
-    }
+    paths = {name: path.replace("{event}", event) for name, path in PAGES.items() if name in chosen}
 
     with _server(**EXTRA_ENV) as url:
         for path in paths.values():  # warm the page cache, as the prerender does in production
             urllib.request.urlopen(url + path).read()  # noqa: S310 (local server)
         # The reference: every page's static copy, or with --quick only the profile's (the heaviest page).
-        copies = _save_static_copies(url, {n: p for n, p in paths.items() if not args.quick or n == "profile"})
+        reference = [n for n in paths if n == "profile"] or list(paths)[:1]
+        copies = _save_static_copies(url, {n: p for n, p in paths.items() if not args.quick or n in reference})
     # Whitenoise indexes files at start-up: the copies are served by a server started after they were written.
     with _server(**EXTRA_ENV) as url:
         for path in paths.values():
@@ -171,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         # One browser for the pages and their copies.
-        measured = _lighthouse([url + p for p in [*paths.values(), *copies.values()]], runs)
+        measured = _lighthouse([url + p for p in [*paths.values(), *copies.values()]], runs, args.json_dir)
         site_runs = {name: measured[url + path] for name, path in paths.items()}
         static_runs = {name: measured[url + path] for name, path in copies.items()}
 
