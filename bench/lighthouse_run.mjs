@@ -67,6 +67,7 @@ try {
         cls: metric("cumulative-layout-shift"),
         tbt_ms: metric("total-blocking-time"),
         ttfb_ms: metric("server-response-time"),
+        benchmark_index: lhr.environment?.benchmarkIndex ?? 0,
         lost,
         warnings: lhr.runWarnings,
         error: lhr.runtimeError?.message ?? null,

@@ -325,3 +325,19 @@ def test_scripts_and_the_manifest_come_after_the_first_paint_and_nothing_shifts(
         assert page.evaluate("window.__shifts") == 0
     finally:
         context.close()
+
+
+def test_on_a_phone_the_profile_lays_out_what_is_below_the_first_screen_only_when_it_comes_near(
+    world, site, browser, pages
+):
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    page.goto(site + "/brokers/northwind-markets/")
+    _scripts_ran(page)
+    licences = page.locator("#licences-heading")
+    skipped = "el => !el.checkVisibility({contentVisibilityAuto: true})"
+    assert licences.evaluate(skipped), "the licences section is laid out before it is anywhere near the screen"
+    assert not page.locator("h1").evaluate(skipped)
+    licences.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => document.querySelector('#licences-heading').checkVisibility({contentVisibilityAuto: true})"
+    )
