@@ -30,7 +30,7 @@ from django.utils.module_loading import import_string
 from common.metrics import STATS_KEY
 from common.redis import REDIS_DOWN, redis_async, redis_breaker
 from pagecache import isr
-from pagecache.inline import styles_digest
+from pagecache.inline import inline_digest
 
 LOCAL_MAX_PAGES = 2048
 HIT_FLUSH_S = 0.25
@@ -66,12 +66,12 @@ HEADER_MIDDLEWARE = (
 
 def security_headers(*, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     """The headers the configured header-only middleware adds to a page (HSTS only when secure)."""
-    return _security_headers(secure=secure, styles=styles_digest())
+    return _security_headers(secure=secure, inline=inline_digest())
 
 
 @lru_cache(maxsize=4)
-def _security_headers(*, secure: bool, styles: str) -> tuple[tuple[bytes, bytes], ...]:
-    """styles: the inlined stylesheets' digest, whose hashes the policy names (pagecache/inline.py)."""
+def _security_headers(*, secure: bool, inline: str) -> tuple[tuple[bytes, bytes], ...]:
+    """inline: the inlined stylesheets' and scripts' digest, whose hashes the policy names (pagecache/inline.py)."""
 
     class _Request(HttpRequest):
         def _get_scheme(self) -> str:

@@ -1,12 +1,15 @@
-"""Stylesheets written into the pages themselves, under a Content-Security-Policy that names each by hash.
+"""Stylesheets (and one script) written into the pages themselves, under a Content-Security-Policy that
+names each by hash.
 
 A linked stylesheet blocks the first paint for one more round trip after the page (on a phone, 150 ms or
 more, and a new connection), so the site's few small stylesheets are inlined (``{% inline_style %}``,
-pagecache/templatetags/inline_assets.py). The policy stays strict: no 'unsafe-inline', only the
-SHA-256 of each stylesheet in ``INLINE_STYLES`` (CSP Level 2 hash sources), added to ``style-src`` by
-:class:`InlineStyleCSPMiddleware` for both lanes (pagecache/asgi.py runs the same middleware). Their
-digest is part of every page's cache key (pagecache.isr.page_key), so a deploy that changes a stylesheet
-never serves a copy whose styles the new policy would block.
+pagecache/templatetags/inline_assets.py). The same goes for the one script in ``INLINE_SCRIPTS``, the
+loader that starts the page's own scripts once its first content is on screen (static/js/after-paint.js:
+a linked loader would be one more request before them). The policy stays strict: no 'unsafe-inline',
+only the SHA-256 of each inlinable file (CSP Level 2 hash sources), added to ``style-src`` and
+``script-src`` by :class:`InlineStyleCSPMiddleware` for both lanes (pagecache/asgi.py runs the same
+middleware). Their digest is part of every page's cache key (pagecache.isr.page_key), so a deploy that
+changes one never serves a copy whose inline code the new policy would block.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import HttpRequest, HttpResponseBase
 
-# The only stylesheets a page may inline (static paths); the template tag refuses any other.
+# The only stylesheets and scripts a page may inline (static paths); the template tags refuse any other.
 INLINE_STYLES = ("css/site.css", "css/history.css", "css/live.css", "css/execution.css")
+INLINE_SCRIPTS = ("js/after-paint.js",)
 
 
 @lru_cache(maxsize=32)
@@ -38,6 +42,7 @@ def _read(path: str) -> str:
 def forget_cached() -> None:
     _read.cache_clear()
     _minified.cache_clear()
+    _script.cache_clear()
     _hashes.cache_clear()
 
 
@@ -67,13 +72,35 @@ def _minified(path: str) -> str:
     return re.sub(r" ?([{};]) ?", r"\1", css).strip()
 
 
+def inline_script_text(path: str) -> str:
+    """The script's text, exactly as hashed into the policy."""
+    if path not in INLINE_SCRIPTS:
+        raise ValueError(f"{path} is not in pagecache.inline.INLINE_SCRIPTS: its hash would not be in the policy")
+    _fresh_in_debug()
+    text = _script(path)
+    if "</script" in text.lower() or "<!--" in text:
+        raise ValueError(f"{path} contains </script or <!--, which would change where the element ends")
+    return text
+
+
+@lru_cache(maxsize=8)
+def _script(path: str) -> str:
+    """Whole-line // comments and indentation out, line breaks kept (no reliance on how a minifier would
+    insert semicolons): the comments stay in the file, not in every page."""
+    lines = (line.strip() for line in _read(path).splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//"))
+
+
+def _source(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
 @lru_cache(maxsize=1)
-def _hashes() -> tuple[tuple[str, ...], str]:
-    sources = tuple(
-        "'sha256-" + base64.b64encode(hashlib.sha256(inline_style_text(p).encode()).digest()).decode() + "'"
-        for p in INLINE_STYLES
-    )
-    return sources, hashlib.sha1("".join(sources).encode(), usedforsecurity=False).hexdigest()[:10]
+def _hashes() -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    styles = tuple(_source(inline_style_text(p)) for p in INLINE_STYLES)
+    scripts = tuple(_source(inline_script_text(p)) for p in INLINE_SCRIPTS)
+    digest = hashlib.sha1("".join(styles + scripts).encode(), usedforsecurity=False).hexdigest()[:10]
+    return styles, scripts, digest
 
 
 def style_hashes() -> tuple[str, ...]:
@@ -82,10 +109,16 @@ def style_hashes() -> tuple[str, ...]:
     return _hashes()[0]
 
 
-def styles_digest() -> str:
-    """A short digest of the inlinable stylesheets: part of every page's cache key."""
+def script_hashes() -> tuple[str, ...]:
+    """The CSP hash source of each inlinable script."""
     _fresh_in_debug()
     return _hashes()[1]
+
+
+def inline_digest() -> str:
+    """A short digest of the inlinable stylesheets and scripts: part of every page's cache key."""
+    _fresh_in_debug()
+    return _hashes()[2]
 
 
 def data_uri(path: str) -> str:
@@ -97,7 +130,8 @@ def data_uri(path: str) -> str:
 
 
 class InlineStyleCSPMiddleware(CSPMiddleware):
-    """django-csp's middleware, with the inlined stylesheets' hashes added to style-src."""
+    """django-csp's middleware, with the inlined stylesheets' hashes added to style-src and the inlined
+    scripts' to script-src."""
 
     def get_policy_parts(
         self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
@@ -107,5 +141,7 @@ class InlineStyleCSPMiddleware(CSPMiddleware):
             update = dict(parts.update or {})
             existing = update.get("style-src") or []
             update["style-src"] = [*([existing] if isinstance(existing, str) else existing), *style_hashes()]
+            existing = update.get("script-src") or []
+            update["script-src"] = [*([existing] if isinstance(existing, str) else existing), *script_hashes()]
             parts.update = update
         return parts

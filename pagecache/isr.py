@@ -54,7 +54,7 @@ from django.utils.http import parse_etags
 
 from common import metrics
 from common.redis import REDIS_DOWN
-from pagecache.inline import styles_digest
+from pagecache.inline import inline_digest
 from pagecache.tags import tag_index
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _compressed(body: bytes, content_type: str) -> bytes | None:
 def page_key(path: str, query: str) -> str:
     digest = hashlib.sha1(f"{path}?{query}".encode(), usedforsecurity=False).hexdigest()
     # The inlined stylesheets' digest: a copy with other styles than the policy's hashes is never served.
-    return f"page:{CACHE_VERSION}:{styles_digest()}:{digest}"
+    return f"page:{CACHE_VERSION}:{inline_digest()}:{digest}"
 
 
 def entry_or_none(value: Any) -> PageEntry | None:

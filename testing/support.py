@@ -41,3 +41,13 @@ async def await_for(predicate: Callable[[], object], timeout: float = 5.0, *, wh
             raise AssertionError(f"{what} not met within {timeout} s")
         await asyncio.sleep(0.02)
     return time.monotonic() - started
+
+
+def without_script_loader(html: str) -> str:
+    """The page without the one inline script every page carries (static/js/after-paint.js, allowed by its
+    hash: pagecache/inline.py), so that a test can check that nothing else is inline."""
+    from pagecache.inline import inline_script_text
+
+    loader = f"<script>{inline_script_text('js/after-paint.js')}</script>"
+    assert html.count(loader) <= 1, "the loader is written into a page once"
+    return html.replace(loader, "")

@@ -9,7 +9,7 @@ from django.test import Client
 from pagecache import isr
 
 PROFILE = "/brokers/kestrel-fx/"
-LIVE_SCRIPT = '<script src="/static/js/live.'
+LIVE_SCRIPT = '<template data-after-paint><script src="/static/js/live.'
 
 
 @pytest.mark.django_db

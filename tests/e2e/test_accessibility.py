@@ -260,9 +260,15 @@ def test_the_favicon_and_the_manifest_are_served(world, site):
         assert json.loads(response.read())["icons"]
 
 
+def _scripts_ran(page: Any) -> None:
+    # The page's scripts start after its first paint (static/js/after-paint.js), which marks when they ran.
+    page.wait_for_selector("html[data-after-paint='done']", state="attached")
+
+
 def test_compare_with_no_broker_chosen_says_so(world, site, browser, pages):
     page = _page(pages, browser, site, "phone", logged_in=False)
     page.goto(site + "/compare/")
+    _scripts_ran(page)
     page.get_by_role("button", name="Compare").click()
     assert "No broker chosen" in page.get_by_role("alert").inner_text()
     assert page.url == site + "/compare/"  # no reload to the same empty page
@@ -275,5 +281,63 @@ def test_the_browser_keeps_the_servers_relative_time_so_the_profile_does_not_shi
     served = html.split('class="relative-time muted">')[1].split("</span>")[0]
     page = _page(pages, browser, site, "phone", logged_in=False)
     page.goto(site + "/brokers/kestrel-fx/")
-    page.wait_for_load_state("load")
+    _scripts_ran(page)
     assert page.locator(".trust-section .relative-time").inner_text().strip() == served.strip()
+
+
+def test_the_relative_time_keeps_one_box_whatever_its_words_so_nothing_shifts(world, site, browser, pages):
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    page.goto(site + "/brokers/kestrel-fx/")
+    _scripts_ran(page)
+    words = page.locator(".trust-section .relative-time")
+    after = page.locator(".trust-section .components")
+
+    def boxes(text: str) -> tuple[Any, Any]:
+        words.evaluate("(el, text) => { el.textContent = text; }", text)
+        return words.bounding_box(), after.bounding_box()
+
+    # The cached page may say "this minute" and the browser later "59 minutes ago": same place, same size.
+    shortest, longest = boxes(" (this minute)"), boxes(" (59 minutes ago)")
+    assert shortest == longest
+
+
+@pytest.mark.parametrize("path", ["/compare/?brokers=kestrel-fx,northwind-markets", "/brokers/kestrel-fx/"])
+def test_scripts_and_the_manifest_come_after_the_first_paint_and_nothing_shifts(path, world, site, browser):
+    context = browser.new_context(viewport=VIEWPORTS["phone"])
+    page = context.new_page()
+    requests: list[Any] = []
+    page.on("requestfinished", lambda r: requests.append(r))
+    page.add_init_script(
+        "window.__shifts = 0; new PerformanceObserver((l) => { for (const e of l.getEntries()) "
+        "window.__shifts += e.value; }).observe({type: 'layout-shift', buffered: true});"
+    )
+    try:
+        page.goto(site + path)
+        _scripts_ran(page)
+        painted = page.evaluate(
+            "performance.timeOrigin + performance.getEntriesByName('first-contentful-paint')[0].startTime"
+        )
+        # The browser's own clock on both sides: when each request started, and when the page first painted.
+        late = {r.url: r.timing["startTime"] for r in requests if r.url.endswith(".js")}
+        assert late and all(t >= painted for t in late.values()), (painted, late)
+        # The manifest link is in the head by then (Chrome fetches it by itself, unseen by this page's events).
+        assert page.locator("head link[rel=manifest]").count() == 1
+        assert page.evaluate("window.__shifts") == 0
+    finally:
+        context.close()
+
+
+def test_on_a_phone_the_profile_lays_out_what_is_below_the_first_screen_only_when_it_comes_near(
+    world, site, browser, pages
+):
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    page.goto(site + "/brokers/northwind-markets/")
+    _scripts_ran(page)
+    licences = page.locator("#licences-heading")
+    skipped = "el => !el.checkVisibility({contentVisibilityAuto: true})"
+    assert licences.evaluate(skipped), "the licences section is laid out before it is anywhere near the screen"
+    assert not page.locator("h1").evaluate(skipped)
+    licences.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => document.querySelector('#licences-heading').checkVisibility({contentVisibilityAuto: true})"
+    )
