@@ -4,50 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketdata', '0004_spread_accounts'),
+        ("marketdata", "0004_spread_accounts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='spreadbar',
-            name='depth_1',
-            field=models.PositiveIntegerField(db_default=0, default=0, help_text='Of those, quotes with at least 1 lot on both sides.'),
+            model_name="spreadbar",
+            name="depth_1",
+            field=models.PositiveIntegerField(
+                db_default=0, default=0, help_text="Of those, quotes with at least 1 lot on both sides."
+            ),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='depth_10',
-            field=models.PositiveIntegerField(db_default=0, default=0, help_text='... at least 10 lots on both sides.'),
+            model_name="spreadbar",
+            name="depth_10",
+            field=models.PositiveIntegerField(db_default=0, default=0, help_text="... at least 10 lots on both sides."),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='depth_5',
-            field=models.PositiveIntegerField(db_default=0, default=0, help_text='... at least 5 lots on both sides.'),
+            model_name="spreadbar",
+            name="depth_5",
+            field=models.PositiveIntegerField(db_default=0, default=0, help_text="... at least 5 lots on both sides."),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='depth_count',
-            field=models.PositiveIntegerField(db_default=0, default=0, help_text='Quotes with a touch size reported.'),
+            model_name="spreadbar",
+            name="depth_count",
+            field=models.PositiveIntegerField(db_default=0, default=0, help_text="Quotes with a touch size reported."),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='frozen_judged_s',
-            field=models.FloatField(db_default=0.0, default=0.0, help_text='Seconds in which the consensus moved enough for a tracking price to change.'),
+            model_name="spreadbar",
+            name="frozen_judged_s",
+            field=models.FloatField(
+                db_default=0.0,
+                default=0.0,
+                help_text="Seconds in which the consensus moved enough for a tracking price to change.",
+            ),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='frozen_s',
-            field=models.FloatField(db_default=0.0, default=0.0, help_text="Seconds the price stood still while the other brokers' consensus moved."),
+            model_name="spreadbar",
+            name="frozen_s",
+            field=models.FloatField(
+                db_default=0.0,
+                default=0.0,
+                help_text="Seconds the price stood still while the other brokers' consensus moved.",
+            ),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='latency_count',
-            field=models.PositiveIntegerField(db_default=0, default=0, help_text='Quotes with a receipt time.'),
+            model_name="spreadbar",
+            name="latency_count",
+            field=models.PositiveIntegerField(db_default=0, default=0, help_text="Quotes with a receipt time."),
         ),
         migrations.AddField(
-            model_name='spreadbar',
-            name='latency_log_sum',
-            field=models.FloatField(db_default=0.0, default=0.0, help_text="Sum of ln(1 + delay in ms) from the broker's timestamp to ingest."),
+            model_name="spreadbar",
+            name="latency_log_sum",
+            field=models.FloatField(
+                db_default=0.0,
+                default=0.0,
+                help_text="Sum of ln(1 + delay in ms) from the broker's timestamp to ingest.",
+            ),
         ),
     ]
