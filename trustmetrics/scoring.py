@@ -990,15 +990,14 @@ def bootstrap_bands(
     overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
     # Each instrument's daily sums as columns (one tuple per additive field over its days with data): a
     # sample is then one weighted sum per column, how often each day was drawn times that day's value.
-    columns: dict[tuple[int, str], tuple[list[int], list[tuple[float, ...]]]] = {}
+    # A column that is 0 on every day (a measure not recorded for it) stays 0 in every sample: left out.
+    columns: dict[tuple[int, str], tuple[list[int], list[tuple[str, tuple[float, ...]]]]] = {}
     for key, per_day in daily.items():
         present = [(i, st) for i, st in enumerate(per_day) if st is not None]
         if present:
-            columns[key] = (
-                [i for i, _ in present],
-                [tuple(getattr(st, f) for _, st in present) for f in DAILY_FIELDS],
-            )
-    empty: tuple[list[int], list[tuple[float, ...]]] = ([], [])
+            cols = [(f, tuple(getattr(st, f) for _, st in present)) for f in DAILY_FIELDS]
+            columns[key] = ([i for i, _ in present], [(f, col) for f, col in cols if any(col)])
+    empty: tuple[list[int], list[tuple[str, tuple[float, ...]]]] = ([], [])
     for _ in range(samples):
         drawn = [0] * days
         for _ in range(days):
@@ -1010,8 +1009,8 @@ def bootstrap_bands(
                 day_indices, fields = columns.get((b.broker_id, s.symbol), empty)
                 if day_indices:
                     weights = [drawn[i] for i in day_indices]
-                    totals = [sum(map(operator.mul, weights, col)) for col in fields]
-                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))
+                    totals = {f: sum(map(operator.mul, weights, col)) for f, col in fields}
+                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, **totals))
                 else:
                     instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size))
             resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))
