@@ -40,6 +40,7 @@ from marketdata import keys
 from marketdata.aggregation import SpreadAggregator
 from marketdata.codec import entry_decode, stream_id, wire_account
 from marketdata.ingest import backoff_delay
+from marketdata.selectors import instrument_lot_units
 from marketdata.services import bars_rollup, bars_upsert, checkpoint_load, checkpoint_save
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class StreamAggregator:
 
     def _load(self, stream: str) -> _Shard:
         last_id, state = checkpoint_load(stream=stream)
-        agg = SpreadAggregator()
+        agg = SpreadAggregator(lot_units=instrument_lot_units())  # read at every take-over: new instruments count
         agg.load_state(state.get("agg", {}))
         shard = _Shard(stream, agg, stream_id(last_id), dict(state.get("producers", {})))
         shard.newest_ts = int(state.get("newest_ts", 0))
@@ -254,7 +255,7 @@ class StreamAggregator:
         newest = shard.newest_ts
         for i, q in enumerate(quotes):
             try:
-                add(q[0], q[1], q[2], q[3], q[6], wire_account(q))
+                add(q[0], q[1], q[2], q[3], q[6], wire_account(q), q[8], q[4], q[5])
             except (IndexError, TypeError, ValueError):
                 self.stats.malformed += 1
                 continue

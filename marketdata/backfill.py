@@ -21,8 +21,16 @@ from django.db import connection, transaction
 from common.ticks import FeedEventKind, Quote, StatusEvent
 from marketdata.aggregation import BarRow, SpreadAggregator, rollup_rows
 from marketdata.models import FeedStatusChange, SpreadBar
-from marketdata.selectors import broker_ids, calendar_events, instrument_ids, simulated_account_feeds, symbol_maps
+from marketdata.selectors import (
+    broker_ids,
+    calendar_events,
+    instrument_ids,
+    instrument_lot_units,
+    simulated_account_feeds,
+    symbol_maps,
+)
 from marketdata.services import (
+    BAR_COLUMN_COUNT,
     BAR_COLUMNS,
     bar_params,
     bars_rollup,
@@ -37,7 +45,7 @@ from simulator.profiles import BROKER_PROFILES
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
-_INSERT = f"INSERT INTO marketdata_spreadbar ({BAR_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})"  # noqa: S608 (constants only)
+_INSERT = f"INSERT INTO marketdata_spreadbar ({BAR_COLUMNS}) VALUES ({', '.join(['%s'] * BAR_COLUMN_COUNT)})"  # noqa: S608 (constants only)
 
 
 @dataclass
@@ -106,7 +114,7 @@ def history_backfill(
                 )
             )
     validator = QuoteValidator(symbols=symbol_maps(brokers=slugs), config=ValidationConfig(max_age_us=60_000_000))
-    agg = SpreadAggregator()
+    agg = SpreadAggregator(lot_units=instrument_lot_units())
     minute_days = min(minute_days, settings.LIVE_RETENTION_1M_DAYS or minute_days)
     keep_1m_from = end_us - int(minute_days * DAY_US)
     stats = BackfillStats()
@@ -139,7 +147,8 @@ def history_backfill(
             stats.quotes += 1
             q = check(item)
             if isinstance(q, Quote):
-                add(q.broker, q.instrument, q.bid, q.ask, q.ts_broker, q.account)
+                # No ingest stage here: the simulated receipt time stands for it (the broker's latency).
+                add(q.broker, q.instrument, q.bid, q.ask, q.ts_broker, q.account, q.ts_recv, q.bid_size, q.ask_size)
         rows = agg.take_rows()
         with transaction.atomic():
             if t0 >= keep_1m_from:

@@ -47,6 +47,26 @@ class SpreadBar(models.Model):
     dev_count = models.PositiveIntegerField(
         default=0, help_text="Quotes that had a consensus to compare with (0: dev_min/dev_max are not measured)."
     )
+    # Reliability measures (TrustMetrics 2.3; marketdata.aggregation defines them). Sums, so roll-ups add them up.
+    # Defaults in the database too: a process of the previous release still inserts bars without them.
+    frozen_s = models.FloatField(
+        default=0.0, db_default=0.0, help_text="Seconds the price stood still while the other brokers' consensus moved."
+    )
+    frozen_judged_s = models.FloatField(
+        default=0.0,
+        db_default=0.0,
+        help_text="Seconds in which the consensus moved enough for a tracking price to change.",
+    )
+    latency_count = models.PositiveIntegerField(default=0, db_default=0, help_text="Quotes with a receipt time.")
+    latency_log_sum = models.FloatField(
+        default=0.0, db_default=0.0, help_text="Sum of ln(1 + delay in ms) from the broker's timestamp to ingest."
+    )
+    depth_count = models.PositiveIntegerField(default=0, db_default=0, help_text="Quotes with a touch size reported.")
+    depth_1 = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Of those, quotes with at least 1 lot on both sides."
+    )
+    depth_5 = models.PositiveIntegerField(default=0, db_default=0, help_text="... at least 5 lots on both sides.")
+    depth_10 = models.PositiveIntegerField(default=0, db_default=0, help_text="... at least 10 lots on both sides.")
 
     class Meta:
         ordering = ["broker", "instrument", "resolution", "start"]

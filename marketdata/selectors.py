@@ -37,6 +37,14 @@ def instrument_ids() -> dict[str, int]:
     return _instrument_ids
 
 
+def instrument_lot_units() -> dict[str, float]:
+    """symbol -> units in one standard lot (the aggregator counts depth in lots)."""
+    return {
+        symbol: costs.contract_size(symbol=symbol, asset_class=asset_class)
+        for symbol, asset_class in Instrument.objects.values_list("symbol", "asset_class")
+    }
+
+
 def account_brokers(*, refresh: bool = False) -> dict[int, int]:
     """account type id -> its broker's id, cached for the process like broker_ids (refresh: read again, for an
     account added since)."""

@@ -38,17 +38,24 @@ _CONFLICT = "ON CONFLICT (broker_id, instrument_id, coalesce(account_id, 0), res
 _UPDATE = """DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     mean = excluded.mean, count = excluded.count, dev_min = excluded.dev_min, dev_max = excluded.dev_max,
-    duration = excluded.duration, dev_count = excluded.dev_count"""
+    duration = excluded.duration, dev_count = excluded.dev_count,
+    frozen_s = excluded.frozen_s, frozen_judged_s = excluded.frozen_judged_s,
+    latency_count = excluded.latency_count, latency_log_sum = excluded.latency_log_sum,
+    depth_count = excluded.depth_count, depth_1 = excluded.depth_1, depth_5 = excluded.depth_5,
+    depth_10 = excluded.depth_10"""
 BAR_COLUMNS = (
     "broker_id, instrument_id, account_id, resolution, start, open, high, low, close, mean, count, dev_min, "
-    "dev_max, duration, dev_count"
+    "dev_max, duration, dev_count, frozen_s, frozen_judged_s, latency_count, latency_log_sum, depth_count, "
+    "depth_1, depth_5, depth_10"
 )
+BAR_COLUMN_COUNT = BAR_COLUMNS.count(",") + 1
 
 _UPSERT = f"""
 INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
 SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s::timestamptz[], %s::float8[],
                      %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::int[], %s::float8[],
-                     %s::float8[], %s::float8[], %s::int[])
+                     %s::float8[], %s::float8[], %s::int[], %s::float8[], %s::float8[], %s::int[], %s::float8[],
+                     %s::int[], %s::int[], %s::int[], %s::int[])
 {_CONFLICT} {_UPDATE}
 """  # noqa: S608 (constants only)
 
@@ -57,7 +64,7 @@ SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s
 # Django stores them there (naive UTC text), so comparisons and the unique constraint match ORM rows.
 _UPSERT_SQLITE = f"""
 INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES ({", ".join(["%s"] * BAR_COLUMN_COUNT)})
 {_CONFLICT} {_UPDATE}
 """  # noqa: S608 (constants only)
 
@@ -85,7 +92,8 @@ def bar_params(*, rows: Sequence[BarRow], resolution: str, raw_datetimes: bool =
         start = us_to_dt(r.start_us) if raw_datetimes else db_datetime(us_to_dt(r.start_us))
         out.append(
             (b, i, account, resolution, start, r.open, r.high, r.low, r.close, r.mean, r.count,
-             r.dev_min, r.dev_max, r.duration, r.dev_count)
+             r.dev_min, r.dev_max, r.duration, r.dev_count, r.frozen_s, r.frozen_judged_s, r.latency_count,
+             r.latency_log_sum, r.depth_count, r.depth_1, r.depth_5, r.depth_10)
         )  # fmt: skip
     if len(out) < len(rows):
         logger.warning(
@@ -247,6 +255,10 @@ def feed_configs_ensure_accounts() -> int:
     return len(FeedConfig.objects.bulk_create(made, ignore_conflicts=True))
 
 
+# The 2.3 reliability measures: plain sums in every roll-up.
+_SUMMED = "frozen_s, frozen_judged_s, latency_count, latency_log_sum, depth_count, depth_1, depth_5, depth_10"
+_SUMS = ", ".join(f"sum({c})" for c in _SUMMED.split(", "))
+
 _ROLLUP = f"""
 INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})
 SELECT broker_id, instrument_id, account_id, %(target)s,
@@ -256,7 +268,7 @@ SELECT broker_id, instrument_id, account_id, %(target)s,
        sum(count),
        coalesce(min(dev_min) FILTER (WHERE dev_count > 0), 0),
        coalesce(max(dev_max) FILTER (WHERE dev_count > 0), 0),
-       sum(duration), sum(dev_count)
+       sum(duration), sum(dev_count), {_SUMS}
 FROM marketdata_spreadbar
 WHERE resolution = %(source)s AND start >= %(since)s AND start < %(until)s
 GROUP BY broker_id, instrument_id, account_id, date_trunc(%(unit)s, start AT TIME ZONE 'UTC')
@@ -274,10 +286,10 @@ SELECT broker_id, instrument_id, account_id, %(target)s, bucket, max(first_open)
        sum(count),
        coalesce(min(dev_min) FILTER (WHERE dev_count > 0), 0),
        coalesce(max(dev_max) FILTER (WHERE dev_count > 0), 0),
-       sum(duration), sum(dev_count)
+       sum(duration), sum(dev_count), {_SUMS}
 FROM (
     SELECT broker_id, instrument_id, account_id, strftime(%(fmt)s, start) AS bucket, high, low, mean, count,
-           dev_min, dev_max, duration, dev_count,
+           dev_min, dev_max, duration, dev_count, {_SUMMED},
            first_value(open) OVER (PARTITION BY broker_id, instrument_id, account_id, strftime(%(fmt)s, start)
                                    ORDER BY start) AS first_open,
            first_value(close) OVER (PARTITION BY broker_id, instrument_id, account_id, strftime(%(fmt)s, start)

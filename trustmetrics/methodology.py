@@ -178,7 +178,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="2.2",
+    version="2.3",
     window=timedelta(days=7),
     components=(
         Component(
@@ -244,10 +244,12 @@ METHODOLOGY = Methodology(
             "Four parts. Availability (30 %): the share of time without a usable price (down or stale, or hours "
             "without prices where the typical broker had some, whichever is more, plus the share of quotes "
             "rejected as malformed), with high-impact news-window time counted twice; 2 % of the time takes every "
-            "point, and each disconnect a day 5 more. Frozen (40 %): the share of time the price stood still for "
-            "30 s or more while the other brokers' consensus moved, counted like no price (2 % takes every point). "
-            "Latency (15 %): median delay from the broker's timestamp to receipt against the market's median. "
-            "Depth (15 %): the share of books with at least 1, 5 and 10 lots. A part not measured counts as "
+            "point, and each disconnect a day 5 more. Frozen (40 %): of the time in which the other brokers' prices "
+            "moved by more than 4 of the broker's price steps, the share in which its quote repeated the same bid "
+            "and ask, counted like no price (2 % takes every point); a repeat while the market moved less than "
+            "the broker's price step is never counted. Latency (15 %): the typical delay (geometric mean) from "
+            "the broker's timestamp to our receipt, against the market's median. Depth (15 %): the shares of "
+            "quotes with at least 1, 5 and 10 lots on both sides of the touch. A part not measured counts as "
             "neutral (50).",
         ),
         Component(
@@ -320,6 +322,15 @@ METHODOLOGY = Methodology(
             " of 64.9, which put a broker with a suspended licence mid-field. Spread volatility no longer counts: the"
             " validation rule does not rank by it, and the hours that move it most are the release hours that "
             "widening already counts.",
+        ),
+        VersionNote(
+            "2.3",
+            "2026-12-01",
+            "Reliability is measured from every recorded quote: frozen prices (the share of the time the other "
+            "brokers' prices moved by more than 4 of the broker's price steps in which its quote repeated, at any "
+            "quote rate, where 2.2 looked for runs of 30 s that the recorded data never had), the typical delay "
+            "from the broker's timestamp to our receipt, and the size at the touch in lots. Until now these parts "
+            "counted as neutral for every broker, so reliability only told outages apart.",
         ),
     ),
     tier_points={1: 100.0, 2: 65.0, 3: 30.0},

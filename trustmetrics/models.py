@@ -66,6 +66,15 @@ class TrustDailyInput(models.Model):
     off_market_sum_excursion = models.FloatField(
         default=0.0, help_text="Of sum_excursion, the part in hours judged off-market (2.2: they count apart)."
     )
+    # 2.3: reliability measured from the quotes (sums of the bars' columns of the same names)
+    frozen_s = models.FloatField(default=0.0, help_text="Seconds the price stood still while the others' moved.")
+    frozen_judged_s = models.FloatField(default=0.0, help_text="Seconds the others' prices moved enough to judge.")
+    latency_count = models.BigIntegerField(default=0, help_text="Quotes with a receipt time.")
+    latency_log_sum = models.FloatField(default=0.0, help_text="Sum of ln(1 + delay in ms).")
+    depth_count = models.BigIntegerField(default=0, help_text="Quotes with a touch size.")
+    depth_1 = models.BigIntegerField(default=0, help_text="Of those, with at least 1 lot on both sides.")
+    depth_5 = models.BigIntegerField(default=0, help_text="... at least 5 lots.")
+    depth_10 = models.BigIntegerField(default=0, help_text="... at least 10 lots.")
 
     class Meta:
         constraints = [
@@ -74,3 +83,19 @@ class TrustDailyInput(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker_id}/{self.instrument_id} {self.day}"
+
+
+class TrustValidation(models.Model):
+    """The methodology page's validation figures for one methodology version, computed once, off the request path.
+
+    They depend on the methodology and the validation code only, so they are computed when a version is first
+    needed (``manage.py trust_validate``, or a background task the page starts) and the page reads this row.
+    """
+
+    methodology_version = models.CharField(max_length=20, unique=True)
+    computed_at = models.DateTimeField()
+    summary = models.JSONField(help_text="Each scenario's rank correlation, and the held-out random markets' figures.")
+    seconds = models.FloatField(default=0.0, help_text="How long computing them took.")
+
+    def __str__(self) -> str:
+        return f"validation of {self.methodology_version} @ {self.computed_at:%Y-%m-%d %H:%M}"

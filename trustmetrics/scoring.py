@@ -95,6 +95,15 @@ class InstrumentStats:
     news_hours: int = 0  # measured hours holding a high-impact release that moves this instrument
     news_off_market_hours: int = 0  # of those, the ones judged off-market
     off_market_sum_excursion: float = 0.0  # of sum_excursion, the part in hours judged off-market (2.2)
+    # 2.3: reliability measured from the quotes themselves (marketdata.aggregation defines them)
+    frozen_s: float = 0.0  # seconds the price stood still while the other brokers' prices moved
+    frozen_judged_s: float = 0.0  # seconds in which they moved enough for a tracking price to change
+    latency_count: int = 0  # quotes with a receipt time
+    latency_log_sum: float = 0.0  # sum of ln(1 + delay in ms), broker timestamp to ingest
+    depth_count: int = 0  # quotes with a touch size
+    depth_1: int = 0  # of those, with at least 1, 5 and 10 lots on both sides of the touch
+    depth_5: int = 0
+    depth_10: int = 0
 
     def __add__(self, other: InstrumentStats) -> InstrumentStats:
         if other.symbol != self.symbol:
@@ -115,6 +124,14 @@ class InstrumentStats:
             news_hours=self.news_hours + other.news_hours,
             news_off_market_hours=self.news_off_market_hours + other.news_off_market_hours,
             off_market_sum_excursion=self.off_market_sum_excursion + other.off_market_sum_excursion,
+            frozen_s=self.frozen_s + other.frozen_s,
+            frozen_judged_s=self.frozen_judged_s + other.frozen_judged_s,
+            latency_count=self.latency_count + other.latency_count,
+            latency_log_sum=self.latency_log_sum + other.latency_log_sum,
+            depth_count=self.depth_count + other.depth_count,
+            depth_1=self.depth_1 + other.depth_1,
+            depth_5=self.depth_5 + other.depth_5,
+            depth_10=self.depth_10 + other.depth_10,
         )
 
     @property
@@ -150,6 +167,14 @@ DAILY_FIELDS = (
     "news_hours",
     "news_off_market_hours",
     "off_market_sum_excursion",
+    "frozen_s",
+    "frozen_judged_s",
+    "latency_count",
+    "latency_log_sum",
+    "depth_count",
+    "depth_1",
+    "depth_5",
+    "depth_10",
 )
 
 
@@ -261,6 +286,13 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
         # Sums read apart (SQL and Python) may differ in the last digits: a relative allowance, no more.
         if not 0 <= s.off_market_sum_excursion <= s.sum_excursion * (1 + 1e-9) + 1e-12:
             raise ScoringInputError(f"broker {inputs.broker_id}: impossible off-market deviations for {s.symbol}")
+        if (
+            not 0 <= s.frozen_s <= s.frozen_judged_s * (1 + 1e-9) + 1e-9
+            or min(s.latency_count, s.latency_log_sum, s.depth_count) < 0
+            or not s.depth_count >= s.depth_1 >= s.depth_5 >= s.depth_10 >= 0
+            or not math.isfinite(s.latency_log_sum + s.frozen_judged_s)
+        ):
+            raise ScoringInputError(f"broker {inputs.broker_id}: impossible reliability measures for {s.symbol}")
     feed = inputs.feed
     if feed is not None and (
         min(feed.observed_s, feed.up_s, feed.stale_s, feed.down_s, feed.disconnects, feed.news_s, feed.news_out_s) < 0
@@ -471,7 +503,8 @@ def score_all(
         }
     )
 
-    latencies = {b.broker_id: b.execution.latency_ms for b in brokers if b.execution is not None}
+    measured_reliability = {b.broker_id: reliability_measures(b) for b in brokers}
+    latencies = {k: v["latency_ms"] for k, v in measured_reliability.items() if v["latency_ms"] is not None}
     latency_ratio = {
         broker_id: ratios["latency"]
         for broker_id, ratios in _peer_ratios({k: {"latency": max(v, 0.001)} for k, v in latencies.items()}).items()
@@ -536,7 +569,7 @@ def score_all(
             methodology=methodology,
         )
         malformed = b.rejected_quotes / (b.rejected_quotes + quotes_measured) if b.rejected_quotes else 0.0
-        execution = b.execution
+        rel = measured_reliability[b.broker_id]
         parts = (
             reliability_parts(
                 gap_share=gaps,
@@ -547,11 +580,8 @@ def score_all(
                     if b.broker_id in latency_ratio
                     else None
                 ),
-                depth=(
-                    100.0 * (execution.depth_1 + execution.depth_5 + execution.depth_10) / 3
-                    if execution is not None
-                    else None
-                ),
+                depth=100.0 * rel["depth_share"] if rel["depth_share"] is not None else None,
+                frozen_share=rel["frozen_share"],
                 methodology=methodology,
             )
             if wanted
@@ -645,10 +675,10 @@ def score_all(
                     "consensus_share": round(consensus, 4),
                     "malformed_share": round(malformed, 6),
                     "reliability_parts": ({k: _round(v) for k, v in parts.items()} if parts is not None else None),
-                    "depth_share": (
-                        _round((execution.depth_1 + execution.depth_5 + execution.depth_10) / 3) if execution else None
-                    ),
+                    "depth_share": _round(rel["depth_share"]),
                     "latency_ratio": _round(latency_ratio.get(b.broker_id)),
+                    "latency_ms": _round(rel["latency_ms"]),
+                    "frozen_share": _round(rel["frozen_share"]),
                     "rejected_quotes": b.rejected_quotes,
                     "critical": critical,
                     "cap": round(cap, 2),
@@ -710,6 +740,35 @@ def integrity_points(
     return _weighted(((off_points, share), (deviation, 1.0 - share)))
 
 
+def reliability_measures(b: BrokerInputs) -> dict[str, float | None]:
+    """The broker's frozen share, typical latency (ms) and depth share: from its quotes' measures where recorded
+    (2.3: the aggregator records them per bar), else from the feed and execution statistics given; None: neither.
+
+    Frozen: of the time the other brokers' prices moved by more than a few of the broker's price steps, the share
+    its price stood still. Latency: the geometric mean delay from the broker's timestamp to ingest. Depth: the
+    mean of the shares of quotes with at least 1, 5 and 10 lots on both sides of the touch.
+    """
+    judged = sum(s.frozen_judged_s for s in b.instruments)
+    frozen: float | None = None
+    if judged > 0:
+        frozen = min(1.0, sum(s.frozen_s for s in b.instruments) / judged)
+    elif b.feed is not None and b.feed.frozen_s is not None and b.feed.observed_s > 0:
+        frozen = b.feed.frozen_s / b.feed.observed_s
+    count = sum(s.latency_count for s in b.instruments)
+    latency: float | None = None
+    if count > 0:
+        latency = math.expm1(sum(s.latency_log_sum for s in b.instruments) / count)
+    elif b.execution is not None:
+        latency = b.execution.latency_ms
+    books = sum(s.depth_count for s in b.instruments)
+    depth: float | None = None
+    if books > 0:
+        depth = sum(s.depth_1 + s.depth_5 + s.depth_10 for s in b.instruments) / books / 3
+    elif b.execution is not None:
+        depth = (b.execution.depth_1 + b.execution.depth_5 + b.execution.depth_10) / 3
+    return {"frozen_share": frozen, "latency_ms": latency, "depth_share": depth}
+
+
 def reliability_parts(
     *,
     gap_share: float,
@@ -717,6 +776,7 @@ def reliability_parts(
     malformed: float,
     latency: float | None,
     depth: float | None,
+    frozen_share: float | None = None,
     methodology: Methodology = METHODOLOGY,
 ) -> dict[str, float | None]:
     """Reliability's parts, 0-100 each (None: not measured): availability, frozen prices, latency and depth.
@@ -735,8 +795,10 @@ def reliability_parts(
         extra = methodology.news_outage_weight - 1.0
         out_share = (out_s + extra * min(feed.news_out_s, feed.news_s)) / (feed.observed_s + extra * feed.news_s)
         disconnects = feed.disconnects / max(feed.observed_s / 86400, 1.0)
-        if feed.frozen_s is not None:
-            frozen = _clamp(100.0 * (1.0 - feed.frozen_s / feed.observed_s / methodology.frozen_zero_share))
+        if frozen_share is None and feed.frozen_s is not None:
+            frozen_share = feed.frozen_s / feed.observed_s
+    if frozen_share is not None:
+        frozen = _clamp(100.0 * (1.0 - frozen_share / methodology.frozen_zero_share))
     availability = _clamp(
         100.0 * (1.0 - (out_share + malformed) / methodology.outage_zero_share)
         - disconnects * methodology.disconnect_penalty
@@ -928,15 +990,14 @@ def bootstrap_bands(
     overall: dict[int, list[float]] = {b.broker_id: [] for b in brokers}
     # Each instrument's daily sums as columns (one tuple per additive field over its days with data): a
     # sample is then one weighted sum per column, how often each day was drawn times that day's value.
-    columns: dict[tuple[int, str], tuple[list[int], list[tuple[float, ...]]]] = {}
+    # A column that is 0 on every day (a measure not recorded for it) stays 0 in every sample: left out.
+    columns: dict[tuple[int, str], tuple[list[int], list[tuple[str, tuple[float, ...]]]]] = {}
     for key, per_day in daily.items():
         present = [(i, st) for i, st in enumerate(per_day) if st is not None]
         if present:
-            columns[key] = (
-                [i for i, _ in present],
-                [tuple(getattr(st, f) for _, st in present) for f in DAILY_FIELDS],
-            )
-    empty: tuple[list[int], list[tuple[float, ...]]] = ([], [])
+            cols = [(f, tuple(getattr(st, f) for _, st in present)) for f in DAILY_FIELDS]
+            columns[key] = ([i for i, _ in present], [(f, col) for f, col in cols if any(col)])
+    empty: tuple[list[int], list[tuple[str, tuple[float, ...]]]] = ([], [])
     for _ in range(samples):
         drawn = [0] * days
         for _ in range(days):
@@ -948,8 +1009,8 @@ def bootstrap_bands(
                 day_indices, fields = columns.get((b.broker_id, s.symbol), empty)
                 if day_indices:
                     weights = [drawn[i] for i in day_indices]
-                    totals = [sum(map(operator.mul, weights, col)) for col in fields]
-                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, *totals))
+                    totals = {f: sum(map(operator.mul, weights, col)) for f, col in fields}
+                    instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size, **totals))
                 else:
                     instruments.append(InstrumentStats(s.symbol, s.asset_class, s.pip_size))
             resampled.append(dataclasses.replace(b, instruments=tuple(instruments)))

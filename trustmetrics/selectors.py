@@ -24,7 +24,7 @@ from brokers.models import AccountType, Broker, Instrument, Licence
 from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from marketdata.selectors import feed_account_bars, feed_accounts, scoring_commission_per_lot
 from trustmetrics.methodology import METHODOLOGY, Methodology
-from trustmetrics.models import TrustDailyInput, TrustScore
+from trustmetrics.models import TrustDailyInput, TrustScore, TrustValidation
 from trustmetrics.scoring import (
     DAILY_FIELDS,
     BrokerInputs,
@@ -38,6 +38,17 @@ from trustmetrics.scoring import (
 )
 
 DayKey = tuple[int, int, date]  # broker id, instrument id, day
+# 2.3: the reliability measures the aggregator records per bar, summed per day under the same names.
+BAR_RELIABILITY_FIELDS = (
+    "frozen_s",
+    "frozen_judged_s",
+    "latency_count",
+    "latency_log_sum",
+    "depth_count",
+    "depth_1",
+    "depth_5",
+    "depth_10",
+)
 
 
 def trust_window_days(*, as_of: datetime, methodology: Methodology = METHODOLOGY) -> list[date]:
@@ -91,6 +102,7 @@ def trust_daily_sums(
             # dev_count 0: no consensus to compare with in that hour, so no deviation was measured.
             dev_hours=Count("id", filter=Q(dev_count__gt=0)),
             sum_excursion=Sum("excursion", filter=Q(dev_count__gt=0)),
+            **{f: Sum(f) for f in BAR_RELIABILITY_FIELDS},
         )
         .order_by()
     )
@@ -111,6 +123,7 @@ def trust_daily_sums(
             "news_hours": 0,
             "news_off_market_hours": 0,
             "off_market_sum_excursion": 0.0,
+            **{f: row[f] or 0 for f in BAR_RELIABILITY_FIELDS},
         }
 
     # Off-market hours compare each broker with the others in the same hour: read the measured hours'
@@ -238,6 +251,7 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
             news_hours=Sum("news_hours"),
             news_off_market_hours=Sum("news_off_market_hours"),
             off_market_sum_excursion=Sum("off_market_sum_excursion"),
+            **{f: Sum(f) for f in BAR_RELIABILITY_FIELDS},
         )
         .order_by()
     )
@@ -440,34 +454,10 @@ def trust_daily_history(*, broker_id: int, days: int = 90, now: datetime | None 
     return list(qs.filter(computed_at__in=[r["last"] for r in last_per_day]).order_by("computed_at"))
 
 
-# Markets never looked at while designing methodology 2.2 (its report evaluated them once, at the end).
-VALIDATION_HELD_OUT_SEEDS = range(1000, 1050)
-
-
-def trust_validation_summary(*, methodology: Methodology = METHODOLOGY) -> dict[str, Any]:
-    """The methodology page's validation figures: each scenario's Spearman, and held-out random markets.
-
-    Deterministic for a methodology version, so computed once per version and cached with the time it was
-    computed (the page shows that time).
-    """
-    from django.core.cache import cache
-
-    from trustmetrics.validation import random_scenario, scenario_run, validation_run
-
-    key = f"trust-validation:{methodology.version}"
-    summary: dict[str, Any] | None = cache.get(key)
-    if summary is None:
-        held_out = [scenario_run(random_scenario(seed), methodology).spearman for seed in VALIDATION_HELD_OUT_SEEDS]
-        ordered = sorted(held_out)
-        summary = {
-            "as_of": timezone.now(),
-            "version": methodology.version,
-            "scenarios": validation_run(methodology),
-            "held_out_count": len(held_out),
-            "held_out_median": ordered[len(ordered) // 2],
-            "held_out_min": ordered[0],
-            "held_out_p10": ordered[len(ordered) // 10],
-            "held_out_passing": sum(r >= 0.9 for r in held_out),
-        }
-        cache.set(key, summary, timeout=24 * 3600)
-    return summary
+def trust_validation_stored(*, methodology: Methodology = METHODOLOGY) -> dict[str, Any] | None:
+    """The stored validation figures of this methodology version, with the time they were computed; None while
+    they have not been computed (trustmetrics.services.trust_validation_request starts that in the background)."""
+    row = TrustValidation.objects.filter(methodology_version=methodology.version).first()
+    if row is None:
+        return None
+    return {**row.summary, "as_of": row.computed_at, "version": row.methodology_version}

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time as clock
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.utils import timezone
 
 from common import cachetags
 from pagecache.services import pages_revalidate
 from trustmetrics import selectors
 from trustmetrics.methodology import METHODOLOGY, Methodology
-from trustmetrics.models import TrustDailyInput, TrustScore
+from trustmetrics.models import TrustDailyInput, TrustScore, TrustValidation
 from trustmetrics.scoring import (
     InstrumentStats,
     ScoreResult,
@@ -266,3 +270,50 @@ def run_slot(now: datetime, every: timedelta) -> datetime:
     seconds = int(every.total_seconds())
     epoch = int(now.timestamp())
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=now.tzinfo or timezone.get_current_timezone())
+
+
+VALIDATION_LOCK_S = 600  # one background computation at a time per version; retried after this if it died
+
+
+def trust_validation_store(*, methodology: Methodology = METHODOLOGY, force: bool = False) -> TrustValidation:
+    """Compute the methodology page's validation figures for this version and store them (a few seconds of CPU:
+    50 random markets). Without ``force`` a version already stored is left as it is. The page is regenerated."""
+    from trustmetrics.validation import validation_summary
+
+    if not force:
+        stored = TrustValidation.objects.filter(methodology_version=methodology.version).first()
+        if stored is not None:
+            return stored
+    started = clock.perf_counter()
+    summary = validation_summary(methodology)
+    row, _ = TrustValidation.objects.update_or_create(
+        methodology_version=methodology.version,
+        defaults={"computed_at": timezone.now(), "summary": summary, "seconds": clock.perf_counter() - started},
+    )
+    transaction.on_commit(lambda: pages_revalidate(tags=[cachetags.METHODOLOGY]))
+    logger.info("validation figures of methodology %s stored (%.1f s)", methodology.version, row.seconds)
+    return row
+
+
+def trust_validation_request(*, methodology: Methodology = METHODOLOGY) -> bool:
+    """Start computing this version's validation figures in the background, once (a visitor never waits for them).
+    Returns whether a computation was started."""
+    if not cache.add(f"trust-validation-lock:{methodology.version}", 1, VALIDATION_LOCK_S):
+        return False
+    if settings.PAGECACHE_BACKGROUND == "celery":
+        from trustmetrics.tasks import trust_validation_refresh
+
+        transaction.on_commit(lambda: trust_validation_refresh.delay())
+    else:
+        threading.Thread(target=_validation_in_thread, args=(methodology,), daemon=True).start()
+    return True
+
+
+def _validation_in_thread(methodology: Methodology) -> None:
+    try:
+        trust_validation_store(methodology=methodology)
+    except Exception:
+        logger.exception("computing the validation figures failed")
+        cache.delete(f"trust-validation-lock:{methodology.version}")
+    finally:
+        connection.close()  # this thread's own connection

@@ -34,3 +34,9 @@ def trust_recompute(as_of: str | None = None) -> int:
 def trust_recompute_full(as_of: str | None = None) -> int:
     """The nightly run: every day of the window rebuilt from the bars, picking up late data."""
     return services.trust_scores_compute(as_of=_as_of(as_of), full=True).stored
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def trust_validation_refresh(force: bool = False) -> str:
+    """The methodology page's validation figures for the current version, computed and stored once."""
+    return services.trust_validation_store(force=force).methodology_version

@@ -8,7 +8,8 @@ from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
 from trustmetrics.scoring import critical_floor, off_market_cap_slope
-from trustmetrics.selectors import trust_validation_summary
+from trustmetrics.selectors import trust_validation_stored
+from trustmetrics.services import trust_validation_request
 
 
 @regenerated_page()
@@ -17,6 +18,9 @@ def methodology(request: HttpRequest) -> HttpResponse:
     m = METHODOLOGY
     names = m.labels_display
     tracked = set(Instrument.objects.values_list("symbol", flat=True))
+    validation = trust_validation_stored(methodology=m)
+    if validation is None:  # computed in the background; the page is regenerated once they are stored
+        trust_validation_request(methodology=m)
     response = TemplateResponse(
         request,
         "trustmetrics/methodology.html",
@@ -49,7 +53,7 @@ def methodology(request: HttpRequest) -> HttpResponse:
             "frozen_zero_percent": round(100 * m.frozen_zero_share, 1),
             "part_points": round(100 * (1 - m.weights["transparency"])),
             "critical_max": critical_floor(transparency=100.0, methodology=m),
-            "validation": trust_validation_summary(methodology=m),
+            "validation": validation,
         },
     )
     tag_response(response, cachetags.ALL, cachetags.METHODOLOGY)

@@ -8,6 +8,7 @@ driving the simulated news. Each test runs in a transaction on top of it and rol
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -293,3 +294,42 @@ def test_a_broker_off_market_only_at_the_release_is_caught(week):
     # Heavy off-market quoting, the critical failure, is judged on the share of all hours (2.2).
     assert after.inputs["critical"] == []
     assert TrustDailyInput.objects.filter(instrument__symbol="EURUSD", day=NFP.date(), news_hours=1).count() == 14
+
+
+def reliability_truth(slug: str) -> float:
+    """The reliability the simulated traits call for, higher is better: the rule the measured order is checked
+    against. Each trait's penalty runs from 0 (as good as it gets) to 1 at the methodology's zero point, weighed
+    as the methodology's parts are: time out (outages; 2 % of the time takes all), time frozen (the simulator's
+    share of repeated quotes; 2 % takes all), latency (40 ms nothing, ten times that all) and book size at the touch
+    (the top size in lots of a typical instrument: at least 10 lots nothing, none all)."""
+    p = BROKER_PROFILES[slug]
+    down = min(1.0, p.disconnects_per_day * p.outage_mean_s / 86400 / 0.02)
+    frozen = min(1.0, p.freeze_rate / 0.02)
+    slow = min(1.0, max(0.0, math.log(p.latency_ms / 40) / math.log(10)))
+    shallow = 1.0 - min(1.0, p.size_factor)
+    w = METHODOLOGY.reliability_parts
+    return -(w["availability"] * down + w["frozen"] * frozen + w["latency"] * slow + w["depth"] * shallow)
+
+
+def test_reliability_is_measured_from_the_quotes_and_follows_the_brokers_traits(week):
+    scores = scores_by_slug(services.trust_scores_compute(as_of=AS_OF))
+    slugs = sorted(scores)
+    # Every part is measured: none counts as neutral for want of data.
+    for slug in slugs:
+        parts = scores[slug].inputs["reliability_parts"]
+        assert all(parts[k] is not None for k in ("availability", "frozen", "latency", "depth")), (slug, parts)
+    reliability = {s: scores[s].components["reliability"] for s in slugs}
+    rho = spearman([reliability[s] for s in slugs], [reliability_truth(s) for s in slugs])
+    detail = "\n".join(
+        f"{s:<22} {reliability[s]:6.2f} truth {reliability_truth(s):7.3f} {scores[s].inputs['reliability_parts']}"
+        for s in sorted(slugs, key=lambda s: -reliability[s])
+    )
+    assert rho >= 0.9, f"rho={rho:.3f}\n{detail}"
+    # The parts follow their own traits: frozen share the share of repeated quotes, latency the simulated delay.
+    frozen = {s: scores[s].inputs["frozen_share"] for s in slugs}
+    assert spearman([frozen[s] for s in slugs], [BROKER_PROFILES[s].freeze_rate for s in slugs]) >= 0.8, frozen
+    latency = {s: scores[s].inputs["latency_ms"] for s in slugs}
+    assert spearman([latency[s] for s in slugs], [BROKER_PROFILES[s].latency_ms for s in slugs]) >= 0.95, latency
+    # Vanguard Pacific FX's frequent outages and Northwind's steady feed span the range.
+    assert reliability["vanguard-pacific-fx"] == min(reliability.values()), detail
+    assert reliability["northwind-markets"] - reliability["vanguard-pacific-fx"] > 50, detail

@@ -761,3 +761,54 @@ def test_the_component_texts_quote_the_numbers_the_engine_uses():
     assert f"{100 * m.outage_zero_share:.0f} % of the time takes every point" in reliability
     assert f"({100 * m.frozen_zero_share:.0f} % takes every point)" in reliability
     assert m.news_outage_weight == 2 and "counted twice" in reliability
+
+
+def _measured(b, *, frozen=0.0, latency_ms=50.0, depth=(1.0, 1.0, 1.0)):
+    """The broker with 2.3's quote measures on every instrument: frozen share, typical latency, touch shares."""
+    n = 1000
+    return dataclasses.replace(
+        b,
+        instruments=tuple(
+            dataclasses.replace(
+                s,
+                frozen_s=frozen * 3600.0,
+                frozen_judged_s=3600.0,
+                latency_count=n,
+                latency_log_sum=n * math.log1p(latency_ms),
+                depth_count=n,
+                depth_1=round(n * depth[0]),
+                depth_5=round(n * depth[1]),
+                depth_10=round(n * depth[2]),
+            )
+            for s in b.instruments
+        ),
+    )
+
+
+def test_the_quotes_frozen_latency_and_depth_measures_score_reliability_and_take_precedence():
+    day = 86400.0
+    # The feed statistics say nothing is frozen; the quotes' own measures say otherwise and win.
+    steady = [_measured(broker(i, feed=_feed(day, frozen_s=0.0))) for i in range(1, 6)]
+    frozen = _measured(broker(7, feed=_feed(day, frozen_s=0.0)), frozen=0.015)
+    slow = _measured(broker(8, feed=_feed(day)), latency_ms=500.0)
+    shallow = _measured(broker(9, feed=_feed(day)), depth=(0.5, 0.0, 0.0))
+    results = by_id(score_all([*steady, frozen, slow, shallow]))
+    parts = {k: results[k].inputs["reliability_parts"] for k in (1, 7, 8, 9)}
+    assert results[7].inputs["frozen_share"] == pytest.approx(0.015)
+    assert parts[7]["frozen"] == pytest.approx(100 * (1 - 0.015 / METHODOLOGY.frozen_zero_share))
+    assert parts[1]["frozen"] == 100
+    assert results[8].inputs["latency_ms"] == pytest.approx(500.0)
+    assert parts[8]["latency"] < parts[1]["latency"] - 40
+    assert parts[9]["depth"] == pytest.approx(100 / 6, abs=1e-3) and parts[1]["depth"] == 100
+    for k in (7, 8, 9):
+        assert results[k].components["reliability"] < results[1].components["reliability"] - 5
+
+
+def test_impossible_quote_measures_are_refused():
+    b = _measured(broker(1))
+    worse = dataclasses.replace(b.instruments[0], frozen_s=2 * b.instruments[0].frozen_judged_s + 1)
+    with pytest.raises(ScoringInputError):
+        score_all([dataclasses.replace(b, instruments=(worse, *b.instruments[1:]))])
+    deeper = dataclasses.replace(b.instruments[0], depth_10=b.instruments[0].depth_count + 1)
+    with pytest.raises(ScoringInputError):
+        score_all([dataclasses.replace(b, instruments=(deeper, *b.instruments[1:]))])

@@ -148,17 +148,78 @@ def test_the_methodology_page_is_generated_from_the_methodology_object(client):
 
 @pytest.mark.django_db
 def test_the_methodology_page_shows_each_validation_scenario_with_its_rank_correlation_and_time(client):
-    from trustmetrics.selectors import trust_validation_summary
+    from trustmetrics.selectors import trust_validation_stored
+    from trustmetrics.services import trust_validation_store
 
+    trust_validation_store()
     html = client.get("/methodology/").content.decode()
-    summary = trust_validation_summary()
-    assert 'id="validation-heading"' in html
+    summary = trust_validation_stored()
+    assert summary is not None
+    assert 'id="validation-heading"' in html and 'id="validation-pending"' not in html
     assert len(summary["scenarios"]) >= 4
     for r in summary["scenarios"]:
-        assert f'<th scope="row">{escape(r.title)}</th><td>{r.period}</td>' in html
-        assert f"<td>{r.spearman:.3f}</td>" in html
+        assert f'<th scope="row">{escape(r["title"])}</th><td>{r["period"]}</td>' in html
+        assert f"<td>{r['spearman']:.3f}</td>" in html
     assert f'datetime="{summary["as_of"].isoformat()}"' in html
     assert f"the median rank correlation is {summary['held_out_median']:.3f}" in html
+
+
+@pytest.mark.django_db
+def test_stored_validation_figures_are_read_not_computed_while_the_page_renders(client, monkeypatch):
+    from trustmetrics import validation
+    from trustmetrics.models import TrustValidation
+    from trustmetrics.services import trust_validation_store
+
+    first = trust_validation_store()
+    assert trust_validation_store().computed_at == first.computed_at  # a version is computed once
+    assert TrustValidation.objects.count() == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the page computed the validation figures")
+
+    monkeypatch.setattr(validation, "scenario_run", refuse)
+    monkeypatch.setattr(validation, "validation_summary", refuse)
+    assert client.get("/methodology/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_stored_figures_the_page_answers_at_once_and_they_are_computed_in_the_background(client, settings):
+    from django.core.cache import cache
+
+    from trustmetrics.models import TrustValidation
+
+    settings.PAGECACHE_BACKGROUND = "thread"  # the one-process fallback; with Redis a Celery task does the same
+    cache.delete(f"trust-validation-lock:{METHODOLOGY.version}")
+    html = client.get("/methodology/").content.decode()
+    assert 'id="validation-pending"' in html
+    wait_for(
+        lambda: TrustValidation.objects.filter(methodology_version=METHODOLOGY.version).exists(),
+        120,
+        what="the background computation storing the figures",
+    )
+    row = TrustValidation.objects.get(methodology_version=METHODOLOGY.version)
+    assert len(row.summary["scenarios"]) >= 4 and row.summary["held_out_count"] == 50
+    # Storing them revalidated the page: it shows the figures now.
+    wait_for(
+        lambda: 'id="validation-pending"' not in client.get("/methodology/").content.decode(),
+        60,
+        what="the page showing the stored figures",
+    )
+    cache.delete(f"trust-validation-lock:{METHODOLOGY.version}")
+
+
+@pytest.mark.django_db
+def test_the_validate_command_stores_the_figures_and_prints_them():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from trustmetrics.models import TrustValidation
+
+    out = StringIO()
+    call_command("trust_validate", stdout=out)
+    assert TrustValidation.objects.filter(methodology_version=METHODOLOGY.version).count() == 1
+    assert "held-out" in out.getvalue() and "reversed" in out.getvalue()
 
 
 @pytest.mark.django_db
