@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class FieldErrors(Exception):
-    """A 400 with messages per parameter (from a page's form, or a check across parameters)."""
+    """A 400 with messages per parameter (from a page's form, or a check across parameters); ``status`` 404
+    when the parameter names something that does not exist (an account the broker does not have)."""
 
-    def __init__(self, fields: Mapping[str, Sequence[Any]]) -> None:
+    def __init__(self, fields: Mapping[str, Sequence[Any]], *, status: int = 400) -> None:
         self.fields = {name: [str(m) for m in messages] for name, messages in fields.items()}
+        self.status = status
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.fields.items()))
 
 
@@ -50,8 +52,8 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(FieldErrors)
     def bad_value(request: HttpRequest, exc: FieldErrors) -> HttpResponse:
-        metrics.incr("api_bad_request")
-        return error_response(400, str(exc), exc.fields)
+        metrics.incr("api_not_found" if exc.status == 404 else "api_bad_request")
+        return error_response(exc.status, str(exc), exc.fields)
 
     @api.exception_handler(AuthenticationError)
     def unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
