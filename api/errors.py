@@ -8,10 +8,12 @@ does not (an unknown regulator); 404: no such broker or path; 401: live quotes w
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
@@ -46,7 +48,8 @@ def install(api: NinjaAPI) -> None:
         metrics.incr("api_bad_request")
         fields: dict[str, list[str]] = {}
         for err in exc.errors:
-            fields.setdefault(_field_name(err.get("loc", ())), []).append(str(err.get("msg", "invalid")))
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's prefix for our checks
+            fields.setdefault(_field_name(err.get("loc", ())), []).append(message)
         text = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
         return error_response(422, f"Invalid parameters: {text}", fields)
 
@@ -82,4 +85,35 @@ def install(api: NinjaAPI) -> None:
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """Unknown paths under /api/v1/ (the site's HTML 404 page is for people)."""
     metrics.incr("api_not_found")
+    if rest.endswith("/"):
+        return error_response(404, f"No such API path; paths end without a slash: /api/v1/{rest.rstrip('/')[:200]}")
     return error_response(404, "No such API path; see /api/v1/docs.")
+
+
+View = Callable[..., HttpResponseBase]
+
+
+def json_methods(view: View) -> View:
+    """An API view that answers HEAD like GET without the body, and a method it does not take with a JSON 405.
+
+    ninja answers both with a plain-text 405 (a HEAD too, which caches and link checkers send)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        head = request.method == "HEAD"
+        if head:
+            request.method = "GET"
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405:
+            allowed = response.get("Allow", "GET")
+            response = error_response(405, f"Method {request.method} not allowed here; use {allowed}.")
+            response["Allow"] = f"{allowed}, HEAD" if "GET" in allowed else allowed
+        if head:
+            if isinstance(response, StreamingHttpResponse):
+                response.streaming_content = []
+            elif isinstance(response, HttpResponse):
+                response["Content-Length"] = str(len(response.content))
+                response.content = b""
+        return response
+
+    return wrapper

@@ -297,3 +297,19 @@ def test_the_cost_table_downloads_as_csv_with_the_documented_columns(client, mea
     directory = get(client, "/brokers?format=csv")
     header = next(csv.reader(io.StringIO(b"".join(directory.streaming_content).decode())))
     assert "all_in_eurusd_usd" in header
+
+
+def test_head_answers_like_get_without_a_body_and_another_method_gets_405_json(client, measured):
+    got = get(client, "/brokers")
+    head = client.head(API + "/brokers")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["ETag"] == got["ETag"]
+    assert client.head(API + "/brokers?format=csv").status_code == 200
+    for method in (client.post, client.put, client.delete):
+        response = method(API + "/brokers")
+        assert response.status_code == 405
+        assert response["Content-Type"] == "application/json"
+        assert "GET" in response["Allow"] and "not allowed" in response.json()["error"]
+    slash = get(client, "/brokers/")
+    assert slash.status_code == 404 and "/api/v1/brokers" in slash.json()["error"]
