@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db.models import Q
 from django.utils import timezone
 
 from api.endpoints import SPREADS_CSV
@@ -115,6 +116,20 @@ def _accounts_with_bars():
     return out
 
 
+def _own_bars(broker, account, *, resolution, since, instrument_id=None):
+    """(mean * duration, duration, mean / pip) of the account's own bars, read straight from the table (bars
+    without an account are the default account's): an answer independent of the selectors."""
+    default = default_accounts_of(brokers=[broker])[broker.pk]
+    mine = Q(account_id=account.pk) | (Q(account__isnull=True) if account.pk == default else Q(pk__in=[]))
+    qs = SpreadBar.objects.filter(mine, broker=broker, resolution=resolution, start__gte=since, count__gt=0)
+    if instrument_id is not None:
+        qs = qs.filter(instrument_id=instrument_id)
+    return [
+        (b.mean * b.duration, b.duration, b.mean / float(b.instrument.pip_size))
+        for b in qs.select_related("instrument")
+    ]
+
+
 def test_every_accounts_spreads_equal_the_selectors_for_that_account(client, accounts_measured):
     checked = 0
     for broker, account in _accounts_with_bars():
@@ -124,6 +139,16 @@ def test_every_accounts_spreads_equal_the_selectors_for_that_account(client, acc
         assert [r["instrument"] for r in body] == [r.instrument.symbol for r in rows]
         for got, row in zip(body, rows, strict=True):
             assert got["account"] == account.name
+            # And they are that account's: its own bars' time-weighted mean over the last 24 h.
+            own = _own_bars(
+                broker,
+                account,
+                resolution="1h",
+                since=timezone.now() - timedelta(hours=24),
+                instrument_id=row.instrument.pk,
+            )
+            pip = float(row.instrument.pip_size)
+            assert got["windows"]["24h"] == pytest.approx(sum(o[0] for o in own) / sum(o[1] for o in own) / pip)
             assert got["windows"] == {name: w.pips for name, w in row.windows.items()}
             assert got["sessions"] == row.sessions
             assert got["quotes"] == row.quotes
@@ -193,6 +218,11 @@ def test_every_accounts_spread_history_equals_the_spread_selector_for_that_accou
                 (figures["p50"], figures["p95"], figures["p99"])
             )
         assert sum(s["minutes"] for s in body["sessions"].values()) > 0
+        # And they are that account's: within its own 1-minute bars' range (the fixture's accounts do not overlap).
+        values = [o[2] for o in _own_bars(broker, account, resolution="1m", since=timezone.now() - timedelta(days=7))]
+        low, high = min(values) - 1e-9, max(values) + 1e-9
+        assert all(low <= s["p50"] <= high for s in body["sessions"].values() if s["minutes"])
+        assert all(low <= v <= high for _, v in body["series"]["24h"])
         assert set(body["coverage_days"]) == {k for k, v in page.series.items() if v}
         checked += 1
     assert checked > 14
