@@ -32,6 +32,10 @@ class Rule:
     threshold_pips: float = 0.0
     for_s: float = 0.0
     score_points: float = 0.0
+    # Spread alerts on one account: the live channels carry each broker's feed account, and an account priced
+    # apart from it is the feed spread plus the published mark-up difference (as the cost table derives it).
+    account: str = ""
+    offset_pips: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +113,9 @@ class Engine:
         if ladder is None:
             broker, _, _instrument = key.partition(":")
             rules = self._spread.get(key, []) + self._spread.get(f"{broker}:{ANY}", [])
-            rules.sort(key=lambda r: r.threshold_pips)
-            ladder = self._ladders[key] = _Ladder([r.threshold_pips for r in rules], rules)
+            # Against the feed's spread: an account's alert goes off when feed + offset > threshold.
+            rules.sort(key=lambda r: r.threshold_pips - r.offset_pips)
+            ladder = self._ladders[key] = _Ladder([r.threshold_pips - r.offset_pips for r in rules], rules)
         return ladder if ladder.rules else None
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -173,7 +178,9 @@ class Engine:
         if last is not None and now_us - last < self.cooldown_s * 1e6:
             return  # within the cool-down: the episode counts as notified (checked before any formatting)
         held = f" for {rule.for_s:g} s" if rule.for_s > 0 else ""
-        message = f"{broker} {instrument} spread {pips:.1f} pips, above {rule.threshold_pips:g}{held}"
+        pips += rule.offset_pips  # the feed's spread -> the alert's account's
+        where = f"{broker} {rule.account} account" if rule.account else broker
+        message = f"{where} {instrument} spread {pips:.1f} pips, above {rule.threshold_pips:g}{held}"
         self._fire(rule, broker, instrument, f"{key}@{episode.start_us}", ts_us, now_us, message, pips, out)
 
     def on_timer(self, now_us: int) -> list[Fired]:

@@ -8,7 +8,12 @@ from typing import Any
 from django import forms
 
 from alerts.models import Alert, Watchlist
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
+
+
+class AccountChoiceField(forms.ModelChoiceField[AccountType]):
+    def label_from_instance(self, obj: AccountType) -> str:
+        return f"{obj.broker.name}: {obj.name}"
 
 
 class WatchlistForm(forms.Form):
@@ -43,6 +48,14 @@ class AlertForm(forms.Form):
         empty_label="Any instrument",
         help_text="Spread alerts only.",
     )
+    account = AccountChoiceField(
+        queryset=AccountType.objects.select_related("broker").order_by("broker__name", "min_deposit", "name"),
+        required=False,
+        empty_label="Its feed account",
+        label="Account",
+        help_text="Spread alerts on one broker. An account priced apart from the feed account is watched as the "
+        "live feed spread plus the published mark-up difference (as its cost is derived).",
+    )
     threshold_pips = forms.DecimalField(
         required=False, min_value=Decimal("0"), max_digits=10, decimal_places=2, label="Spread above (pips)"
     )
@@ -61,6 +74,12 @@ class AlertForm(forms.Form):
         if bool(data.get("broker")) == bool(data.get("watchlist")):
             self.add_error("broker", "Choose a broker or a watchlist (one of the two).")
         kind = data.get("kind")
+        account = data.get("account")
+        if account is not None:
+            if kind != Alert.Kind.SPREAD_ABOVE or not data.get("broker"):
+                self.add_error("account", "An account can be chosen only for a spread alert on one broker.")
+            elif account.broker_id != data["broker"].pk:
+                self.add_error("account", f"Choose one of {data['broker'].name}'s accounts.")
         if kind == Alert.Kind.SPREAD_ABOVE and data.get("threshold_pips") is None:
             self.add_error("threshold_pips", "Give the spread level in pips.")
         if kind == Alert.Kind.SCORE_MOVE and not data.get("score_points"):

@@ -3,11 +3,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 
 
 class Watchlist(models.Model):
@@ -51,6 +52,14 @@ class Alert(models.Model):
     instrument = models.ForeignKey(
         Instrument, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Empty: any."
     )
+    account = models.ForeignKey(
+        AccountType,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Spread alerts on one broker: this account's spread. Empty: the broker's feed account.",
+    )
     threshold_pips = models.DecimalField(
         max_digits=10,
         decimal_places=2,
@@ -74,6 +83,11 @@ class Alert(models.Model):
                 violation_error_message="Choose a broker or a watchlist, not both.",
             ),
             models.CheckConstraint(
+                condition=Q(account__isnull=True) | (Q(kind="spread_above") & Q(broker__isnull=False)),
+                name="alert_account_on_one_brokers_spread",
+                violation_error_message="An account can be chosen only for a spread alert on one broker.",
+            ),
+            models.CheckConstraint(
                 condition=~Q(kind="spread_above") | Q(threshold_pips__isnull=False),
                 name="alert_spread_needs_threshold",
                 violation_error_message="A spread alert needs a level in pips.",
@@ -87,6 +101,12 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"
+
+    def clean(self) -> None:
+        super().clean()
+        account = self.account if self.account_id is not None else None
+        if account is not None and self.broker_id is not None and account.broker_id != self.broker_id:
+            raise ValidationError({"account": "Choose one of this broker's own accounts."})
 
 
 class Notification(models.Model):

@@ -7,8 +7,9 @@ from django.db.models import OuterRef, Subquery
 
 from alerts import engine
 from alerts.models import Alert, Notification, Watchlist
-from brokers.models import BrokerInstrument, Instrument
+from brokers.models import AccountType, Broker, BrokerInstrument, Instrument
 from events.models import EventReport, EventReportRow
+from marketdata.selectors import feed_accounts
 from trustmetrics.models import TrustScore
 
 HISTORY_LIMIT = 100
@@ -23,7 +24,7 @@ def watchlists_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Watchlist]
 def alerts_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Alert]:
     if not user.is_authenticated:
         return []
-    return list(Alert.objects.filter(user_id=user.pk).select_related("broker", "instrument", "watchlist"))
+    return list(Alert.objects.filter(user_id=user.pk).select_related("broker", "instrument", "watchlist", "account"))
 
 
 def notifications_for(*, user: AbstractBaseUser | AnonymousUser, limit: int = HISTORY_LIMIT) -> list[Notification]:
@@ -38,7 +39,8 @@ def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
     for slug, symbol in BrokerInstrument.objects.values_list("broker__slug", "instrument__symbol"):
         quoted.setdefault(slug, set()).add(symbol)
     rules = []
-    qs = Alert.objects.filter(active=True).select_related("broker", "instrument", "watchlist")
+    qs = Alert.objects.filter(active=True).select_related("broker", "instrument", "watchlist", "account")
+    feeds = _account_alert_feeds()
     watch_brokers: dict[int, set[str]] = {}
     watch_instruments: dict[int, set[str]] = {}
     for wid, slug in Watchlist.brokers.through.objects.values_list("watchlist_id", "broker__slug"):
@@ -54,6 +56,13 @@ def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
             brokers, instruments = frozenset({a.broker.slug}), frozenset()
         if a.instrument is not None:
             instruments = frozenset({a.instrument.symbol})
+        account, offset = "", 0.0
+        if a.account is not None:
+            feed = feeds.get(a.account.broker_id)
+            account = a.account.name
+            # The live channels carry the broker's feed account (marketdata.selectors.feed_accounts).
+            if feed is not None:
+                offset = float(a.account.spread_markup_pips - feed.spread_markup_pips)
         rules.append(
             engine.Rule(
                 id=a.pk,
@@ -64,10 +73,19 @@ def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
                 threshold_pips=float(a.threshold_pips or 0),
                 for_s=float(a.for_seconds),
                 score_points=float(a.score_points or 0),
+                account=account,
+                offset_pips=offset,
             )
         )
     pips = {symbol: float(pip) for symbol, pip in Instrument.objects.values_list("symbol", "pip_size")}
     return rules, pips
+
+
+def _account_alert_feeds() -> dict[int, AccountType | None]:
+    """Feed accounts of the brokers that have account alerts (one read, whatever the number of alerts)."""
+    ids = Alert.objects.filter(active=True, account__isnull=False).values("broker_id")
+    brokers = list(Broker.objects.filter(pk__in=ids).prefetch_related("account_types"))
+    return feed_accounts(brokers=brokers) if brokers else {}
 
 
 def scores_after(*, after_id: int) -> list[tuple[int, str, float, float | None]]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from alerts import engine
 from alerts.models import Alert, Notification, Watchlist
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 from common import metrics
 from common.redis import REDIS_DOWN, redis_sync
 
@@ -63,6 +63,7 @@ def alert_create(
     broker: Broker | None = None,
     watchlist: Watchlist | None = None,
     instrument: Instrument | None = None,
+    account: AccountType | None = None,
     threshold_pips: Decimal | None = None,
     for_seconds: int = 0,
     score_points: float | None = None,
@@ -74,6 +75,7 @@ def alert_create(
         broker=broker,
         watchlist=watchlist,
         instrument=instrument,
+        account=account,
         threshold_pips=threshold_pips,
         for_seconds=for_seconds,
         score_points=score_points,

@@ -85,6 +85,7 @@ def alert_create(request: HttpRequest) -> HttpResponse:
             broker=data["broker"],
             watchlist=data["watchlist"],
             instrument=data["instrument"],
+            account=data["account"],
             threshold_pips=data["threshold_pips"],
             for_seconds=data["for_seconds"] or 0,
             score_points=data["score_points"],

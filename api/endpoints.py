@@ -9,22 +9,26 @@ always JSON: see api/errors.py.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.params import functions as params
 from ninja.security import APIKeyHeader
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, field_validator
 
 from api import errors
 from api.http import cached_json, csv_doc, csv_stream
 from api.schemas import (
+    COSTS_CSV,
     DIRECTORY_CSV,
     EVENTS_CSV,
+    LEVERAGES,
     REPORT_CSV,
     REPORTS_CSV,
     SCORES_CSV,
@@ -34,9 +38,11 @@ from api.schemas import (
     AccountOut,
     BrokerDetailOut,
     BrokerOut,
+    CostsOut,
     ErrorOut,
     EventOut,
     ExecutionOut,
+    FeesOut,
     Format,
     InstrumentOut,
     LicenceOut,
@@ -59,7 +65,7 @@ from api.selectors import api_key_user_id
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
 from brokers.forms import DirectoryFilterForm
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 from common import cachetags, metrics
 from events import selectors as event_selectors
 from events.models import EventReport
@@ -113,8 +119,35 @@ class DirectoryQuery(Schema):
     platform: str = Field("", max_length=60, description="Platform slug, e.g. mt5.")
     instrument: str = Field("", max_length=20, description="Canonical symbol quoted, e.g. EURUSD.")
     spread_type: SpreadType | Literal[""] = Field("", description="An account of this kind: raw or standard.")
-    sort: Sort = Field("score", description="score (highest first), deposit (lowest first) or name.")
+    min_leverage: int | None = Field(
+        None, description="Maximum retail leverage at least 1:x.", json_schema_extra={"enum": list(LEVERAGES)}
+    )
+    max_deposit: Decimal | None = Field(
+        None, ge=0, le=1_000_000, allow_inf_nan=False, description="Minimum deposit at most this many USD."
+    )
+    max_cost: Decimal | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="All-in EURUSD cost at most this many USD per lot round turn (cheapest account).",
+    )
+    funding: str = Field("", max_length=60, description="Funding method slug, e.g. card.")
+    negative_balance_protection: bool = Field(False, description="Only brokers with negative balance protection.")
+    segregated_funds: bool = Field(False, description="Only brokers that segregate client funds.")
+    include_suspended: bool = Field(False, description="Also brokers whose status is suspended.")
+    sort: Sort = Field(
+        "score", description="score (highest first), deposit (lowest first), name, or cost (all-in EURUSD, lowest)."
+    )
     format: Format = "json"
+
+    @field_validator("min_leverage")
+    @classmethod
+    def _one_of_the_pages_leverages(cls, value: int | None) -> int | None:
+        # An enum in the schema; a query string arrives as text, which a Literal of ints would refuse.
+        if value is not None and value not in LEVERAGES:
+            raise ValueError(f"Choose one of {', '.join(map(str, LEVERAGES))}.")
+        return value
 
 
 @public.get(
@@ -161,13 +194,14 @@ SymbolPath: Any = params.Path(..., pattern=SYMBOL_PATTERN, description="Canonica
 @public.get(
     "/brokers/{slug}",
     response={200: BrokerDetailOut, **_error_responses(404, 422, 429)},
-    summary="One broker: licences, accounts and fees, instruments, latest score, measured spreads",
-    description="All-in costs per account are not served yet: the figure does not exist on the site yet.",
+    summary="One broker: licences, accounts and fees, all-in costs, instruments, latest score, measured spreads",
 )
 def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
     def render() -> tuple[bytes, list[str]]:
         b = _broker(slug)
+        now = timezone.now()
         scores = broker_selectors.broker_score_history(broker=b)
+        costs = broker_selectors.broker_costs(broker=b, now=now)
         out = BrokerDetailOut(
             **BrokerOut.of(b).dict(),
             description=b.description,
@@ -177,14 +211,16 @@ def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
             funding_methods=[f.name for f in b.funding_methods.all()],
             licences=[LicenceOut.of(lic) for lic in b.licences.all()],
             accounts=[
-                AccountOut(
-                    name=a.name,
-                    spread_type=a.spread_type,
-                    commission_per_lot=a.commission_per_lot,
-                    min_deposit=a.min_deposit,
-                )
+                AccountOut.of(a, feed=costs.feed_account, measured=costs.measured_account_ids)
                 for a in b.account_types.all()
             ],
+            non_trading_fees=FeesOut(
+                deposit_usd=b.deposit_fee,
+                withdrawal_usd=b.withdrawal_fee,
+                inactivity_usd_per_month=b.inactivity_fee,
+                inactivity_after_months=b.inactivity_after_months,
+            ),
+            costs=CostsOut.of(costs, broker=b, as_of=now),
             instruments=[
                 InstrumentOut(
                     symbol=bi.instrument.symbol,
@@ -195,11 +231,48 @@ def broker_detail(request: HttpRequest, slug: str = SlugPath) -> HttpResponse:
                 for bi in b.broker_instruments.all()
             ],
             latest_score=ScoreOut.of(scores[-1]) if scores else None,
-            spreads=[SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)],
+            spreads=[
+                SpreadOut.of(r, account=costs.feed_account, as_of=now)
+                for r in broker_selectors.broker_spread_history(broker=b, now=now)
+            ],
         )
         return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
 
     return cached_json(request, render)
+
+
+class CostsQuery(Schema):
+    instrument: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Only this canonical symbol.")
+    format: Format = "json"
+
+
+@public.get(
+    "/brokers/{slug}/costs",
+    response={200: CostsOut, **_error_responses(404, 422, 429)},
+    summary="A broker's all-in cost per instrument and account (the profile's cost table)",
+    openapi_extra=csv_doc(COSTS_CSV),
+)
+def broker_costs(request: HttpRequest, query: Query[CostsQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def costs() -> tuple[CostsOut, Broker]:
+        b = _broker(slug)
+        now = timezone.now()
+        out = CostsOut.of(broker_selectors.broker_costs(broker=b, now=now), broker=b, as_of=now)
+        out.rows = [r for r in out.rows if query.instrument in (None, r.instrument)]
+        return out, b
+
+    if query.format == "csv":
+        out, _ = costs()
+        return csv_stream(
+            filename=f"{slug}-costs.csv",
+            header=list(COSTS_CSV),
+            rows=([getattr(r, name) for name in COSTS_CSV] for r in out.rows),
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, b = costs()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    return cached_json(request, render, params=CostsQuery.model_fields)
 
 
 class ScoresQuery(Schema):
@@ -242,28 +315,66 @@ SPREADS_CSV = {
     "quotes": "quotes measured in the longest window that has any",
     **{f"mean_pips_{w}": f"time-weighted mean spread in pips over the last {w}" for w in WINDOWS},
     **{f"mean_pips_{s}": f"mean spread in pips in the {s} session (UTC), last 7 days" for s in SESSIONS},
+    "account": "the account the figures are for (the broker's feed account unless `account` named another)",
+    "as_of": "ISO 8601 time the windows end (UTC)",
+    **{f"coverage_days_{w}": f"days of data the {w} window really covers" for w in WINDOWS},
 }
+ACCOUNT_PARAM = (
+    "One of the broker's accounts, by name as listed in /brokers/{slug} (case-insensitive): its own measured "
+    "spreads. Default: the broker's feed account, the one its profile shows. An account the broker does not "
+    "have: 404. An account without a feed of its own has no measured spreads (its cost uses the feed "
+    "account's spread plus the published mark-up difference: see /brokers/{slug})."
+)
+
+
+def _account(b: Broker, name: str | None) -> AccountType | None:
+    """The broker's account called ``name`` (404 with the broker's accounts when it has none of that name);
+    None for no name: the selectors then read the broker's feed account."""
+    if name is None:
+        return None
+    accounts = list(b.account_types.all())
+    for found in accounts:
+        if found.name.casefold() == name.strip().casefold():
+            return found
+    known = ", ".join(a.name for a in accounts) or "none listed"
+    raise errors.FieldErrors(
+        {"account": [f"{b.slug} has no account '{name[:60]}'; its accounts: {known}."]}, status=404
+    )
+
+
+def _figures_account(b: Broker, chosen: AccountType | None) -> AccountType | None:
+    """The account the figures are for: the one asked for, else the feed account the selectors read."""
+    return chosen if chosen is not None else market_selectors.feed_accounts(brokers=[b])[b.pk]
 
 
 class SpreadsQuery(Schema):
     instrument: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Only this canonical symbol.")
+    account: str | None = Field(None, min_length=1, max_length=60, description=ACCOUNT_PARAM)
     format: Format = "json"
 
 
 @public.get(
     "/brokers/{slug}/spreads",
     response={200: list[SpreadOut], **_error_responses(404, 422, 429)},
-    summary="A broker's measured spreads by instrument, window and trading session",
+    summary="A broker's measured spreads by instrument, account, window and trading session",
     description=(
-        "The profile page's figures. Session percentiles of one instrument: /brokers/{slug}/spreads/{symbol}. "
-        "Per-account spreads are not served: feeds quote one account per broker."
+        "The profile page's figures (for another account with `account`: the same selector on that account's "
+        "bars). Each row says which account and as of when; `coverage` is the page's note where the data is "
+        "shorter than a window. Empty when nothing is measured on that account. Session percentiles of one "
+        "instrument: /brokers/{slug}/spreads/{symbol}."
     ),
     openapi_extra=csv_doc(SPREADS_CSV),
 )
 def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str = SlugPath) -> HttpResponseBase:
     def rows() -> tuple[list[SpreadOut], Broker]:
         b = _broker(slug)
-        found = [SpreadOut.of(r) for r in broker_selectors.broker_spread_history(broker=b)]
+        chosen = _account(b, query.account)
+        now = timezone.now()
+        shown = _figures_account(b, chosen)
+        found = [
+            SpreadOut.of(r, account=shown, as_of=now)
+            for r in broker_selectors.broker_spread_history(broker=b, now=now, account=chosen)
+        ]
         return [r for r in found if query.instrument in (None, r.instrument)], b
 
     def render() -> tuple[bytes, list[str]]:
@@ -271,31 +382,40 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
         return TypeAdapter(list[SpreadOut]).dump_json(found), [cachetags.broker(b.pk)]
 
     if query.format == "csv":
+        found, _ = rows()  # before the response starts: a 404 is still JSON
+        suffix = f"-{slugify(query.account)}" if query.account else ""
         return csv_stream(
-            filename=f"{slug}-spreads.csv",
+            filename=f"{slug}{suffix}-spreads.csv",
             header=list(SPREADS_CSV),
             rows=(
                 [r.instrument, r.broker_symbol, r.quotes]
                 + [r.windows.get(w) for w in WINDOWS]
                 + [r.sessions.get(s) for s in SESSIONS]
-                for r in rows()[0]
+                + [r.account, r.as_of.isoformat() if r.as_of else None]
+                + [r.coverage_days.get(w) for w in WINDOWS]
+                for r in found
             ),
         )
     return cached_json(request, render, params=SpreadsQuery.model_fields)
 
 
+class SpreadHistoryQuery(Schema):
+    account: str | None = Field(None, min_length=1, max_length=60, description=ACCOUNT_PARAM)
+    format: Format = "json"
+
+
 @public.get(
     "/brokers/{slug}/spreads/{symbol}",
     response={200: SpreadHistoryOut, **_error_responses(404, 422, 429)},
-    summary="One broker's spread history on one instrument, hour of day against peers, session percentiles",
+    summary="One broker's spread history on one instrument and account, hour of day against peers, percentiles",
     description=(
-        "The spread page's figures. Percentiles are per trading session over the last 7 days of 1-minute bars; "
-        "per-account figures are not served: feeds quote one account per broker."
+        "The spread page's figures (for another account with `account`: the same selector on that account's "
+        "bars). Percentiles are per trading session over the last 7 days of 1-minute bars."
     ),
     openapi_extra=csv_doc(SESSION_PERCENTILES_CSV),
 )
 def broker_spread_history(
-    request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath, symbol: str = SymbolPath
+    request: HttpRequest, query: Query[SpreadHistoryQuery], slug: str = SlugPath, symbol: str = SymbolPath
 ) -> HttpResponseBase:
     def history() -> tuple[SpreadHistoryOut, Broker]:
         b = _broker(slug)
@@ -303,11 +423,20 @@ def broker_spread_history(
         if instrument is None:
             metrics.incr("api_not_found")
             raise HttpError(404, f"'{slug[:40]}' does not quote '{symbol}'.")
-        h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now())
+        chosen = _account(b, query.account)
+        shown = _figures_account(b, chosen)
+        h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
+        coverage = {}
+        for name, points in h.series.items():
+            if points:  # from the start of the first drawn bucket, at most the span
+                span_s = event_selectors.SPREAD_SPANS[name][0].total_seconds()
+                coverage[name] = round(min(span_s, h.as_of.timestamp() - points[0][0]) / 86_400, 2)
         out = SpreadHistoryOut(
             broker=b.slug,
             instrument=instrument.symbol,
+            account=shown.name if shown is not None else None,
             as_of=h.as_of,
+            coverage_days=coverage,
             url=reverse("spreads:detail", kwargs={"slug": b.slug, "symbol": instrument.symbol}),
             series=h.series,
             hours=h.hours,
@@ -321,17 +450,21 @@ def broker_spread_history(
 
     if query.format == "csv":
         out, _ = history()
+        suffix = f"-{slugify(query.account)}" if query.account else ""
         return csv_stream(
-            filename=f"{slug}-{symbol}-sessions.csv",
+            filename=f"{slug}-{symbol}{suffix}-sessions.csv",
             header=list(SESSION_PERCENTILES_CSV),
-            rows=([name, v.p50, v.p95, v.p99, v.minutes] for name, v in out.sessions.items()),
+            rows=(
+                [name, v.p50, v.p95, v.p99, v.minutes, out.account, out.as_of.isoformat()]
+                for name, v in out.sessions.items()
+            ),
         )
 
     def render() -> tuple[bytes, list[str]]:
         out, b = history()
         return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
 
-    return cached_json(request, render, params=FormatQuery.model_fields)
+    return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
 
 
 # -- news events -----------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ does not (an unknown regulator); 404: no such broker or path; 401: live quotes w
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
@@ -21,10 +23,12 @@ logger = logging.getLogger(__name__)
 
 
 class FieldErrors(Exception):
-    """A 400 with messages per parameter (from a page's form, or a check across parameters)."""
+    """A 400 with messages per parameter (from a page's form, or a check across parameters); ``status`` 404
+    when the parameter names something that does not exist (an account the broker does not have)."""
 
-    def __init__(self, fields: Mapping[str, Sequence[Any]]) -> None:
+    def __init__(self, fields: Mapping[str, Sequence[Any]], *, status: int = 400) -> None:
         self.fields = {name: [str(m) for m in messages] for name, messages in fields.items()}
+        self.status = status
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.fields.items()))
 
 
@@ -44,14 +48,15 @@ def install(api: NinjaAPI) -> None:
         metrics.incr("api_bad_request")
         fields: dict[str, list[str]] = {}
         for err in exc.errors:
-            fields.setdefault(_field_name(err.get("loc", ())), []).append(str(err.get("msg", "invalid")))
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's prefix for our checks
+            fields.setdefault(_field_name(err.get("loc", ())), []).append(message)
         text = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
         return error_response(422, f"Invalid parameters: {text}", fields)
 
     @api.exception_handler(FieldErrors)
     def bad_value(request: HttpRequest, exc: FieldErrors) -> HttpResponse:
-        metrics.incr("api_bad_request")
-        return error_response(400, str(exc), exc.fields)
+        metrics.incr("api_not_found" if exc.status == 404 else "api_bad_request")
+        return error_response(exc.status, str(exc), exc.fields)
 
     @api.exception_handler(AuthenticationError)
     def unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
@@ -80,4 +85,35 @@ def install(api: NinjaAPI) -> None:
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """Unknown paths under /api/v1/ (the site's HTML 404 page is for people)."""
     metrics.incr("api_not_found")
+    if rest.endswith("/"):
+        return error_response(404, f"No such API path; paths end without a slash: /api/v1/{rest.rstrip('/')[:200]}")
     return error_response(404, "No such API path; see /api/v1/docs.")
+
+
+View = Callable[..., HttpResponseBase]
+
+
+def json_methods(view: View) -> View:
+    """An API view that answers HEAD like GET without the body, and a method it does not take with a JSON 405.
+
+    ninja answers both with a plain-text 405 (a HEAD too, which caches and link checkers send)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        head = request.method == "HEAD"
+        if head:
+            request.method = "GET"
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405:
+            allowed = response.get("Allow", "GET")
+            response = error_response(405, f"Method {request.method} not allowed here; use {allowed}.")
+            response["Allow"] = f"{allowed}, HEAD" if "GET" in allowed else allowed
+        if head:
+            if isinstance(response, StreamingHttpResponse):
+                response.streaming_content = []
+            elif isinstance(response, HttpResponse):
+                response["Content-Length"] = str(len(response.content))
+                response.content = b""
+        return response
+
+    return wrapper

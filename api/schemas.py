@@ -9,8 +9,8 @@ from typing import Any, Literal
 from django.urls import reverse
 from ninja import Field, Schema
 
-from brokers.models import Broker, Licence
-from brokers.selectors import SpreadRow
+from brokers.models import AccountType, Broker, Licence
+from brokers.selectors import BrokerCosts, SpreadRow
 from events.models import EventReport, EventReportRow
 from marketdata.selectors import AccountCost
 from trustmetrics.models import TrustScore
@@ -19,6 +19,7 @@ Format = Literal["json", "csv"]
 # Spelled out for the schema; a test holds them to the pages' choices (brokers.selectors.SORTS, AccountType).
 Sort = Literal["score", "deposit", "name", "cost"]
 SpreadType = Literal["raw", "standard"]
+LEVERAGES = (30, 50, 100, 200, 500)  # the directory form's choices (a test holds them to it)
 SLUG_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
 
@@ -100,6 +101,8 @@ DIRECTORY_CSV = {
     "min_deposit_usd": "minimum deposit in USD",
     "max_leverage": "highest retail leverage, 1:x",
     "platforms": "trading platforms, separated by '|'",
+    "all_in_eurusd_usd": "all-in cost in USD of one round-turn lot of EURUSD on the cheapest account (empty: none)",
+    "all_in_account": "the account that all-in cost is for",
 }
 
 
@@ -113,14 +116,109 @@ def directory_csv_row(b: BrokerOut) -> list[Any]:
         b.min_deposit,
         b.max_leverage,
         "|".join(b.platforms),
+        b.all_in_eurusd_usd,
+        b.all_in_account,
     ]
 
 
 class AccountOut(Schema):
-    name: str
+    name: str = Field(description="What `account` takes in the spread endpoints.")
     spread_type: str = Field(description="raw (spread + commission) or standard (spread only).")
     commission_per_lot: Decimal = Field(description="USD per standard lot, round turn.")
     min_deposit: Decimal = Field(description="USD.")
+    spread_markup_pips: Decimal | None = Field(None, description="Published spread mark-up over the raw price.")
+    lot_step: Decimal | None = Field(None, description="Orders are whole numbers of this many lots.")
+    min_lots: Decimal | None = Field(None, description="The smallest order, in lots.")
+    feed_account: bool = Field(
+        False, description="The broker's feed account: its measured spread stands for the broker across the site."
+    )
+    measured: bool = Field(
+        False,
+        description="Its spreads are measured from a feed of its own; otherwise its cost uses the feed account's "
+        "spread plus the published mark-up difference.",
+    )
+
+    @staticmethod
+    def of(a: AccountType, *, feed: AccountType | None, measured: set[int]) -> AccountOut:
+        return AccountOut(
+            name=a.name,
+            spread_type=a.spread_type,
+            commission_per_lot=a.commission_per_lot,
+            min_deposit=a.min_deposit,
+            spread_markup_pips=a.spread_markup_pips,
+            lot_step=a.lot_step,
+            min_lots=a.min_lots,
+            feed_account=feed is not None and a.pk == feed.pk,
+            measured=a.pk in measured,
+        )
+
+
+class FeesOut(Schema):
+    deposit_usd: Decimal
+    withdrawal_usd: Decimal
+    inactivity_usd_per_month: Decimal
+    inactivity_after_months: int | None = Field(description="Months without trading before it is charged.")
+
+
+class AccountCostOut(Schema):
+    instrument: str = Field(description="Canonical symbol.")
+    account: str = Field(description="Account type.")
+    spread_type: str = Field(description="raw or standard.")
+    min_deposit: Decimal = Field(description="The account's minimum deposit, USD.")
+    spread_pips: float | None = Field(description="The account's mean spread over the cost window; null: none.")
+    spread_measured: bool = Field(description="Measured on the account's own feed (else derived: spread_basis).")
+    spread_basis: str = Field(description="Where the spread comes from, in words (the page's note).")
+    coverage: str = Field(description="The page's note when the data is shorter than the window, else empty.")
+    spread_cost_usd: float | None = Field(description="Spread cost of one standard lot, round turn, USD.")
+    commission_usd: float = Field(description="Round-turn commission per lot, USD.")
+    all_in_usd: float | None = Field(description="Spread cost plus commission: the page's all-in figure.")
+    swap_long_usd: float | None = Field(description="Per lot per night held long; negative: the trader pays.")
+    swap_short_usd: float | None
+    hold_one_night_long_usd: float | None = Field(description="All-in plus one night held long.")
+    conversion: str = Field(description="How the quote currency was turned into USD.")
+
+    @staticmethod
+    def of(c: AccountCost) -> AccountCostOut:
+        return AccountCostOut(
+            instrument=c.symbol,
+            account=c.account,
+            spread_type=c.spread_type,
+            min_deposit=c.min_deposit,
+            spread_pips=c.spread_pips,
+            spread_measured=c.measured,
+            spread_basis=c.spread_basis,
+            coverage=c.coverage_text,
+            spread_cost_usd=c.spread_cost_usd,
+            commission_usd=c.commission_usd,
+            all_in_usd=c.all_in_usd,
+            swap_long_usd=c.swap_long_usd,
+            swap_short_usd=c.swap_short_usd,
+            hold_one_night_long_usd=c.hold_one_night_long_usd,
+            conversion=c.conversion,
+        )
+
+
+class CostsOut(Schema):
+    broker: str
+    as_of: datetime
+    window: str = Field(description="The window each spread is the mean of, e.g. 'last 7 days'.")
+    basis: str = Field(description="What one figure is: one standard lot, opened and closed.")
+    feed_account: str | None = Field(description="The account the broker's measured spreads belong to.")
+    rows: list[AccountCostOut] = Field(description="By instrument, then all-in cost (the page's order).")
+
+    @staticmethod
+    def of(costs: BrokerCosts, *, broker: Broker, as_of: datetime) -> CostsOut:
+        return CostsOut(
+            broker=broker.slug,
+            as_of=as_of,
+            window=costs.window_label,
+            basis="one standard lot, round turn",
+            feed_account=costs.feed_account.name if costs.feed_account else None,
+            rows=[AccountCostOut.of(c) for c in costs.rows],
+        )
+
+
+COSTS_CSV = {name: f.description or name for name, f in AccountCostOut.model_fields.items()}
 
 
 class InstrumentOut(Schema):
@@ -162,26 +260,41 @@ SCORES_CSV = {
 }
 
 
+ACCOUNT_FIGURES = (
+    "The account these figures are for: the broker's feed account (the one its profile shows) unless "
+    "`account` named another; null for a broker that lists no accounts."
+)
+
+
 class SpreadOut(Schema):
     instrument: str
     broker_symbol: str
+    account: str | None = Field(None, description=ACCOUNT_FIGURES)
+    as_of: datetime | None = Field(None, description="When the figures were computed: windows end here.")
     quotes: int = Field(description="Quotes measured in the longest window that has any.")
     windows: dict[str, float | None] = Field(description="Window (24h, 7d, 30d) to time-weighted mean spread in pips.")
     coverage_days: dict[str, float] = Field(
         description="Window to the days of data it really covers (less than its name when history is short)."
+    )
+    coverage: dict[str, str] = Field(
+        default_factory=dict,
+        description="Window to the page's coverage note, e.g. '5.2 of 30 days'; empty when the data covers it.",
     )
     sessions: dict[str, float | None] = Field(
         description="Trading session (asian, london, overlap, newyork; UTC hours) to mean spread in pips, last 7 days."
     )
 
     @staticmethod
-    def of(row: SpreadRow) -> SpreadOut:
+    def of(row: SpreadRow, *, account: AccountType | None = None, as_of: datetime | None = None) -> SpreadOut:
         return SpreadOut(
             instrument=row.instrument.symbol,
             broker_symbol=row.broker_symbol,
+            account=account.name if account is not None else None,
+            as_of=as_of,
             quotes=row.quotes,
             windows={name: w.pips for name, w in row.windows.items()},
             coverage_days={name: round(w.coverage_days, 2) for name, w in row.windows.items()},
+            coverage={name: w.coverage_text for name, w in row.windows.items()},
             sessions=dict(row.sessions),
         )
 
@@ -196,7 +309,15 @@ class SessionPercentilesOut(Schema):
 class SpreadHistoryOut(Schema):
     broker: str
     instrument: str
+    account: str | None = Field(
+        None, description=ACCOUNT_FIGURES + " The peers are always the other brokers' feed accounts."
+    )
     as_of: datetime
+    coverage_days: dict[str, float] = Field(
+        default_factory=dict,
+        description="Span to the days from its first drawn bucket to as_of (less than its name when history is "
+        "short; absent when the span has no data).",
+    )
     url: str = Field(description="The spread page on this site.")
     series: dict[str, list[tuple[float, float]]] = Field(
         description="Span (24h, 7d, 30d) to [unix seconds, mean spread in pips] points, oldest first."
@@ -214,6 +335,8 @@ SESSION_PERCENTILES_CSV = {
     "p95_pips": "95th percentile",
     "p99_pips": "99th percentile",
     "minutes": "1-minute bars behind the figures",
+    "account": "the account the figures are for (the broker's feed account unless `account` named another)",
+    "as_of": "ISO 8601 time the last 7 days end (UTC)",
 }
 
 
@@ -225,9 +348,13 @@ class BrokerDetailOut(BrokerOut):
     funding_methods: list[str]
     licences: list[LicenceOut]
     accounts: list[AccountOut] = Field(description="Account types with their fees.")
+    non_trading_fees: FeesOut | None = Field(None, description="What holding an account costs besides trading.")
+    costs: CostsOut | None = Field(
+        None, description="All-in cost per instrument and account (the profile's table; also /brokers/{slug}/costs)."
+    )
     instruments: list[InstrumentOut]
     latest_score: ScoreOut | None
-    spreads: list[SpreadOut]
+    spreads: list[SpreadOut] = Field(description="The feed account's measured spreads (the profile's table).")
 
 
 class EventOut(Schema):

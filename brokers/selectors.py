@@ -216,17 +216,25 @@ def _feeds_of(broker: Broker) -> dict[int, AccountType | None]:
     return cached
 
 
-def broker_spread_history(*, broker: Broker, now: datetime | None = None) -> list[SpreadRow]:
+def broker_spread_history(
+    *, broker: Broker, now: datetime | None = None, account: AccountType | None = None
+) -> list[SpreadRow]:
     """Mean spread in pips per instrument over the last 24 h, 7 d and 30 d (marketdata.selectors.spread_windows,
     the one source every page uses), and per trading session over the last 7 d; empty when nothing is measured.
+
+    ``account``: one of the broker's accounts (from ``broker.account_types``), whose own bars are read (bars
+    stored without an account are its default account's). Default: the broker's feed account, as the profile.
     """
+    if account is not None and account.broker_id != broker.pk:
+        raise ValueError(f"Account {account.pk} is not one of {broker.slug}'s.")
     now = now or timezone.now()
     rows = {
         bi.instrument_id: SpreadRow(instrument=bi.instrument, broker_symbol=bi.broker_symbol)
         for bi in BrokerInstrument.objects.filter(broker=broker).select_related("instrument")
     }
     measured = False
-    feeds = _feeds_of(broker)
+    # The same reads with the chosen account standing in for the feed account: one code path for both.
+    feeds = _feeds_of(broker) if account is None else {broker.pk: account}
     for (_, instrument_id), windows in spread_windows(
         broker_ids=[broker.pk], now=now, brokers=[broker], feeds=feeds
     ).items():

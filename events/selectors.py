@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, QuerySet
 
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 from events import stress
 from events.models import EventReport, EventReportRow
 from marketdata.models import EconomicEvent
@@ -151,8 +151,13 @@ class SpreadHistory:
     sessions: dict[str, dict[str, float | None]]  # session -> p50/p95/p99 in pips (last 7 days)
 
 
-def spread_history(*, broker: Broker, instrument: Instrument, now: datetime) -> SpreadHistory:
-    """Everything the spread page shows, for one broker and instrument, as of ``now``."""
+def spread_history(
+    *, broker: Broker, instrument: Instrument, now: datetime, account: AccountType | None = None
+) -> SpreadHistory:
+    """Everything the spread page shows, for one broker and instrument, as of ``now``.
+
+    ``account``: one of the broker's accounts, read instead of its feed account (the other brokers, the
+    peers, stay on their feed accounts)."""
     from events import spreadstats
     from marketdata.selectors import spread_hourly_means, spread_series
 
@@ -160,16 +165,38 @@ def spread_history(*, broker: Broker, instrument: Instrument, now: datetime) -> 
     series = {}
     for name, (span, resolution, bucket) in SPREAD_SPANS.items():
         points = spread_series(
-            broker_id=broker.pk, instrument_id=instrument.pk, since=now - span, until=now, resolution=resolution
+            broker_id=broker.pk,
+            instrument_id=instrument.pk,
+            since=now - span,
+            until=now,
+            resolution=resolution,
+            account=account,
         )
         series[name] = [(t, v / pip) for t, v in spreadstats.bucket_means(points, bucket_s=bucket)]
     hourly: dict[int, list[tuple[datetime, float]]] = {}
     for broker_id, at, mean in spread_hourly_means(instrument_id=instrument.pk, since=now - PERCENTILE_SPAN, until=now):
         hourly.setdefault(broker_id, []).append((at, mean / pip))
+    if account is not None:
+        hourly[broker.pk] = [
+            (at, mean / pip)
+            for at, mean in spread_series(
+                broker_id=broker.pk,
+                instrument_id=instrument.pk,
+                since=now - PERCENTILE_SPAN,
+                until=now,
+                resolution="1h",
+                account=account,
+            )
+        ]
     mine = spreadstats.hour_profile(hourly.get(broker.pk, []))
     peers = spreadstats.peer_hour_profile([spreadstats.hour_profile(p) for b, p in hourly.items() if b != broker.pk])
     minutes = spread_series(
-        broker_id=broker.pk, instrument_id=instrument.pk, since=now - PERCENTILE_SPAN, until=now, resolution="1m"
+        broker_id=broker.pk,
+        instrument_id=instrument.pk,
+        since=now - PERCENTILE_SPAN,
+        until=now,
+        resolution="1m",
+        account=account,
     )
     sessions = spreadstats.session_percentiles([(t, v / pip) for t, v in minutes])
     return SpreadHistory(broker, instrument, now, series, mine, peers, sessions)

@@ -549,12 +549,20 @@ def spread_minutes_around(
 
 
 def spread_series(
-    *, broker_id: int, instrument_id: int, since: datetime, until: datetime, resolution: str
+    *,
+    broker_id: int,
+    instrument_id: int,
+    since: datetime,
+    until: datetime,
+    resolution: str,
+    account: AccountType | None = None,
 ) -> list[tuple[datetime, float]]:
-    """(bar start, mean spread in price units) of one broker and instrument (its feed account), oldest first."""
+    """(bar start, mean spread in price units) of one broker and instrument (its feed account, or ``account``,
+    one of its accounts), oldest first."""
+    feeds: dict[int, AccountType | None] | None = {broker_id: account} if account is not None else None
     rows = (
         SpreadBar.objects.filter(
-            feed_account_bars(broker_ids=[broker_id]),
+            feed_account_bars(broker_ids=[broker_id], feeds=feeds),
             broker_id=broker_id,
             instrument_id=instrument_id,
             resolution=resolution,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from alerts.engine import EVENT_REPORT, FEED_DOWN, SCORE_MOVE, SPREAD_ABOVE, Engine, Rule
 
 PIPS = {"EURUSD": 0.0001, "USDJPY": 0.01}
@@ -110,3 +112,27 @@ def test_a_report_for_a_watched_broker_notifies():
     e = engine(Rule(8, 7, EVENT_REPORT, frozenset({"acme"}), frozenset()))
     assert len(e.on_report("acme", "nfp-2026-12", "US payrolls", S)) == 1
     assert e.on_report("zeta", "nfp-2026-12", "US payrolls", S) == []
+
+
+def test_an_account_alert_compares_the_feed_spread_plus_the_accounts_mark_up_difference():
+    # The Standard account is priced 1.5 pips over the feed account: a 1.0-pip feed spread is 2.5 there.
+    standard = Rule(
+        1, 7, SPREAD_ABOVE, frozenset({"acme"}), frozenset({"EURUSD"}), 2.0, account="Standard", offset_pips=1.5
+    )
+    raw = Rule(2, 8, SPREAD_ABOVE, frozenset({"acme"}), frozenset({"EURUSD"}), 2.0)
+    e = engine(standard, raw)
+    fired = quote(e, 1.0, 1 * S)
+    assert [f.rule_id for f in fired] == [1]
+    assert "Standard" in fired[0].message and "2.5 pips" in fired[0].message
+    assert fired[0].value == pytest.approx(2.5)
+    assert [f.rule_id for f in quote(e, 2.2, 2 * S)] == [2]
+    assert quote(e, 0.4, 3 * S) == []  # 1.9 on Standard: both episodes over
+    assert [f.rule_id for f in e.on_quote("acme", "EURUSD", 1.1, 1.1 + 0.6 * PIPS["EURUSD"], 200 * S, 200 * S)] == [1]
+
+
+def test_an_account_alert_held_for_seconds_reports_the_accounts_spread():
+    rule = Rule(1, 7, SPREAD_ABOVE, frozenset({"acme"}), frozenset({"EURUSD"}), 2.0, 5.0, account="Std", offset_pips=1)
+    e = engine(rule)
+    assert quote(e, 1.5, 10 * S) == []
+    fired = e.on_timer(15 * S)
+    assert len(fired) == 1 and "2.5 pips" in fired[0].message

@@ -75,3 +75,35 @@ def test_the_page_lists_past_alerts_latest_first(client, trader, market):
         )
     page = client.get("/account/alerts/").content.decode()
     assert page.index("newer-alert") < page.index("older-alert")
+
+
+def test_a_spread_alert_on_one_account_is_watched_at_that_accounts_mark_up_over_the_feed(client, trader, market):
+    from alerts.selectors import alert_rules_active
+    from brokers.models import AccountType
+
+    acme = market["acme"]
+    raw = AccountType.objects.create(broker=acme, name="Raw", spread_type="raw", commission_per_lot=7, min_deposit=0)
+    standard = AccountType.objects.create(
+        broker=acme,
+        name="Standard",
+        spread_type="standard",
+        commission_per_lot=0,
+        min_deposit=0,
+        spread_markup_pips=Decimal("1.2"),
+    )
+    zeta_account = AccountType.objects.create(
+        broker=market["zeta"], name="Zeta Std", spread_type="standard", commission_per_lot=0, min_deposit=0
+    )
+    fields = {"kind": "spread_above", "broker": "acme", "instrument": "EURUSD", "threshold_pips": "2"}
+    refused = client.post("/account/alerts/new/", {**fields, "account": zeta_account.pk})
+    assert refused.status_code == 400 and "account" in refused.context["alert_form"].errors
+    on_score = client.post(
+        "/account/alerts/new/", {"kind": "score_move", "broker": "acme", "score_points": "3", "account": standard.pk}
+    )
+    assert on_score.status_code == 400 and "account" in on_score.context["alert_form"].errors
+    assert client.post("/account/alerts/new/", {**fields, "account": standard.pk}).status_code == 302
+    assert client.post("/account/alerts/new/", {**fields, "account": raw.pk}).status_code == 302
+    assert "(Standard account)" in client.get("/account/alerts/").content.decode()
+    rules, _ = alert_rules_active()
+    offsets = {r.account: r.offset_pips for r in rules}
+    assert offsets == {"Standard": pytest.approx(1.2), "Raw": 0.0}  # Raw, the tightest, is acme's feed account

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 from django.test import override_settings
@@ -201,6 +202,10 @@ def test_the_schemas_choices_are_the_pages():
     from brokers.models import AccountType
 
     assert set(get_args(Sort)) == set(selectors.SORTS)
+    from api.schemas import LEVERAGES
+    from brokers.forms import DirectoryFilterForm
+
+    assert [str(v) for v in LEVERAGES] == [k for k, _ in DirectoryFilterForm.base_fields["min_leverage"].choices if k]  # type: ignore[attr-defined]
     assert set(get_args(SpreadType)) == set(AccountType.SpreadType.values)
 
 
@@ -227,3 +232,84 @@ def test_a_lookup_that_read_the_key_just_before_its_revocation_cannot_revive_it(
     api_key_remember(digest=api_key_digest(secret), user_id=user.pk)
     client.logout()
     assert get(client, "/live/quotes", **{"X-API-Key": secret}).status_code == 401
+
+
+def test_every_directory_filter_is_a_parameter_and_filters_like_the_page(client, measured):
+    from api.endpoints import DirectoryQuery
+    from brokers.forms import DirectoryFilterForm
+
+    assert set(DirectoryFilterForm.base_fields) <= set(DirectoryQuery.model_fields)
+    Broker.objects.filter(slug=Broker.objects.order_by("name")[0].slug).update(status="suspended")
+    cases = [
+        ({"include_suspended": "true"}, selectors.DirectoryFilters(include_suspended=True)),
+        ({"negative_balance_protection": "true"}, selectors.DirectoryFilters(negative_balance_protection=True)),
+        ({"segregated_funds": "true", "sort": "cost"}, selectors.DirectoryFilters(segregated_funds=True, sort="cost")),
+        ({"min_leverage": "200"}, selectors.DirectoryFilters(min_leverage=200)),
+        ({"max_deposit": "100"}, selectors.DirectoryFilters(max_deposit=Decimal(100))),
+        ({"max_cost": "8.5"}, selectors.DirectoryFilters(max_cost=Decimal("8.5"))),
+    ]
+    for params, filters in cases:
+        body = client.get(API + "/brokers", params).json()
+        assert isinstance(body, list), (params, body)
+        page = selectors.broker_directory(filters=filters)
+        assert [b["slug"] for b in body] == [e.broker.slug for e in page], params
+    assert len(client.get(API + "/brokers", {"include_suspended": "true"}).json()) == Broker.objects.count()
+    assert get(client, "/brokers?min_leverage=7").status_code == 422
+    assert get(client, "/brokers?max_cost=-1").status_code == 422
+    unknown = get(client, "/brokers?funding=pigeon")
+    assert unknown.status_code == 400 and "funding" in unknown.json()["fields"]
+
+
+def test_every_brokers_detail_has_the_profiles_fees_accounts_and_all_in_costs(client, measured):
+    for broker in Broker.objects.all():
+        body = get(client, f"/brokers/{broker.slug}").json()
+        profile = selectors.broker_profile(slug=broker.slug)
+        costs = selectors.broker_costs(broker=profile)
+        assert body["non_trading_fees"] == {
+            "deposit_usd": str(broker.deposit_fee),
+            "withdrawal_usd": str(broker.withdrawal_fee),
+            "inactivity_usd_per_month": str(broker.inactivity_fee),
+            "inactivity_after_months": broker.inactivity_after_months,
+        }
+        got = [(r["instrument"], r["account"], r["all_in_usd"], r["spread_pips"]) for r in body["costs"]["rows"]]
+        assert got == [(c.symbol, c.account, c.all_in_usd, c.spread_pips) for c in costs.rows]
+        assert any(r["all_in_usd"] is not None for r in body["costs"]["rows"]), broker.slug
+        assert body["costs"]["feed_account"] == (costs.feed_account.name if costs.feed_account else None)
+        accounts = {a["name"]: a for a in body["accounts"]}
+        for account in profile.account_types.all():
+            assert float(accounts[account.name]["lot_step"]) == float(account.lot_step)
+            assert accounts[account.name]["feed_account"] == (account == costs.feed_account)
+        assert body["spreads"][0]["account"] == body["costs"]["feed_account"]
+        assert body["spreads"][0]["as_of"] == body["costs"]["as_of"]
+
+
+def test_the_cost_table_downloads_as_csv_with_the_documented_columns(client, measured):
+    from api.schemas import COSTS_CSV
+
+    broker = Broker.objects.order_by("name")[0]
+    response = get(client, f"/brokers/{broker.slug}/costs?format=csv&instrument=EURUSD")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == list(COSTS_CSV)
+    expected = selectors.broker_costs(broker=selectors.broker_profile(slug=broker.slug)).for_symbol("EURUSD")
+    assert [(r[0], r[1], r[rows[0].index("all_in_usd")]) for r in rows[1:]] == [
+        (c.symbol, c.account, str(c.all_in_usd)) for c in expected
+    ]
+    directory = get(client, "/brokers?format=csv")
+    header = next(csv.reader(io.StringIO(b"".join(directory.streaming_content).decode())))
+    assert "all_in_eurusd_usd" in header
+
+
+def test_head_answers_like_get_without_a_body_and_another_method_gets_405_json(client, measured):
+    got = get(client, "/brokers")
+    head = client.head(API + "/brokers")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["ETag"] == got["ETag"]
+    assert client.head(API + "/brokers?format=csv").status_code == 200
+    for method in (client.post, client.put, client.delete):
+        response = method(API + "/brokers")
+        assert response.status_code == 405
+        assert response["Content-Type"] == "application/json"
+        assert "GET" in response["Allow"] and "not allowed" in response.json()["error"]
+    slash = get(client, "/brokers/")
+    assert slash.status_code == 404 and "/api/v1/brokers" in slash.json()["error"]

@@ -147,7 +147,7 @@ def test_a_spread_history_has_the_spread_pages_session_percentiles(client, djang
             )
         )
     )
-    assert rows[0] == ["session", "p50_pips", "p95_pips", "p99_pips", "minutes"]
+    assert rows[0] == ["session", "p50_pips", "p95_pips", "p99_pips", "minutes", "account", "as_of"]
     assert [r[0] for r in rows[1:]] == list(page.sessions)
 
     assert client.get(f"{API}/brokers/kestrel-fx/spreads/NOPE1").status_code == 404
