@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,7 +32,11 @@ def test_a_visitor_filters_the_directory_opens_a_profile_and_compares(demo, live
     page.wait_for_url(re.compile(r"/brokers/kestrel-fx/$"))
     assert page.get_by_role("heading", level=1).inner_text() == "Kestrel FX"
     assert page.get_by_role("heading", name="Licences").is_visible()
-    assert "AFSL 416789" in page.locator("section", has=page.get_by_role("heading", name="Licences")).inner_text()
+    licences = page.locator("section", has=page.get_by_role("heading", name="Licences"))
+    # Sections below a phone's first screen are laid out only when scrolled near (content-visibility),
+    # and innerText needs the layout: read it where a visitor would, on screen.
+    licences.scroll_into_view_if_needed()
+    expect(licences).to_contain_text("AFSL 416789", use_inner_text=True)
 
     page.get_by_role("link", name=re.compile("Compare Kestrel FX with")).click()
     page.wait_for_url(re.compile(r"/compare/\?brokers=kestrel-fx"))
