@@ -152,6 +152,17 @@ class InstrumentStats:
         return math.sqrt(variance) / mean if mean > 0 else 0.0
 
 
+# 2.3: the reliability measures the aggregator records per bar, summed per day under the same names.
+RELIABILITY_FIELDS = (
+    "frozen_s",
+    "frozen_judged_s",
+    "latency_count",
+    "latency_log_sum",
+    "depth_count",
+    "depth_1",
+    "depth_5",
+    "depth_10",
+)
 # The daily inputs: each one a sum over the day, so any span of days is their sum (also the columns
 # of TrustDailyInput that trustmetrics.selectors reads).
 DAILY_FIELDS = (
@@ -167,14 +178,7 @@ DAILY_FIELDS = (
     "news_hours",
     "news_off_market_hours",
     "off_market_sum_excursion",
-    "frozen_s",
-    "frozen_judged_s",
-    "latency_count",
-    "latency_log_sum",
-    "depth_count",
-    "depth_1",
-    "depth_5",
-    "depth_10",
+    *RELIABILITY_FIELDS,
 )
 
 

@@ -27,6 +27,7 @@ from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore, TrustValidation
 from trustmetrics.scoring import (
     DAILY_FIELDS,
+    RELIABILITY_FIELDS,
     BrokerInputs,
     FeedStats,
     InstrumentStats,
@@ -38,17 +39,6 @@ from trustmetrics.scoring import (
 )
 
 DayKey = tuple[int, int, date]  # broker id, instrument id, day
-# 2.3: the reliability measures the aggregator records per bar, summed per day under the same names.
-BAR_RELIABILITY_FIELDS = (
-    "frozen_s",
-    "frozen_judged_s",
-    "latency_count",
-    "latency_log_sum",
-    "depth_count",
-    "depth_1",
-    "depth_5",
-    "depth_10",
-)
 
 
 def trust_window_days(*, as_of: datetime, methodology: Methodology = METHODOLOGY) -> list[date]:
@@ -102,7 +92,7 @@ def trust_daily_sums(
             # dev_count 0: no consensus to compare with in that hour, so no deviation was measured.
             dev_hours=Count("id", filter=Q(dev_count__gt=0)),
             sum_excursion=Sum("excursion", filter=Q(dev_count__gt=0)),
-            **{f: Sum(f) for f in BAR_RELIABILITY_FIELDS},
+            **{f: Sum(f) for f in RELIABILITY_FIELDS},
         )
         .order_by()
     )
@@ -123,7 +113,7 @@ def trust_daily_sums(
             "news_hours": 0,
             "news_off_market_hours": 0,
             "off_market_sum_excursion": 0.0,
-            **{f: row[f] or 0 for f in BAR_RELIABILITY_FIELDS},
+            **{f: row[f] or 0 for f in RELIABILITY_FIELDS},
         }
 
     # Off-market hours compare each broker with the others in the same hour: read the measured hours'
@@ -251,7 +241,7 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
             news_hours=Sum("news_hours"),
             news_off_market_hours=Sum("news_off_market_hours"),
             off_market_sum_excursion=Sum("off_market_sum_excursion"),
-            **{f: Sum(f) for f in BAR_RELIABILITY_FIELDS},
+            **{f: Sum(f) for f in RELIABILITY_FIELDS},
         )
         .order_by()
     )
