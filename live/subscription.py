@@ -56,7 +56,6 @@ class SubscriptionReader:
         self._queue: collections.deque[tuple[str, str]] = collections.deque()
         self._scheduled = False
         self._closed = False
-        self.read = 0  # messages the thread has read (written by the thread only)
         self._thread = threading.Thread(target=self._run, name="live-hub-redis", daemon=True)
 
     def start(self) -> None:
@@ -91,7 +90,6 @@ class SubscriptionReader:
                 reply = read()
                 if isinstance(reply, list) and len(reply) == 4 and reply[0] == "pmessage":
                     queue.append((reply[2], reply[3]))
-                    self.read += 1
                     if not self._scheduled:
                         self._scheduled = True
                         self._to_loop(self._take)
