@@ -6,13 +6,13 @@ Faults, one after the other, each as soon as the previous one is recovered from:
 Redis outage with an ingestor killed (and restarted, as a supervisor would) inside it. Killed processes are
 started again at once by the test, as a supervisor would; the surviving ones get no help. After each fault
 every process must be back to work (an ingestor: a batch confirmed by Redis; the aggregator: a commit)
-within 10 s of the fault ending; for a killed process, within 10 s of its new process getting through
-Python and Django start-up, which is timed and reported apart (on the shared 2-core machine at a load
-average of 20-35, start-up alone took 24-48 s). Each fault's report also has the seconds from the fault
-itself (the kill, or the server going down) until every process was at work again: start-up included,
-and for the Redis outage the outage the test holds open. A restarted process's own "at work" line splits
-its start into the interpreter and Django, its set-up, and its first batch (wall and CPU seconds); the part
-after Django is held to 10 s too.
+within 10 s of the fault ending (a server back up); after a kill, within 10 s of the kill itself, the new
+process's Python and Django start-up included (timed and reported apart: about 1.3 s at a load average
+of 5 on the 2-core machine; a machine at a load of 20-35 once took 24-48 s, and this test then fails, as
+it should: a supervisor's restart would be that slow too). Each fault's report also has the seconds from
+the fault itself (the kill, or the server going down) until every process was at work again: for the
+Redis outage that includes the outage the test holds open. A restarted process's own "at work" line
+splits its start into the interpreter and Django, its set-up, and its first batch (wall and CPU seconds).
 
 What the ingestors accepted comes from their audit logs (`ingest --audit-log`): a batch is accepted once
 Redis confirmed it ("ok") or the write-ahead file holds it ("wal"). A batch made but neither confirmed nor
@@ -56,6 +56,7 @@ PREFIX = "faults"
 INGESTORS = {"a": ["northwind-markets", "alpenbank-trading"], "b": ["kestrel-fx", "rheinwerk-broker"]}
 INSTRUMENTS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"]
 RECOVERY_LIMIT_S = 10.0
+STEADY_BATCHES = 100  # batches each ingestor gets confirmed between two faults (about 8 s here)
 AT_WORK = re.compile(r"^at work .*$", re.MULTILINE)  # marketdata/management/commands/_startup.py
 PHASE = re.compile(r"(django|set-up|first work) ([\d.]+) s/([\d.]+) s CPU")
 
@@ -121,6 +122,7 @@ class Progress:
     audits: dict[str, Path]
     db_url: str
     seen: dict[str, float] = field(default_factory=dict)
+    confirmed: Counter[str] = field(default_factory=Counter)  # batches Redis confirmed, per ingestor
     wal_lines: Counter[str] = field(default_factory=Counter)
     _offsets: dict[str, int] = field(default_factory=dict)
     _checkpoint: str = ""
@@ -141,6 +143,7 @@ class Progress:
                 event = json.loads(line)["e"]
                 if event == "ok":
                     self.seen[name] = now
+                    self.confirmed[name] += 1
                 elif event == "wal":
                     self.wal_lines[name] += 1
         try:
@@ -162,6 +165,11 @@ class Progress:
                 self.failure = repr(exc)
                 raise
             self._stop.wait(0.1)
+
+    def confirmed_more(self, n: int) -> Callable[[], bool]:
+        """A condition: every ingestor has had n more batches confirmed by Redis than now."""
+        start = {name: self.confirmed[name] for name in self.audits}
+        return lambda: all(self.confirmed[name] >= start[name] + n for name in self.audits)
 
     def recovered_since(self, t: float) -> bool:
         names = [*self.audits, "aggregator"]
@@ -287,6 +295,9 @@ def test_every_accepted_quote_is_in_exactly_one_bar_through_kills_and_server_res
         return True
 
     def fault(name: str, inject: Callable[[], Service | None]) -> None:
+        # Quotes flow normally for a while before each fault (a few minutes in all, as the issue asks),
+        # measured in confirmed batches, not seconds, so a slow machine runs the same scenario.
+        wait_for(progress.confirmed_more(STEADY_BATCHES), timeout=120, what="quotes flowing before the fault")
         began = time.monotonic()
         restarted = inject()
         ended = time.monotonic()
@@ -388,8 +399,10 @@ def test_every_accepted_quote_is_in_exactly_one_bar_through_kills_and_server_res
     print("\nFAULTS " + json.dumps(report, indent=1))
     assert report["accepted"] > 1000 and in_wal > 0
     assert lost == 0 and duplicated == 0, report
+    # From the fault's end (a server back up, a killed process started again) to every process at work,
+    # and for a kill from the kill itself: the new process's start-up counts (issue 17: within 10 s of
+    # each fault, with no outside restart but the supervisor's, which this test plays at once).
     assert all(back <= RECOVERY_LIMIT_S for _, _, _, back, _, _ in recovery), report
-    # A restarted process's own start, after Python and Django: its set-up and its first batch.
-    assert all(phases.get("own_s", 0.0) <= RECOVERY_LIMIT_S for *_, phases in recovery), report
+    assert all(inj + up + back <= RECOVERY_LIMIT_S for _, inj, up, back, _, phases in recovery if phases), report
     wal_replays = (tmp / "ingest-a.log").read_text().count("sending again")
     assert wal_replays >= 1, "the restarted ingestor sent its write-ahead file again"
