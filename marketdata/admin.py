@@ -25,7 +25,7 @@ class FeedSymbolInline(admin.TabularInline[FeedSymbol, FeedConfig]):
     model = FeedSymbol
     extra = 1
     autocomplete_fields = ["instrument"]
-    fields = ["venue_symbol", "instrument", "price_precision", "pip_size", "size_precision"]
+    fields = ["venue_symbol", "instrument", "price_precision", "size_precision"]
 
 
 @admin.register(FeedConfig)

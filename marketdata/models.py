@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce
 
@@ -197,7 +195,9 @@ class FeedConfig(models.Model):
 
 
 class FeedSymbol(models.Model):
-    """One venue symbol of a feed mapped to a site instrument, with the precision the venue quotes."""
+    """One venue symbol of a feed mapped to a site instrument, with the precision the venue quotes.
+
+    Only what is the venue's own is kept here: the pip size is the instrument's (brokers.Instrument)."""
 
     feed_config = models.ForeignKey(FeedConfig, on_delete=models.CASCADE, related_name="symbols")
     venue_symbol = models.CharField(max_length=40, help_text="As the venue spells it: EUR/USD, EUR_USD, BTCUSDT.")
@@ -205,11 +205,6 @@ class FeedSymbol(models.Model):
     price_precision = models.PositiveSmallIntegerField(
         validators=[MaxValueValidator(10, message="At most 10 decimal places.")],
         help_text="Decimal places of the venue's prices (Kraken's checksum depends on it).",
-    )
-    pip_size = models.DecimalField(
-        max_digits=12,
-        decimal_places=8,
-        validators=[MinValueValidator(Decimal("0.00000001"), message="Pip size must be positive.")],
     )
     size_precision = models.PositiveSmallIntegerField(
         default=8,
@@ -229,11 +224,6 @@ class FeedSymbol(models.Model):
                 fields=["feed_config", "instrument"],
                 name="feedsymbol_unique_instrument",
                 violation_error_message="This feed already maps another venue symbol to this instrument.",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(pip_size__gt=0),
-                name="feedsymbol_pip_size_positive",
-                violation_error_message="Pip size must be positive.",
             ),
         ]
 

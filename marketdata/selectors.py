@@ -100,9 +100,12 @@ def feed_status_current() -> dict[str, tuple[str, datetime]]:
 
 
 def feed_symbol_specs(*, config: FeedConfig) -> list[SymbolSpec]:
-    """The configured venue-symbol mapping of one feed (empty: the adapter's default mapping)."""
+    """The configured venue-symbol mapping of one feed (empty: the adapter's default mapping), with each
+    instrument's own pip size."""
     return [
-        SymbolSpec(s.venue_symbol, s.instrument.symbol, s.price_precision, float(s.pip_size), s.size_precision)
+        SymbolSpec(
+            s.venue_symbol, s.instrument.symbol, s.price_precision, float(s.instrument.pip_size), s.size_precision
+        )
         for s in config.symbols.select_related("instrument")
     ]
 

@@ -22,7 +22,7 @@ from marketdata.feeds.kraken import KrakenFeed
 from marketdata.feeds.secrets import SecretMissing, secret_resolve
 from marketdata.ingest import Ingestor
 from marketdata.models import FeedConfig, FeedStatusChange, FeedSymbol, QuoteRejectionCount
-from marketdata.selectors import feed_adapter_params, symbol_maps
+from marketdata.selectors import feed_adapter_params, feed_symbol_specs, symbol_maps
 from marketdata.services import feed_status_record, rejections_record_once, us_to_dt
 from marketdata.validation import QuoteValidator
 from testing.support import wait_for
@@ -139,12 +139,24 @@ def test_replay_with_a_broker_uses_its_configured_mapping(tmp_path, demo):
         venue_symbol="EURO.DOLLAR",
         instrument=Instrument.objects.get(symbol="EURUSD"),
         price_precision=5,
-        pip_size=Decimal("0.0001"),
     )
     lines = [w.oanda_price("EURO.DOLLAR", "1.08500", "1.08510"), w.oanda_price("EUR_USD", "1.08500", "1.08510")]
     rows, summary = _replay(tmp_path, "oanda", lines, "--broker", "kestrel-fx")
     assert [r.get("instrument") or r["rejected"] for r in rows] == ["EURUSD", "unknown_symbol"]
     assert summary.startswith("REPLAY accepted=1 rejected=1")
+
+
+def test_a_mapped_venue_symbol_takes_its_pip_size_from_the_site_instrument(demo):
+    # One pip size per instrument (brokers.Instrument): a venue symbol keeps only what is the venue's own,
+    # its price and size precision, so an admin cannot give a mapped symbol a second, different pip.
+    config = FeedConfig.objects.get_or_create(broker=Broker.objects.get(slug="kestrel-fx"))[0]
+    usdjpy = Instrument.objects.get(symbol="USDJPY")
+    FeedSymbol.objects.create(feed_config=config, venue_symbol="USD/JPY", instrument=usdjpy, price_precision=3)
+    assert "pip_size" not in {f.name for f in FeedSymbol._meta.get_fields()}
+    [spec] = feed_symbol_specs(config=config)
+    assert spec.pip_size == float(usdjpy.pip_size) == 0.01
+    Instrument.objects.filter(pk=usdjpy.pk).update(pip_size=Decimal("0.001"))
+    assert feed_symbol_specs(config=config)[0].pip_size == 0.001
 
 
 def test_credentials_are_stored_as_references_never_in_clear(db, demo, tmp_path, monkeypatch):

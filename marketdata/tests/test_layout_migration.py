@@ -61,3 +61,34 @@ def test_rows_written_under_the_old_layout_are_still_there_after_the_move():
     assert BoardPreference.objects.get(user__username="trader").instruments == ["EURUSD"]
     assert SpreadBar._meta.db_table == "marketdata_spreadbar"
     assert BoardPreference._meta.db_table == "live_boardpreference"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_venue_symbols_lose_their_own_pip_size_and_get_the_instruments_back_when_migrated_backwards():
+    before, after = (
+        [("marketdata", "0006_merge_write_mark_and_reliability")],
+        [("marketdata", "0007_feedsymbol_pip_size_is_the_instruments")],
+    )
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    try:
+        MigrationExecutor(connection).migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        broker = old.get_model("brokers", "Broker").objects.create(
+            name="Pip FX", slug="pip-fx", website="https://pip.example", year_founded=2001,
+            headquarters_country="Cyprus", company_type="private", min_deposit=100, max_leverage=30,
+        )  # fmt: skip
+        usdjpy = old.get_model("brokers", "Instrument").objects.create(
+            symbol="USDJPY", name="Yen", asset_class="fx_major", pip_size="0.01", display_precision=3
+        )
+        config = old.get_model("marketdata", "FeedConfig").objects.create(broker=broker)
+        old.get_model("marketdata", "FeedSymbol").objects.create(
+            feed_config=config, venue_symbol="USD/JPY", instrument=usdjpy, price_precision=3, pip_size="0.0001"
+        )
+        MigrationExecutor(connection).migrate(after)
+        new = MigrationExecutor(connection).loader.project_state(after).apps
+        assert new.get_model("marketdata", "FeedSymbol").objects.get().venue_symbol == "USD/JPY"
+        MigrationExecutor(connection).migrate(before)
+        back = MigrationExecutor(connection).loader.project_state(before).apps
+        assert str(back.get_model("marketdata", "FeedSymbol").objects.get().pip_size) == "0.01000000"
+    finally:
+        MigrationExecutor(connection).migrate(latest)
