@@ -50,6 +50,20 @@ MAX_HELD_US = 3_600_000_000  # a longer silence between two quotes is an outage 
 FROZEN_MOVE_STEPS = 4.0  # market move (in the key's price steps) after which a tracking price must have changed
 
 
+# The reliability measures recorded per bar (the last fields of BarRow), plain sums in every roll-up and in
+# the daily inputs of TrustMetrics under the same names: the one list of them (bar SQL, roll-ups, scoring).
+RELIABILITY_FIELDS = (
+    "frozen_s",
+    "frozen_judged_s",
+    "latency_count",
+    "latency_log_sum",
+    "depth_count",
+    "depth_1",
+    "depth_5",
+    "depth_10",
+)
+
+
 @dataclass(slots=True)
 class BarRow:
     broker: str
@@ -378,14 +392,7 @@ def rollup_rows(rows: list[BarRow], *, bucket_us: int) -> list[BarRow]:
                 duration,
                 sum(b.dev_count for b in bars),
                 account,
-                sum(b.frozen_s for b in bars),
-                sum(b.frozen_judged_s for b in bars),
-                sum(b.latency_count for b in bars),
-                sum(b.latency_log_sum for b in bars),
-                sum(b.depth_count for b in bars),
-                sum(b.depth_1 for b in bars),
-                sum(b.depth_5 for b in bars),
-                sum(b.depth_10 for b in bars),
+                *(sum(getattr(b, f) for b in bars) for f in RELIABILITY_FIELDS),
             )
         )
     return out

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from brokers.models import Broker
-from marketdata.aggregation import BarRow
+from marketdata.aggregation import RELIABILITY_FIELDS, BarRow
 from marketdata.models import (
     AggregatorCheckpoint,
     EconomicEvent,
@@ -45,8 +45,7 @@ _UPDATE = """DO UPDATE SET
     depth_10 = excluded.depth_10"""
 BAR_COLUMNS = (
     "broker_id, instrument_id, account_id, resolution, start, open, high, low, close, mean, count, dev_min, "
-    "dev_max, duration, dev_count, frozen_s, frozen_judged_s, latency_count, latency_log_sum, depth_count, "
-    "depth_1, depth_5, depth_10"
+    "dev_max, duration, dev_count, " + ", ".join(RELIABILITY_FIELDS)
 )
 BAR_COLUMN_COUNT = BAR_COLUMNS.count(",") + 1
 
@@ -255,9 +254,9 @@ def feed_configs_ensure_accounts() -> int:
     return len(FeedConfig.objects.bulk_create(made, ignore_conflicts=True))
 
 
-# The 2.3 reliability measures: plain sums in every roll-up.
-_SUMMED = "frozen_s, frozen_judged_s, latency_count, latency_log_sum, depth_count, depth_1, depth_5, depth_10"
-_SUMS = ", ".join(f"sum({c})" for c in _SUMMED.split(", "))
+# The reliability measures: plain sums in every roll-up.
+_SUMMED = ", ".join(RELIABILITY_FIELDS)
+_SUMS = ", ".join(f"sum({c})" for c in RELIABILITY_FIELDS)
 
 _ROLLUP = f"""
 INSERT INTO marketdata_spreadbar ({BAR_COLUMNS})

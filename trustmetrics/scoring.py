@@ -21,6 +21,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketdata.aggregation import RELIABILITY_FIELDS
 from trustmetrics.methodology import METHODOLOGY, Band, Methodology
 
 # Hours of market data (on the instruments the market quotes most) for full confidence.
@@ -152,17 +153,8 @@ class InstrumentStats:
         return math.sqrt(variance) / mean if mean > 0 else 0.0
 
 
-# 2.3: the reliability measures the aggregator records per bar, summed per day under the same names.
-RELIABILITY_FIELDS = (
-    "frozen_s",
-    "frozen_judged_s",
-    "latency_count",
-    "latency_log_sum",
-    "depth_count",
-    "depth_1",
-    "depth_5",
-    "depth_10",
-)
+# 2.3: the reliability measures the aggregator records per bar (RELIABILITY_FIELDS, imported above), summed
+# per day under the same names.
 # The daily inputs: each one a sum over the day, so any span of days is their sum (also the columns
 # of TrustDailyInput that trustmetrics.selectors reads).
 DAILY_FIELDS = (

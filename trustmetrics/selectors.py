@@ -21,13 +21,13 @@ from django.db.models.functions import Abs, Cast, Extract, Greatest, Ln, Sqrt, T
 from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Instrument, Licence
+from marketdata.aggregation import RELIABILITY_FIELDS
 from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from marketdata.selectors import feed_account_bars, feed_accounts, scoring_commission_per_lot
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore, TrustValidation
 from trustmetrics.scoring import (
     DAILY_FIELDS,
-    RELIABILITY_FIELDS,
     BrokerInputs,
     FeedStats,
     InstrumentStats,

@@ -6,6 +6,7 @@ with its freeze, latency and size traits, and on hand-made quotes for each rule'
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
@@ -16,7 +17,15 @@ import pytest
 
 from brokers.services import demo_seed
 from common.ticks import Quote
-from marketdata.aggregation import FROZEN_MOVE_STEPS, MAX_HELD_US, MINUTE_US, SpreadAggregator, rollup_rows
+from marketdata.aggregation import (
+    FROZEN_MOVE_STEPS,
+    MAX_HELD_US,
+    MINUTE_US,
+    RELIABILITY_FIELDS,
+    BarRow,
+    SpreadAggregator,
+    rollup_rows,
+)
 from marketdata.models import SpreadBar
 from marketdata.services import bars_rollup, bars_upsert
 from simulator.broker import BrokerFeedSimulator
@@ -281,3 +290,14 @@ def test_rollups_add_the_measures_up_in_python_and_in_sql(db):
         for name in fields:
             assert getattr(bar, name) == pytest.approx(getattr(want, name), rel=1e-9), name
     assert sum(b.frozen_s for b in hourly) > 0 and sum(b.depth_count for b in hourly) > 0
+
+
+def test_the_reliability_measures_are_listed_once_for_the_bars_the_bar_table_and_the_daily_inputs():
+    from trustmetrics.models import TrustDailyInput
+    from trustmetrics.scoring import DAILY_FIELDS
+
+    bar_fields = [f.name for f in dataclasses.fields(BarRow)]
+    assert tuple(bar_fields[bar_fields.index("account") + 1 :]) == RELIABILITY_FIELDS
+    table = {f.name for f in SpreadBar._meta.get_fields()}
+    daily = {f.name for f in TrustDailyInput._meta.get_fields()}
+    assert set(RELIABILITY_FIELDS) <= table & daily & set(DAILY_FIELDS)
