@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from brokers.models import Broker, Instrument
+from brokers.models import AccountType, Broker, Instrument
 from marketdata.models import EconomicEvent
 
 
@@ -33,7 +33,14 @@ class EventReportRow(models.Model):
     calm_pips = models.FloatField(null=True, help_text="Median 1-minute spread in the hour before.")
     peak_pips = models.FloatField(null=True)
     p95_pips = models.FloatField(null=True)
-    peak_cost_usd = models.FloatField(null=True, help_text="Cost of one lot round turn at the peak spread.")
+    # The bars are the broker's feed account's (marketdata.selectors.feed_accounts); its commission at the time
+    # of the report is kept with the row, so a later change of the account's fees does not rewrite history.
+    account = models.ForeignKey(AccountType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    peak_spread_cost_usd = models.FloatField(null=True, help_text="The peak spread as USD per lot, round turn.")
+    commission_usd = models.FloatField(null=True, help_text="The account's round-turn commission per lot, USD.")
+    peak_cost_usd = models.FloatField(
+        null=True, help_text="All-in cost of one lot round turn at the peak: spread cost plus commission, USD."
+    )
     longest_gap_s = models.PositiveIntegerField(default=0)
     recovery_s = models.PositiveIntegerField(null=True, help_text="Seconds until back within 1.5x calm.")
     quoted_minutes = models.PositiveIntegerField(default=0)

@@ -53,7 +53,7 @@ def event_report_detail(*, event_id: int) -> tuple[EventReport, list[InstrumentS
     report = EventReport.objects.select_related("event", "best_broker", "worst_broker").get(event_id=event_id)
     rows = (
         EventReportRow.objects.filter(report=report)
-        .select_related("broker", "instrument")
+        .select_related("broker", "instrument", "account")
         .order_by("instrument__sort_order", "instrument__symbol", "stress_ratio", "broker__name")
     )
     sections: dict[int, InstrumentSection] = {}

@@ -12,13 +12,17 @@ from django.utils import timezone
 from brokers.models import Broker
 from common import cachetags, metrics
 from events import selectors, stress
-from events.costs import cost_per_lot_usd
 from events.models import EventReport, EventReportRow
+from marketdata import costs
 from marketdata.models import EconomicEvent
-from marketdata.selectors import spread_minutes_around
+from marketdata.selectors import conversion_rates, feed_accounts, spread_minutes_around
 from pagecache.services import pages_revalidate
 
 logger = logging.getLogger(__name__)
+
+
+def _cents(usd: float | None) -> float | None:
+    return None if usd is None else round(usd, 2)
 
 
 def _minute(start: datetime, at: datetime) -> int:
@@ -49,7 +53,10 @@ def event_report_generate(*, event_id: int, now: datetime | None = None, force: 
         instrument_ids=sorted(instruments),
     ):
         bars[(broker_id, instrument_id)].append(stress.MinuteBar(_minute(start, at), mean, high))
-    slugs = dict(Broker.objects.values_list("pk", "slug"))
+    brokers = list(Broker.objects.prefetch_related("account_types"))
+    slugs = {b.pk: b.slug for b in brokers}
+    feeds = feed_accounts(brokers=brokers)  # whose bars spread_minutes_around read
+    rates = conversion_rates()
 
     rows: list[EventReportRow] = []
     per_broker: dict[int, list[stress.Stress]] = defaultdict(list)
@@ -64,21 +71,30 @@ def event_report_generate(*, event_id: int, now: datetime | None = None, force: 
         def pips(v: float | None, pip: float = pip) -> float | None:
             return None if v is None else round(v / pip, 4)
 
+        # All-in at the peak, as the profile's cost table prices a spread (marketdata.costs): the spread cost
+        # of one lot round turn plus the feed account's round-turn commission.
+        account = feeds.get(broker_id)
+        commission = float(account.commission_per_lot) if account is not None else 0.0
+        peak = costs.all_in_round_turn(
+            spread_pips=pips(s.peak),
+            pip_size=pip,
+            lot_units=costs.contract_size(symbol=inst.symbol, asset_class=inst.asset_class),
+            usd_per_quote=costs.usd_conversion(
+                currency=costs.quote_currency(symbol=inst.symbol, asset_class=inst.asset_class), rates=rates
+            ).usd_per_unit,
+            commission=commission,
+        )
         rows.append(
             EventReportRow(
                 broker_id=broker_id,
                 instrument_id=instrument_id,
+                account=account,
                 calm_pips=pips(s.calm),
                 peak_pips=pips(s.peak),
                 p95_pips=pips(s.p95),
-                peak_cost_usd=(
-                    round(
-                        cost_per_lot_usd(symbol=inst.symbol, asset_class=inst.asset_class, pip_size=pip, spread=s.peak),
-                        2,
-                    )
-                    if s.peak is not None
-                    else None
-                ),
+                peak_spread_cost_usd=_cents(peak.spread_cost_usd),
+                commission_usd=commission,
+                peak_cost_usd=_cents(peak.all_in_usd),
                 longest_gap_s=s.longest_gap_s,
                 recovery_s=s.recovery_s,
                 quoted_minutes=s.quoted_minutes,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 
 from brokers.models import Broker
@@ -41,8 +42,47 @@ def test_a_report_covers_every_broker_on_the_instruments_the_release_moves():
     row = report.rows.filter(instrument__symbol="EURUSD").exclude(calm_pips=None).first()
     assert row is not None and row.peak_pips is not None and row.calm_pips is not None
     assert row.peak_pips > row.calm_pips
-    assert row.peak_cost_usd == pytest.approx(row.peak_pips * 10, rel=1e-3)
     assert len(report.series["EURUSD"][Broker.objects.get(pk=row.broker_id).slug]) == 45
+
+
+@pytest.mark.django_db
+def test_the_cost_at_the_peak_is_all_in_on_the_feed_account_as_the_profile_prices_a_spread():
+    """Spread cost at the peak spread plus the feed account's round-turn commission, with the contract size and
+    USD conversion the profile's cost table uses (one formula: marketdata.costs.all_in_round_turn)."""
+    from marketdata.costs import all_in_round_turn, contract_size, quote_currency, usd_conversion
+    from marketdata.selectors import conversion_rates, feed_accounts
+
+    nfp = market()
+    report = services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    assert report is not None
+    brokers = list(Broker.objects.prefetch_related("account_types"))
+    feeds = feed_accounts(brokers=brokers)
+    rates = conversion_rates()
+    rows = list(report.rows.exclude(peak_pips=None).select_related("instrument", "account"))
+    assert rows
+    commissions = set()
+    for row in rows:
+        inst, feed = row.instrument, feeds[row.broker_id]
+        assert feed is not None and row.account_id == feed.pk
+        conversion = usd_conversion(
+            currency=quote_currency(symbol=inst.symbol, asset_class=inst.asset_class), rates=rates
+        )
+        expected = all_in_round_turn(
+            spread_pips=row.peak_pips,
+            pip_size=float(inst.pip_size),
+            lot_units=contract_size(symbol=inst.symbol, asset_class=inst.asset_class),
+            usd_per_quote=conversion.usd_per_unit,
+            commission=float(feed.commission_per_lot),
+        )
+        assert row.peak_cost_usd == pytest.approx(expected.all_in_usd, abs=0.006)
+        assert row.commission_usd == pytest.approx(float(feed.commission_per_lot))
+        assert row.peak_spread_cost_usd == pytest.approx(expected.spread_cost_usd, abs=0.006)
+        commissions.add(row.commission_usd or 0.0)
+    assert any(c > 0 for c in commissions)  # some feed accounts charge a commission: it is in the cost
+    page = Client().get(reverse("events:detail", args=[nfp.pk])).content.decode()
+    priced = next(r for r in rows if r.commission_usd and r.peak_cost_usd)
+    assert priced.account is not None
+    assert f"${priced.peak_cost_usd:,.2f}" in page and f"{priced.account.name} account" in page
 
 
 @pytest.mark.django_db
@@ -133,3 +173,36 @@ def test_the_beat_task_enqueues_one_report_per_due_release_after_commit(django_c
     # Called directly, the per-event task writes the report (a real worker runs the same function).
     tasks.event_report_generate.run(nfp.pk)
     assert EventReport.objects.filter(event=nfp).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_stored_before_all_in_pricing_keep_their_spread_cost_and_do_not_claim_to_be_all_in():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("events", "0001_event_reports")]
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    try:
+        MigrationExecutor(connection).migrate(before)
+        state = [*before, *(n for n in latest if n[0] != "events")]  # every other app as it is now
+        old = MigrationExecutor(connection).loader.project_state(state).apps
+        broker = old.get_model("brokers", "Broker").objects.create(
+            name="Old Report FX", slug="old-report-fx", website="https://old.example", year_founded=2001,
+            headquarters_country="Cyprus", company_type="private", min_deposit=100, max_leverage=30,
+        )  # fmt: skip
+        eurusd = old.get_model("brokers", "Instrument").objects.create(
+            symbol="EURUSD", name="Euro", asset_class="fx_major", pip_size="0.0001", display_precision=5
+        )
+        event = old.get_model("marketdata", "EconomicEvent").objects.create(
+            name="US Non-Farm Payrolls", currency="USD", scheduled_at=NFP_AT, impact="high"
+        )
+        report = old.get_model("events", "EventReport").objects.create(event=event, generated_at=AFTER)
+        old.get_model("events", "EventReportRow").objects.create(
+            report=report, broker=broker, instrument=eurusd, calm_pips=0.8, peak_pips=1.23, peak_cost_usd=12.3
+        )
+    finally:
+        MigrationExecutor(connection).migrate(latest)
+    row = EventReportRow.objects.get()
+    assert (row.peak_cost_usd, row.peak_spread_cost_usd, row.account_id) == (None, 12.3, None)
+    page = Client().get(reverse("events:detail", args=[row.report.event_id])).content.decode()
+    assert '$12.30 <span class="muted">spread only</span>' in page
