@@ -68,7 +68,11 @@ class CachedAuthMiddleware(AuthMiddleware):  # type: ignore[misc]
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
         user = scope["user"]
         assert isinstance(user, UserLazyObject)
-        user._wrapped = await database_sync_to_async(user_from_session)(scope)
+        # On the executor's threads, not Channels' one database thread: a storm of handshakes (500 traders
+        # connecting at a release) would otherwise queue there one behind the other, behind anything else
+        # queued on it, and miss daphne's handshake timeout (bench.live --burst). Thread-safe: it reads the
+        # cache and, on a miss, the user row (database_sync_to_async closes that thread's old connections).
+        user._wrapped = await database_sync_to_async(user_from_session, thread_sensitive=False)(scope)
 
 
 def live_auth_stack(inner: Any) -> Any:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -110,6 +111,19 @@ class SpreadsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     ready: bool
     hub: Hub | None = None
     notifier: UserNotifier | None = None  # personal messages (alert toasts): live/notify.py
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its close_old_connections() before every handler.
+
+        Channels runs that on its one database thread (channels.db.aclose_old_connections), so every
+        connect, client message and disconnect of every client queued on that thread, behind the others: in
+        an NFP burst with 500 clients connecting at once, none finished its handshake within daphne's
+        timeout (bench.live --burst, storm_ok 0 of 500). This consumer never uses the database on the event
+        loop; what it reads goes through database_sync_to_async, which closes old connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from decimal import Decimal
 
@@ -369,3 +371,28 @@ async def test_a_changed_board_choice_is_what_the_next_connect_subscribes_to(coo
     comm, snapshot = await connect(cookie)
     assert [q["instrument"] for q in snapshot["quotes"]] == ["GBPUSD"]
     await comm.disconnect()
+
+
+async def test_a_handshake_does_not_wait_behind_work_queued_on_the_database_thread(cookie, redis):
+    # Channels runs database_sync_to_async on one shared thread. A handshake's log-in check (the session and
+    # the cached user, live/auth.py) used it too, so in a burst every new connection queued behind the others
+    # and behind whatever else was on that thread (bench.live --burst: 0 of 500 storm clients connected within
+    # daphne's handshake timeout). The check runs on the executor's threads instead.
+    from asgiref.sync import sync_to_async
+
+    from live import board
+
+    await database_sync_to_async(board.instrument_universe)()  # as a running process has it
+    release = threading.Event()
+    blocker = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)(10))
+    try:
+        comm = WebsocketCommunicator(
+            application, "/ws/spreads/?instruments=EURUSD", headers=[ORIGIN, (b"host", b"testserver"), cookie]
+        )
+        connected, _ = await comm.connect(timeout=3)
+        assert connected
+        assert not blocker.done()  # the database thread was still busy all along
+        await comm.disconnect()
+    finally:
+        release.set()
+        await blocker
