@@ -23,8 +23,9 @@ from ninja.security import APIKeyHeader
 from pydantic import TypeAdapter, field_validator
 
 from api import errors
-from api.http import cached_json, csv_doc, csv_stream
+from api.http import cached_csv, cached_json, csv_doc
 from api.schemas import (
+    COMPARE_CSV,
     COSTS_CSV,
     DIRECTORY_CSV,
     EVENTS_CSV,
@@ -34,16 +35,21 @@ from api.schemas import (
     SCORES_CSV,
     SESSION_PERCENTILES_CSV,
     SLUG_PATTERN,
+    SPREAD_HOURS_CSV,
     SYMBOL_PATTERN,
     AccountOut,
     BrokerDetailOut,
     BrokerOut,
+    CompareCellOut,
+    CompareOut,
+    CompareRowOut,
     CostsOut,
     ErrorOut,
     EventOut,
     ExecutionOut,
     FeesOut,
     Format,
+    HourOut,
     InstrumentOut,
     LicenceOut,
     LiveOut,
@@ -56,6 +62,7 @@ from api.schemas import (
     SessionPercentilesOut,
     Sort,
     SpreadHistoryOut,
+    SpreadHoursOut,
     SpreadOut,
     SpreadType,
     directory_csv_row,
@@ -64,7 +71,7 @@ from api.schemas import (
 from api.selectors import api_key_user_id
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
-from brokers.forms import DirectoryFilterForm
+from brokers.forms import MAX_COMPARE, DirectoryFilterForm, parse_compare
 from brokers.models import AccountType, Broker, Instrument
 from common import cachetags, metrics
 from events import selectors as event_selectors
@@ -169,8 +176,12 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
         return [BrokerOut.of(e.broker, e.cost) for e in broker_selectors.broker_directory(filters=form.filters())]
 
     if query.format == "csv":
-        return csv_stream(
-            filename="brokers.csv", header=list(DIRECTORY_CSV), rows=(directory_csv_row(b) for b in rows())
+        return cached_csv(
+            request,
+            lambda: ([directory_csv_row(b) for b in rows()], [cachetags.BROKER_LIST]),
+            filename="brokers.csv",
+            header=list(DIRECTORY_CSV),
+            params=DirectoryQuery.model_fields,
         )
     return cached_json(
         request,
@@ -179,12 +190,86 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
     )
 
 
+class CompareQuery(Schema):
+    brokers: str = Field(
+        ...,
+        max_length=500,
+        pattern=r"^[-a-zA-Z0-9_, ]+$",
+        description=f"2 to {MAX_COMPARE} broker slugs separated by commas, as in the compare page's address.",
+    )
+    format: Format = "json"
+
+
+def _compare_value(value: Any) -> float | int | str | bool | None:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+@public.get(
+    "/compare",
+    response={200: CompareOut, **_error_responses(400, 422, 429)},
+    summary="The compare page's table for 2 to 4 brokers, with the best value per row marked",
+    openapi_extra=csv_doc(COMPARE_CSV),
+)
+def compare(request: HttpRequest, query: Query[CompareQuery]) -> HttpResponseBase:
+    def table() -> tuple[CompareOut, list[str]]:
+        # The compare page's own parsing judges the slugs (unknown ones, too many).
+        slugs, error = parse_compare(query.brokers, known={slug for slug, _ in broker_selectors.compare_choices()})
+        if error is None and len(slugs) < 2:
+            error = "Choose at least two brokers to compare."
+        if error is not None:
+            raise errors.FieldErrors({"brokers": [error]})
+        brokers, rows = broker_selectors.broker_compare(slugs=slugs)
+        out = CompareOut(
+            brokers=[b.slug for b in brokers],
+            rows=[
+                CompareRowOut(
+                    label=row.label,
+                    cells=[
+                        CompareCellOut(broker=b.slug, value=_compare_value(value), best=best, note=note)
+                        for b, (value, note, best) in zip(brokers, row.cells, strict=True)
+                    ],
+                )
+                for row in rows
+            ],
+        )
+        return out, [cachetags.BROKER_LIST, *(cachetags.broker(b.pk) for b in brokers)]
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, tags = table()
+            cells = [
+                [row.label, c.broker, str(c.value).lower() if isinstance(c.value, bool) else c.value, c.best, c.note]
+                for row in out.rows
+                for c in row.cells
+            ]
+            return [[*cell[:3], "true" if cell[3] else "false", cell[4]] for cell in cells], tags
+
+        return cached_csv(
+            request, render_rows, filename="compare.csv", header=list(COMPARE_CSV), params=CompareQuery.model_fields
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, tags = table()
+        return out.model_dump_json().encode(), tags
+
+    return cached_json(request, render, params=CompareQuery.model_fields)
+
+
 def _broker(slug: str) -> Broker:
     try:
         return broker_selectors.broker_profile(slug=slug)
     except Broker.DoesNotExist:
         metrics.incr("api_not_found")
         raise HttpError(404, f"No broker '{slug[:40]}'.") from None
+
+
+def _instrument(b: Broker, symbol: str) -> Instrument:
+    instrument = Instrument.objects.filter(symbol=symbol, brokers=b).first()
+    if instrument is None:
+        metrics.incr("api_not_found")
+        raise HttpError(404, f"'{b.slug[:40]}' does not quote '{symbol}'.")
+    return instrument
 
 
 SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
@@ -260,17 +345,18 @@ def broker_costs(request: HttpRequest, query: Query[CostsQuery], slug: str = Slu
         out.rows = [r for r in out.rows if query.instrument in (None, r.instrument)]
         return out, b
 
-    if query.format == "csv":
-        out, _ = costs()
-        return csv_stream(
-            filename=f"{slug}-costs.csv",
-            header=list(COSTS_CSV),
-            rows=([getattr(r, name) for name in COSTS_CSV] for r in out.rows),
-        )
-
     def render() -> tuple[bytes, list[str]]:
         out, b = costs()
         return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    def render_rows() -> tuple[list[list[Any]], list[str]]:
+        out, b = costs()
+        return [[getattr(r, name) for name in COSTS_CSV] for r in out.rows], [cachetags.broker(b.pk)]
+
+    if query.format == "csv":
+        return cached_csv(
+            request, render_rows, filename=f"{slug}-costs.csv", header=list(COSTS_CSV), params=CostsQuery.model_fields
+        )
 
     return cached_json(request, render, params=CostsQuery.model_fields)
 
@@ -288,15 +374,22 @@ class ScoresQuery(Schema):
 )
 def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
     if query.format == "csv":
-        b = _broker(slug)
-        scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
-        return csv_stream(
-            filename=f"{b.slug}-scores.csv",
-            header=list(SCORES_CSV),
-            rows=(
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            b = _broker(slug)
+            scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
+            rows = [
                 [s.computed_at.isoformat(), s.overall, s.label, s.confidence, s.methodology_version, s.reason]
                 for s in scores
-            ),
+            ]
+            return rows, [cachetags.broker(b.pk)]
+
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-scores.csv",
+            header=list(SCORES_CSV),
+            params=ScoresQuery.model_fields,
         )
 
     def render() -> tuple[bytes, list[str]]:
@@ -381,20 +474,26 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
         found, b = rows()
         return TypeAdapter(list[SpreadOut]).dump_json(found), [cachetags.broker(b.pk)]
 
+    def render_rows() -> tuple[list[list[Any]], list[str]]:
+        found, b = rows()
+        table = [
+            [r.instrument, r.broker_symbol, r.quotes]
+            + [r.windows.get(w) for w in WINDOWS]
+            + [r.sessions.get(s) for s in SESSIONS]
+            + [r.account, r.as_of.isoformat() if r.as_of else None]
+            + [r.coverage_days.get(w) for w in WINDOWS]
+            for r in found
+        ]
+        return table, [cachetags.broker(b.pk)]
+
     if query.format == "csv":
-        found, _ = rows()  # before the response starts: a 404 is still JSON
         suffix = f"-{slugify(query.account)}" if query.account else ""
-        return csv_stream(
+        return cached_csv(
+            request,
+            render_rows,
             filename=f"{slug}{suffix}-spreads.csv",
             header=list(SPREADS_CSV),
-            rows=(
-                [r.instrument, r.broker_symbol, r.quotes]
-                + [r.windows.get(w) for w in WINDOWS]
-                + [r.sessions.get(s) for s in SESSIONS]
-                + [r.account, r.as_of.isoformat() if r.as_of else None]
-                + [r.coverage_days.get(w) for w in WINDOWS]
-                for r in found
-            ),
+            params=SpreadsQuery.model_fields,
         )
     return cached_json(request, render, params=SpreadsQuery.model_fields)
 
@@ -419,10 +518,7 @@ def broker_spread_history(
 ) -> HttpResponseBase:
     def history() -> tuple[SpreadHistoryOut, Broker]:
         b = _broker(slug)
-        instrument = Instrument.objects.filter(symbol=symbol, brokers=b).first()
-        if instrument is None:
-            metrics.incr("api_not_found")
-            raise HttpError(404, f"'{slug[:40]}' does not quote '{symbol}'.")
+        instrument = _instrument(b, symbol)
         chosen = _account(b, query.account)
         shown = _figures_account(b, chosen)
         h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
@@ -449,19 +545,77 @@ def broker_spread_history(
         return out, b
 
     if query.format == "csv":
-        out, _ = history()
-        suffix = f"-{slugify(query.account)}" if query.account else ""
-        return csv_stream(
-            filename=f"{slug}-{symbol}{suffix}-sessions.csv",
-            header=list(SESSION_PERCENTILES_CSV),
-            rows=(
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, b = history()
+            table = [
                 [name, v.p50, v.p95, v.p99, v.minutes, out.account, out.as_of.isoformat()]
                 for name, v in out.sessions.items()
-            ),
+            ]
+            return table, [cachetags.broker(b.pk)]
+
+        suffix = f"-{slugify(query.account)}" if query.account else ""
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-{symbol}{suffix}-sessions.csv",
+            header=list(SESSION_PERCENTILES_CSV),
+            params=SpreadHistoryQuery.model_fields,
         )
 
     def render() -> tuple[bytes, list[str]]:
         out, b = history()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
+
+
+@public.get(
+    "/brokers/{slug}/spreads/{symbol}/hours",
+    response={200: SpreadHoursOut, **_error_responses(404, 422, 429)},
+    summary="The spread page's hour-of-day table: one broker's mean spread per UTC hour against the other brokers",
+    description="Last 7 days, from the same selector as the spread page (for another account with `account`).",
+    openapi_extra=csv_doc(SPREAD_HOURS_CSV),
+)
+def broker_spread_hours(
+    request: HttpRequest, query: Query[SpreadHistoryQuery], slug: str = SlugPath, symbol: str = SymbolPath
+) -> HttpResponseBase:
+    def hours() -> tuple[SpreadHoursOut, Broker]:
+        b = _broker(slug)
+        instrument = _instrument(b, symbol)
+        chosen = _account(b, query.account)
+        shown = _figures_account(b, chosen)
+        h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
+        out = SpreadHoursOut(
+            broker=b.slug,
+            instrument=instrument.symbol,
+            account=shown.name if shown is not None else None,
+            as_of=h.as_of,
+            hours=[
+                HourOut(hour=i, pips=mine, peers_median_pips=peer)
+                for i, (mine, peer) in enumerate(zip(h.hours, h.peers, strict=True))
+            ],
+        )
+        return out, b
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, b = hours()
+            table = [[r.hour, r.pips, r.peers_median_pips, out.account, out.as_of.isoformat()] for r in out.hours]
+            return table, [cachetags.broker(b.pk)]
+
+        suffix = f"-{slugify(query.account)}" if query.account else ""
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-{symbol}{suffix}-hours.csv",
+            header=list(SPREAD_HOURS_CSV),
+            params=SpreadHistoryQuery.model_fields,
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, b = hours()
         return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
 
     return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
@@ -514,10 +668,12 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
         for e in found
     ]
     if query.format == "csv":
-        return csv_stream(
+        return cached_csv(
+            request,
+            lambda: ([[r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows], [cachetags.EVENTS]),
             filename="events.csv",
             header=list(EVENTS_CSV),
-            rows=([r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows),
+            params=EventsQuery.model_fields,
         )
     return cached_json(
         request,
@@ -542,8 +698,12 @@ def event_reports(request: HttpRequest, query: Query[ReportsQuery]) -> HttpRespo
         return [ReportSummaryOut.of(r) for r in event_selectors.event_report_list(limit=query.limit)]
 
     if query.format == "csv":
-        return csv_stream(
-            filename="event-reports.csv", header=list(REPORTS_CSV), rows=(report_summary_csv_row(r) for r in rows())
+        return cached_csv(
+            request,
+            lambda: ([report_summary_csv_row(r) for r in rows()], [cachetags.EVENTS]),
+            filename="event-reports.csv",
+            header=list(REPORTS_CSV),
+            params=ReportsQuery.model_fields,
         )
     return cached_json(
         request,
@@ -576,18 +736,22 @@ def event_report(request: HttpRequest, query: Query[FormatQuery], event_id: int 
             ],
         )
 
+    tags = [cachetags.EVENTS, cachetags.event(event_id)]
     if query.format == "csv":
-        out = report()
-        return csv_stream(
+        return cached_csv(
+            request,
+            lambda: (
+                [
+                    [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
+                    for section in report().instruments
+                    for row in section.rows
+                ],
+                tags,
+            ),
             filename=f"event-{event_id}-report.csv",
             header=list(REPORT_CSV),
-            rows=(
-                [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
-                for section in out.instruments
-                for row in section.rows
-            ),
+            params=FormatQuery.model_fields,
         )
-    tags = [cachetags.EVENTS, cachetags.event(event_id)]
     return cached_json(request, lambda: (report().model_dump_json().encode(), tags), params=FormatQuery.model_fields)
 
 

@@ -340,6 +340,57 @@ SESSION_PERCENTILES_CSV = {
 }
 
 
+class HourOut(Schema):
+    hour: int = Field(description="UTC hour of day, 0-23.")
+    pips: float | None = Field(description="This broker's mean spread in pips in that hour, last 7 days; null: none.")
+    peers_median_pips: float | None = Field(description="Median of the other brokers' means in that hour.")
+
+
+class SpreadHoursOut(Schema):
+    broker: str
+    instrument: str
+    account: str | None = Field(
+        None, description=ACCOUNT_FIGURES + " The peers are always the other brokers' feed accounts."
+    )
+    as_of: datetime = Field(description="The last 7 days end here.")
+    hours: list[HourOut] = Field(description="The spread page's hour-of-day table: 24 rows, hour 0 first.")
+
+
+SPREAD_HOURS_CSV = {
+    "hour": "UTC hour of day, 0-23",
+    "pips": "this broker's mean spread in pips in that hour, last 7 days (empty: none)",
+    "peers_median_pips": "median of the other brokers' hourly means (their feed accounts)",
+    "account": "the account the figures are for (the broker's feed account unless `account` named another)",
+    "as_of": "ISO 8601 time the last 7 days end (UTC)",
+}
+
+
+class CompareCellOut(Schema):
+    broker: str = Field(description="Broker slug.")
+    value: float | int | str | bool | None = Field(description="The figure as the page shows it (unrounded ints).")
+    best: bool = Field(description="Marked best in this row (every tied broker is).")
+    note: str = Field(description="The page's note under the figure (which account, coverage), else empty.")
+
+
+class CompareRowOut(Schema):
+    label: str = Field(description="The row's heading on the page, e.g. 'Minimum deposit (USD)'.")
+    cells: list[CompareCellOut] = Field(description="One per broker, in the order asked.")
+
+
+class CompareOut(Schema):
+    brokers: list[str] = Field(description="Slugs, in the order asked.")
+    rows: list[CompareRowOut] = Field(description="The compare page's table, row by row.")
+
+
+COMPARE_CSV = {
+    "row": "the row's heading on the compare page",
+    "broker": "broker slug (brokers in the order asked)",
+    "value": "the figure, unrounded beyond the page's rounding: true/false for yes/no rows, empty for none",
+    "best": "true when the page marks it best in its row",
+    "note": "the page's note under the figure (which account, coverage)",
+}
+
+
 class BrokerDetailOut(BrokerOut):
     description: str
     company_type: str
