@@ -23,12 +23,15 @@ from ninja.security import APIKeyHeader
 from pydantic import TypeAdapter, field_validator
 
 from api import errors
-from api.http import cached_csv, cached_json, csv_doc
+from api.http import cached_csv, cached_json, csv_doc, live_csv
 from api.schemas import (
     COMPARE_CSV,
     COSTS_CSV,
+    DAILY_SCORES_CSV,
     DIRECTORY_CSV,
     EVENTS_CSV,
+    EXECUTION_CSV,
+    EXECUTION_CSV_FIELDS,
     LEVERAGES,
     REPORT_CSV,
     REPORTS_CSV,
@@ -37,6 +40,7 @@ from api.schemas import (
     SLUG_PATTERN,
     SPREAD_HOURS_CSV,
     SYMBOL_PATTERN,
+    VALIDATION_CSV,
     AccountOut,
     BrokerDetailOut,
     BrokerOut,
@@ -44,6 +48,7 @@ from api.schemas import (
     CompareOut,
     CompareRowOut,
     CostsOut,
+    DailyScoreOut,
     ErrorOut,
     EventOut,
     ExecutionOut,
@@ -65,6 +70,8 @@ from api.schemas import (
     SpreadHoursOut,
     SpreadOut,
     SpreadType,
+    ValidationOut,
+    ValidationScenarioOut,
     directory_csv_row,
     report_summary_csv_row,
 )
@@ -81,6 +88,8 @@ from execution.forms import DEFAULT_UNIT, OrderForm
 from live import board as live_board
 from marketdata import selectors as market_selectors
 from marketdata.selectors import SPREAD_WINDOWS
+from trustmetrics import selectors as trust_selectors
+from trustmetrics.methodology import METHODOLOGY
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -400,6 +409,48 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
     return cached_json(request, render, params=ScoresQuery.model_fields)
 
 
+class DailyScoresQuery(Schema):
+    days: int = Field(90, ge=1, le=3660, description="How many days back, oldest first (the page shows 90).")
+    format: Format = "json"
+
+
+@public.get(
+    "/brokers/{slug}/scores/daily",
+    response={200: list[DailyScoreOut], **_error_responses(404, 422, 429)},
+    summary="A broker's daily score history: the profile's table (the day's last run, with its uncertainty band)",
+    openapi_extra=csv_doc(DAILY_SCORES_CSV),
+)
+def broker_scores_daily(request: HttpRequest, query: Query[DailyScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def daily() -> tuple[list[DailyScoreOut], list[str]]:
+        b = _broker(slug)
+        scores = trust_selectors.trust_daily_history(broker_id=b.pk, days=query.days)
+        return [DailyScoreOut.of(s) for s in scores], [cachetags.broker(b.pk)]
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            rows, tags = daily()
+            return [
+                [r.computed_at.isoformat(), r.overall, r.band_low, r.band_high, r.label, r.confidence]
+                + [r.methodology_version, r.reason]
+                for r in rows
+            ], tags
+
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-daily-scores.csv",
+            header=list(DAILY_SCORES_CSV),
+            params=DailyScoresQuery.model_fields,
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        rows, tags = daily()
+        return TypeAdapter(list[DailyScoreOut]).dump_json(rows), tags
+
+    return cached_json(request, render, params=DailyScoresQuery.model_fields)
+
+
 WINDOWS = [name for name, *_ in SPREAD_WINDOWS]
 SESSIONS = [name for name, *_ in broker_selectors.SPREAD_SESSIONS]
 SPREADS_CSV = {
@@ -520,8 +571,8 @@ def broker_spread_history(
         b = _broker(slug)
         instrument = _instrument(b, symbol)
         chosen = _account(b, query.account)
-        shown = _figures_account(b, chosen)
         h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
+        shown = h.account
         coverage = {}
         for name, points in h.series.items():
             if points:  # from the start of the first drawn bucket, at most the span
@@ -584,8 +635,8 @@ def broker_spread_hours(
         b = _broker(slug)
         instrument = _instrument(b, symbol)
         chosen = _account(b, query.account)
-        shown = _figures_account(b, chosen)
         h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
+        shown = h.account
         out = SpreadHoursOut(
             broker=b.slug,
             instrument=instrument.symbol,
@@ -755,6 +806,65 @@ def event_report(request: HttpRequest, query: Query[FormatQuery], event_id: int 
     return cached_json(request, lambda: (report().model_dump_json().encode(), tags), params=FormatQuery.model_fields)
 
 
+# -- methodology -----------------------------------------------------------------------------------
+
+methodology = Router(tags=["methodology"])
+
+
+@methodology.get(
+    "/methodology/validation",
+    response={200: ValidationOut, **_error_responses(429), 503: ErrorOut},
+    summary="The methodology page's validation table: rank correlation per scenario",
+    description="503 while the current methodology's figures are being computed (the page says so too).",
+    openapi_extra=csv_doc(VALIDATION_CSV),
+)
+def methodology_validation(request: HttpRequest, query: Query[FormatQuery]) -> HttpResponseBase:
+    def table() -> tuple[ValidationOut, list[str]]:
+        stored = trust_selectors.trust_validation_stored(methodology=METHODOLOGY)
+        if stored is None:
+            raise HttpError(503, "The validation figures of this methodology are being computed; try again shortly.")
+        out = ValidationOut(
+            methodology_version=stored["version"],
+            as_of=stored["as_of"],
+            scenarios=[
+                ValidationScenarioOut(
+                    scenario=r["title"],
+                    period=r["period"],
+                    brokers=r["brokers"],
+                    releases=r["releases"],
+                    spearman=r["spearman"],
+                    meets_bar=r["spearman"] >= 0.9,
+                )
+                for r in stored["scenarios"]
+            ],
+        )
+        return out, [cachetags.METHODOLOGY]
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, tags = table()
+            return [
+                [r.scenario, r.period, r.brokers, r.releases, r.spearman, "true" if r.meets_bar else "false"]
+                + [out.methodology_version, out.as_of.isoformat()]
+                for r in out.scenarios
+            ], tags
+
+        return cached_csv(
+            request,
+            render_rows,
+            filename="methodology-validation.csv",
+            header=list(VALIDATION_CSV),
+            params=FormatQuery.model_fields,
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, tags = table()
+        return out.model_dump_json().encode(), tags
+
+    return cached_json(request, render, params=FormatQuery.model_fields)
+
+
 # -- best execution and live -----------------------------------------------------------------------
 
 market = Router(tags=["market"])
@@ -766,15 +876,18 @@ class ExecutionQuery(Schema):
     size: float = Field(..., gt=0, allow_inf_nan=False)
     # The page's form reads a size without a unit the same way.
     unit: Literal["units", "lots"] = Field(DEFAULT_UNIT, description="What size counts: lots (default) or units.")
+    format: Format = "json"
 
 
 @market.get(
     "/execution",
     response={200: ExecutionOut, **_error_responses(400, 422, 429), 503: ErrorOut},
     summary="Best execution right now: what an order would cost at each broker, from live depth",
+    description="With `format=csv`: the page's table, one row per broker and account (never cached: live).",
+    openapi_extra=csv_doc(EXECUTION_CSV),
 )
-def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpResponse:
-    form = OrderForm({k: str(v) for k, v in query.dict().items()})
+def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpResponseBase:
+    form = OrderForm({k: str(v) for k, v in query.dict().items() if k != "format"})
     if not form.is_valid():
         raise errors.FieldErrors(form.errors)
     data = form.cleaned_data
@@ -788,7 +901,16 @@ def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpRespons
     body = execution_selectors.estimate_json(
         estimate=estimate, instrument=data["instrument"], lot=data["lot"], default_unit=DEFAULT_UNIT
     )
-    response = HttpResponse(ExecutionOut.model_validate(body).model_dump_json(), content_type="application/json")
+    out = ExecutionOut.model_validate(body)
+    if query.format == "csv":
+        return live_csv(
+            request,
+            rows=([getattr(r, name) for name in EXECUTION_CSV_FIELDS] for r in out.brokers),
+            filename=f"execution-{data['instrument'].symbol}.csv",
+            header=list(EXECUTION_CSV),
+            moving=["age_s"],
+        )
+    response = HttpResponse(out.model_dump_json(), content_type="application/json")
     response["Cache-Control"] = "no-store"  # live market data
     return response
 
@@ -816,3 +938,4 @@ def live_quotes(request: HttpRequest) -> HttpResponse:
 api.add_router("", public)
 api.add_router("", events)
 api.add_router("", market)
+api.add_router("", methodology)

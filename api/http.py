@@ -131,6 +131,42 @@ class _Echo:
         return value
 
 
+def live_csv(
+    request: HttpRequest,
+    *,
+    rows: Iterable[Iterable[Any]],
+    filename: str,
+    header: list[str],
+    moving: Iterable[str] = (),
+) -> HttpResponseBase:
+    """A CSV of live figures (best execution): never cached, but with an ETag and 304 on a match, like every
+    other CSV answer, so a poller that asks again before the market moved gets no body.
+
+    The tag is weak (W/"..."): it covers every column but the ``moving`` ones (the depth's age, which grows
+    by the millisecond), so two answers with the same prices, fills and costs are the same answer."""
+    table = [list(row) for row in rows]
+    body = "".join(csv_lines(header=header, rows=table)).encode()
+    skip = {header.index(name) for name in moving}
+    steady = [[v for i, v in enumerate(row) if i not in skip] for row in table]
+    digest = hashlib.sha256("".join(csv_lines(header=header, rows=steady)).encode()).hexdigest()[:40]
+    etag = f'W/"{digest}"'
+    response: HttpResponseBase
+    if _weak_match(request, digest):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-store"  # live market data
+    return response
+
+
+def _weak_match(request: HttpRequest, digest: str) -> bool:
+    """If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" and "x" match."""
+    wanted = {tag.removeprefix("W/") for tag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", ""))}
+    return f'"{digest}"' in wanted or "*" in wanted
+
+
 def csv_lines(*, header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
     """The CSV text line by line (empty cells for None)."""
     writer = csv.writer(_Echo())

@@ -260,6 +260,69 @@ SCORES_CSV = {
 }
 
 
+class DailyScoreOut(Schema):
+    computed_at: datetime = Field(description="The day's last scoring run (UTC).")
+    overall: float
+    band_low: float | None = Field(description="Uncertainty band (bootstrap over days), low end; null: none.")
+    band_high: float | None
+    label: str
+    confidence: float = Field(description="0-1: how much measured data stands behind it.")
+    methodology_version: str
+    reason: str = Field(description="Why it moved, when it moved a lot; empty otherwise.")
+
+    @staticmethod
+    def of(s: TrustScore) -> DailyScoreOut:
+        return DailyScoreOut(
+            computed_at=s.computed_at,
+            overall=s.overall,
+            band_low=s.band_low,
+            band_high=s.band_high,
+            label=s.label,
+            confidence=s.confidence,
+            methodology_version=s.methodology_version,
+            reason=s.reason,
+        )
+
+
+DAILY_SCORES_CSV = {
+    "computed_at": "ISO 8601 time of the day's last scoring run (UTC)",
+    "overall": "score, 0-100",
+    "band_low": "uncertainty band, low end (empty: none)",
+    "band_high": "uncertainty band, high end",
+    "label": "the score's label",
+    "confidence": "0-1: how much measured data stands behind it",
+    "methodology_version": "the methodology that produced it",
+    "reason": "why it moved, when it moved a lot",
+}
+
+
+class ValidationScenarioOut(Schema):
+    scenario: str = Field(description="The scenario's title.")
+    period: str
+    brokers: int
+    releases: int = Field(description="High-impact releases in the period.")
+    spearman: float = Field(description="Rank correlation of the scores with the order the traits give.")
+    meets_bar: bool = Field(description="Spearman at least 0.9, the methodology's bar.")
+
+
+class ValidationOut(Schema):
+    methodology_version: str
+    as_of: datetime = Field(description="When the figures were computed.")
+    scenarios: list[ValidationScenarioOut] = Field(description="The methodology page's validation table.")
+
+
+VALIDATION_CSV = {
+    "scenario": "the scenario's title",
+    "period": "the week it covers",
+    "brokers": "brokers in it",
+    "releases": "high-impact releases in the period",
+    "spearman": "rank correlation of the scores with the order the traits give (1: the same order)",
+    "meets_bar": "true when it is at least 0.9",
+    "methodology_version": "the methodology scored",
+    "as_of": "ISO 8601 time the figures were computed (UTC)",
+}
+
+
 ACCOUNT_FIGURES = (
     "The account these figures are for: the broker's feed account (the one its profile shows) unless "
     "`account` named another; null for a broker that lists no accounts."
@@ -608,3 +671,27 @@ class ExecutionOut(Schema):
     lot_size: float = Field(description="Units in one lot of the instrument.")
     lots: float = Field(description="The order size in lots.")
     display_precision: int
+
+
+EXECUTION_CSV_FIELDS = (
+    "broker",
+    "name",
+    "account",
+    "priced_from",
+    "status",
+    "partial",
+    "unfilled_reason",
+    "filled_units",
+    "unfilled_units",
+    "average_price",
+    "cost_pips",
+    "spread_cost_usd",
+    "commission_usd",
+    "all_in_usd",
+    "penalty_usd",
+    "all_in_with_penalty_usd",
+    "split_size",
+    "age_s",
+    "best",
+)
+EXECUTION_CSV = {name: ExecutionRowOut.model_fields[name].description or name for name in EXECUTION_CSV_FIELDS}
