@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, field_validator
 from api import errors
 from api.http import cached_csv, cached_json, csv_doc, live_csv
 from api.schemas import (
+    ACCOUNTS_CSV,
     COMPARE_CSV,
     COSTS_CSV,
     DAILY_SCORES_CSV,
@@ -33,6 +34,8 @@ from api.schemas import (
     EXECUTION_CSV,
     EXECUTION_CSV_FIELDS,
     LEVERAGES,
+    LICENCES_CSV,
+    RELEASES_CSV,
     REPORT_CSV,
     REPORTS_CSV,
     SCORES_CSV,
@@ -44,6 +47,7 @@ from api.schemas import (
     AccountOut,
     BrokerDetailOut,
     BrokerOut,
+    BrokerReleaseOut,
     CompareCellOut,
     CompareOut,
     CompareRowOut,
@@ -407,6 +411,99 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
         return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores]), [cachetags.broker(b.pk)]
 
     return cached_json(request, render, params=ScoresQuery.model_fields)
+
+
+def _broker_table(
+    request: HttpRequest,
+    *,
+    slug: str,
+    fmt: str,
+    name: str,
+    columns: dict[str, str],
+    rows: Any,
+    tags: tuple[str, ...] = (),
+) -> HttpResponseBase:
+    """A profile table as JSON (a list of rows) or CSV (the same fields as columns): ``rows(broker)`` builds it."""
+
+    def table() -> tuple[list[Any], list[str]]:
+        b = _broker(slug)
+        return rows(b), [cachetags.broker(b.pk), *tags]
+
+    if fmt == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            found, tags = table()
+            return [[getattr(r, c) for c in columns] for r in found], tags
+
+        return cached_csv(
+            request, render_rows, filename=f"{slug}-{name}.csv", header=list(columns), params=FormatQuery.model_fields
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        found, tags = table()
+        return b"[" + b",".join(r.model_dump_json().encode() for r in found) + b"]", tags
+
+    return cached_json(request, render, params=FormatQuery.model_fields)
+
+
+@public.get(
+    "/brokers/{slug}/licences",
+    response={200: list[LicenceOut], **_error_responses(404, 422, 429)},
+    summary="A broker's licences: the profile's licence table",
+    openapi_extra=csv_doc(LICENCES_CSV),
+)
+def broker_licences(request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath) -> HttpResponseBase:
+    return _broker_table(
+        request,
+        slug=slug,
+        fmt=query.format,
+        name="licences",
+        columns=LICENCES_CSV,
+        rows=lambda b: [LicenceOut.of(lic) for lic in b.licences.all()],
+    )
+
+
+@public.get(
+    "/brokers/{slug}/accounts",
+    response={200: list[AccountOut], **_error_responses(404, 422, 429)},
+    summary="A broker's accounts and their fees: the profile's accounts table",
+    openapi_extra=csv_doc(ACCOUNTS_CSV),
+)
+def broker_accounts(request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def rows(b: Broker) -> list[AccountOut]:
+        costs = broker_selectors.broker_costs(broker=b)
+        feed, measured = costs.feed_account, costs.measured_account_ids
+        return [AccountOut.of(a, feed=feed, measured=measured) for a in b.account_types.all()]
+
+    return _broker_table(request, slug=slug, fmt=query.format, name="accounts", columns=ACCOUNTS_CSV, rows=rows)
+
+
+@public.get(
+    "/brokers/{slug}/releases",
+    response={200: list[BrokerReleaseOut], **_error_responses(404, 422, 429)},
+    summary="How a broker held up at its last reported high-impact releases: the profile's table",
+    openapi_extra=csv_doc(RELEASES_CSV),
+)
+def broker_releases(request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def rows(b: Broker) -> list[BrokerReleaseOut]:
+        return [
+            BrokerReleaseOut(
+                event_id=r.report.event_id,
+                name=r.report.event.name,
+                scheduled_at=r.report.event.scheduled_at,
+                rank=r.rank,
+                brokers_measured=r.brokers_measured,
+                median_ratio=r.median_ratio,
+                worst_instrument=r.worst_symbol,
+                longest_gap_s=r.longest_gap_s,
+            )
+            for r in event_selectors.broker_last_releases(broker_id=b.pk)
+        ]
+
+    # A new report revalidates the events pages, not every broker's: the answer carries both tags.
+    return _broker_table(
+        request, slug=slug, fmt=query.format, name="releases", columns=RELEASES_CSV, rows=rows, tags=(cachetags.EVENTS,)
+    )
 
 
 class DailyScoresQuery(Schema):

@@ -153,6 +153,10 @@ class AccountOut(Schema):
         )
 
 
+LICENCES_CSV = {name: f.description or name for name, f in LicenceOut.model_fields.items()}
+ACCOUNTS_CSV = {name: f.description or name for name, f in AccountOut.model_fields.items()}
+
+
 class FeesOut(Schema):
     deposit_usd: Decimal
     withdrawal_usd: Decimal
@@ -533,6 +537,20 @@ def report_summary_csv_row(r: ReportSummaryOut) -> list[Any]:
         r.calmest_broker,
         r.most_stressed_broker,
     ]
+
+
+class BrokerReleaseOut(Schema):
+    event_id: int = Field(description="The release's id: /api/v1/events/{event_id}/report has the full report.")
+    name: str = Field(description="The release.")
+    scheduled_at: datetime
+    rank: int = Field(description="1: the calmest of the brokers measured at it.")
+    brokers_measured: int
+    median_ratio: float | None = Field(description="Median over instruments of p95 in the window over calm spread.")
+    worst_instrument: str | None = Field(description="The instrument it widened most on.")
+    longest_gap_s: int = Field(description="Longest run without a quote, in seconds.")
+
+
+RELEASES_CSV = {name: f.description or name for name, f in BrokerReleaseOut.model_fields.items()}
 
 
 class ReportRowOut(Schema):

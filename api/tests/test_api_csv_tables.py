@@ -9,6 +9,7 @@ import json
 import re
 import time
 from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
@@ -17,9 +18,11 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from api.schemas import (
+    ACCOUNTS_CSV,
     COMPARE_CSV,
     DAILY_SCORES_CSV,
     EXECUTION_CSV,
+    LICENCES_CSV,
     SPREAD_HOURS_CSV,
     VALIDATION_CSV,
 )
@@ -101,7 +104,21 @@ def test_a_compare_of_fewer_than_two_or_unknown_brokers_is_a_400_json_error(clie
 def test_the_profile_links_its_spread_cost_and_daily_score_tables_and_they_hold_the_pages_figures(client, measured):
     broker = selectors.broker_profile(slug="kestrel-fx")
     found = links(client, broker.get_absolute_url())
-    assert {"both spread tables", "the cost table", "the daily history"} <= set(found)
+    assert {"both spread tables", "the cost table", "the daily history", "the licences", "the accounts"} <= set(found)
+
+    licences = download(client, found["the licences"])
+    assert list(licences[0]) == list(LICENCES_CSV)
+    assert [(r["regulator"], r["licence_number"], r["status"]) for r in licences] == [
+        (lic.regulator.name, lic.licence_number, lic.status) for lic in broker.licences.all()
+    ]
+    accounts = download(client, found["the accounts"])
+    assert list(accounts[0]) == list(ACCOUNTS_CSV)
+    page_accounts = list(broker.account_types.all())
+    assert [r["name"] for r in accounts] == [a.name for a in page_accounts]
+    assert [Decimal(r["commission_per_lot"]) for r in accounts] == [a.commission_per_lot for a in page_accounts]
+    feed = selectors.broker_costs(broker=broker).feed_account
+    assert feed is not None
+    assert [r["name"] for r in accounts if r["feed_account"] == "True"] == [feed.name]
 
     costs = download(client, found["the cost table"])
     page_costs = selectors.broker_costs(broker=broker).rows

@@ -179,3 +179,10 @@ def test_the_archive_and_a_report_page_link_their_csv_with_the_pages_rows(
     assert [float(r["p95_pips"]) if r["p95_pips"] else None for r in one] == pytest.approx(
         [row.p95_pips for s in sections for row in s.rows]
     )
+    # A profile's "how it held up at the last releases" table.
+    broker = sections[0].rows[0].broker
+    releases = rows(linked(broker.get_absolute_url())["this table"])
+    expected = selectors.broker_last_releases(broker_id=broker.pk)
+    assert [(int(r["event_id"]), int(r["rank"]), r["worst_instrument"]) for r in releases] == [
+        (e.report.event_id, e.rank, e.worst_symbol or "") for e in expected
+    ]
