@@ -1,8 +1,9 @@
 """The alert process (`manage.py alerts`): reads the live channels, evaluates every active alert, notifies.
 
 It subscribes to the same Redis pub/sub channels as the live board (every accepted quote, every feed-status
-change), so it sees a quote as soon as browsers do and never touches the web processes. A crossing is
-published at once on the trader's own channel (live/notify.py: the toast over their open WebSocket); the
+change), so it sees a quote as soon as browsers do and never touches the web processes, and to the account
+feeds' own channels (marketdata.keys.account_channel), for alerts on accounts measured on a feed of their own.
+A crossing is published at once on the trader's own channel (live/notify.py: the toast over their open WebSocket); the
 notification row and the email are written by a thread behind it, so neither the database nor SMTP can
 delay evaluation. New trust scores and new news-event reports (events.services writes one per
 high-impact release once its window has closed) are looked for in the database every ALERTS_SCORE_POLL_S:

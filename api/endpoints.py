@@ -910,18 +910,21 @@ methodology = Router(tags=["methodology"])
 
 @methodology.get(
     "/methodology/validation",
-    response={200: ValidationOut, **_error_responses(429), 503: ErrorOut},
+    response={200: ValidationOut, **_error_responses(422, 429)},
     summary="The methodology page's validation table: rank correlation per scenario",
-    description="503 while the current methodology's figures are being computed (the page says so too).",
+    description="While the current methodology's figures are being computed: `pending`, no scenarios (as the page).",
     openapi_extra=csv_doc(VALIDATION_CSV),
 )
 def methodology_validation(request: HttpRequest, query: Query[FormatQuery]) -> HttpResponseBase:
     def table() -> tuple[ValidationOut, list[str]]:
         stored = trust_selectors.trust_validation_stored(methodology=METHODOLOGY)
-        if stored is None:
-            raise HttpError(503, "The validation figures of this methodology are being computed; try again shortly.")
+        if stored is None:  # the page starts computing them (trustmetrics.views); this answer only reads
+            return ValidationOut(methodology_version=METHODOLOGY.version, pending=True, as_of=None, scenarios=[]), [
+                cachetags.METHODOLOGY
+            ]
         out = ValidationOut(
             methodology_version=stored["version"],
+            pending=False,
             as_of=stored["as_of"],
             scenarios=[
                 ValidationScenarioOut(
@@ -943,7 +946,7 @@ def methodology_validation(request: HttpRequest, query: Query[FormatQuery]) -> H
             out, tags = table()
             return [
                 [r.scenario, r.period, r.brokers, r.releases, r.spearman, "true" if r.meets_bar else "false"]
-                + [out.methodology_version, out.as_of.isoformat()]
+                + [out.methodology_version, out.as_of.isoformat() if out.as_of else None]
                 for r in out.scenarios
             ], tags
 

@@ -311,7 +311,10 @@ class ValidationScenarioOut(Schema):
 
 class ValidationOut(Schema):
     methodology_version: str
-    as_of: datetime = Field(description="When the figures were computed.")
+    pending: bool = Field(
+        False, description="The figures of this methodology are being computed: no scenarios yet (as the page says)."
+    )
+    as_of: datetime | None = Field(description="When the figures were computed; null while pending.")
     scenarios: list[ValidationScenarioOut] = Field(description="The methodology page's validation table.")
 
 
@@ -323,7 +326,7 @@ VALIDATION_CSV = {
     "spearman": "rank correlation of the scores with the order the traits give (1: the same order)",
     "meets_bar": "true when it is at least 0.9",
     "methodology_version": "the methodology scored",
-    "as_of": "ISO 8601 time the figures were computed (UTC)",
+    "as_of": "ISO 8601 time the figures were computed (UTC); no rows while they are being computed",
 }
 
 

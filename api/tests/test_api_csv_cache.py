@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from brokers.models import AccountType, Broker
+from brokers.models import AccountType, Broker, Licence
 from common import cachetags
 from marketdata.models import EconomicEvent, SpreadBar
 from pagecache.services import pages_revalidate_on_commit
@@ -79,6 +79,13 @@ def _wider_spreads() -> None:
     pages_revalidate_on_commit(tags=[cachetags.broker(broker.pk)])
 
 
+def _licence_verified_today() -> None:
+    licence = Licence.objects.filter(broker=_broker()).order_by("pk").first()
+    assert licence is not None
+    licence.licence_number += "-2"
+    licence.save()
+
+
 def _a_new_release() -> None:
     EconomicEvent.objects.create(
         name="Test release", currency="USD", impact="high", scheduled_at=timezone.now() + timedelta(hours=3)
@@ -95,6 +102,9 @@ CSV_ENDPOINTS: list[tuple[str, Callable[[], None]]] = [
     (f"/brokers/{SLUG}/spreads/EURUSD/hours?format=csv", _wider_spreads),
     ("/compare?brokers=kestrel-fx,northwind-markets&format=csv", _more_leverage),
     ("/events?format=csv", _a_new_release),
+    (f"/brokers/{SLUG}/scores/daily?format=csv", _a_new_score),
+    (f"/brokers/{SLUG}/licences?format=csv", _licence_verified_today),
+    (f"/brokers/{SLUG}/accounts?format=csv", _dearer_commission),
 ]
 
 
@@ -135,3 +145,24 @@ def test_a_csv_and_a_json_answer_of_one_path_are_cached_apart(client, measured):
     as_csv = client.get(f"{API}/brokers?format=csv")
     assert as_json["ETag"] != as_csv["ETag"]
     assert client.get(f"{API}/brokers?format=csv", HTTP_IF_NONE_MATCH=as_json["ETag"]).status_code == 200
+
+
+def test_the_validation_csv_has_an_etag_and_changes_when_the_figures_are_computed_again(
+    client, demo, django_capture_on_commit_callbacks
+):
+    from trustmetrics.methodology import METHODOLOGY
+    from trustmetrics.models import TrustValidation
+
+    scenario = {"key": "a", "title": "Mark-up", "period": "week 1", "brokers": 8, "releases": 3, "spearman": 0.97}
+    row = TrustValidation.objects.create(
+        methodology_version=METHODOLOGY.version, summary={"scenarios": [scenario]}, computed_at=timezone.now()
+    )
+    path = f"{API}/methodology/validation?format=csv"
+    first = client.get(path)
+    assert client.get(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    with django_capture_on_commit_callbacks(execute=True):
+        row.summary = {"scenarios": [{**scenario, "spearman": 0.91}]}
+        row.save()
+        pages_revalidate_on_commit(tags=[cachetags.METHODOLOGY])  # what storing new figures does
+    again = client.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 200 and again["ETag"] != first["ETag"]

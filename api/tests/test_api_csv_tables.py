@@ -23,6 +23,7 @@ from api.schemas import (
     DAILY_SCORES_CSV,
     EXECUTION_CSV,
     LICENCES_CSV,
+    RELEASES_CSV,
     SPREAD_HOURS_CSV,
     VALIDATION_CSV,
 )
@@ -224,10 +225,9 @@ def test_the_methodology_validation_table_downloads_with_its_figures(client, dem
     ]
 
 
-def test_without_stored_validation_figures_the_api_says_503_in_json(client, demo):
-    response = client.get("/api/v1/methodology/validation?format=csv")
-    assert response.status_code == 503
-    assert "being computed" in response.json()["error"]
+def test_while_the_validation_figures_are_computed_the_api_says_pending_like_the_page(client, demo):
+    assert client.get("/api/v1/methodology/validation").json()["pending"] is True
+    assert download(client, "/api/v1/methodology/validation?format=csv") == []
 
 
 @pytest.fixture
@@ -268,6 +268,9 @@ def test_every_csv_column_is_documented_in_the_schema(client, measured):
         ("/api/v1/brokers/{slug}/scores/daily", DAILY_SCORES_CSV),
         ("/api/v1/methodology/validation", VALIDATION_CSV),
         ("/api/v1/execution", EXECUTION_CSV),
+        ("/api/v1/brokers/{slug}/licences", LICENCES_CSV),
+        ("/api/v1/brokers/{slug}/accounts", ACCOUNTS_CSV),
+        ("/api/v1/brokers/{slug}/releases", RELEASES_CSV),
     ):
         documented = schema[path]["get"]["responses"]["200"]["description"]
         assert all(f"`{name}`" in documented for name in columns), path

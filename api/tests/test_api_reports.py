@@ -186,3 +186,23 @@ def test_the_archive_and_a_report_page_link_their_csv_with_the_pages_rows(
     assert [(int(r["event_id"]), int(r["rank"]), r["worst_instrument"]) for r in releases] == [
         (e.report.event_id, e.rank, e.worst_symbol or "") for e in expected
     ]
+
+
+def test_report_csvs_carry_an_etag_answer_a_match_with_304_and_change_with_a_new_report(
+    client, nfp, django_capture_on_commit_callbacks
+):
+    from brokers.models import Broker
+
+    slug = Broker.objects.filter(status="active").order_by("name").values_list("slug", flat=True)[0]
+    paths = [f"{API}/events/reports?format=csv", f"{API}/brokers/{slug}/releases?format=csv"]
+    first = {p: client.get(p) for p in paths}
+    for path, response in first.items():
+        assert response["ETag"] and client.get(path, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    for path, response in first.items():
+        again = client.get(path, HTTP_IF_NONE_MATCH=response["ETag"])
+        assert again.status_code == 200 and again["ETag"] != response["ETag"], path
+    report = f"{API}/events/{nfp.pk}/report?format=csv"
+    tag = client.get(report)["ETag"]
+    assert client.get(report, HTTP_IF_NONE_MATCH=tag).status_code == 304
