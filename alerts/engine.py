@@ -22,6 +22,13 @@ EVENT_REPORT = "event_report"
 ANY = "*"
 
 
+ACCOUNT_SEP = "@"  # "broker@account": the ladders of an account measured on its own feed (slugs have no "@")
+
+
+def _account_key(broker: str, account_id: int) -> str:
+    return f"{broker}{ACCOUNT_SEP}{account_id}" if account_id else broker
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: int
@@ -33,9 +40,12 @@ class Rule:
     for_s: float = 0.0
     score_points: float = 0.0
     # Spread alerts on one account: the live channels carry each broker's feed account, and an account priced
-    # apart from it is the feed spread plus the published mark-up difference (as the cost table derives it).
+    # apart from it is the feed spread plus the published mark-up difference (as the cost table derives it)...
     account: str = ""
     offset_pips: float = 0.0
+    # ...unless the account has a feed of its own: then its own quotes (account_id, on_account_quote) are
+    # compared, and offset_pips is 0.
+    account_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +111,9 @@ class Engine:
                 continue
             for broker in rule.brokers:
                 if rule.kind == SPREAD_ABOVE:
+                    fed = _account_key(broker, rule.account_id)
                     for instrument in rule.instruments or (ANY,):
-                        target.setdefault(f"{broker}:{instrument}", []).append(rule)
+                        target.setdefault(f"{fed}:{instrument}", []).append(rule)
                 else:
                     target.setdefault(broker, []).append(rule)
         self._episodes = {k: e for k, e in self._episodes.items() if k[0] in self.rules}
@@ -120,7 +131,19 @@ class Engine:
 
     # -- inputs ----------------------------------------------------------------------------------
     def on_quote(self, broker: str, instrument: str, bid: float, ask: float, ts_us: int, now_us: int) -> list[Fired]:
-        key = f"{broker}:{instrument}"
+        """A quote of a broker's feed account (the live channels)."""
+        return self._on_spread(f"{broker}:{instrument}", broker, instrument, bid, ask, ts_us, now_us)
+
+    def on_account_quote(
+        self, broker: str, account_id: int, instrument: str, bid: float, ask: float, ts_us: int, now_us: int
+    ) -> list[Fired]:
+        """A quote of one of a broker's accounts measured on its own feed (marketdata.keys.account_channel)."""
+        key = f"{_account_key(broker, account_id)}:{instrument}"
+        return self._on_spread(key, broker, instrument, bid, ask, ts_us, now_us)
+
+    def _on_spread(
+        self, key: str, broker: str, instrument: str, bid: float, ask: float, ts_us: int, now_us: int
+    ) -> list[Fired]:
         ladder = self._ladder(key)
         if ladder is None:
             return []
@@ -193,7 +216,8 @@ class Engine:
             rule = self.rules.get(rule_id)
             if episode is None or rule is None or episode.start_us != start or episode.fired:
                 continue
-            broker, _, instrument = key.partition(":")
+            fed, _, instrument = key.partition(":")
+            broker = fed.partition(ACCOUNT_SEP)[0]
             pips, ts = self._last_spread.get(key, (rule.threshold_pips, now_us))
             self._fire_spread(rule, key, broker, instrument, episode, pips, ts, now_us, out)
         return out

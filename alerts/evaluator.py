@@ -1,8 +1,9 @@
 """The alert process (`manage.py alerts`): reads the live channels, evaluates every active alert, notifies.
 
 It subscribes to the same Redis pub/sub channels as the live board (every accepted quote, every feed-status
-change), so it sees a quote as soon as browsers do and never touches the web processes. A crossing is
-published at once on the trader's own channel (live/notify.py: the toast over their open WebSocket); the
+change), so it sees a quote as soon as browsers do and never touches the web processes, and to the account
+feeds' own channels (marketdata.keys.account_channel), for alerts on accounts measured on a feed of their own.
+A crossing is published at once on the trader's own channel (live/notify.py: the toast over their open WebSocket); the
 notification row and the email are written by a thread behind it, so neither the database nor SMTP can
 delay evaluation. New trust scores and new news-event reports (events.services writes one per
 high-impact release once its window has closed) are looked for in the database every ALERTS_SCORE_POLL_S:
@@ -92,6 +93,7 @@ class Evaluator:
         self._last_report_id = 0
         self._reported_events: set[int] = set()  # a rebuilt report (new row, same release) notifies once
         self._channel_head = keys.live_channel("", prefix)
+        self._account_head = keys.account_pattern(prefix)[:-1]  # "<prefix>:account-live:"
         self._status_channel = keys.status_channel(prefix)
         self._reload_channel = services.reload_channel(prefix)
 
@@ -109,7 +111,8 @@ class Evaluator:
     async def run(self, *, until: asyncio.Event | None = None) -> None:
         self._redis = redis_async_new(url=self.redis_url, socket_timeout=None)
         pubsub = self._redis.pubsub()
-        await pubsub.psubscribe(keys.live_pattern(self.prefix))
+        # Accounts measured on their own feed are on channels of their own, outside the live pattern.
+        await pubsub.psubscribe(keys.live_pattern(self.prefix), keys.account_pattern(self.prefix))
         await pubsub.subscribe(self._reload_channel)
         await self.reload()
         await self.skip_past()
@@ -142,6 +145,7 @@ class Evaluator:
         # per message and goes through its retry wrapper, which cost more than evaluating the quote.
         # On a lost connection get_message() is what reconnects and subscribes again.
         head, head_len = self._channel_head.encode(), len(self._channel_head)
+        account_head = self._account_head.encode()
         status = self._status_channel.encode()
         on_quote = self.engine.on_quote
         stats = self.stats
@@ -179,8 +183,26 @@ class Evaluator:
                     await asyncio.sleep(0)  # let the publish loop send it now
                 elif stats.quotes % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
+            elif channel.startswith(account_head):
+                stats.quotes += 1
+                fired = self._on_account_quote(channel, data)
+                if fired:
+                    self._notify(fired)
+                    await asyncio.sleep(0)
             else:
                 self._on_other(channel.decode(errors="replace"), data)
+
+    def _on_account_quote(self, channel: bytes, data: bytes) -> list[engine.Fired]:
+        """A quote on marketdata.keys.account_channel: "<prefix>:account-live:<account id>:<instrument>"."""
+        try:
+            account, _, instrument = channel[len(self._account_head) :].decode().partition(":")
+            q = orjson.loads(data)
+            return self.engine.on_account_quote(
+                q["broker"], int(account), instrument, q["bid"], q["ask"], int(q["ts_ingest"]), now_us()
+            )
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError, orjson.JSONDecodeError):
+            self.stats.bad += 1
+            return []
 
     def _on_other(self, channel: str, data: bytes) -> None:
         if channel == self._reload_channel:

@@ -9,6 +9,7 @@ from alerts import engine
 from alerts.models import Alert, Notification, Watchlist
 from brokers.models import AccountType, Broker, BrokerInstrument, Instrument
 from events.models import EventReport, EventReportRow
+from marketdata.models import FeedConfig
 from marketdata.selectors import feed_accounts
 from trustmetrics.models import TrustScore
 
@@ -41,6 +42,7 @@ def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
     rules = []
     qs = Alert.objects.filter(active=True).select_related("broker", "instrument", "watchlist", "account")
     feeds = _account_alert_feeds()
+    own_feeds = _accounts_with_own_feed()
     watch_brokers: dict[int, set[str]] = {}
     watch_instruments: dict[int, set[str]] = {}
     for wid, slug in Watchlist.brokers.through.objects.values_list("watchlist_id", "broker__slug"):
@@ -56,12 +58,15 @@ def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
             brokers, instruments = frozenset({a.broker.slug}), frozenset()
         if a.instrument is not None:
             instruments = frozenset({a.instrument.symbol})
-        account, offset = "", 0.0
+        account, offset, account_id = "", 0.0, 0
         if a.account is not None:
             feed = feeds.get(a.account.broker_id)
             account = a.account.name
-            # The live channels carry the broker's feed account (marketdata.selectors.feed_accounts).
-            if feed is not None:
+            if feed is not None and a.account_id == feed.pk:
+                pass  # the live channels carry the broker's feed account (marketdata.selectors.feed_accounts)
+            elif a.account_id in own_feeds:
+                account_id = a.account.pk  # measured on its own feed: its own quotes, not a derived figure
+            elif feed is not None:
                 offset = float(a.account.spread_markup_pips - feed.spread_markup_pips)
         rules.append(
             engine.Rule(
@@ -75,6 +80,7 @@ def alert_rules_active() -> tuple[list[engine.Rule], dict[str, float]]:
                 score_points=float(a.score_points or 0),
                 account=account,
                 offset_pips=offset,
+                account_id=account_id,
             )
         )
     pips = {symbol: float(pip) for symbol, pip in Instrument.objects.values_list("symbol", "pip_size")}
@@ -86,6 +92,18 @@ def _account_alert_feeds() -> dict[int, AccountType | None]:
     ids = Alert.objects.filter(active=True, account__isnull=False).values("broker_id")
     brokers = list(Broker.objects.filter(pk__in=ids).prefetch_related("account_types"))
     return feed_accounts(brokers=brokers) if brokers else {}
+
+
+def _accounts_with_own_feed() -> set[int]:
+    """Accounts an enabled feed carries: the ingestor publishes their quotes on their own channel
+    (marketdata.keys.account_channel) unless the account is its broker's feed account."""
+    return set(
+        FeedConfig.objects.filter(
+            enabled=True, account_id__in=Alert.objects.filter(active=True, account__isnull=False).values("account_id")
+        )
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
 
 
 def scores_after(*, after_id: int) -> list[tuple[int, str, float, float | None]]:

@@ -23,27 +23,42 @@ from ninja.security import APIKeyHeader
 from pydantic import TypeAdapter, field_validator
 
 from api import errors
-from api.http import cached_json, csv_doc, csv_stream
+from api.http import cached_csv, cached_json, csv_doc, live_csv
 from api.schemas import (
+    ACCOUNTS_CSV,
+    COMPARE_CSV,
     COSTS_CSV,
+    DAILY_SCORES_CSV,
     DIRECTORY_CSV,
     EVENTS_CSV,
+    EXECUTION_CSV,
+    EXECUTION_CSV_FIELDS,
     LEVERAGES,
+    LICENCES_CSV,
+    RELEASES_CSV,
     REPORT_CSV,
     REPORTS_CSV,
     SCORES_CSV,
     SESSION_PERCENTILES_CSV,
     SLUG_PATTERN,
+    SPREAD_HOURS_CSV,
     SYMBOL_PATTERN,
+    VALIDATION_CSV,
     AccountOut,
     BrokerDetailOut,
     BrokerOut,
+    BrokerReleaseOut,
+    CompareCellOut,
+    CompareOut,
+    CompareRowOut,
     CostsOut,
+    DailyScoreOut,
     ErrorOut,
     EventOut,
     ExecutionOut,
     FeesOut,
     Format,
+    HourOut,
     InstrumentOut,
     LicenceOut,
     LiveOut,
@@ -56,15 +71,18 @@ from api.schemas import (
     SessionPercentilesOut,
     Sort,
     SpreadHistoryOut,
+    SpreadHoursOut,
     SpreadOut,
     SpreadType,
+    ValidationOut,
+    ValidationScenarioOut,
     directory_csv_row,
     report_summary_csv_row,
 )
 from api.selectors import api_key_user_id
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
-from brokers.forms import DirectoryFilterForm
+from brokers.forms import MAX_COMPARE, DirectoryFilterForm, parse_compare
 from brokers.models import AccountType, Broker, Instrument
 from common import cachetags, metrics
 from events import selectors as event_selectors
@@ -74,6 +92,8 @@ from execution.forms import DEFAULT_UNIT, OrderForm
 from live import board as live_board
 from marketdata import selectors as market_selectors
 from marketdata.selectors import SPREAD_WINDOWS
+from trustmetrics import selectors as trust_selectors
+from trustmetrics.methodology import METHODOLOGY
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -169,8 +189,12 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
         return [BrokerOut.of(e.broker, e.cost) for e in broker_selectors.broker_directory(filters=form.filters())]
 
     if query.format == "csv":
-        return csv_stream(
-            filename="brokers.csv", header=list(DIRECTORY_CSV), rows=(directory_csv_row(b) for b in rows())
+        return cached_csv(
+            request,
+            lambda: ([directory_csv_row(b) for b in rows()], [cachetags.BROKER_LIST]),
+            filename="brokers.csv",
+            header=list(DIRECTORY_CSV),
+            params=DirectoryQuery.model_fields,
         )
     return cached_json(
         request,
@@ -179,12 +203,86 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
     )
 
 
+class CompareQuery(Schema):
+    brokers: str = Field(
+        ...,
+        max_length=500,
+        pattern=r"^[-a-zA-Z0-9_, ]+$",
+        description=f"2 to {MAX_COMPARE} broker slugs separated by commas, as in the compare page's address.",
+    )
+    format: Format = "json"
+
+
+def _compare_value(value: Any) -> float | int | str | bool | None:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+@public.get(
+    "/compare",
+    response={200: CompareOut, **_error_responses(400, 422, 429)},
+    summary="The compare page's table for 2 to 4 brokers, with the best value per row marked",
+    openapi_extra=csv_doc(COMPARE_CSV),
+)
+def compare(request: HttpRequest, query: Query[CompareQuery]) -> HttpResponseBase:
+    def table() -> tuple[CompareOut, list[str]]:
+        # The compare page's own parsing judges the slugs (unknown ones, too many).
+        slugs, error = parse_compare(query.brokers, known={slug for slug, _ in broker_selectors.compare_choices()})
+        if error is None and len(slugs) < 2:
+            error = "Choose at least two brokers to compare."
+        if error is not None:
+            raise errors.FieldErrors({"brokers": [error]})
+        brokers, rows = broker_selectors.broker_compare(slugs=slugs)
+        out = CompareOut(
+            brokers=[b.slug for b in brokers],
+            rows=[
+                CompareRowOut(
+                    label=row.label,
+                    cells=[
+                        CompareCellOut(broker=b.slug, value=_compare_value(value), best=best, note=note)
+                        for b, (value, note, best) in zip(brokers, row.cells, strict=True)
+                    ],
+                )
+                for row in rows
+            ],
+        )
+        return out, [cachetags.BROKER_LIST, *(cachetags.broker(b.pk) for b in brokers)]
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, tags = table()
+            cells = [
+                [row.label, c.broker, str(c.value).lower() if isinstance(c.value, bool) else c.value, c.best, c.note]
+                for row in out.rows
+                for c in row.cells
+            ]
+            return [[*cell[:3], "true" if cell[3] else "false", cell[4]] for cell in cells], tags
+
+        return cached_csv(
+            request, render_rows, filename="compare.csv", header=list(COMPARE_CSV), params=CompareQuery.model_fields
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, tags = table()
+        return out.model_dump_json().encode(), tags
+
+    return cached_json(request, render, params=CompareQuery.model_fields)
+
+
 def _broker(slug: str) -> Broker:
     try:
         return broker_selectors.broker_profile(slug=slug)
     except Broker.DoesNotExist:
         metrics.incr("api_not_found")
         raise HttpError(404, f"No broker '{slug[:40]}'.") from None
+
+
+def _instrument(b: Broker, symbol: str) -> Instrument:
+    instrument = Instrument.objects.filter(symbol=symbol, brokers=b).first()
+    if instrument is None:
+        metrics.incr("api_not_found")
+        raise HttpError(404, f"'{b.slug[:40]}' does not quote '{symbol}'.")
+    return instrument
 
 
 SlugPath: Any = params.Path(..., pattern=SLUG_PATTERN, description="The broker's slug, as in /brokers.")
@@ -260,17 +358,18 @@ def broker_costs(request: HttpRequest, query: Query[CostsQuery], slug: str = Slu
         out.rows = [r for r in out.rows if query.instrument in (None, r.instrument)]
         return out, b
 
-    if query.format == "csv":
-        out, _ = costs()
-        return csv_stream(
-            filename=f"{slug}-costs.csv",
-            header=list(COSTS_CSV),
-            rows=([getattr(r, name) for name in COSTS_CSV] for r in out.rows),
-        )
-
     def render() -> tuple[bytes, list[str]]:
         out, b = costs()
         return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    def render_rows() -> tuple[list[list[Any]], list[str]]:
+        out, b = costs()
+        return [[getattr(r, name) for name in COSTS_CSV] for r in out.rows], [cachetags.broker(b.pk)]
+
+    if query.format == "csv":
+        return cached_csv(
+            request, render_rows, filename=f"{slug}-costs.csv", header=list(COSTS_CSV), params=CostsQuery.model_fields
+        )
 
     return cached_json(request, render, params=CostsQuery.model_fields)
 
@@ -288,15 +387,22 @@ class ScoresQuery(Schema):
 )
 def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
     if query.format == "csv":
-        b = _broker(slug)
-        scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
-        return csv_stream(
-            filename=f"{b.slug}-scores.csv",
-            header=list(SCORES_CSV),
-            rows=(
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            b = _broker(slug)
+            scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
+            rows = [
                 [s.computed_at.isoformat(), s.overall, s.label, s.confidence, s.methodology_version, s.reason]
                 for s in scores
-            ),
+            ]
+            return rows, [cachetags.broker(b.pk)]
+
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-scores.csv",
+            header=list(SCORES_CSV),
+            params=ScoresQuery.model_fields,
         )
 
     def render() -> tuple[bytes, list[str]]:
@@ -305,6 +411,141 @@ def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = S
         return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores]), [cachetags.broker(b.pk)]
 
     return cached_json(request, render, params=ScoresQuery.model_fields)
+
+
+def _broker_table(
+    request: HttpRequest,
+    *,
+    slug: str,
+    fmt: str,
+    name: str,
+    columns: dict[str, str],
+    rows: Any,
+    tags: tuple[str, ...] = (),
+) -> HttpResponseBase:
+    """A profile table as JSON (a list of rows) or CSV (the same fields as columns): ``rows(broker)`` builds it."""
+
+    def table() -> tuple[list[Any], list[str]]:
+        b = _broker(slug)
+        return rows(b), [cachetags.broker(b.pk), *tags]
+
+    if fmt == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            found, tags = table()
+            return [[getattr(r, c) for c in columns] for r in found], tags
+
+        return cached_csv(
+            request, render_rows, filename=f"{slug}-{name}.csv", header=list(columns), params=FormatQuery.model_fields
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        found, tags = table()
+        return b"[" + b",".join(r.model_dump_json().encode() for r in found) + b"]", tags
+
+    return cached_json(request, render, params=FormatQuery.model_fields)
+
+
+@public.get(
+    "/brokers/{slug}/licences",
+    response={200: list[LicenceOut], **_error_responses(404, 422, 429)},
+    summary="A broker's licences: the profile's licence table",
+    openapi_extra=csv_doc(LICENCES_CSV),
+)
+def broker_licences(request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath) -> HttpResponseBase:
+    return _broker_table(
+        request,
+        slug=slug,
+        fmt=query.format,
+        name="licences",
+        columns=LICENCES_CSV,
+        rows=lambda b: [LicenceOut.of(lic) for lic in b.licences.all()],
+    )
+
+
+@public.get(
+    "/brokers/{slug}/accounts",
+    response={200: list[AccountOut], **_error_responses(404, 422, 429)},
+    summary="A broker's accounts and their fees: the profile's accounts table",
+    openapi_extra=csv_doc(ACCOUNTS_CSV),
+)
+def broker_accounts(request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def rows(b: Broker) -> list[AccountOut]:
+        costs = broker_selectors.broker_costs(broker=b)
+        feed, measured = costs.feed_account, costs.measured_account_ids
+        return [AccountOut.of(a, feed=feed, measured=measured) for a in b.account_types.all()]
+
+    return _broker_table(request, slug=slug, fmt=query.format, name="accounts", columns=ACCOUNTS_CSV, rows=rows)
+
+
+@public.get(
+    "/brokers/{slug}/releases",
+    response={200: list[BrokerReleaseOut], **_error_responses(404, 422, 429)},
+    summary="How a broker held up at its last reported high-impact releases: the profile's table",
+    openapi_extra=csv_doc(RELEASES_CSV),
+)
+def broker_releases(request: HttpRequest, query: Query[FormatQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def rows(b: Broker) -> list[BrokerReleaseOut]:
+        return [
+            BrokerReleaseOut(
+                event_id=r.report.event_id,
+                name=r.report.event.name,
+                scheduled_at=r.report.event.scheduled_at,
+                rank=r.rank,
+                brokers_measured=r.brokers_measured,
+                median_ratio=r.median_ratio,
+                worst_instrument=r.worst_symbol,
+                longest_gap_s=r.longest_gap_s,
+            )
+            for r in event_selectors.broker_last_releases(broker_id=b.pk)
+        ]
+
+    # A new report revalidates the events pages, not every broker's: the answer carries both tags.
+    return _broker_table(
+        request, slug=slug, fmt=query.format, name="releases", columns=RELEASES_CSV, rows=rows, tags=(cachetags.EVENTS,)
+    )
+
+
+class DailyScoresQuery(Schema):
+    days: int = Field(90, ge=1, le=3660, description="How many days back, oldest first (the page shows 90).")
+    format: Format = "json"
+
+
+@public.get(
+    "/brokers/{slug}/scores/daily",
+    response={200: list[DailyScoreOut], **_error_responses(404, 422, 429)},
+    summary="A broker's daily score history: the profile's table (the day's last run, with its uncertainty band)",
+    openapi_extra=csv_doc(DAILY_SCORES_CSV),
+)
+def broker_scores_daily(request: HttpRequest, query: Query[DailyScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
+    def daily() -> tuple[list[DailyScoreOut], list[str]]:
+        b = _broker(slug)
+        scores = trust_selectors.trust_daily_history(broker_id=b.pk, days=query.days)
+        return [DailyScoreOut.of(s) for s in scores], [cachetags.broker(b.pk)]
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            rows, tags = daily()
+            return [
+                [r.computed_at.isoformat(), r.overall, r.band_low, r.band_high, r.label, r.confidence]
+                + [r.methodology_version, r.reason]
+                for r in rows
+            ], tags
+
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-daily-scores.csv",
+            header=list(DAILY_SCORES_CSV),
+            params=DailyScoresQuery.model_fields,
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        rows, tags = daily()
+        return TypeAdapter(list[DailyScoreOut]).dump_json(rows), tags
+
+    return cached_json(request, render, params=DailyScoresQuery.model_fields)
 
 
 WINDOWS = [name for name, *_ in SPREAD_WINDOWS]
@@ -381,20 +622,26 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
         found, b = rows()
         return TypeAdapter(list[SpreadOut]).dump_json(found), [cachetags.broker(b.pk)]
 
+    def render_rows() -> tuple[list[list[Any]], list[str]]:
+        found, b = rows()
+        table = [
+            [r.instrument, r.broker_symbol, r.quotes]
+            + [r.windows.get(w) for w in WINDOWS]
+            + [r.sessions.get(s) for s in SESSIONS]
+            + [r.account, r.as_of.isoformat() if r.as_of else None]
+            + [r.coverage_days.get(w) for w in WINDOWS]
+            for r in found
+        ]
+        return table, [cachetags.broker(b.pk)]
+
     if query.format == "csv":
-        found, _ = rows()  # before the response starts: a 404 is still JSON
         suffix = f"-{slugify(query.account)}" if query.account else ""
-        return csv_stream(
+        return cached_csv(
+            request,
+            render_rows,
             filename=f"{slug}{suffix}-spreads.csv",
             header=list(SPREADS_CSV),
-            rows=(
-                [r.instrument, r.broker_symbol, r.quotes]
-                + [r.windows.get(w) for w in WINDOWS]
-                + [r.sessions.get(s) for s in SESSIONS]
-                + [r.account, r.as_of.isoformat() if r.as_of else None]
-                + [r.coverage_days.get(w) for w in WINDOWS]
-                for r in found
-            ),
+            params=SpreadsQuery.model_fields,
         )
     return cached_json(request, render, params=SpreadsQuery.model_fields)
 
@@ -419,13 +666,10 @@ def broker_spread_history(
 ) -> HttpResponseBase:
     def history() -> tuple[SpreadHistoryOut, Broker]:
         b = _broker(slug)
-        instrument = Instrument.objects.filter(symbol=symbol, brokers=b).first()
-        if instrument is None:
-            metrics.incr("api_not_found")
-            raise HttpError(404, f"'{slug[:40]}' does not quote '{symbol}'.")
+        instrument = _instrument(b, symbol)
         chosen = _account(b, query.account)
-        shown = _figures_account(b, chosen)
         h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
+        shown = h.account
         coverage = {}
         for name, points in h.series.items():
             if points:  # from the start of the first drawn bucket, at most the span
@@ -449,19 +693,77 @@ def broker_spread_history(
         return out, b
 
     if query.format == "csv":
-        out, _ = history()
-        suffix = f"-{slugify(query.account)}" if query.account else ""
-        return csv_stream(
-            filename=f"{slug}-{symbol}{suffix}-sessions.csv",
-            header=list(SESSION_PERCENTILES_CSV),
-            rows=(
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, b = history()
+            table = [
                 [name, v.p50, v.p95, v.p99, v.minutes, out.account, out.as_of.isoformat()]
                 for name, v in out.sessions.items()
-            ),
+            ]
+            return table, [cachetags.broker(b.pk)]
+
+        suffix = f"-{slugify(query.account)}" if query.account else ""
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-{symbol}{suffix}-sessions.csv",
+            header=list(SESSION_PERCENTILES_CSV),
+            params=SpreadHistoryQuery.model_fields,
         )
 
     def render() -> tuple[bytes, list[str]]:
         out, b = history()
+        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
+
+    return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
+
+
+@public.get(
+    "/brokers/{slug}/spreads/{symbol}/hours",
+    response={200: SpreadHoursOut, **_error_responses(404, 422, 429)},
+    summary="The spread page's hour-of-day table: one broker's mean spread per UTC hour against the other brokers",
+    description="Last 7 days, from the same selector as the spread page (for another account with `account`).",
+    openapi_extra=csv_doc(SPREAD_HOURS_CSV),
+)
+def broker_spread_hours(
+    request: HttpRequest, query: Query[SpreadHistoryQuery], slug: str = SlugPath, symbol: str = SymbolPath
+) -> HttpResponseBase:
+    def hours() -> tuple[SpreadHoursOut, Broker]:
+        b = _broker(slug)
+        instrument = _instrument(b, symbol)
+        chosen = _account(b, query.account)
+        h = event_selectors.spread_history(broker=b, instrument=instrument, now=timezone.now(), account=chosen)
+        shown = h.account
+        out = SpreadHoursOut(
+            broker=b.slug,
+            instrument=instrument.symbol,
+            account=shown.name if shown is not None else None,
+            as_of=h.as_of,
+            hours=[
+                HourOut(hour=i, pips=mine, peers_median_pips=peer)
+                for i, (mine, peer) in enumerate(zip(h.hours, h.peers, strict=True))
+            ],
+        )
+        return out, b
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, b = hours()
+            table = [[r.hour, r.pips, r.peers_median_pips, out.account, out.as_of.isoformat()] for r in out.hours]
+            return table, [cachetags.broker(b.pk)]
+
+        suffix = f"-{slugify(query.account)}" if query.account else ""
+        return cached_csv(
+            request,
+            render_rows,
+            filename=f"{slug}-{symbol}{suffix}-hours.csv",
+            header=list(SPREAD_HOURS_CSV),
+            params=SpreadHistoryQuery.model_fields,
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, b = hours()
         return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
 
     return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
@@ -514,10 +816,12 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
         for e in found
     ]
     if query.format == "csv":
-        return csv_stream(
+        return cached_csv(
+            request,
+            lambda: ([[r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows], [cachetags.EVENTS]),
             filename="events.csv",
             header=list(EVENTS_CSV),
-            rows=([r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows),
+            params=EventsQuery.model_fields,
         )
     return cached_json(
         request,
@@ -542,8 +846,12 @@ def event_reports(request: HttpRequest, query: Query[ReportsQuery]) -> HttpRespo
         return [ReportSummaryOut.of(r) for r in event_selectors.event_report_list(limit=query.limit)]
 
     if query.format == "csv":
-        return csv_stream(
-            filename="event-reports.csv", header=list(REPORTS_CSV), rows=(report_summary_csv_row(r) for r in rows())
+        return cached_csv(
+            request,
+            lambda: ([report_summary_csv_row(r) for r in rows()], [cachetags.EVENTS]),
+            filename="event-reports.csv",
+            header=list(REPORTS_CSV),
+            params=ReportsQuery.model_fields,
         )
     return cached_json(
         request,
@@ -576,19 +884,85 @@ def event_report(request: HttpRequest, query: Query[FormatQuery], event_id: int 
             ],
         )
 
+    tags = [cachetags.EVENTS, cachetags.event(event_id)]
     if query.format == "csv":
-        out = report()
-        return csv_stream(
+        return cached_csv(
+            request,
+            lambda: (
+                [
+                    [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
+                    for section in report().instruments
+                    for row in section.rows
+                ],
+                tags,
+            ),
             filename=f"event-{event_id}-report.csv",
             header=list(REPORT_CSV),
-            rows=(
-                [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
-                for section in out.instruments
-                for row in section.rows
-            ),
+            params=FormatQuery.model_fields,
         )
-    tags = [cachetags.EVENTS, cachetags.event(event_id)]
     return cached_json(request, lambda: (report().model_dump_json().encode(), tags), params=FormatQuery.model_fields)
+
+
+# -- methodology -----------------------------------------------------------------------------------
+
+methodology = Router(tags=["methodology"])
+
+
+@methodology.get(
+    "/methodology/validation",
+    response={200: ValidationOut, **_error_responses(422, 429)},
+    summary="The methodology page's validation table: rank correlation per scenario",
+    description="While the current methodology's figures are being computed: `pending`, no scenarios (as the page).",
+    openapi_extra=csv_doc(VALIDATION_CSV),
+)
+def methodology_validation(request: HttpRequest, query: Query[FormatQuery]) -> HttpResponseBase:
+    def table() -> tuple[ValidationOut, list[str]]:
+        stored = trust_selectors.trust_validation_stored(methodology=METHODOLOGY)
+        if stored is None:  # the page starts computing them (trustmetrics.views); this answer only reads
+            return ValidationOut(methodology_version=METHODOLOGY.version, pending=True, as_of=None, scenarios=[]), [
+                cachetags.METHODOLOGY
+            ]
+        out = ValidationOut(
+            methodology_version=stored["version"],
+            pending=False,
+            as_of=stored["as_of"],
+            scenarios=[
+                ValidationScenarioOut(
+                    scenario=r["title"],
+                    period=r["period"],
+                    brokers=r["brokers"],
+                    releases=r["releases"],
+                    spearman=r["spearman"],
+                    meets_bar=r["spearman"] >= 0.9,
+                )
+                for r in stored["scenarios"]
+            ],
+        )
+        return out, [cachetags.METHODOLOGY]
+
+    if query.format == "csv":
+
+        def render_rows() -> tuple[list[list[Any]], list[str]]:
+            out, tags = table()
+            return [
+                [r.scenario, r.period, r.brokers, r.releases, r.spearman, "true" if r.meets_bar else "false"]
+                + [out.methodology_version, out.as_of.isoformat() if out.as_of else None]
+                for r in out.scenarios
+            ], tags
+
+        return cached_csv(
+            request,
+            render_rows,
+            filename="methodology-validation.csv",
+            header=list(VALIDATION_CSV),
+            params=FormatQuery.model_fields,
+        )
+
+    def render() -> tuple[bytes, list[str]]:
+        out, tags = table()
+        return out.model_dump_json().encode(), tags
+
+    return cached_json(request, render, params=FormatQuery.model_fields)
 
 
 # -- best execution and live -----------------------------------------------------------------------
@@ -602,15 +976,18 @@ class ExecutionQuery(Schema):
     size: float = Field(..., gt=0, allow_inf_nan=False)
     # The page's form reads a size without a unit the same way.
     unit: Literal["units", "lots"] = Field(DEFAULT_UNIT, description="What size counts: lots (default) or units.")
+    format: Format = "json"
 
 
 @market.get(
     "/execution",
     response={200: ExecutionOut, **_error_responses(400, 422, 429), 503: ErrorOut},
     summary="Best execution right now: what an order would cost at each broker, from live depth",
+    description="With `format=csv`: the page's table, one row per broker and account (never cached: live).",
+    openapi_extra=csv_doc(EXECUTION_CSV),
 )
-def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpResponse:
-    form = OrderForm({k: str(v) for k, v in query.dict().items()})
+def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpResponseBase:
+    form = OrderForm({k: str(v) for k, v in query.dict().items() if k != "format"})
     if not form.is_valid():
         raise errors.FieldErrors(form.errors)
     data = form.cleaned_data
@@ -624,7 +1001,16 @@ def execution(request: HttpRequest, query: Query[ExecutionQuery]) -> HttpRespons
     body = execution_selectors.estimate_json(
         estimate=estimate, instrument=data["instrument"], lot=data["lot"], default_unit=DEFAULT_UNIT
     )
-    response = HttpResponse(ExecutionOut.model_validate(body).model_dump_json(), content_type="application/json")
+    out = ExecutionOut.model_validate(body)
+    if query.format == "csv":
+        return live_csv(
+            request,
+            rows=([getattr(r, name) for name in EXECUTION_CSV_FIELDS] for r in out.brokers),
+            filename=f"execution-{data['instrument'].symbol}.csv",
+            header=list(EXECUTION_CSV),
+            moving=["age_s"],
+        )
+    response = HttpResponse(out.model_dump_json(), content_type="application/json")
     response["Cache-Control"] = "no-store"  # live market data
     return response
 
@@ -652,3 +1038,4 @@ def live_quotes(request: HttpRequest) -> HttpResponse:
 api.add_router("", public)
 api.add_router("", events)
 api.add_router("", market)
+api.add_router("", methodology)

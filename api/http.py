@@ -1,4 +1,4 @@
-"""Responses of the API: cached JSON with ETag and Cache-Control like the pages, and streamed CSV.
+"""Responses of the API: JSON and CSV answers cached with ETag and Cache-Control like the pages.
 
 A JSON answer is rendered once per path and canonical query and kept in the shared cache (Redis) for
 API_CACHE_S or until the pages with its cache tags are revalidated (api/cache.py), so every web
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
@@ -37,38 +37,30 @@ def _cache_control() -> str:
 Render = Callable[[], tuple[bytes, Iterable[str]]]
 
 
-def cached_json(request: HttpRequest, render: Render, *, params: Iterable[str] = ()) -> HttpResponse:
-    """The JSON body from the cache or from render(), with a strong ETag; 304 on a matching If-None-Match.
-
-    ``render`` returns the body and the cache tags of what it shows (common.cachetags), so revalidating
-    those tags (an admin edit, a new score) drops the answer at once; otherwise it lives API_CACHE_S.
-    ``params``: the query parameters the answer depends on (the endpoint's query schema's fields).
-    """
+def _answer(request: HttpRequest, render: Render, *, params: Iterable[str], kind: str) -> tuple[Answer, str]:
+    """The answer from the shared cache, or rendered and stored there: (entry, "hit" or "miss")."""
     query = _canonical(request, params)
-    digest = hashlib.sha1(f"{request.path}?{query}".encode(), usedforsecurity=False).hexdigest()
+    digest = hashlib.sha1(f"{kind} {request.path}?{query}".encode(), usedforsecurity=False).hexdigest()
     key = answer_key(digest)
-    entry: Answer
     found = answer_get(key) if settings.API_CACHE_S else None
-    state = "hit"
     if found is not None:
-        entry = found
-    else:
-        before = generation() if settings.API_CACHE_S else 0
-        body, tags = render()
-        entry = {
-            "body": body,
-            "etag": '"' + hashlib.sha256(body).hexdigest()[:40] + '"',
-            "at": time.time(),
-            "tags": sorted({*ALWAYS_TAGS, *tags}),
-        }
-        if settings.API_CACHE_S:
-            answer_store(key, entry, ttl=settings.API_CACHE_S, rendered_in_generation=before)
-        state = "miss"
-    metrics.incr(f"api_{state}")
-    if entry["etag"] in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
-        response = HttpResponse(status=304)
-    else:
-        response = HttpResponse(entry["body"], content_type="application/json")
+        metrics.incr("api_hit")
+        return found, "hit"
+    before = generation() if settings.API_CACHE_S else 0
+    body, tags = render()
+    entry: Answer = {
+        "body": body,
+        "etag": '"' + hashlib.sha256(body).hexdigest()[:40] + '"',
+        "at": time.time(),
+        "tags": sorted({*ALWAYS_TAGS, *tags}),
+    }
+    if settings.API_CACHE_S:
+        answer_store(key, entry, ttl=settings.API_CACHE_S, rendered_in_generation=before)
+    metrics.incr("api_miss")
+    return entry, "miss"
+
+
+def _validators(request: HttpRequest, response: HttpResponseBase, entry: Answer, state: str) -> HttpResponseBase:
     response["ETag"] = entry["etag"]
     response["Cache-Control"] = _cache_control()
     response["Age"] = str(max(0, int(time.time() - entry["at"])))
@@ -78,6 +70,60 @@ def cached_json(request: HttpRequest, render: Render, *, params: Iterable[str] =
     return response
 
 
+def _not_modified(request: HttpRequest, entry: Answer) -> bool:
+    return entry["etag"] in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", ""))
+
+
+def cached_json(request: HttpRequest, render: Render, *, params: Iterable[str] = ()) -> HttpResponse:
+    """The JSON body from the cache or from render(), with a strong ETag; 304 on a matching If-None-Match.
+
+    ``render`` returns the body and the cache tags of what it shows (common.cachetags), so revalidating
+    those tags (an admin edit, a new score) drops the answer at once; otherwise it lives API_CACHE_S.
+    ``params``: the query parameters the answer depends on (the endpoint's query schema's fields).
+    """
+    entry, state = _answer(request, render, params=params, kind="json")
+    if _not_modified(request, entry):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(entry["body"], content_type="application/json")
+    _validators(request, response, entry, state)
+    return response
+
+
+CSV_CHUNK = 64 * 1024
+RenderRows = Callable[[], tuple[Iterable[Iterable[Any]], Iterable[str]]]
+
+
+def cached_csv(
+    request: HttpRequest, render: RenderRows, *, filename: str, header: list[str], params: Iterable[str] = ()
+) -> HttpResponseBase:
+    """A CSV download cached like a JSON answer (cached_json): a strong ETag of its bytes, 304 on a match.
+
+    ``render`` returns the rows and the cache tags of what they show. It runs before the response starts,
+    so an error in it (an unknown broker) is still a JSON error. The ETag must be known before the first
+    byte, so the body is written once into the shared cache (every web process then sends the same bytes
+    and the same ETag, and `as_of` stays put for as long as the answer lives); it is sent in CSV_CHUNK
+    pieces.
+    """
+
+    def render_csv() -> tuple[bytes, Iterable[str]]:
+        rows, tags = render()
+        return b"".join(line.encode() for line in csv_lines(header=header, rows=rows)), tags
+
+    entry, state = _answer(request, render_csv, params=params, kind="csv")
+    response: HttpResponseBase
+    if _not_modified(request, entry):
+        response = HttpResponse(status=304)
+    else:
+        body = entry["body"]
+        response = StreamingHttpResponse(
+            (body[i : i + CSV_CHUNK] for i in range(0, len(body), CSV_CHUNK)), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Length"] = str(len(body))
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return _validators(request, response, entry, state)
+
+
 class _Echo:
     """A file-like object whose write() returns the line, so csv.writer can feed a generator."""
 
@@ -85,19 +131,48 @@ class _Echo:
         return value
 
 
-def csv_stream(*, filename: str, header: list[str], rows: Iterable[Iterable[Any]]) -> StreamingHttpResponse:
-    """A CSV download written row by row as the client reads it (large tables never sit in memory)."""
-    writer = csv.writer(_Echo())
+def live_csv(
+    request: HttpRequest,
+    *,
+    rows: Iterable[Iterable[Any]],
+    filename: str,
+    header: list[str],
+    moving: Iterable[str] = (),
+) -> HttpResponseBase:
+    """A CSV of live figures (best execution): never cached, but with an ETag and 304 on a match, like every
+    other CSV answer, so a poller that asks again before the market moved gets no body.
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow(["" if v is None else v for v in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = _cache_control()
+    The tag is weak (W/"..."): it covers every column but the ``moving`` ones (the depth's age, which grows
+    by the millisecond), so two answers with the same prices, fills and costs are the same answer."""
+    table = [list(row) for row in rows]
+    body = "".join(csv_lines(header=header, rows=table)).encode()
+    skip = {header.index(name) for name in moving}
+    steady = [[v for i, v in enumerate(row) if i not in skip] for row in table]
+    digest = hashlib.sha256("".join(csv_lines(header=header, rows=steady)).encode()).hexdigest()[:40]
+    etag = f'W/"{digest}"'
+    response: HttpResponseBase
+    if _weak_match(request, digest):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-store"  # live market data
     return response
+
+
+def _weak_match(request: HttpRequest, digest: str) -> bool:
+    """If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" and "x" match."""
+    wanted = {tag.removeprefix("W/") for tag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", ""))}
+    return f'"{digest}"' in wanted or "*" in wanted
+
+
+def csv_lines(*, header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """The CSV text line by line (empty cells for None)."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow(["" if v is None else v for v in row])
 
 
 def csv_doc(columns: dict[str, str]) -> dict[str, Any]:

@@ -153,6 +153,10 @@ class AccountOut(Schema):
         )
 
 
+LICENCES_CSV = {name: f.description or name for name, f in LicenceOut.model_fields.items()}
+ACCOUNTS_CSV = {name: f.description or name for name, f in AccountOut.model_fields.items()}
+
+
 class FeesOut(Schema):
     deposit_usd: Decimal
     withdrawal_usd: Decimal
@@ -260,6 +264,72 @@ SCORES_CSV = {
 }
 
 
+class DailyScoreOut(Schema):
+    computed_at: datetime = Field(description="The day's last scoring run (UTC).")
+    overall: float
+    band_low: float | None = Field(description="Uncertainty band (bootstrap over days), low end; null: none.")
+    band_high: float | None
+    label: str
+    confidence: float = Field(description="0-1: how much measured data stands behind it.")
+    methodology_version: str
+    reason: str = Field(description="Why it moved, when it moved a lot; empty otherwise.")
+
+    @staticmethod
+    def of(s: TrustScore) -> DailyScoreOut:
+        return DailyScoreOut(
+            computed_at=s.computed_at,
+            overall=s.overall,
+            band_low=s.band_low,
+            band_high=s.band_high,
+            label=s.label,
+            confidence=s.confidence,
+            methodology_version=s.methodology_version,
+            reason=s.reason,
+        )
+
+
+DAILY_SCORES_CSV = {
+    "computed_at": "ISO 8601 time of the day's last scoring run (UTC)",
+    "overall": "score, 0-100",
+    "band_low": "uncertainty band, low end (empty: none)",
+    "band_high": "uncertainty band, high end",
+    "label": "the score's label",
+    "confidence": "0-1: how much measured data stands behind it",
+    "methodology_version": "the methodology that produced it",
+    "reason": "why it moved, when it moved a lot",
+}
+
+
+class ValidationScenarioOut(Schema):
+    scenario: str = Field(description="The scenario's title.")
+    period: str
+    brokers: int
+    releases: int = Field(description="High-impact releases in the period.")
+    spearman: float = Field(description="Rank correlation of the scores with the order the traits give.")
+    meets_bar: bool = Field(description="Spearman at least 0.9, the methodology's bar.")
+
+
+class ValidationOut(Schema):
+    methodology_version: str
+    pending: bool = Field(
+        False, description="The figures of this methodology are being computed: no scenarios yet (as the page says)."
+    )
+    as_of: datetime | None = Field(description="When the figures were computed; null while pending.")
+    scenarios: list[ValidationScenarioOut] = Field(description="The methodology page's validation table.")
+
+
+VALIDATION_CSV = {
+    "scenario": "the scenario's title",
+    "period": "the week it covers",
+    "brokers": "brokers in it",
+    "releases": "high-impact releases in the period",
+    "spearman": "rank correlation of the scores with the order the traits give (1: the same order)",
+    "meets_bar": "true when it is at least 0.9",
+    "methodology_version": "the methodology scored",
+    "as_of": "ISO 8601 time the figures were computed (UTC); no rows while they are being computed",
+}
+
+
 ACCOUNT_FIGURES = (
     "The account these figures are for: the broker's feed account (the one its profile shows) unless "
     "`account` named another; null for a broker that lists no accounts."
@@ -337,6 +407,57 @@ SESSION_PERCENTILES_CSV = {
     "minutes": "1-minute bars behind the figures",
     "account": "the account the figures are for (the broker's feed account unless `account` named another)",
     "as_of": "ISO 8601 time the last 7 days end (UTC)",
+}
+
+
+class HourOut(Schema):
+    hour: int = Field(description="UTC hour of day, 0-23.")
+    pips: float | None = Field(description="This broker's mean spread in pips in that hour, last 7 days; null: none.")
+    peers_median_pips: float | None = Field(description="Median of the other brokers' means in that hour.")
+
+
+class SpreadHoursOut(Schema):
+    broker: str
+    instrument: str
+    account: str | None = Field(
+        None, description=ACCOUNT_FIGURES + " The peers are always the other brokers' feed accounts."
+    )
+    as_of: datetime = Field(description="The last 7 days end here.")
+    hours: list[HourOut] = Field(description="The spread page's hour-of-day table: 24 rows, hour 0 first.")
+
+
+SPREAD_HOURS_CSV = {
+    "hour": "UTC hour of day, 0-23",
+    "pips": "this broker's mean spread in pips in that hour, last 7 days (empty: none)",
+    "peers_median_pips": "median of the other brokers' hourly means (their feed accounts)",
+    "account": "the account the figures are for (the broker's feed account unless `account` named another)",
+    "as_of": "ISO 8601 time the last 7 days end (UTC)",
+}
+
+
+class CompareCellOut(Schema):
+    broker: str = Field(description="Broker slug.")
+    value: float | int | str | bool | None = Field(description="The figure as the page shows it (unrounded ints).")
+    best: bool = Field(description="Marked best in this row (every tied broker is).")
+    note: str = Field(description="The page's note under the figure (which account, coverage), else empty.")
+
+
+class CompareRowOut(Schema):
+    label: str = Field(description="The row's heading on the page, e.g. 'Minimum deposit (USD)'.")
+    cells: list[CompareCellOut] = Field(description="One per broker, in the order asked.")
+
+
+class CompareOut(Schema):
+    brokers: list[str] = Field(description="Slugs, in the order asked.")
+    rows: list[CompareRowOut] = Field(description="The compare page's table, row by row.")
+
+
+COMPARE_CSV = {
+    "row": "the row's heading on the compare page",
+    "broker": "broker slug (brokers in the order asked)",
+    "value": "the figure, unrounded beyond the page's rounding: true/false for yes/no rows, empty for none",
+    "best": "true when the page marks it best in its row",
+    "note": "the page's note under the figure (which account, coverage)",
 }
 
 
@@ -419,6 +540,20 @@ def report_summary_csv_row(r: ReportSummaryOut) -> list[Any]:
         r.calmest_broker,
         r.most_stressed_broker,
     ]
+
+
+class BrokerReleaseOut(Schema):
+    event_id: int = Field(description="The release's id: /api/v1/events/{event_id}/report has the full report.")
+    name: str = Field(description="The release.")
+    scheduled_at: datetime
+    rank: int = Field(description="1: the calmest of the brokers measured at it.")
+    brokers_measured: int
+    median_ratio: float | None = Field(description="Median over instruments of p95 in the window over calm spread.")
+    worst_instrument: str | None = Field(description="The instrument it widened most on.")
+    longest_gap_s: int = Field(description="Longest run without a quote, in seconds.")
+
+
+RELEASES_CSV = {name: f.description or name for name, f in BrokerReleaseOut.model_fields.items()}
 
 
 class ReportRowOut(Schema):
@@ -557,3 +692,27 @@ class ExecutionOut(Schema):
     lot_size: float = Field(description="Units in one lot of the instrument.")
     lots: float = Field(description="The order size in lots.")
     display_precision: int
+
+
+EXECUTION_CSV_FIELDS = (
+    "broker",
+    "name",
+    "account",
+    "priced_from",
+    "status",
+    "partial",
+    "unfilled_reason",
+    "filled_units",
+    "unfilled_units",
+    "average_price",
+    "cost_pips",
+    "spread_cost_usd",
+    "commission_usd",
+    "all_in_usd",
+    "penalty_usd",
+    "all_in_with_penalty_usd",
+    "split_size",
+    "age_s",
+    "best",
+)
+EXECUTION_CSV = {name: ExecutionRowOut.model_fields[name].description or name for name in EXECUTION_CSV_FIELDS}

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from brokers import selectors
@@ -40,6 +41,9 @@ def directory(request: HttpRequest) -> HttpResponse:
     # Invalid fields are left out; the valid ones still filter, so one typo does not wipe the list.
     filters = form.filters()
     context = {"form": form, "filters": filters, "entries": selectors.broker_directory(filters=filters)}
+    # The download lists what the page lists: the valid filters only, as the API's parameters of the same names.
+    shown = {k: request.GET[k] for k in DIRECTORY_PARAMS if request.GET.get(k) and k not in form.errors}
+    context["csv_url"] = f"{reverse('api:brokers_list')}?{urlencode({**shown, 'format': 'csv'})}"
     if not valid:
         return _bad_request(request, "brokers/directory.html", context)
     response = TemplateResponse(request, "brokers/directory.html", context)
@@ -106,7 +110,8 @@ def compare(request: HttpRequest) -> HttpResponse:
             tag_response(response, *LIST_TAGS)
             return response
         brokers, rows = selectors.broker_compare(slugs=slugs)
-        context.update(brokers=brokers, rows=rows)
+        csv_query = urlencode({"brokers": ",".join(b.slug for b in brokers), "format": "csv"}, safe=",")
+        context.update(brokers=brokers, rows=rows, csv_url=f"{reverse('api:compare')}?{csv_query}")
         response = TemplateResponse(request, "brokers/compare.html", context)
         tag_response(response, cachetags.ALL, *(cachetags.broker(b.pk) for b in brokers))
         return response

@@ -149,6 +149,10 @@ class SpreadHistory:
     hours: list[float | None]  # this broker, pips per UTC hour of day (last 7 days)
     peers: list[float | None]  # median of the other brokers
     sessions: dict[str, dict[str, float | None]]  # session -> p50/p95/p99 in pips (last 7 days)
+    # The account the figures are for (the one asked for, else the broker's feed account; None: no accounts
+    # listed), and every account of the broker, for the page's switcher.
+    account: AccountType | None = None
+    accounts: list[AccountType] = field(default_factory=list)
 
 
 def spread_history(
@@ -159,7 +163,7 @@ def spread_history(
     ``account``: one of the broker's accounts, read instead of its feed account (the other brokers, the
     peers, stay on their feed accounts)."""
     from events import spreadstats
-    from marketdata.selectors import spread_hourly_means, spread_series
+    from marketdata.selectors import feed_accounts, spread_hourly_means, spread_series
 
     pip = float(instrument.pip_size)
     series = {}
@@ -199,4 +203,6 @@ def spread_history(
         account=account,
     )
     sessions = spreadstats.session_percentiles([(t, v / pip) for t, v in minutes])
-    return SpreadHistory(broker, instrument, now, series, mine, peers, sessions)
+    shown = account if account is not None else feed_accounts(brokers=[broker])[broker.pk]
+    accounts = list(broker.account_types.all())
+    return SpreadHistory(broker, instrument, now, series, mine, peers, sessions, shown, accounts)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -43,18 +45,34 @@ def detail(request: HttpRequest, event_id: int) -> HttpResponse:
     return response
 
 
-@regenerated_page()
+@regenerated_page(params=("account",))
 def spreads(request: HttpRequest, slug: str, symbol: str) -> HttpResponse:
-    broker = Broker.objects.filter(slug=slug).first()
+    broker = Broker.objects.filter(slug=slug).prefetch_related("account_types").first()
     instrument = Instrument.objects.filter(symbol=symbol.upper(), brokers=broker).first() if broker else None
     if broker is None or instrument is None:
         raise Http404("No such broker or instrument")
-    history = selectors.spread_history(broker=broker, instrument=instrument, now=timezone.now())
+    account = None
+    name = request.GET.get("account", "").strip()
+    if name:  # one of the broker's accounts, by name as the page's links give it (any case)
+        account = next((a for a in broker.account_types.all() if a.name.casefold() == name.casefold()), None)
+        if account is None:
+            raise Http404(f"{broker.name} has no account of that name")
+    history = selectors.spread_history(broker=broker, instrument=instrument, now=timezone.now(), account=account)
     others = Instrument.objects.filter(brokers=broker).order_by("sort_order", "symbol")
     response = TemplateResponse(
         request,
         "events/spreads.html",
-        {"h": history, "others": others, "sessions": spreadstats.SESSIONS, "spans": list(selectors.SPREAD_SPANS)},
+        {
+            "h": history,
+            "others": others,
+            "sessions": spreadstats.SESSIONS,
+            "spans": list(selectors.SPREAD_SPANS),
+            # An account asked for by name with no bars: it has no feed of its own (say so, not empty charts only).
+            "unmeasured": account is not None and not any(history.series.values()),
+            # The links keep the account the reader chose; the feed account's page has no parameter.
+            "account_query": f"?{urlencode({'account': account.name})}" if account is not None else "",
+            "account_csv": f"&{urlencode({'account': account.name})}" if account is not None else "",
+        },
     )
     tag_response(response, cachetags.ALL, cachetags.broker(broker.pk))
     return response

@@ -179,8 +179,9 @@ class Ingestor:
         self._db_executor: ThreadPoolExecutor | None = None
         self._live: list[str] = []  # flat: channel, field, json, channel, field, json, ...
         self._depth: dict[str, str] = {}
-        # Feeds of a broker's other accounts: latest quote and depth only (the live channels carry default accounts).
-        self._account_latest: dict[str, str] = {}
+        # Feeds of a broker's other accounts: their own latest hash, depth and channel (the live channels carry
+        # feed accounts). Flat like _live: channel, field, json, ...
+        self._account_live: list[str] = []
         self._account_depth: dict[str, str] = {}
         # (broker, account) feeds whose quotes go on the live channels although they carry an account: the
         # broker's feed account when its configuration names it (run(live=...)). Account 0 always does.
@@ -217,7 +218,8 @@ class Ingestor:
         if self.live_path:
             if q.account and (q.broker, q.account) not in self._live_feeds:
                 fld = keys.account_field(q.broker, inst, q.account)
-                self._account_latest[fld] = quote_live_message(q, ts_ingest)
+                channel = keys.account_channel(inst, q.account, self.prefix)
+                self._account_live += (channel, fld, quote_live_message(q, ts_ingest))
                 if q.depth is not None:
                     self._account_depth[fld] = depth_message(q.depth, q.ts_broker)
             else:
@@ -250,9 +252,9 @@ class Ingestor:
                         self._audit_batch(batch)
             live, self._live = self._live, []
             depth, self._depth = self._depth, {}
-            account_latest, self._account_latest = self._account_latest, {}
+            account_live, self._account_live = self._account_live, []
             account_depth, self._account_depth = self._account_depth, {}
-            if not self._backlog and not live and not account_latest:
+            if not self._backlog and not live and not account_live:
                 return
             pipe = self.redis.pipeline(transaction=False)
             batches = list(self._backlog)
@@ -266,8 +268,13 @@ class Ingestor:
                     await self._publish_many(keys=[latest], args=[payload], client=pipe)
             if depth:
                 pipe.hset(keys.depth_hash(self.prefix), mapping=depth)
-            if account_latest:
-                pipe.hset(keys.account_latest_hash(self.prefix), mapping=account_latest)
+            if account_live:
+                # The alert process evaluates alerts on these accounts on their own quotes (alerts/evaluator.py).
+                account_latest = keys.account_latest_hash(self.prefix)
+                step = 3 * PUBLISH_CHUNK
+                for i in range(0, len(account_live), step):
+                    payload = msgpack.packb(account_live[i : i + step], use_bin_type=True)
+                    await self._publish_many(keys=[account_latest], args=[payload], client=pipe)
             if account_depth:
                 pipe.hset(keys.account_depth_hash(self.prefix), mapping=account_depth)
             try:

@@ -45,8 +45,20 @@ def depth_hash(prefix: str | None = None) -> str:
 def account_latest_hash(prefix: str | None = None) -> str:
     """Hash field account_field(...) -> the latest live JSON message of a broker's account feed (not the default
     account's, which is in latest_hash). Not published on the live channels: the board streams default
-    accounts; best execution and pages read these."""
+    accounts; best execution and pages read these, and each quote is also published on account_channel."""
     return f"{_prefix(prefix)}:latest-account"
+
+
+def account_channel(instrument: str, account: int, prefix: str | None = None) -> str:
+    """Pub/sub channel of a broker's account feed (one not on the live channels), one JSON message per accepted
+    quote, as on live_channel. Outside live_pattern: the board never sees it; the alert process listens to it
+    for alerts on accounts measured on their own feed."""
+    return f"{_prefix(prefix)}:account-live:{account}:{instrument}"
+
+
+def account_pattern(prefix: str | None = None) -> str:
+    """PSUBSCRIBE pattern matching every account feed's channel."""
+    return f"{_prefix(prefix)}:account-live:*"
 
 
 def account_depth_hash(prefix: str | None = None) -> str:

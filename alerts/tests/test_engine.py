@@ -136,3 +136,24 @@ def test_an_account_alert_held_for_seconds_reports_the_accounts_spread():
     assert quote(e, 1.5, 10 * S) == []
     fired = e.on_timer(15 * S)
     assert len(fired) == 1 and "2.5 pips" in fired[0].message
+
+
+def test_an_alert_on_an_account_with_its_own_feed_reads_that_accounts_quotes_not_the_feed_accounts():
+    own = Rule(1, 7, SPREAD_ABOVE, frozenset({"acme"}), frozenset({"EURUSD"}), 2.0, account="Standard", account_id=42)
+    any_instrument = Rule(2, 7, SPREAD_ABOVE, frozenset({"acme"}), frozenset(), 2.0, account="Standard", account_id=42)
+    e = engine(own, any_instrument)
+    # The feed account's quotes, however wide, do not concern an account measured on its own feed.
+    assert quote(e, 5.0, 1 * S) == []
+    assert e.on_account_quote("acme", 99, "EURUSD", 1.1, 1.1 + 5 * PIPS["EURUSD"], 2 * S, 2 * S) == []
+    fired = e.on_account_quote("acme", 42, "EURUSD", 1.1, 1.1 + 2.4 * PIPS["EURUSD"], 3 * S, 3 * S)
+    assert sorted(f.rule_id for f in fired) == [1, 2]
+    assert all(f.broker == "acme" and f.value == pytest.approx(2.4) for f in fired)
+    assert "Standard" in fired[0].message and "2.4 pips" in fired[0].message
+
+
+def test_an_own_feed_account_alert_held_for_seconds_fires_from_the_timer_with_the_accounts_spread():
+    rule = Rule(1, 7, SPREAD_ABOVE, frozenset({"acme"}), frozenset({"EURUSD"}), 2.0, 5.0, account="Std", account_id=3)
+    e = engine(rule)
+    assert e.on_account_quote("acme", 3, "EURUSD", 1.1, 1.1 + 2.5 * PIPS["EURUSD"], 10 * S, 10 * S) == []
+    fired = e.on_timer(15 * S)
+    assert len(fired) == 1 and fired[0].broker == "acme" and "2.5 pips" in fired[0].message

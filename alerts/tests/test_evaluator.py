@@ -179,3 +179,58 @@ async def test_a_stored_event_report_notifies_the_watchers_of_its_brokers_once()
     rows = await sync_to_async(lambda: list(Notification.objects.values_list("kind", "broker", "episode")))()
     assert rows == [("event_report", "kestrel-fx", f"report:{nfp}")]
     assert len(mail.outbox) == 1
+
+
+async def test_an_alert_on_an_account_with_its_own_feed_is_evaluated_on_that_feeds_quotes(market):
+    """Standard is published 1.2 pips over the feed account, but measured on a feed of its own: the figure that
+    counts is its own quote, not the feed account's spread plus 1.2."""
+    from brokers.models import AccountType
+    from marketdata.models import FeedConfig
+
+    def setup():
+        acme = market["acme"]
+        AccountType.objects.create(broker=acme, name="Raw", spread_type="raw", commission_per_lot=7, min_deposit=0)
+        standard = AccountType.objects.create(
+            broker=acme,
+            name="Standard",
+            spread_type="standard",
+            commission_per_lot=0,
+            min_deposit=0,
+            spread_markup_pips=Decimal("1.2"),
+        )
+        FeedConfig.objects.create(broker=acme)  # the default (Raw) account: the live channels
+        FeedConfig.objects.create(broker=acme, account=standard)  # Standard's own feed
+        user = User.objects.create_user("std", email="std@example.com", password="pw-long-enough-1")
+        services.alert_create(
+            user=user,
+            kind=Alert.Kind.SPREAD_ABOVE,
+            broker=acme,
+            instrument=market["eur"],
+            account=standard,
+            threshold_pips=Decimal("2"),
+        )
+        return standard
+
+    standard = await sync_to_async(setup)()
+    evaluator = _evaluator()
+    stop, task = await _started(evaluator)
+    conn = aioredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        (rule,) = evaluator.engine.rules.values()
+        assert (rule.account_id, rule.offset_pips) == (standard.pk, 0.0)
+        # 1.0 pip on the feed account: 2.2 derived, above 2, but not this account's measured figure.
+        await conn.publish(keys.live_channel("EURUSD"), quote_json("acme", "EURUSD", 1.10000, 1.10010))
+        own = keys.account_channel("EURUSD", standard.pk)
+        await conn.publish(own, quote_json("acme", "EURUSD", 1.10000, 1.10015, 2))  # 1.5: below
+        await conn.publish(keys.account_channel("EURUSD", standard.pk + 1000), quote_json("acme", "EURUSD", 1.1, 1.11))
+        await await_for(lambda: evaluator.stats.quotes >= 3, timeout=10, what="quotes evaluated")
+        assert evaluator.stats.fired == 0
+        await conn.publish(own, quote_json("acme", "EURUSD", 1.10000, 1.10025, 3))  # 2.5: above
+        await await_for(lambda: evaluator.stats.recorded == 1, timeout=10, what="notification recorded")
+    finally:
+        stop.set()
+        await task
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+    assert evaluator.stats.bad == 0
+    assert len(mail.outbox) == 1
+    assert "acme Standard account EURUSD spread 2.5 pips" in mail.outbox[0].subject

@@ -151,3 +151,58 @@ def test_a_spread_history_has_the_spread_pages_session_percentiles(client, djang
     assert [r[0] for r in rows[1:]] == list(page.sessions)
 
     assert client.get(f"{API}/brokers/kestrel-fx/spreads/NOPE1").status_code == 404
+
+
+def test_the_archive_and_a_report_page_link_their_csv_with_the_pages_rows(
+    client, nfp, django_capture_on_commit_callbacks
+):
+    import html
+    import re
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    link = re.compile(r'<p class="csv-link"><a href="([^"]+)" download type="text/csv">Download ([^<]+) as CSV</a>')
+
+    def linked(path: str) -> dict[str, str]:
+        return {what: html.unescape(href) for href, what in link.findall(client.get(path).content.decode())}
+
+    def rows(href: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(b"".join(client.get(href).streaming_content).decode())))
+
+    listed = rows(linked("/events/")["this list"])
+    assert [int(r["event_id"]) for r in listed] == [r.event_id for r in selectors.event_report_list()]
+    _, sections = selectors.event_report_detail(event_id=nfp.pk)
+    one = rows(linked(f"/events/{nfp.pk}/")["every table of this report"])
+    assert [(r["instrument"], r["broker"]) for r in one] == [
+        (s.instrument.symbol, row.broker.slug) for s in sections for row in s.rows
+    ]
+    assert [float(r["p95_pips"]) if r["p95_pips"] else None for r in one] == pytest.approx(
+        [row.p95_pips for s in sections for row in s.rows]
+    )
+    # A profile's "how it held up at the last releases" table.
+    broker = sections[0].rows[0].broker
+    releases = rows(linked(broker.get_absolute_url())["this table"])
+    expected = selectors.broker_last_releases(broker_id=broker.pk)
+    assert [(int(r["event_id"]), int(r["rank"]), r["worst_instrument"]) for r in releases] == [
+        (e.report.event_id, e.rank, e.worst_symbol or "") for e in expected
+    ]
+
+
+def test_report_csvs_carry_an_etag_answer_a_match_with_304_and_change_with_a_new_report(
+    client, nfp, django_capture_on_commit_callbacks
+):
+    from brokers.models import Broker
+
+    slug = Broker.objects.filter(status="active").order_by("name").values_list("slug", flat=True)[0]
+    paths = [f"{API}/events/reports?format=csv", f"{API}/brokers/{slug}/releases?format=csv"]
+    first = {p: client.get(p) for p in paths}
+    for path, response in first.items():
+        assert response["ETag"] and client.get(path, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_report_generate(event_id=nfp.pk, now=AFTER)
+    for path, response in first.items():
+        again = client.get(path, HTTP_IF_NONE_MATCH=response["ETag"])
+        assert again.status_code == 200 and again["ETag"] != response["ETag"], path
+    report = f"{API}/events/{nfp.pk}/report?format=csv"
+    tag = client.get(report)["ETag"]
+    assert client.get(report, HTTP_IF_NONE_MATCH=tag).status_code == 304

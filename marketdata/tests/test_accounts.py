@@ -349,6 +349,62 @@ def test_an_account_feed_reaches_its_own_hashes_and_bars_and_stays_off_the_live_
     assert means[standard.pk] - means[0] == pytest.approx(0.8e-4, abs=0.3e-4)
 
 
+def test_an_account_feeds_quotes_are_published_on_that_accounts_own_channel_for_the_alert_process(demo_committed):
+    """Every accepted quote of an account feed goes out on keys.account_channel (not the live pattern the
+    board reads), so alerts on that account are evaluated on its own quotes."""
+    ids_cache_clear()
+    standard = _accounts(NORTHWIND)["Standard"]
+    validator = QuoteValidator(symbols=symbol_maps(brokers=[NORTHWIND]))
+    received: list[dict[str, object]] = []
+    live: list[bytes] = []
+
+    async def scenario() -> None:
+        import redis.asyncio as aioredis
+
+        conn = aioredis.Redis.from_url(settings.REDIS_URL)
+        pubsub = conn.pubsub()
+        await pubsub.subscribe(keys.account_channel("EURUSD", standard.pk))
+        await pubsub.psubscribe(keys.live_pattern())
+
+        async def collect() -> None:
+            while True:
+                m = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if m is None:
+                    continue
+                if m["type"] == "message":
+                    received.append(json.loads(m["data"]))
+                elif m["channel"] != keys.status_channel().encode():
+                    live.append(m["data"])
+
+        reader = asyncio.ensure_future(collect())
+        ing = Ingestor(
+            redis_url=settings.REDIS_URL,
+            prefix=settings.CACHE_KEY_PREFIX,
+            shards=settings.LIVE_STREAM_SHARDS,
+            validator=validator,
+        )
+        feed = SimulatorFeed(
+            NORTHWIND, {"quotes_per_s": 20, "tick_ms": 20, "instruments": ["EURUSD"], "account_markup_pips": 0.8}
+        )
+        done = asyncio.Event()
+        task = asyncio.ensure_future(ing.run([feed], until=done, accounts=[standard.pk]))
+        await await_for(lambda: len(received) >= 5, timeout=10, what="account quotes on their channel")
+        done.set()
+        await task
+        reader.cancel()
+        await pubsub.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+        await conn.aclose()  # type: ignore[attr-defined]  # redis 5+ API, older stubs
+
+    asyncio.run(scenario())
+    assert all(q["broker"] == NORTHWIND and q["instrument"] == "EURUSD" for q in received)
+    assert live == []  # the board's channels carry feed accounts only
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    latest = json.loads(
+        r.hget(keys.account_latest_hash(), keys.account_field(NORTHWIND, "EURUSD", standard.pk)) or b"{}"
+    )
+    assert latest["ts_ingest"] >= received[-1]["ts_ingest"]
+
+
 def test_a_feed_whose_configuration_names_the_brokers_feed_account_is_streamed_on_the_live_channels(demo_committed):
     """The board shows one column per broker: its feed account's quotes, even when that account is named."""
     raw = _accounts("kestrel-fx")["Razor"]  # its tightest: the feed account

@@ -341,3 +341,32 @@ def test_on_a_phone_the_profile_lays_out_what_is_below_the_first_screen_only_whe
     page.wait_for_function(
         "() => document.querySelector('#licences-heading').checkVisibility({contentVisibilityAuto: true})"
     )
+
+
+CSV_PAGES = [
+    "/brokers/?tier=1",
+    "/brokers/kestrel-fx/",
+    "/compare/?brokers=kestrel-fx,northwind-markets",
+    "/events/",
+    EVENT,
+    "/spreads/kestrel-fx/EURUSD/",
+    "/execution/?instrument=EURUSD&side=buy&size=1&unit=lots",
+]
+
+
+@pytest.mark.parametrize("path", CSV_PAGES)
+def test_on_a_phone_every_csv_download_can_be_tapped_and_downloads_csv(path, world, site, browser, pages):
+    page = _page(pages, browser, site, "phone", logged_in=False)
+    _visit(page, site + path.replace(EVENT, world.event_report_path))
+    links = page.locator("main p.csv-link a")
+    assert links.count() >= 1, path
+    for link in links.all():
+        link.scroll_into_view_if_needed()
+        box = link.bounding_box()
+        assert box is not None and box["height"] >= 44, (path, box)  # a tap target
+        assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORTS["phone"]["width"], (path, box)
+        status, kind = page.evaluate(
+            "async (u) => { const r = await fetch(u); return [r.status, r.headers.get('content-type')]; }",
+            link.get_attribute("href"),
+        )
+        assert status == 200 and kind.startswith("text/csv"), (path, link.get_attribute("href"), status)
