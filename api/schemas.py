@@ -558,10 +558,19 @@ RELEASES_CSV = {name: f.description or name for name, f in BrokerReleaseOut.mode
 
 class ReportRowOut(Schema):
     broker: str = Field(description="Broker slug.")
+    account: str | None = Field(
+        description="The account measured: the broker's feed account when the report was made (null: before that "
+        "was recorded)."
+    )
     calm_pips: float | None = Field(description="Median 1-minute spread in the hour before the release.")
     peak_pips: float | None = Field(description="Highest spread quoted from 5 minutes before to 30 after.")
     p95_pips: float | None = Field(description="95th percentile of that window's 1-minute mean spreads.")
-    peak_cost_usd: float | None = Field(description="Cost of one lot round turn at the peak spread, USD.")
+    peak_spread_cost_usd: float | None = Field(description="The peak spread as USD per lot, round turn.")
+    commission_usd: float | None = Field(description="The account's round-turn commission per lot, USD.")
+    peak_cost_usd: float | None = Field(
+        description="All-in cost of one lot round turn at the peak: spread cost plus commission, USD (the profile's "
+        "cost rule); null for reports made before all-in pricing, whose peak_spread_cost_usd stands alone."
+    )
     longest_gap_s: int = Field(description="Longest run of minutes in the window without a quote, in seconds.")
     recovery_s: int | None = Field(
         description="Seconds from the release until back within 1.5x calm; 0: never left; null: not within 30 min."
@@ -573,9 +582,12 @@ class ReportRowOut(Schema):
     def of(row: EventReportRow) -> ReportRowOut:
         return ReportRowOut(
             broker=row.broker.slug,
+            account=row.account.name if row.account is not None else None,
             calm_pips=row.calm_pips,
             peak_pips=row.peak_pips,
             p95_pips=row.p95_pips,
+            peak_spread_cost_usd=row.peak_spread_cost_usd,
+            commission_usd=row.commission_usd,
             peak_cost_usd=row.peak_cost_usd,
             longest_gap_s=row.longest_gap_s,
             recovery_s=row.recovery_s,

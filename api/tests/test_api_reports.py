@@ -65,6 +65,11 @@ def test_a_report_has_every_row_of_its_page_in_the_pages_order(client, nfp):
             assert row["peak_pips"] == model.peak_pips
             assert row["stress_ratio"] == model.stress_ratio
             assert row["recovery_s"] == model.recovery_s
+            # The page's all-in cost at the peak, on the account it names.
+            assert row["peak_cost_usd"] == model.peak_cost_usd is not None
+            assert row["commission_usd"] == model.commission_usd
+            assert row["peak_spread_cost_usd"] == model.peak_spread_cost_usd
+            assert model.account is not None and row["account"] == model.account.name
 
 
 def test_reports_download_as_csv_with_the_documented_columns(client, nfp):
