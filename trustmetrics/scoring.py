@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -336,6 +337,13 @@ def _geomean(values: Iterable[tuple[float, float]]) -> float | None:
     return math.exp(total / total_w) if total_w else None
 
 
+def _geomean_equal(values: Iterable[float]) -> float | None:
+    """``_geomean`` with every weight 1.0, without a pair per value: log(v) * 1.0 is log(v) and the weights add up
+    to the count, so the sums, added in the same order one by one, are the same."""
+    logs = [math.log(v) for v in values if v > 0]
+    return math.exp(functools.reduce(operator.add, logs, 0.0) / len(logs)) if logs else None
+
+
 def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, float]]:
     """Each broker's value per instrument divided by the market's median for it (all brokers quoting it).
 
@@ -599,8 +607,9 @@ def score_all(
         confidence = round(coverage * history * density * consensus_factor, 4)
         news_coverage = have_news / wanted_news if wanted_news else 1.0
 
-        cost_ratio = _geomean((cost[b.broker_id][sym], 1.0) for sym in sorted(cost[b.broker_id]))
-        exc_ratio = _geomean((excursion[b.broker_id][sym], 1.0) for sym in sorted(excursion[b.broker_id]))
+        costs, excursions = cost[b.broker_id], excursion[b.broker_id]
+        cost_ratio = _geomean_equal([costs[sym] for sym in sorted(costs)])
+        exc_ratio = _geomean_equal([excursions[sym] for sym in sorted(excursions)])
         news_ratio = _geomean(
             (widening[b.broker_id][sym], float(m[sym].news_minutes)) for sym in sorted(widening[b.broker_id])
         )
@@ -1005,10 +1014,21 @@ def feed_stats(*, changes: Sequence[tuple[float, str]], start: float, end: float
     )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names; None for any other type (worked out once per type, not once per value)."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+    return _FIELD_NAMES[cls]
+
+
 def _plain(value: Any) -> Any:
     """What dataclasses.asdict gives for the scoring inputs (dataclasses, tuples, scalars), without its deep copies."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _field_names(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
@@ -1053,27 +1073,30 @@ def bootstrap_bands(
     # the 90-day backfill spent half its time here). A field 0 everywhere stays 0 in every sample: not summed.
     slots = [s for b in brokers for s in b.instruments]
     defaults = {f.name: f.default for f in dataclasses.fields(InstrumentStats)}
+    zeros = tuple(defaults[name] for name in DAILY_FIELDS)
+    values_of = operator.attrgetter(*DAILY_FIELDS)
+    per_field: list[list[tuple[Any, ...]]] = [[] for _ in DAILY_FIELDS]
+    for b in brokers:
+        for s in b.instruments:
+            per_day = list(daily.get((b.broker_id, s.symbol), ()))
+            per_day += [None] * (days - len(per_day))
+            # One tuple of every field per day, turned into one column per field over the days.
+            for column, field_columns in zip(
+                zip(*(zeros if st is None else values_of(st) for st in per_day), strict=True), per_field, strict=True
+            ):
+                field_columns.append(column)
     columns: list[Iterable[Any]] = []
     summed: list[tuple[int, list[tuple[Any, ...]]]] = []
-    for position, name in enumerate(DAILY_FIELDS):
-        zero = defaults[name]
-        per_slot = []
-        if name in BOOTSTRAP_FIELDS:
-            for b in brokers:
-                for s in b.instruments:
-                    per_day = daily.get((b.broker_id, s.symbol), ())
-                    column = tuple(zero if st is None else getattr(st, name) for st in per_day)
-                    per_slot.append(column + (zero,) * (days - len(column)))
-        if any(any(column) for column in per_slot):
+    for position, (name, per_slot) in enumerate(zip(DAILY_FIELDS, per_field, strict=True)):
+        if name in BOOTSTRAP_FIELDS and any(any(column) for column in per_slot):
             summed.append((position, per_slot))
             columns.append(())  # filled per sample
         else:
-            columns.append(itertools.repeat(zero))
+            columns.append(itertools.repeat(defaults[name]))
     symbols = [s.symbol for s in slots]
     classes = [s.asset_class for s in slots]
     pips = [s.pip_size for s in slots]
     ends = list(itertools.accumulate(len(b.instruments) for b in brokers))
-    names = itertools.repeat(("symbol", "asset_class", "pip_size", *DAILY_FIELDS))
     for _ in range(samples):
         drawn = [0] * days
         for _ in range(days):
@@ -1082,7 +1105,7 @@ def bootstrap_bands(
         for position, per_slot in summed:
             columns[position] = list(map(sum, map(map, itertools.repeat(operator.mul), weights, per_slot)))
         rows = zip(symbols, classes, pips, *columns, strict=False)  # the fields 0 everywhere repeat their zero
-        stats = list(map(_stats_from, map(dict, map(zip, names, rows))))
+        stats = list(map(_stats_from, rows))
         resampled = [
             dataclasses.replace(b, instruments=tuple(stats[end - len(b.instruments) : end]))
             for b, end in zip(brokers, ends, strict=True)
@@ -1094,11 +1117,14 @@ def bootstrap_bands(
     return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}
 
 
-def _stats_from(values: dict[str, Any]) -> InstrumentStats:
-    """An InstrumentStats from a dict holding every field: what its generated __init__ gives, without one
-    object.__setattr__ call per field (a frozen dataclass's; 23 of them per instrument and bootstrap sample)."""
+_STATS_FIELDS = ("symbol", "asset_class", "pip_size", *DAILY_FIELDS)  # every field (a test holds this)
+
+
+def _stats_from(row: tuple[Any, ...]) -> InstrumentStats:
+    """An InstrumentStats from every field's value in _STATS_FIELDS order: what its generated __init__ gives,
+    without one object.__setattr__ call per field (a frozen dataclass's; 23 per instrument and bootstrap sample)."""
     stats = object.__new__(InstrumentStats)
-    stats.__dict__.update(values)
+    stats.__dict__.update(zip(_STATS_FIELDS, row, strict=True))
     return stats
 
 
