@@ -497,6 +497,9 @@ def score_all(
     # Per broker, the sums over its measured instruments (in their order, as sum() would add them): one pass
     # instead of a generator per sum (the bootstrap scores every broker 24 times a day of a backfill).
     totals: dict[int, _MeasuredTotals] = {}
+    cost_values: dict[int, dict[str, float]] = {}
+    excursion_values: dict[int, dict[str, float]] = {}
+    widening_values: dict[int, dict[str, float]] = {}
     expected: dict[str, int] = {}
     expected_news: dict[str, int] = {}
     quoted_hours: dict[str, list[int]] = {}
@@ -516,7 +519,11 @@ def score_all(
             if s.hours > 0:
                 quoted_hours.setdefault(symbol, []).append(s.hours)
                 m[symbol] = s
-        for s in m.values():
+        # Each measured instrument's cost, ordinary deviation and news widening, compared with the market below.
+        costs = cost_values[b.broker_id] = {}
+        excursions = excursion_values[b.broker_id] = {}
+        widenings = widening_values[b.broker_id] = {}
+        for symbol, s in m.items():
             hours += s.hours
             quotes += s.quotes
             dev_hours += s.dev_hours
@@ -524,6 +531,12 @@ def score_all(
             news_hours += s.news_hours
             news_off_hours += s.news_off_market_hours
             news_minutes += s.news_minutes
+            costs[symbol] = _effective_cost(s, b.commission_per_lot, methodology)
+            if s.dev_hours > s.off_market_hours:
+                excursions[symbol] = s.ordinary_excursion
+            spread = s.mean_spread
+            if s.news_minutes > 0 and spread > 0:
+                widenings[symbol] = (s.news_sum_mean / s.news_minutes) / spread
         totals[b.broker_id] = _MeasuredTotals(
             hours, quotes, dev_hours, off_hours, news_hours, news_off_hours, news_minutes
         )
@@ -531,30 +544,9 @@ def score_all(
     # that one broker's odd extra hour is not a gap for everyone else.
     typical = {sym: statistics.median(hours) for sym, hours in quoted_hours.items()}
 
-    cost = _peer_ratios(
-        {
-            b.broker_id: {
-                sym: _effective_cost(s, b.commission_per_lot, methodology) for sym, s in measured[b.broker_id].items()
-            }
-            for b in brokers
-        }
-    )
-    excursion = _peer_ratios(
-        {
-            b: {sym: s.ordinary_excursion for sym, s in m.items() if s.dev_hours > s.off_market_hours}
-            for b, m in measured.items()
-        }
-    )
-    widening = _peer_ratios(
-        {
-            b: {
-                sym: (s.news_sum_mean / s.news_minutes) / s.mean_spread
-                for sym, s in m.items()
-                if s.news_minutes > 0 and s.mean_spread > 0
-            }
-            for b, m in measured.items()
-        }
-    )
+    cost = _peer_ratios(cost_values)
+    excursion = _peer_ratios(excursion_values)
+    widening = _peer_ratios(widening_values)
 
     measured_reliability = {b.broker_id: reliability_measures(b) for b in brokers}
     latencies = {k: v["latency_ms"] for k, v in measured_reliability.items() if v["latency_ms"] is not None}
