@@ -44,8 +44,10 @@ if [ "$("$PY" manage.py shell -c 'from marketdata.models import SpreadBar; print
   "$PY" manage.py simulate --days "$HISTORY_DAYS" --quotes-per-minute 0.05 --minute-days 0 --no-progress
   "$PY" manage.py simulate --days "$RECENT_DAYS" --quotes-per-minute 0.1 --minute-days "$RECENT_DAYS"
 fi
-echo "==> daily trust score history, release reports"
+echo "==> daily trust score history, validation figures, release reports"
 "$PY" manage.py trust_backfill --days "$HISTORY_DAYS"
+# The methodology page's validation figures (once per methodology version), so the prerendered page shows them.
+"$PY" manage.py trust_validate
 "$PY" manage.py trust_recompute --full
 "$PY" manage.py events_report --days "$HISTORY_DAYS"
 "$PY" manage.py collectstatic --noinput -v0

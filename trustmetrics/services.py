@@ -20,6 +20,7 @@ from trustmetrics import selectors
 from trustmetrics.methodology import METHODOLOGY, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore, TrustValidation
 from trustmetrics.scoring import (
+    DAILY_FIELDS,
     InstrumentStats,
     ScoreResult,
     bootstrap_bands,
@@ -50,20 +51,32 @@ def trust_daily_inputs_refresh(*, days: list[date], as_of: datetime, methodology
         return 0
     sums = selectors.trust_daily_sums(days=days, as_of=as_of, methodology=methodology)
     rows = [
-        TrustDailyInput(
-            broker_id=broker_id,
-            instrument_id=instrument_id,
-            day=day,
-            methodology_version=methodology.version,
-            **values,
-        )
+        (broker_id, instrument_id, day, methodology.version, *(values[f] for f in DAILY_FIELDS))
         for (broker_id, instrument_id, day), values in sorted(sums.items())
     ]
     with transaction.atomic():
         # Replace the days whole, so a day whose bars were deleted loses its rows too.
         TrustDailyInput.objects.filter(day__in=days).delete()
-        TrustDailyInput.objects.bulk_create(rows, batch_size=2000)
+        _daily_inputs_insert(rows)
     return len(rows)
+
+
+_DAILY_INPUT_COLUMNS = ("broker_id", "instrument_id", "day", "methodology_version", *DAILY_FIELDS)
+
+
+def _daily_inputs_insert(rows: list[tuple[Any, ...]]) -> None:
+    """Insert daily input rows (values in _DAILY_INPUT_COLUMNS order). On PostgreSQL with COPY: a 90-day backfill
+    writes ~27,000 rows of 24 columns, and preparing them as model instances took longer than the COPY itself."""
+    if connection.vendor != "postgresql":
+        TrustDailyInput.objects.bulk_create(
+            [TrustDailyInput(**dict(zip(_DAILY_INPUT_COLUMNS, row, strict=True))) for row in rows], batch_size=2000
+        )
+        return
+    table = connection.ops.quote_name(TrustDailyInput._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _DAILY_INPUT_COLUMNS)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _days_to_refresh(*, window: list[date], full: bool, methodology: Methodology) -> list[date]:

@@ -13,9 +13,10 @@ from brokers.models import Broker
 from brokers.services import demo_seed
 from marketdata.models import SpreadBar
 from testing.support import without_script_loader
-from trustmetrics import services
+from trustmetrics import selectors, services
 from trustmetrics.methodology import METHODOLOGY
-from trustmetrics.models import TrustScore
+from trustmetrics.models import TrustDailyInput, TrustScore
+from trustmetrics.scoring import DAILY_FIELDS
 from trustmetrics.synthetic_load import synthetic_market_write
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -101,3 +102,20 @@ def test_the_command_backfills_and_the_profile_shows_the_daily_chart_and_change_
     assert 'aria-labelledby="changes-heading"' in html
     assert "Uncertainty band" in html
     assert "<script>" not in without_script_loader(html)
+
+
+def test_the_daily_inputs_store_exactly_the_sums_read_from_the_bars(market):
+    days = [(START + timedelta(days=n)).date() for n in range(DAYS)]
+    sums = selectors.trust_daily_sums(days=days, as_of=NOW)
+    assert services.trust_daily_inputs_refresh(days=days, as_of=NOW) == len(sums) > 0
+    stored = {
+        (b, i, d): dict(zip(DAILY_FIELDS, values, strict=True))
+        for b, i, d, *values in TrustDailyInput.objects.values_list("broker_id", "instrument_id", "day", *DAILY_FIELDS)
+    }
+    assert stored.keys() == sums.keys()
+    for key, values in sums.items():
+        for f in DAILY_FIELDS:
+            # Counts exactly; sums to the last digits (PostgreSQL may add a day's floats in another order when
+            # it reads them again), which a lost digit or a swapped column would not meet.
+            assert stored[key][f] == pytest.approx(values[f], rel=1e-12, abs=0), (key, f)
+    assert set(TrustDailyInput.objects.values_list("methodology_version", flat=True)) == {METHODOLOGY.version}
