@@ -44,9 +44,22 @@ Why the answer is exact
    ``A`` and ``S`` is therefore the best split. ``execution/tests/test_execution_split.py`` checks this against
    every allocation of small books.
 
+6. **One account per broker (groups).** Offers may carry a ``group`` (the broker): a split takes from at most
+   one offer of a group, because a broker's accounts quote the same liquidity (an account's depth is the broker's
+   book with the account's mark-up), so two accounts of one broker would count the same depth twice. Which
+   account each broker uses is chosen with the split, not before it: an offer is dropped only when another offer
+   of its group *dominates* it (accepts every size it accepts, has at least its depth up to the order, and costs
+   no more at any size: compared at every corner of the two piecewise linear costs, which suffices). Replacing a
+   dominated offer by its dominator in any split fills as much for no more, so nothing is lost. Every choice of
+   one remaining offer per group is then solved by 1.-5. and the best kept: exact. Dominance leaves one or two
+   offers per broker in practice (accounts differ by a constant mark-up or commission on the same depth, and
+   only a different lot grid keeps a dearer one), so the choices are few; past ``EXACT_CHOICES`` of them the
+   choice is improved one broker at a time from the caller's order until no single change helps
+   (``SplitResult.exact`` is then False and the caller says so).
+
 Work: the merge is linear in the levels; the programme is the number of totals times the steps each coarser
-pool can take, the last of them by bisection; both times ``2 ** (accounts with a minimum above one step)``.
-With the usual step sizes (one or two of them) that is a few dozen operations.
+pool can take, the last of them by bisection; both times ``2 ** (accounts with a minimum above one step)``,
+times the choices of 6. With the usual step sizes (one or two of them) that is a few dozen operations per choice.
 """
 
 from __future__ import annotations
@@ -57,6 +70,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 COST_EPSILON = 1e-12  # relative: two costs closer than this are the same cost (float noise)
+EXACT_NODES = 200  # solves the search of 6. may take; past them the best found is improved group by group
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Offer:
     step: int  # ticks per lot step (> 0)
     min_steps: int  # the minimum order in steps (>= 1)
     tick: float  # units per tick
+    group: int | None = None  # offers of one group share its liquidity: a split takes from one of them (6.)
 
 
 @dataclass
@@ -185,9 +200,122 @@ class _Pool:
             n -= take
 
 
+@dataclass(frozen=True)
+class SplitResult:
+    ticks: list[int]  # per offer, 0 for one that takes nothing
+    exact: bool  # False only when the choices of 6. were too many to try one by one
+    choices: int  # how many splits were solved to find it
+
+
 def best_split(offers: Sequence[Offer], *, size_ticks: int) -> list[int]:
-    """Ticks each offer takes in the split that fills the most of ``size_ticks`` and, of those, costs the least
-    (see the module's docstring for why it is exact). 0 for an offer that takes nothing."""
+    """Ticks each offer takes in the split that fills the most of ``size_ticks`` and, of those, costs the least,
+    taking from at most one offer of each group (see the module's docstring for why it is exact). 0 for an offer
+    that takes nothing."""
+    return split_solve(offers, size_ticks=size_ticks).ticks
+
+
+def split_solve(offers: Sequence[Offer], *, size_ticks: int, exact_nodes: int = EXACT_NODES) -> SplitResult:
+    """best_split with how it was found (6.): branch and bound over which offer of each group the split uses,
+    exact within ``exact_nodes`` solves; past them the best split found so far, improved one group at a time.
+    Within a group, offers earlier in ``offers`` are preferred at equal fill and cost."""
+    groups: dict[object, list[int]] = {}
+    for index, offer in enumerate(offers):
+        key = ("group", offer.group) if offer.group is not None else ("alone", index)
+        groups.setdefault(key, []).append(index)
+    members = [
+        _undominated([i for i in m if _usable(offers[i], size_ticks)], offers, size_ticks) for m in groups.values()
+    ]
+    curves = {i: _Curve.of(offers[i].levels) for m in members for i in m}
+    solved = 0
+
+    def solve(allowed: Sequence[int]) -> tuple[tuple[int, float], list[int]]:
+        nonlocal solved
+        solved += 1
+        ticks = _best_split([offers[i] for i in allowed], size_ticks=size_ticks)
+        out = [0] * len(offers)
+        for i, t in zip(allowed, ticks, strict=True):
+            out[i] = t
+        cost = sum(curves[i].cost_to(t * offers[i].tick) for i, t in zip(allowed, ticks, strict=True))
+        return (sum(ticks), cost), out
+
+    # The split over every offer at once (several per group allowed) bounds every split below it: a branch whose
+    # bound is no better than the best split found is dropped. A bound that takes one offer per group is a split.
+    best: tuple[tuple[int, float], list[int]] | None = None
+    complete = True
+
+    def search(choice: list[list[int]]) -> None:
+        nonlocal best, complete
+        if solved >= exact_nodes:
+            complete = False
+            return
+        key, ticks = solve(sorted(i for m in choice for i in m))
+        if best is not None and not _better(key, best[0]):
+            return
+        crowded = next((g for g, m in enumerate(choice) if sum(1 for i in m if ticks[i]) > 1), None)
+        if crowded is None:
+            best = (key, ticks)
+            return
+        # One branch per offer the crowded group may use; the offers the bound leaned on most first.
+        for i in sorted(choice[crowded], key=lambda i: (-ticks[i], i)):
+            search([*choice[:crowded], [i], *choice[crowded + 1 :]])
+
+    search([m for m in members if m])
+    if complete:
+        return SplitResult(best[1] if best is not None else [0] * len(offers), exact=True, choices=solved)
+    # Out of solves: improve the best split found (or every group's first offer) one group at a time.
+    current = [m[0] if best is None else next((i for i in m if best[1][i]), m[0]) for m in members if m]
+    options = [m for m in members if m]
+    found = solve(current)
+    if best is None or _better(found[0], best[0]):
+        best = found
+    improved = True
+    while improved:
+        improved = False
+        for g, group_options in enumerate(options):
+            for candidate in group_options:
+                if candidate == current[g]:
+                    continue
+                trial = [*current[:g], candidate, *current[g + 1 :]]
+                found = solve(sorted(trial))
+                if _better(found[0], best[0]):
+                    best, current, improved = found, trial, True
+    return SplitResult(best[1], exact=False, choices=solved)
+
+
+def _usable(offer: Offer, size_ticks: int) -> bool:
+    """The offer can take at least its minimum order within the order and its depth."""
+    units_per_step = offer.step * offer.tick
+    if units_per_step <= 0 or offer.min_steps < 1:
+        return False
+    cap = min(_whole(_Curve.of(offer.levels).depth / units_per_step), size_ticks // offer.step)
+    return cap >= offer.min_steps
+
+
+def _undominated(members: list[int], offers: Sequence[Offer], size_ticks: int) -> list[int]:
+    """The members no other member dominates (6.), in their order; of two equal offers the first stays."""
+    kept: list[int] = []
+    for i in members:
+        if any(_dominates(offers[k], offers[i], size_ticks) for k in kept):
+            continue
+        kept = [k for k in kept if not _dominates(offers[i], offers[k], size_ticks)] + [i]
+    return kept
+
+
+def _dominates(b: Offer, a: Offer, size_ticks: int) -> bool:
+    """Every size ``a`` may take in the order ``b`` may take too, with the depth for it, for no more."""
+    if a.tick != b.tick or a.step % b.step or b.step * b.min_steps > a.step * a.min_steps:
+        return False
+    ca, cb = _Curve.of(a.levels), _Curve.of(b.levels)
+    reach = min(ca.depth, size_ticks * a.tick)
+    if cb.depth < reach - max(1e-9, reach * 1e-12):
+        return False
+    # Both costs are piecewise linear from 0: comparing them at every corner up to ``reach`` compares them there.
+    corners = sorted({reach, *(x for x in (*ca.bounds, *cb.bounds) if x < reach)})
+    return all(cb.cost_to(x) <= ca.cost_to(x) + COST_EPSILON * max(1.0, abs(ca.cost_to(x))) for x in corners)
+
+
+def _best_split(offers: Sequence[Offer], *, size_ticks: int) -> list[int]:
+    """1.-5.: the best split over offers that may all take part (no groups)."""
     accounts: list[_Account] = []
     for index, offer in enumerate(offers):
         curve = _Curve.of(offer.levels)
