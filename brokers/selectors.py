@@ -392,7 +392,12 @@ def broker_compare(*, slugs: list[str], now: datetime | None = None) -> tuple[li
         c = cheapest[b.pk]
         if c is None:
             return ""
-        return f"{c.account} account: spread ${c.spread_cost_usd:,.2f} + commission ${c.commission_usd:,.2f}"
+        note = f"{c.account} account: spread ${c.spread_cost_usd:,.2f} + commission ${c.commission_usd:,.2f}"
+        # The cheapest account may need more than the broker's lowest deposit (Alpenbank's $3 commission only from
+        # $50,000): said beside the figure, so "Best" never hides what opening that account takes.
+        if c.min_deposit > b.min_deposit:
+            note += f" (opens from a ${c.min_deposit:,.0f} deposit)"
+        return note
 
     rows = [
         row("Status", [b.get_status_display() for b in brokers], lower_is_better=None),
