@@ -4,11 +4,10 @@ Sizes are in units of the instrument's base: currency units for FX, troy ounces 
 units for index CFDs (one unit moves one unit of quote currency per point), coins for crypto. The
 feeds quote depth in the same units (see simulator/instruments.py).
 
-Per broker the order is walked through that broker's own depth (its own book, so one broker's
-off-market quote can never block another's). The split is the same order walked through the
-consolidated book of every fresh broker's levels on the side the order takes (asks for a buy, bids
-for a sell): with price priority it takes the cheapest levels first, so where the best single broker
-fills in full the split can never cost more.
+Per account the order is walked through that account's own depth (its own book, so one broker's
+off-market quote can never block another's). The split takes from one account per broker, chosen with
+the split, in whole lot steps of each account: the exact cheapest allocation (execution/split.py), so
+where the best single account fills in full the split can never cost more.
 """
 
 from __future__ import annotations
