@@ -707,8 +707,9 @@ def _split(
     ticks = solved.ticks
     if not solved.exact:
         notes.append(
-            f"So many brokers have accounts worth weighing that the split tried {solved.choices} choices of account "
-            "per broker, improving one broker at a time, rather than every choice: it may not be the cheapest there is."
+            f"This order can be split in so many ways (accounts with minimum orders, brokers with several accounts "
+            f"worth weighing) that the split solved {solved.choices} of them rather than all: it may not be the "
+            "cheapest there is."
         )
 
     def allocation_cost(allocation: dict[int, float]) -> tuple[Cost, dict[int, float]]:

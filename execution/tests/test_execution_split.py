@@ -160,3 +160,19 @@ def test_the_split_fills_the_most_there_is_and_of_those_costs_the_least(books, s
     best_filled, best_cost = brute_force(offers, size)
     assert filled == best_filled
     assert cost == pytest.approx(best_cost, rel=1e-12, abs=1e-12)
+
+
+def test_past_the_block_budget_the_split_stays_on_grid_one_account_per_broker_and_says_it_is_not_proven():
+    # Twelve brokers, two accounts each with a minimum above one step: thousands of sets of minimum blocks fit.
+    offers = [
+        Offer(levels=[(1.0 + (b * 7 % 5) / 100 + k / 1000, 30)], step=1, min_steps=3 + k, tick=1.0, group=b)
+        for b in range(12)
+        for k in range(2)
+    ]
+    result = split_solve(offers, size_ticks=40, exact_block_sets=8)
+    assert not result.exact
+    assert all(on_grid(o, t) for o, t in zip(offers, result.ticks, strict=True))
+    taking = [o.group for o, t in zip(offers, result.ticks, strict=True) if t > 0]
+    assert len(taking) == len(set(taking)) and sum(result.ticks) == 40
+    # A smaller order has few sets that fit (two 3-step blocks at most): within the budget, solved exactly.
+    assert split_solve(offers, size_ticks=7).exact
