@@ -180,6 +180,11 @@ def test_a_cheapest_account_that_needs_more_than_the_brokers_lowest_deposit_says
         assert ("opens from" in found.group(1)) == (deposit > broker.min_deposit), broker.slug
     compare = client.get("/compare/?brokers=alpenbank-trading,northwind-markets").content.decode()
     assert "Premium account: spread $" in compare and "(opens from a $50,000 deposit)" in compare
+    # ... and every account's all-in, with a night held long, is on compare too: not only the cheapest one.
+    for slug in ("alpenbank-trading", "northwind-markets"):
+        for c in client.get(f"/brokers/{slug}/figures.json").json()["costs"]:
+            if c["instrument"] == "EURUSD":
+                assert f"{c['account']} ${c['all_in_usd']:,.2f} (" in compare, (slug, c["account"])
 
 
 def test_alpenbank_is_not_the_cheapest_at_three_dollars_for_a_retail_client_when_its_private_account_charges_five(
