@@ -34,42 +34,55 @@
   function near(x) { return Math.abs(x - Math.round(x)) <= 1e-9 * Math.max(1, Math.abs(x)); }
   function lotsText(v) { var t = Number(v.toFixed(6)).toString(); return t + " lot" + (t === "1" ? "" : "s"); }
 
-  function message(lots, symbol) {
+  // The accounts that cannot take ``lots`` of ``symbol`` as it is, one item per lot rule: [{rule, names, sizes}].
+  function offGrid(lots, symbol) {
     var groups = {}, order = [];
     rules.accounts.forEach(function (a) {
       if (a.on.indexOf(symbol) < 0) return;
-      var steps = lots / a.step;
       var below = lots < a.min - 1e-9;
-      if (!below && near(steps)) return;
+      if (!below && near(lots / a.step)) return;
       var key = a.step + "/" + a.min;
       if (!groups[key]) { groups[key] = { step: a.step, min: a.min, below: below, names: [] }; order.push(key); }
       groups[key].names.push(a.name);
     });
-    if (!order.length) return "";
-    var parts = order.map(function (key) {
+    return order.map(function (key) {
       var g = groups[key];
       var names = g.names.slice(0, MAX_NAMES).join(", ") + (g.names.length > MAX_NAMES ? " and " + (g.names.length - MAX_NAMES) + " more" : "");
-      var rule = g.below ? "below the minimum order of " + lotsText(g.min)
-        : "not a whole number of " + lotsText(g.step).replace(/s$/, "") + " steps" + (g.min !== g.step ? " (minimum " + lotsText(g.min) + ")" : "");
+      var rule = g.below ? "Below the minimum order of " + lotsText(g.min)
+        : "Not a whole number of " + lotsText(g.step).replace(/s$/, "") + " steps" + (g.min !== g.step ? " (minimum " + lotsText(g.min) + ")" : "");
       var steps = Math.floor(lots / g.step + 1e-9);
       var lower = steps * g.step >= g.min - 1e-9 && steps > 0 ? steps * g.step : null;
       var upper = Math.max(g.min, Math.ceil(lots / g.step - 1e-9) * g.step);
-      var sizes = (lower !== null ? lotsText(lower) + " or " : "") + lotsText(upper);
-      return rule + ": " + names + " (nearest sizes they take: " + sizes + ")";
+      return rule + ": " + names + ". Nearest sizes they take: " + (lower !== null ? lotsText(lower) + " or " : "") + lotsText(upper) + ".";
     });
-    return "Not every account can take " + lotsText(lots) + " as it is: " + parts.join("; ") +
-      ". They would fill less, and the rest would show as unfilled.";
   }
 
+  var shown = "";
   function update() {
-    var text = "";
+    var items = [], lots = null;
     var v = parse(size.value);
     var lot = rules.lot[instrument.value];
     if (v !== null && lot && !(serverNote && state() === submitted)) {
-      text = message(unit && unit.value === "units" ? v / lot : v, instrument.value);
+      lots = unit && unit.value === "units" ? v / lot : v;
+      items = offGrid(lots, instrument.value);
     }
-    if (hint.textContent !== text) hint.textContent = text;
-    hint.hidden = !text;
+    var key = items.length ? lots + "|" + items.join("|") : "";
+    if (key === shown) return;  // unchanged: the live region says nothing again
+    shown = key;
+    hint.replaceChildren();
+    hint.hidden = !items.length;
+    if (!items.length) return;
+    var lead = document.createElement("strong");
+    lead.textContent = "Not every account can take " + lotsText(lots) + " as it is.";
+    hint.appendChild(lead);
+    hint.appendChild(document.createTextNode(" They would fill less, and the rest would show as unfilled:"));
+    var list = document.createElement("ul");
+    items.forEach(function (text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      list.appendChild(li);
+    });
+    hint.appendChild(list);
   }
 
   size.addEventListener("input", update);

@@ -120,14 +120,14 @@ def test_a_size_off_an_accounts_lot_grid_is_flagged_as_it_is_typed_and_still_aft
     page.get_by_label("Size unit").select_option("lots")
     page.get_by_label("Size", exact=True).fill("1.05")
     text = hint.inner_text()  # before Calculate
-    assert "Alpenbank Trading (Premium)" in text and "nearest sizes they take: 1 lot or 1.1 lots" in text
+    assert "Alpenbank Trading (Premium)" in text and "Nearest sizes they take: 1 lot or 1.1 lots" in text
     assert "size-hint" in (page.get_by_label("Size", exact=True).get_attribute("aria-describedby") or "")
     assert hint.get_attribute("aria-live") == "polite"
     page.get_by_label("Size", exact=True).fill("2")
     assert hint.is_hidden()  # every account takes 2 lots
     page.get_by_label("Size unit").select_option("units")
     page.get_by_label("Size", exact=True).fill("50,000")  # half a lot: below Premium's and Sakura's minimums
-    assert "below the minimum order of 1 lot: Alpenbank Trading (Premium)" in hint.inner_text()
+    assert "Below the minimum order of 1 lot: Alpenbank Trading (Premium)" in hint.inner_text()
 
     # Without JavaScript nothing is said before Calculate, and the server's note says it after.
     context = page.context.browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
