@@ -20,6 +20,7 @@ from brokers.models import (
     Platform,
     Regulator,
 )
+from brokers.templatetags.broker_tags import usd
 from marketdata.models import SpreadBar
 from marketdata.selectors import (
     COST_WINDOW,
@@ -392,7 +393,26 @@ def broker_compare(*, slugs: list[str], now: datetime | None = None) -> tuple[li
         c = cheapest[b.pk]
         if c is None:
             return ""
-        return f"{c.account} account: spread ${c.spread_cost_usd:,.2f} + commission ${c.commission_usd:,.2f}"
+        note = f"{c.account} account: spread ${c.spread_cost_usd:,.2f} + commission ${c.commission_usd:,.2f}"
+        # The cheapest account may need more than the broker's lowest deposit (Alpenbank's $3 commission only from
+        # $50,000): said beside the figure, so "Best" never hides what opening that account takes.
+        if c.min_deposit > b.min_deposit:
+            note += f" (opens from a ${c.min_deposit:,.0f} deposit)"
+        return note
+
+    def every_account(b: Broker) -> str:
+        parts = []
+        for c in cost_rows[b.pk]:
+            if c.symbol != COST_SYMBOL:
+                continue
+            shown = usd(c.all_in_usd)
+            if c.hold_one_night_long_usd is not None:
+                shown += f" ({usd(c.hold_one_night_long_usd)})"
+            parts.append(
+                f"{c.account} {shown}"
+                + (f", opens from ${c.min_deposit:,.0f}" if c.min_deposit > b.min_deposit else "")
+            )
+        return "; ".join(parts)
 
     rows = [
         row("Status", [b.get_status_display() for b in brokers], lower_is_better=None),
@@ -417,6 +437,12 @@ def broker_compare(*, slugs: list[str], now: datetime | None = None) -> tuple[li
             lower_is_better=True,
             notes=[cost_note(b) for b in brokers],
             fmt="usd",
+        ),
+        # Every account, not only the cheapest: what a trader pays on the account they would open, and a night held.
+        row(
+            "EURUSD all-in cost per account, 1 lot round turn (held one night long)",
+            [every_account(b) or None for b in brokers],
+            lower_is_better=None,
         ),
         row("Maximum leverage (1:x)", [b.max_leverage for b in brokers], lower_is_better=None),
         row("Instruments quoted", [b.instrument_count for b in brokers], lower_is_better=False),  # type: ignore[attr-defined]

@@ -4,11 +4,10 @@ Sizes are in units of the instrument's base: currency units for FX, troy ounces 
 units for index CFDs (one unit moves one unit of quote currency per point), coins for crypto. The
 feeds quote depth in the same units (see simulator/instruments.py).
 
-Per broker the order is walked through that broker's own depth (its own book, so one broker's
-off-market quote can never block another's). The split is the same order walked through the
-consolidated book of every fresh broker's levels on the side the order takes (asks for a buy, bids
-for a sell): with price priority it takes the cheapest levels first, so where the best single broker
-fills in full the split can never cost more.
+Per account the order is walked through that account's own depth (its own book, so one broker's
+off-market quote can never block another's). The split takes from one account per broker, chosen with
+the split, in whole lot steps of each account: the exact cheapest allocation (execution/split.py), so
+where the best single account fills in full the split can never cost more.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from common.ticks import consensus_mid
-from execution.split import Offer, best_split
+from execution.split import Offer, split_solve
 
 # One definition of lots and quote currencies for the pages and best execution.
 from marketdata.costs import ACCOUNT_CURRENCY as ACCOUNT_CURRENCY
@@ -669,26 +668,24 @@ def _split(
     usd_rate: float | None,
     rank_key: Callable[[BrokerResult], tuple[int, float]],
 ) -> tuple[Cost | None, list[str]]:
-    """The order split across brokers: each broker through its best-ranked account for this order (one account
-    per broker: a trader holds one, and a broker's accounts share its liquidity). Over those accounts the split is
-    exact for the cost model (execution/split.py proves it): of all allocations in whole lot steps of each account
-    at or above its minimum order, it fills the most and, of those, costs the least (price plus commission),
-    priced exactly on each account's own book. An account that is not its broker's best-ranked one may still fill
-    more alone (a finer lot step): the split is then that account alone, so it never fills less than any account
-    nor costs more than the best full fill."""
+    """The order split across brokers, through whichever account of each broker makes it cheapest: every account
+    of every broker with fresh depth is offered, and the split takes from one account per broker (a broker's
+    accounts quote the same liquidity, so two of them would count its depth twice; execution/split.py, 6.). The
+    split is exact for the cost model (execution/split.py proves it): of all allocations in whole lot steps of
+    each account at or above its minimum order, at most one account per broker, it fills the most and, of those,
+    costs the least (price plus commission), priced exactly on each account's own book. Each row's
+    ``split_size`` says which account each leg uses. It never fills less than any account alone nor costs more
+    than the best full fill (each account alone is one of the allocations; checked again below)."""
     notes: list[str] = []
     if not priced:
         notes.append("No broker has fresh depth for this instrument right now.")
         return None, notes
-    chosen: dict[str, int] = {}
-    for index in priced:
-        r = results[index]
-        if r.broker not in chosen or rank_key(r) < rank_key(results[chosen[r.broker]]):
-            chosen[r.broker] = index
+    # Every fresh account, best-ranked first: at equal fill and cost the split keeps a broker's best-ranked one.
+    indices = sorted(priced, key=lambda i: (rank_key(results[i]), i))
+    brokers = {b: n for n, b in enumerate(dict.fromkeys(results[i].broker for i in indices))}
 
-    # The exact split over the chosen accounts (execution/split.py says why it is the best there is), in ticks:
-    # the largest fraction of a lot of which every step and minimum is a whole number.
-    indices = list(chosen.values())
+    # The exact split over those accounts (execution/split.py says why it is the best there is), in ticks: the
+    # largest fraction of a lot of which every step and minimum is a whole number.
     lot_units = priced[indices[0]].grid.lot_units
     per_lot = _ticks_per_lot([priced[i].grid for i in indices])
     tick = lot_units / per_lot
@@ -703,9 +700,17 @@ def _split(
                 step=max(1, round(p.grid.lots * per_lot)),
                 min_steps=p.grid.min_steps,
                 tick=tick,
+                group=brokers[results[index].broker],
             )
         )
-    ticks = best_split(offers, size_ticks=_whole(size / tick))
+    solved = split_solve(offers, size_ticks=_whole(size / tick))
+    ticks = solved.ticks
+    if not solved.exact:
+        notes.append(
+            f"This order can be split in so many ways (accounts with minimum orders, brokers with several accounts "
+            f"worth weighing) that the split solved {solved.choices} of them rather than all: it may not be the "
+            "cheapest there is."
+        )
 
     def allocation_cost(allocation: dict[int, float]) -> tuple[Cost, dict[int, float]]:
         filled = notional = commission_usd = 0.0
@@ -762,7 +767,12 @@ def _split(
     for index, units in taken.items():
         results[index].split_size = units
     if split.shortfall > 0:
-        visible = sum(priced[i].book.walk(order_side, size).filled for i in chosen.values())
+        # The most any one account of each broker shows (a broker's accounts share its depth).
+        shown: dict[str, float] = {}
+        for i in priced:
+            b = results[i].broker
+            shown[b] = max(shown.get(b, 0.0), priced[i].book.walk(order_side, size).filled)
+        visible = sum(shown.values())
         if visible < size - _tolerance(size):
             notes.append("Even split across all brokers the visible depth does not fill the whole order.")
         else:

@@ -29,6 +29,26 @@ def instrument_choices() -> list[tuple[str, str]]:
     return [(symbol, f"{symbol}: {name}") for symbol, name in Instrument.objects.values_list("symbol", "name")]
 
 
+def lot_rules() -> dict[str, Any]:
+    """What the form's size hint needs to warn before Calculate (static/js/size-hint.js): each instrument's lot
+    size, and each account of each active broker with its lot step, minimum order and the instruments its broker
+    lists. The same rules the estimate applies (``_lot_rule``); the page still says it after Calculate."""
+    lots = {
+        symbol: calc.contract_size(symbol=symbol, asset_class=asset_class)
+        for symbol, asset_class in Instrument.objects.values_list("symbol", "asset_class")
+    }
+    accounts = []
+    brokers = Broker.objects.filter(status=Broker.Status.ACTIVE).prefetch_related(
+        "account_types", "broker_instruments__instrument"
+    )
+    for broker in brokers.order_by("name"):
+        symbols = sorted(bi.instrument.symbol for bi in broker.broker_instruments.all())
+        for account in broker.account_types.all():
+            step, minimum = _lot_rule(account)
+            accounts.append({"name": f"{broker.name} ({account.name})", "step": step, "min": minimum, "on": symbols})
+    return {"lot": lots, "accounts": accounts}
+
+
 def _lot_rule(account: AccountType | None) -> tuple[float, float]:
     """(lot step, minimum order) in lots: the sizes the account accepts; the model's defaults for a broker with
     no accounts listed."""

@@ -24,7 +24,8 @@ def _estimate(form: OrderForm) -> calc.Estimate:
 @never_cache  # live market data: never stored by browsers or shared caches
 @require_safe
 def calculator(request: HttpRequest) -> HttpResponse:
-    context: dict[str, Any] = {"live": request.user.is_authenticated}
+    # The lot rules go with every answer: the size field warns of an off-grid size before Calculate.
+    context: dict[str, Any] = {"live": request.user.is_authenticated, "lot_rules": selectors.lot_rules()}
     if not request.GET:
         context["form"] = OrderForm(initial=INITIAL)
         return render(request, "execution/calculator.html", context)
@@ -74,6 +75,8 @@ def calculator(request: HttpRequest) -> HttpResponse:
             "lot": form.cleaned_data["lot"],
         },
     )
+    # Which account each leg of the split uses (one per broker), as the rows' split_size says.
+    context["split_legs"] = [row for row in context["answer"]["brokers"] if row["split_size"] > 0]
     return render(request, "execution/calculator.html", context)
 
 

@@ -113,6 +113,16 @@ def lots(value: float | Decimal | None) -> str:
 
 
 @register.filter
+def lot_count(value: float | None) -> str:
+    """An order's size in lots as a trader would say it: 1 lot, 1.05 lots, 1,000 lots (up to six decimals, none
+    trailing: floatformat:"-4g" showed 1.05 lots as 1.0500)."""
+    if value is None:
+        return "–"
+    shown = Decimal(str(round(float(value), 6))).normalize()
+    return f"{shown:,f} lot{'' if shown == 1 else 's'}"
+
+
+@register.filter
 def pips(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 

@@ -156,6 +156,37 @@ def test_the_profile_answers_what_one_lot_costs_on_each_account_with_an_overnigh
     assert "Withdrawal fee" in body
 
 
+def test_the_directory_sorted_by_cost_lists_the_cheapest_all_in_first(client, demo):
+    _hour_bars(days=1)
+    body = client.get("/brokers/?sort=cost").content.decode()
+    shown = [float(v) for v in _directory_costs(body).values()]  # in the page's order
+    assert len(shown) >= 10 and shown == sorted(shown)
+
+
+def test_a_cheapest_account_that_needs_more_than_the_brokers_lowest_deposit_says_so_where_it_is_marked(client, demo):
+    # Alpenbank's Premium account ($3 commission) is its cheapest, but opens only from $50,000; its Private
+    # account from $5,000. The directory and compare say so beside the figure, not only on the profile.
+    _hour_bars(days=1)
+    directory = client.get("/brokers/").content.decode()
+    cell = re.search(r'data-broker="alpenbank-trading">(.*?)</td>', directory, re.S)
+    assert cell is not None and "Premium" in cell.group(1) and "opens from $50,000" in cell.group(1)
+    # Every broker: the note is there exactly when its cheapest account needs more than its lowest deposit.
+    for broker in Broker.objects.filter(status=Broker.Status.ACTIVE).prefetch_related("account_types"):
+        found = re.search(rf'data-broker="{broker.slug}">(.*?)</td>', directory, re.S)
+        assert found is not None
+        account = re.search(r'<span class="muted">([^<]+)</span>', found.group(1))
+        assert account is not None
+        deposit = next(a.min_deposit for a in broker.account_types.all() if a.name == account.group(1))
+        assert ("opens from" in found.group(1)) == (deposit > broker.min_deposit), broker.slug
+    compare = client.get("/compare/?brokers=alpenbank-trading,northwind-markets").content.decode()
+    assert "Premium account: spread $" in compare and "(opens from a $50,000 deposit)" in compare
+    # ... and every account's all-in, with a night held long, is on compare too: not only the cheapest one.
+    for slug in ("alpenbank-trading", "northwind-markets"):
+        for c in client.get(f"/brokers/{slug}/figures.json").json()["costs"]:
+            if c["instrument"] == "EURUSD":
+                assert f"{c['account']} ${c['all_in_usd']:,.2f} (" in compare, (slug, c["account"])
+
+
 def test_alpenbank_is_not_the_cheapest_at_three_dollars_for_a_retail_client_when_its_private_account_charges_five(
     demo,
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -273,6 +274,18 @@ def test_visitors_see_the_result_on_submit_without_live_updates(client, eurusd_b
     assert 'data-live="0"' in body
     assert "js/execution" not in body
     assert "Log in" in body
+
+
+def test_the_page_lists_which_account_each_leg_of_the_split_uses_and_says_sizes_in_lots_as_typed(client, eurusd_book):
+    body = client.get("/execution/?instrument=EURUSD&side=buy&size=10.5&unit=lots").content.decode()
+    answer = api(client, instrument="EURUSD", side="buy", size="10.5", unit="lots").json()
+    legs = [r for r in answer["brokers"] if r["split_size"] > 0]
+    assert len(legs) >= 2  # the split takes from several brokers
+    shown = re.search(r'id="exec-split-legs">(.*?)</dd>', body, re.S)
+    assert shown is not None
+    items = re.findall(r"<li>([^<]+)</li>", shown.group(1))
+    assert items == [f"{r['name']} ({r['account']}): {r['split_size']:,.0f} units" for r in legs]
+    assert "(10.5 lots)" in body  # not 10.5000
 
 
 def test_logged_in_traders_get_the_live_script_and_the_api_url(client, eurusd_book):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -142,6 +143,30 @@ def test_the_split_falls_back_to_one_account_when_the_cheap_levels_leave_a_gap_n
     rows = by_broker(result)
     assert result.split is not None and result.split.shortfall == 0
     assert rows["whole"].split_size == pytest.approx(100_000) and rows["cheap"].split_size == 0
+
+
+def test_the_split_weighs_every_account_of_a_broker_not_only_its_best_ranked_one():
+    # 1.05 lots. Alpen's Standard account fills it all alone (so it ranks above Alpen's Premium, which trades
+    # 0.1 lot from 1 lot and fills 1.0), but its mark-up costs 2 pips. Premium's whole lot at the touch plus
+    # Palm's 0.05 lot is cheaper: the split takes those, and each row says which account takes how much.
+    result = estimate(
+        [
+            depth("alpen", [[1.0999, 1e7]], [[1.1000, 1e7]], account="Premium", commission=5.0, step=0.1, minimum=1.0),
+            # The same depth with a 4-pip mark-up (2 pips a side), as the page prices an account with no own feed.
+            replace(depth("alpen", [[1.0999, 1e7]], [[1.1000, 1e7]], account="Standard"), markup_price=0.0002),
+            depth("palm", [[1.0998, 1e7]], [[1.1001, 10_000]], account="Raw", commission=7.0),
+        ],
+        size=105_000.0,
+    )
+    rows = {(r.broker, r.account): r for r in result.brokers}
+    assert rows[("alpen", "Standard")].fills_in_full and rows[("alpen", "Premium")].partial
+    assert rows[("alpen", "Premium")].split_size == pytest.approx(100_000)
+    assert rows[("palm", "Raw")].split_size == pytest.approx(5_000)
+    assert rows[("alpen", "Standard")].split_size == 0  # one account per broker: its depth is Premium's too
+    assert result.split is not None and result.split.shortfall == 0
+    standard_alone = rows[("alpen", "Standard")].cost
+    assert standard_alone is not None and standard_alone.all_in_usd is not None and result.split.all_in_usd is not None
+    assert result.split.all_in_usd < standard_alone.all_in_usd - 0.5
 
 
 @pytest.mark.parametrize("lots", [128.11, 9999.99, 0.07, 3.0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -10,7 +11,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django_redis import get_redis_connection
 
+from brokers.models import Broker
 from marketdata import keys
+from marketdata.selectors import feed_accounts
 from testing.support import without_script_loader
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +85,18 @@ def test_a_logged_in_trader_gets_the_live_board_never_the_shared_copy(client, se
     assert len(config["instruments"]) == 20
     assert len(config["brokers"]) == 14
     assert config["instruments"][0]["pip"] > 0
+
+
+def test_each_brokers_column_on_the_live_board_names_the_account_its_figures_belong_to(client, seeded):
+    client.force_login(User.objects.create_user("t", password="long-enough-pass-1"))
+    body = client.get("/live/").content.decode()
+    brokers = list(Broker.objects.prefetch_related("account_types"))
+    feeds = feed_accounts(brokers=brokers)
+    for broker in brokers:
+        header = re.search(rf'<th scope="col" data-broker="{broker.slug}">(.*?)</th>', body, re.S)
+        assert header is not None, broker.slug
+        account = feeds[broker.pk]
+        assert account is not None and f'<span class="muted acct">{account.name} account</span>' in header.group(1)
 
 
 def test_the_public_page_is_regenerated_by_url_like_other_cached_pages(seeded):

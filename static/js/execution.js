@@ -137,12 +137,23 @@
     split.replaceChildren();
     if (data.split && data.split.all_in_usd !== null) {
       split.appendChild(document.createTextNode("$" + money(data.split.all_in_usd)));
-      if (data.split.saving_usd_vs_best !== null) {
+      if (data.split.saving_usd_vs_best !== null && data.split.saving_usd_vs_best >= 0.005) {
         split.appendChild(document.createTextNode(" "));
         split.appendChild(el("span", "(saves $" + money(data.split.saving_usd_vs_best) + ")", "muted"));
       }
     } else {
       split.textContent = "–";
+    }
+    // Which account each leg of the split uses, as the server renders it.
+    var legs = data.brokers.filter(function (r) { return r.split_size > 0; });
+    var legsEl = document.getElementById("exec-split-legs");
+    legsEl.replaceChildren();
+    if (legs.length) {
+      var list = el("ul", null, "split-legs");
+      legs.forEach(function (r) { list.appendChild(el("li", r.name + (r.account ? " (" + r.account + ")" : "") + ": " + qty(r.split_size) + " units")); });
+      legsEl.appendChild(list);
+    } else {
+      legsEl.textContent = "–";
     }
     var notes = document.getElementById("exec-notes");
     notes.replaceChildren();

@@ -105,3 +105,38 @@ def test_a_visitor_gets_the_result_and_a_trader_sees_it_move(demo, live_site, br
         assert cells.get("unfilled_units", "0") == _qty(row["unfilled_units"])
     partial = rows[next(key for key in rows if key.startswith(b + "|"))]
     assert partial["partial"] and partial["penalty_usd"] > 0
+
+
+def test_a_size_off_an_accounts_lot_grid_is_flagged_as_it_is_typed_and_still_after_calculate_without_js(
+    demo, live_site, browser_page
+):
+    # Alpenbank's Premium account trades whole 0.1 lots from 1 lot (brokers.services.DEMO_LOT_RULES).
+    page = browser_page
+    page.goto(live_site + "/execution/")
+    page.wait_for_function("() => document.documentElement.dataset.afterPaint === 'done'")
+    hint = page.locator("#size-hint")
+    assert hint.is_hidden()
+    page.get_by_label("Instrument").select_option("EURUSD")
+    page.get_by_label("Size unit").select_option("lots")
+    page.get_by_label("Size", exact=True).fill("1.05")
+    text = hint.inner_text()  # before Calculate
+    assert "Alpenbank Trading (Premium)" in text and "Nearest sizes they take: 1 lot or 1.1 lots" in text
+    assert "size-hint" in (page.get_by_label("Size", exact=True).get_attribute("aria-describedby") or "")
+    assert hint.get_attribute("aria-live") == "polite"
+    page.get_by_label("Size", exact=True).fill("2")
+    assert hint.is_hidden()  # every account takes 2 lots
+    page.get_by_label("Size unit").select_option("units")
+    page.get_by_label("Size", exact=True).fill("50,000")  # half a lot: below Premium's and Sakura's minimums
+    assert "Below the minimum order of 1 lot: Alpenbank Trading (Premium)" in hint.inner_text()
+
+    # Without JavaScript nothing is said before Calculate, and the server's note says it after.
+    context = page.context.browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        nojs = context.new_page()
+        nojs.goto(live_site + "/execution/?instrument=EURUSD&side=buy&size=1.05&unit=lots")
+        assert nojs.locator("#size-hint").is_hidden()
+        put_depth("alpenbank-trading", [[1.1000, 2e6]], [[1.1002, 2e6]])
+        nojs.reload()
+        assert "Alpenbank Trading (Premium)" in nojs.locator("#size-advice").inner_text()
+    finally:
+        context.close()
