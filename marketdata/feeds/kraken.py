@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from bisect import bisect_left, insort
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
+from operator import neg
 from typing import Any, Literal
 
 import msgspec
@@ -78,7 +80,9 @@ class KrakenBook(Book):
         old = bids.get(tick)
         if size > 0:
             if old is None:
-                self._bid_order = None
+                order = self._bid_order
+                if order is not None:
+                    insort(order, tick, key=neg)
             elif old == size:
                 return
             bids[tick] = size
@@ -86,17 +90,22 @@ class KrakenBook(Book):
             self._bid_text[tick] = str(tick).lstrip("0") + format(size, self._qty_format).replace(".", "").lstrip("0")
         elif old is not None:
             del bids[tick], self._bid_levels[tick]
-            self._bid_order = None
+            order = self._bid_order
+            if order is not None:
+                del order[bisect_left(order, -tick, key=neg)]
         else:
             return
-        self._bid_depth = None
+        if tick >= self._bid_floor:
+            self._bid_depth = None
 
     def set_ask(self, tick: int, size: float) -> None:
         asks = self.asks
         old = asks.get(tick)
         if size > 0:
             if old is None:
-                self._ask_order = None
+                order = self._ask_order
+                if order is not None:
+                    insort(order, tick)
             elif old == size:
                 return
             asks[tick] = size
@@ -104,10 +113,13 @@ class KrakenBook(Book):
             self._ask_text[tick] = str(tick).lstrip("0") + format(size, self._qty_format).replace(".", "").lstrip("0")
         elif old is not None:
             del asks[tick], self._ask_levels[tick]
-            self._ask_order = None
+            order = self._ask_order
+            if order is not None:
+                del order[bisect_left(order, tick)]
         else:
             return
-        self._ask_depth = None
+        if tick <= self._ask_ceiling:
+            self._ask_depth = None
 
     def checksum(self) -> int:
         """book_checksum of this book: the texts of its top 10 asks, then of its top 10 bids (only
