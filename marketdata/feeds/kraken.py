@@ -32,6 +32,7 @@ from websockets.exceptions import WebSocketException
 from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import (
+    SORT_BELOW,
     Book,
     JsonVenueParser,
     Parsed,
@@ -82,7 +83,10 @@ class KrakenBook(Book):
             if old is None:
                 order = self._bid_order
                 if order is not None:
-                    insort(order, tick, key=neg)
+                    if len(order) < SORT_BELOW:
+                        self._bid_order = None
+                    else:
+                        insort(order, tick, key=neg)
             elif old == size:
                 return
             bids[tick] = size
@@ -92,7 +96,10 @@ class KrakenBook(Book):
             del bids[tick], self._bid_levels[tick]
             order = self._bid_order
             if order is not None:
-                del order[bisect_left(order, -tick, key=neg)]
+                if len(order) <= SORT_BELOW:
+                    self._bid_order = None
+                else:
+                    del order[bisect_left(order, -tick, key=neg)]
         else:
             return
         if tick >= self._bid_floor:
@@ -105,7 +112,10 @@ class KrakenBook(Book):
             if old is None:
                 order = self._ask_order
                 if order is not None:
-                    insort(order, tick)
+                    if len(order) < SORT_BELOW:
+                        self._ask_order = None
+                    else:
+                        insort(order, tick)
             elif old == size:
                 return
             asks[tick] = size
@@ -115,7 +125,10 @@ class KrakenBook(Book):
             del asks[tick], self._ask_levels[tick]
             order = self._ask_order
             if order is not None:
-                del order[bisect_left(order, tick)]
+                if len(order) <= SORT_BELOW:
+                    self._ask_order = None
+                else:
+                    del order[bisect_left(order, tick)]
         else:
             return
         if tick <= self._ask_ceiling:

@@ -32,6 +32,9 @@ WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 _INF = math.inf
 _NEG_INF = -math.inf
+# A side shorter than this is sorted again after a level comes or goes (cheaper than two bisections
+# for so few); a longer one is kept in order by bisection.
+SORT_BELOW = 8
 DEPTH_LEVELS = 10  # levels kept in the normalised depth (the validator accepts up to 20)
 
 
@@ -208,7 +211,8 @@ class Book:
       it changes again (the validator's depth check then meets the same objects);
     - each side's ticks best first: sorted once after a clear (a snapshot adds its levels in any
       order), then kept in order as levels come and go (a bisection and a move in C, where sorting a
-      venue's thousand levels after every added level took 30 µs and more);
+      venue's thousand levels after every added level took 30 µs and more; a side of fewer than
+      SORT_BELOW levels is simply sorted again);
     - each side's depth tuple, rebuilt only after a change among the levels it shows (a book deeper
       than the depth keeps it through changes below its last level: most of a deep book's updates).
     """
@@ -270,7 +274,10 @@ class Book:
             if old is None:
                 order = self._bid_order
                 if order is not None:
-                    insort(order, tick, key=neg)
+                    if len(order) < SORT_BELOW:
+                        self._bid_order = None
+                    else:
+                        insort(order, tick, key=neg)
             elif old == size:
                 return
             bids[tick] = size
@@ -279,7 +286,10 @@ class Book:
             del bids[tick], self._bid_levels[tick]
             order = self._bid_order
             if order is not None:
-                del order[bisect_left(order, -tick, key=neg)]
+                if len(order) <= SORT_BELOW:
+                    self._bid_order = None
+                else:
+                    del order[bisect_left(order, -tick, key=neg)]
         else:
             return
         if tick >= self._bid_floor:
@@ -292,7 +302,10 @@ class Book:
             if old is None:
                 order = self._ask_order
                 if order is not None:
-                    insort(order, tick)
+                    if len(order) < SORT_BELOW:
+                        self._ask_order = None
+                    else:
+                        insort(order, tick)
             elif old == size:
                 return
             asks[tick] = size
@@ -301,7 +314,10 @@ class Book:
             del asks[tick], self._ask_levels[tick]
             order = self._ask_order
             if order is not None:
-                del order[bisect_left(order, tick)]
+                if len(order) <= SORT_BELOW:
+                    self._ask_order = None
+                else:
+                    del order[bisect_left(order, tick)]
         else:
             return
         if tick <= self._ask_ceiling:
