@@ -163,16 +163,19 @@ class QuoteValidator:
             before = self._last_depth.get(key) if self._last_depth else None
             i = 0
             for side in depth:
-                if type(side) is not tuple or len(side) > 20:
+                if type(side) is not tuple:
+                    return self._check(quote)
+                n = len(side)
+                if n > 20:
                     return self._check(quote)
                 levels: Iterable[Any] = side
-                if len(side) >= _SKIP_MIN:
+                if n >= _SKIP_MIN:
                     keep_depth = True
                     if before is not None:
                         prior = before[i]
                         if side is prior:
                             levels = ()
-                        elif len(prior) >= len(side):
+                        elif len(prior) >= n:
                             levels = compress(side, map(is_not, side, prior))
                 i += 1
                 for level in levels:

@@ -142,7 +142,12 @@ class KrakenBook(Book):
         bids = self._bid_order
         if bids is None:
             bids = self._bid_order = sorted(self.bids, reverse=True)
-        return zlib.crc32("".join(_texts(self._ask_text, asks[:10]) + _texts(self._bid_text, bids[:10])).encode())
+        asks, bids = asks[:10], bids[:10]
+        if len(asks) > 1 and len(bids) > 1:  # the usual book: two itemgetter calls, no call of ours
+            text = "".join(itemgetter(*asks)(self._ask_text) + itemgetter(*bids)(self._bid_text))
+        else:
+            text = "".join(_texts(self._ask_text, asks) + _texts(self._bid_text, bids))
+        return zlib.crc32(text.encode())
 
 
 def _texts(texts: dict[int, str], ticks: list[int]) -> tuple[str, ...]:
