@@ -105,6 +105,103 @@ class QuoteValidator:
         return reason
 
     def check(self, quote: Quote) -> Quote | Reason:
+        """The quote (its instrument made canonical) if it passes every check, else the reason.
+
+        What feeds send almost always passes, in the types the adapters build: that case is decided
+        here in one pass, with no call. Anything else (another type anywhere, a value that fails or
+        only might fail a check, a jump) goes to _check, the full checks in their documented order,
+        which then decides alone: this pass changes no state before it accepts, so falling back is
+        always right, and it accepts only what _check would accept with the same effect (a test runs
+        both against a copy of the validator as it was, on generated quotes of every kind).
+        """
+        broker, instrument, account = quote.broker, quote.instrument, quote.account
+        seq, ts_broker, ts_recv = quote.seq, quote.ts_broker, quote.ts_recv
+        bid, ask, bid_size, ask_size = quote.bid, quote.ask, quote.bid_size, quote.ask_size
+        cfg = self.config
+        if not (
+            type(broker) is str
+            and type(instrument) is str
+            and type(account) is int
+            and type(seq) is int
+            and type(ts_broker) is int
+            and type(ts_recv) is int
+            and type(bid) is float
+            and type(ask) is float
+            and type(bid_size) is float
+            and type(ask_size) is float
+            and broker
+            and account >= 0
+            # Positive, finite (NaN fails every comparison), in range and not crossed.
+            and 0.0 < bid <= ask < _INF
+            and ask <= cfg.max_price
+            and 0.0 < bid_size < _INF
+            and 0.0 < ask_size < _INF
+            and bid_size <= cfg.max_size
+            and ask_size <= cfg.max_size
+            and ts_recv - ts_broker <= cfg.max_age_us
+            and ts_broker - ts_recv <= cfg.max_future_us
+        ):
+            return self._check(quote)
+        symbol_map = self.symbols.get(broker)
+        canonical = symbol_map.get(instrument) if symbol_map is not None else None
+        if canonical is None:
+            return self._check(quote)
+        feed = (broker, account)
+        last_seq = self._last_seq.get(feed)
+        if last_seq is not None and seq <= last_seq:
+            return self._check(quote)
+        key = (broker, canonical, account)
+        last = self._last.get(key)
+        if last is not None and ts_broker < last[0]:
+            return self._check(quote)
+        depth = quote.depth
+        keep_depth = False  # _depth_check's _GOOD_FLOATS: remembered as the instrument's last depth
+        if depth is not None:
+            # _depth_check for plain tuples of (float, float) levels; anything else goes to _check.
+            if type(depth) is not tuple or len(depth) != 2:
+                return self._check(quote)
+            before = self._last_depth.get(key) if self._last_depth else None
+            i = 0
+            for side in depth:
+                if type(side) is not tuple:
+                    return self._check(quote)
+                n = len(side)
+                if n > 20:
+                    return self._check(quote)
+                levels: Iterable[Any] = side
+                if n >= _SKIP_MIN:
+                    keep_depth = True
+                    if before is not None:
+                        prior = before[i]
+                        if side is prior:
+                            levels = ()
+                        elif len(prior) >= n:
+                            levels = compress(side, map(is_not, side, prior))
+                i += 1
+                for level in levels:
+                    if type(level) is tuple and len(level) == 2:
+                        price, size = level
+                        if type(price) is float and type(size) is float and 0.0 < price < _INF and 0.0 < size < _INF:
+                            continue
+                    return self._check(quote)
+        mid = (bid + ask) / 2.0
+        if last is not None:
+            last_mid = last[1]
+            if abs(mid - last_mid) > self.jump_limits.get(canonical, cfg.max_jump) * last_mid:
+                return self._check(quote)
+            if self._jump_run:
+                self._jump_run.pop(key, None)
+        if keep_depth:
+            self._last_depth[key] = depth  # type: ignore[assignment]
+        self._last_seq[feed] = seq
+        self._last[key] = (ts_broker, mid)
+        self.counts["accepted"] += 1
+        if canonical == instrument:
+            return quote
+        return Quote(broker, canonical, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, depth, account)
+
+    def _check(self, quote: Quote) -> Quote | Reason:
+        """Every check in its documented order, for any quote (check's general path)."""
         broker = quote.broker
         if not isinstance(broker, str) or not broker:
             return self._reject(broker, Reason.BAD_FIELD)

@@ -83,22 +83,22 @@ class BinanceParser(JsonVenueParser):
         """The diff-depth event of a combined-stream or raw message, None if it is not one that
         decodes into _DepthUpdate (both shapes are tried, the last one seen first)."""
         combined = self._combined
-        for first in (True, False):
-            try:
-                if combined:
-                    return _decode_combined(raw).data
-                return _decode_raw(raw)
-            except (msgspec.DecodeError, TypeError):  # ValidationError is a DecodeError
-                if not first:
-                    return None
-                combined = self._combined = not combined
-        return None
+        try:
+            return _decode_combined(raw).data if combined else _decode_raw(raw)
+        except (msgspec.DecodeError, TypeError):  # ValidationError is a DecodeError
+            pass
+        self._combined = not combined
+        try:
+            return _decode_raw(raw) if combined else _decode_combined(raw).data
+        except (msgspec.DecodeError, TypeError):
+            return None
 
     def _depth_update(self, msg: _DepthUpdate, ts_recv: int) -> list[Parsed] | None:
         """depth_update() for a typed event of a synced symbol: the same steps in the same order (a
         test runs both paths on hostile corpora). None: not synced, the general path buffers it."""
         name = msg.s
-        spec = self.symbols.get(name)
+        symbols = self.symbols
+        spec = symbols.specs.get(name) or symbols.get(name)  # the mapping's own dict first: no call
         if spec is None:
             return [self.unknown(name)]
         last = self.last_u.get(name)
@@ -107,9 +107,11 @@ class BinanceParser(JsonVenueParser):
         first_id, final_id = msg.U, msg.u
         if final_id <= last:
             return [Reject("duplicate", f"u={final_id} <= {last}")]
-        if first_id != last + 1 and not (name in self.fresh and first_id <= last + 1):
+        fresh = self.fresh
+        if first_id != last + 1 and not (name in fresh and first_id <= last + 1):
             return self._lost(name, f"U={first_id}, expected {last + 1}")
-        self.fresh.discard(name)
+        if fresh:
+            fresh.discard(name)
         try:
             book = self.books[name]
             scale = book.scale

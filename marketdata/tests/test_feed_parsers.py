@@ -78,9 +78,11 @@ def test_a_value_out_of_range_is_a_garbled_reject_never_an_exception(adapter, be
     assert [x.reason for x in out if isinstance(x, Reject)] == ["garbled"], out
 
 
-def _reference_depth(bids: dict[int, float], asks: dict[int, float], scale: int) -> tuple[Any, Any]:
-    b = tuple((t / scale, bids[t]) for t in sorted(bids, reverse=True)[:DEPTH_LEVELS])
-    a = tuple((t / scale, asks[t]) for t in sorted(asks)[:DEPTH_LEVELS])
+def _reference_depth(
+    bids: dict[int, float], asks: dict[int, float], scale: int, levels: int = DEPTH_LEVELS
+) -> tuple[Any, Any]:
+    b = tuple((t / scale, bids[t]) for t in sorted(bids, reverse=True)[:levels])
+    a = tuple((t / scale, asks[t]) for t in sorted(asks)[:levels])
     return b, a
 
 
@@ -90,7 +92,13 @@ def test_a_book_keeps_between_messages_exactly_what_it_would_compute_afresh(book
     book = Book(1) if book_class == "Book" else KrakenBook(BTC)
     bids: dict[int, float] = {}
     asks: dict[int, float] = {}
-    for step in range(3000):
+    levels = DEPTH_LEVELS
+    for step in range(6000):
+        # Books much deeper than the depth (changes below its last level keep it) and shallower ones,
+        # and now and then another depth asked for.
+        width = 100 if step < 3000 else 8
+        if rng.random() < 0.02:
+            levels = rng.choice([DEPTH_LEVELS, DEPTH_LEVELS, 1, 3, 12])
         r = rng.random()
         if r < 0.01:
             book.clear()
@@ -104,7 +112,7 @@ def test_a_book_keeps_between_messages_exactly_what_it_would_compute_afresh(book
                     del side[t]
         else:
             is_bid = rng.random() < 0.5
-            tick = rng.randint(449_900, 450_100)
+            tick = 450_000 + rng.randint(-width, width)
             size = rng.choice([0.0, 0.0, 1.5, 2.0, rng.randint(1, 10**9) / 1e8])
             if rng.random() < 0.5:
                 book.set(book.bids if is_bid else book.asks, tick, size)
@@ -118,11 +126,11 @@ def test_a_book_keeps_between_messages_exactly_what_it_would_compute_afresh(book
         assert book.bids == bids and book.asks == asks
         assert book.top_bids(10) == sorted(bids, reverse=True)[:10]
         assert book.top_asks(10) == sorted(asks)[:10]
-        q = book.quote("b", "BTCUSD", step, step, step)
+        q = book.quote("b", "BTCUSD", step, step, step, levels)
         if not bids or not asks:
             assert q is None
         else:
-            assert q is not None and q.depth == _reference_depth(bids, asks, book.scale), step
+            assert q is not None and q.depth == _reference_depth(bids, asks, book.scale, levels), step
             assert (q.bid, q.bid_size) == q.depth[0][0] and (q.ask, q.ask_size) == q.depth[1][0]
         if isinstance(book, KrakenBook):
             assert book.checksum() == book_checksum(book, BTC), step

@@ -292,6 +292,32 @@ def binance_stream(n: int, rng: random.Random) -> list[bytes]:
     return out
 
 
+def binance_deep_stream(n: int, rng: random.Random) -> list[bytes]:
+    """Binance as a real book looks: a REST snapshot of 1,000 levels a side, then updates of 3 levels
+    a side spread through the book (most far from the top), a level in 3 deleted or new."""
+    books = ({6500000 - i: 1 for i in range(1000)}, {6500010 + i: 1 for i in range(1000)})
+    snap = {
+        "lastUpdateId": 100,
+        "symbol": "BTCUSDT",
+        "bids": [[f"{t / 100:.2f}", "1.00000000"] for t in books[0]],
+        "asks": [[f"{t / 100:.2f}", "1.00000000"] for t in books[1]],
+    }
+    out = [json.dumps(snap).encode()]
+    for i in range(n):
+        sides: list[list[list[str]]] = [[], []]
+        for side, book, sign, best in ((sides[0], books[0], -1, 6500000), (sides[1], books[1], 1, 6500010)):
+            for _ in range(3):
+                tick = best + sign * int(rng.expovariate(1 / 200))
+                if tick in book and rng.random() < 0.35:
+                    del book[tick]
+                    side.append([f"{tick / 100:.2f}", "0.00000000"])
+                else:
+                    book[tick] = 1
+                    side.append([f"{tick / 100:.2f}", f"{rng.randint(1, 900) / 100:.8f}"])
+        out.append(binance_depth_update("BTCUSDT", 101 + i, 101 + i, *sides, event_ms=NOW_MS + i).encode())
+    return out
+
+
 def kraken_stream(n: int, rng: random.Random) -> list[bytes]:
     venue = KrakenBook(depth=10)
     bids = [(f"{45000 - i / 10:.1f}", "1.00000000") for i in range(10)]
