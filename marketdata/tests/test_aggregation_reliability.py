@@ -273,16 +273,7 @@ def test_rollups_add_the_measures_up_in_python_and_in_sql(db):
     start = datetime.fromtimestamp(T0 / 1e6, tz=UTC)
     bars_rollup(since=start, until=start + timedelta(minutes=10))
     py = {(r.broker, r.instrument): r for r in rollup_rows(rows, bucket_us=3_600_000_000)}
-    fields = (
-        "frozen_s",
-        "frozen_judged_s",
-        "latency_count",
-        "latency_log_sum",
-        "depth_count",
-        "depth_1",
-        "depth_5",
-        "depth_10",
-    )
+    fields = RELIABILITY_FIELDS
     hourly = SpreadBar.objects.filter(resolution="1h").select_related("broker", "instrument")
     assert hourly.count() == len(py)
     for bar in hourly:
