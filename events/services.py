@@ -57,6 +57,9 @@ def event_report_generate(*, event_id: int, now: datetime | None = None, force: 
     slugs = {b.pk: b.slug for b in brokers}
     feeds = feed_accounts(brokers=brokers)  # whose bars spread_minutes_around read
     rates = conversion_rates()
+    pricing = {
+        pk: costs.lot_pricing(symbol=i.symbol, asset_class=i.asset_class, rates=rates) for pk, i in instruments.items()
+    }
 
     rows: list[EventReportRow] = []
     per_broker: dict[int, list[stress.Stress]] = defaultdict(list)
@@ -75,13 +78,12 @@ def event_report_generate(*, event_id: int, now: datetime | None = None, force: 
         # of one lot round turn plus the feed account's round-turn commission.
         account = feeds.get(broker_id)
         commission = float(account.commission_per_lot) if account is not None else 0.0
+        lot, conversion = pricing[instrument_id]
         peak = costs.all_in_round_turn(
             spread_pips=pips(s.peak),
             pip_size=pip,
-            lot_units=costs.contract_size(symbol=inst.symbol, asset_class=inst.asset_class),
-            usd_per_quote=costs.usd_conversion(
-                currency=costs.quote_currency(symbol=inst.symbol, asset_class=inst.asset_class), rates=rates
-            ).usd_per_unit,
+            lot_units=lot,
+            usd_per_quote=conversion.usd_per_unit,
             commission=commission,
         )
         rows.append(

@@ -138,6 +138,13 @@ def usd_conversion(*, currency: str | None, rates: Mapping[str, tuple[float, str
     return Conversion(rate, f"1 {currency} = {rate:.6g} USD (rate of {as_of})")
 
 
+def lot_pricing(*, symbol: str, asset_class: str, rates: Mapping[str, tuple[float, str]]) -> tuple[float, Conversion]:
+    """What turns a spread into USD per standard lot: the instrument's contract size and the USD value of its
+    quote currency (all_in_round_turn's lot_units and usd_per_quote)."""
+    currency = quote_currency(symbol=symbol, asset_class=asset_class)
+    return contract_size(symbol=symbol, asset_class=asset_class), usd_conversion(currency=currency, rates=rates)
+
+
 @dataclass(frozen=True)
 class AllIn:
     spread_cost_usd: float | None

@@ -456,10 +456,7 @@ def account_costs(
         broker = by_id[bi.broker_id]
         feed = feeds[broker.pk]
         base = windows.get((broker.pk, inst.pk, feed.pk if feed is not None else None), {}).get(COST_WINDOW)
-        lot = costs.contract_size(symbol=inst.symbol, asset_class=inst.asset_class)
-        conversion = costs.usd_conversion(
-            currency=costs.quote_currency(symbol=inst.symbol, asset_class=inst.asset_class), rates=rates
-        )
+        lot, conversion = costs.lot_pricing(symbol=inst.symbol, asset_class=inst.asset_class, rates=rates)
         swap = swaps.get((broker.pk, inst.pk))
         rows = []
         for acc in broker.account_types.all():
