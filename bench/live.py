@@ -101,11 +101,13 @@ def _build_application() -> Any:
 
         channel_layer_alias = "pubsub"
 
-    from django.core.asgi import get_asgi_application
+    # The site's own HTTP app, started as config.asgi starts it (URL modules imported up front, the
+    # transport's self-check): a first request must not import views on the event loop mid-run.
+    from config.asgi import django_asgi_app
 
     return ProtocolTypeRouter(
         {
-            "http": get_asgi_application(),  # /readyz: the hub's own delivery lag
+            "http": django_asgi_app,  # /readyz: the hub's own delivery lag
             "websocket": AllowedHostsOriginValidator(
                 live_auth_stack(
                     URLRouter(

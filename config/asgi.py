@@ -9,6 +9,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Build the Django app first: it sets up the app registry that the consumers' imports need.
 django_asgi_app = get_asgi_application()
 
+from django.urls import get_resolver  # noqa: E402
+
+# Import every URL module (each app's views, the API's schemas) now, not on the first request: Django
+# resolves a request's URL on the event loop, and that first import (100-200 ms) held every live client of
+# the process (found in bench.live --burst: the first /readyz request stalled the calm phase's quotes).
+get_resolver().url_patterns  # noqa: B018 (the property's side effect is the point)
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -16,7 +16,8 @@ from django.conf import settings
 from common.redis import REDIS_DOWN
 from common.ticks import now_us
 from live import board, transport
-from live.hub import COUNTERS, Hub, Snapshot, hub_get
+from live.counters import COUNTERS
+from live.hub import Hub, Snapshot, hub_get
 from live.notify import UserNotifier, notifier_get
 from live.outbox import Outbox, SlowPolicy, Update, ws_text_frame
 from live.selectors import board_choice_cached_get

@@ -33,6 +33,7 @@ from django.conf import settings
 
 from common.redis import redis_async_new
 from common.ticks import now_us
+from live.counters import COUNTERS, counters_flush
 from live.outbox import Decision, Outbox, Update, quote_group, quote_part, ws_text_frame
 from live.subscription import SubscriptionReader
 from marketdata import keys
@@ -162,58 +163,6 @@ def status_parse(data: str) -> tuple[str, int] | None:
     if not isinstance(broker, str) or not broker or status.get("status") not in ("up", "stale", "down"):
         return None
     return broker, int(since) if isinstance(since, int | float) and _finite_number(since) else 0
-
-
-class Counters:
-    """Process-local counts, added to the shared counters (common.metrics) every few seconds."""
-
-    NAMES = (
-        "live_bad_upstream",
-        "live_superseded_upstream",
-        "ws_refused",
-        "ws_malformed",
-        "ws_oversized",
-        "ws_dropped_slow",
-        "ws_conflated",
-        "ws_rate_limited",
-        "live_hub_redis_lost",
-        "live_hub_stuck",
-        "live_hub_healed",
-    )
-
-    def __init__(self) -> None:
-        self.values: dict[str, int] = dict.fromkeys(self.NAMES, 0)
-        self.unflushed: dict[str, int] = dict.fromkeys(self.NAMES, 0)
-
-    def incr(self, name: str, amount: int = 1) -> None:
-        self.values[name] += amount
-        self.unflushed[name] += amount
-
-    def take_unflushed(self) -> dict[str, int]:
-        out = {k: v for k, v in self.unflushed.items() if v}
-        self.unflushed = dict.fromkeys(self.NAMES, 0)
-        return out
-
-
-COUNTERS = Counters()
-
-
-def _stats_flush(values: dict[str, int]) -> None:
-    from common import metrics
-
-    for name, amount in values.items():
-        metrics.incr(name, amount)
-
-
-async def counters_flush() -> None:
-    values = COUNTERS.take_unflushed()
-    if values:
-        from asgiref.sync import sync_to_async
-
-        try:
-            await sync_to_async(_stats_flush, thread_sensitive=False)(values)
-        except Exception:  # counters must never take the fan-out down
-            logger.exception("could not flush live counters")
 
 
 class Hub:

@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from live.counters import COUNTERS
+
 logger = logging.getLogger(__name__)
 
 PINNED = {"Twisted": "26.10.0", "autobahn": "26.10.2", "daphne": "4.2.3", "channels": "4.3.2"}
 
 
 def metrics_incr(name: str, amount: int = 1) -> None:
+    """Count straight into the shared counters: only for the once-per-process self-check."""
     try:
         from common import metrics
 
@@ -249,12 +252,16 @@ class Connection:
                 transport.registerProducer(self._watch, True)
             except Exception:
                 logger.exception("live transport: cannot watch this connection's buffer; slow clients go unseen")
-                metrics_incr("live_transport_unwatched")
+                COUNTERS.incr("live_transport_unwatched")
                 self._watch = None
 
     @staticmethod
     def _instance_ok(protocol: Any) -> bool:
         transport = getattr(protocol, "transport", None)
+        if transport is not None and getattr(transport, "connected", None) == 0:
+            # The client left before its connect handler ran (a storm of connects and drops): Twisted has
+            # already removed the closed socket's fields. Nothing is missing and nothing will be written.
+            return False
         ok = (
             transport is not None
             and _has(protocol, "state", "STATE_OPEN", "_perMessageCompress", "last_ping")
@@ -262,7 +269,7 @@ class Connection:
         )
         if not ok:
             logger.error("live transport: a connection lacks the fields the self-check found; public path for it")
-            metrics_incr("live_transport_instance_fallback")
+            COUNTERS.incr("live_transport_instance_fallback")  # on the event loop: never a Redis call here
         return ok
 
     @property

@@ -78,6 +78,8 @@ before = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count(), threading.a
 import config.asgi
 after = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count(), threading.active_count())
 print("GC", before == after, before, after)
+from django.urls import get_resolver
+print("URLCONF", "url_patterns" in get_resolver().__dict__)
 """
 
 
@@ -91,6 +93,18 @@ def test_settings_and_the_asgi_app_load_without_network_io_and_leave_gc_alone():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("GC True"), result.stdout
+
+
+def test_the_asgi_app_imports_every_url_module_at_start_up_not_on_the_first_request():
+    """Django resolves a request's URL on the event loop, so the URLconf's first import (every app's
+    views, the API's schemas: 100-200 ms) would hold the live board of every client of the process."""
+    env = {**PRODUCTION, "REDIS_URL": "redis://127.0.0.1:1/0", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "CACHE_KEY_PREFIX": "cfgtest", **env}
+    result = subprocess.run(
+        [sys.executable, "-c", PYTHON_NO_NETWORK], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "URLCONF True" in result.stdout, result.stdout
 
 
 def test_without_redis_the_demo_falls_back_to_one_process_and_says_so(tmp_path):

@@ -22,7 +22,8 @@ import redis
 import redis.asyncio as aioredis
 
 from live import hub as hub_module
-from live.hub import COUNTERS, Hub, Snapshot
+from live.counters import COUNTERS, counters_flush
+from live.hub import Hub, Snapshot
 from live.outbox import Outbox, Update
 from marketdata import keys
 from testing.support import await_for, wait_for
@@ -308,7 +309,7 @@ async def test_a_client_that_attaches_while_the_last_one_is_stopping_the_hub_get
 
     # Hold the stop inside its awaits (the counters' flush) until the second client has attached.
     stopping, go_on = asyncio.Event(), asyncio.Event()
-    real_flush = hub_module.counters_flush
+    real_flush = counters_flush
 
     async def paused_flush() -> None:
         stopping.set()

@@ -148,3 +148,69 @@ def test_the_buffer_watch_takes_the_http_channels_place_and_passes_every_call_on
     watch.resumeProducing()
     watch.stopProducing()
     assert channel.calls == ["pause", "resume", "stop"]
+
+
+class _DaphneProtocol:
+    """Stands in for daphne's protocol around a real (unconnected) Twisted TCP server transport."""
+
+    STATE_OPEN = 3
+
+    def __init__(self, *, last_ping: bool = True) -> None:
+        self.transport = transport._twisted_server()
+        self.state = self.STATE_OPEN
+        self._perMessageCompress = None
+        if last_ping:
+            self.last_ping = 0.0
+
+    def sendMessage(self, payload, is_binary):
+        raise AssertionError("not on this path")
+
+
+@pytest.mark.django_db
+def test_a_client_that_left_before_its_connect_handler_ran_is_not_counted_as_a_missing_field(caplog):
+    from twisted.internet.abstract import FileDescriptor
+    from twisted.python.failure import Failure
+
+    from live.counters import COUNTERS
+
+    transport.selfcheck(count=False)
+    protocol = _DaphneProtocol()
+    protocol.transport.reactor.removeWriter = lambda _fd: None
+    # What Twisted does when the peer goes: its connectionLost marks the transport closed and deletes the socket.
+    FileDescriptor.connectionLost(protocol.transport, Failure(ConnectionError("gone")))
+    del protocol.transport.socket
+    before = COUNTERS.values["live_transport_instance_fallback"]
+    with caplog.at_level(logging.ERROR, logger="live.transport"):
+        connection = transport.Connection(functools.partial(_handle_reply, protocol), hold_bytes=1000)
+    assert not connection.fast
+    assert COUNTERS.values["live_transport_instance_fallback"] == before
+    assert "lacks the fields" not in caplog.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_connection_missing_a_field_is_counted_in_the_process_and_reaches_redis_off_the_event_loop(caplog):
+    """On the event loop a count is a dict update: a Redis round trip there would hold every client (during
+    an NFP burst's storm of connects and drops, such counts held the loop for up to 690 ms)."""
+    from live.counters import COUNTERS, counters_flush
+
+    transport.selfcheck(count=False)
+    await counters_flush()  # whatever earlier tests counted
+    shared_before = await _shared("live_transport_instance_fallback")
+    before = COUNTERS.values["live_transport_instance_fallback"]
+    with caplog.at_level(logging.ERROR, logger="live.transport"):
+        connection = transport.Connection(
+            functools.partial(_handle_reply, _DaphneProtocol(last_ping=False)), hold_bytes=1000
+        )
+    assert not connection.fast
+    assert "lacks the fields" in caplog.text
+    assert COUNTERS.values["live_transport_instance_fallback"] == before + 1
+    assert await _shared("live_transport_instance_fallback") == shared_before  # nothing sent to Redis yet
+    await counters_flush()
+    assert await _shared("live_transport_instance_fallback") == shared_before + 1
+
+
+async def _shared(name: str) -> int:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(metrics.get)(name)

@@ -19,7 +19,8 @@ from django.test import Client
 
 from brokers.models import Broker, BrokerInstrument, Instrument
 from config.asgi import application
-from live.hub import COUNTERS, Hub
+from live.counters import COUNTERS
+from live.hub import Hub
 from marketdata import keys
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
