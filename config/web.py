@@ -66,6 +66,32 @@ def gc_tune(*, trim_interval_s: float, full_interval_s: float) -> None:
     task.LoopingCall(collector).start(trim_interval_s, now=False)
 
 
+REAP_INTERVAL_S = 0.1
+
+
+def reaping_server_class(*, interval_s: float) -> type:
+    """Daphne's Server, its reaper of finished connections run every interval_s instead of every second.
+
+    Daphne keeps every finished request in its connection table until application_checker, which it
+    runs once a second, removes it; at 4,000 cached pages a second that one call freed 4,000 requests'
+    objects at once and held the event loop for 30-40 ms, every second: what set bench.pages' p99
+    (found with a stall sampler). Run ten times as often, each call has a tenth of the work. Public
+    names only: the method daphne's CLI schedules, its ``server_class`` hook, and Twisted's
+    getDelayedCalls() and DelayedCall.reset() to bring forward the second daphne schedules itself.
+    """
+    from daphne.server import Server
+    from twisted.internet import reactor
+
+    class ReapingServer(Server):  # type: ignore[misc]
+        def application_checker(self) -> None:
+            super().application_checker()  # reaps, then schedules itself again in one second
+            for call in reactor.getDelayedCalls():
+                if call.active() and getattr(call, "func", None) == self.application_checker:
+                    call.reset(interval_s)
+
+    return ReapingServer
+
+
 def main() -> None:
     import daphne.server  # noqa: F401 (installs the asyncio reactor that daphne runs on)
     from daphne.cli import CommandLineInterface
@@ -75,6 +101,9 @@ def main() -> None:
     gc_tune(
         trim_interval_s=env_float("WEB_TRIM_INTERVAL_S", 5.0, minimum=0.5),
         full_interval_s=env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0),
+    )
+    CommandLineInterface.server_class = reaping_server_class(
+        interval_s=env_float("WEB_REAP_INTERVAL_S", REAP_INTERVAL_S, minimum=0.01)
     )
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()
