@@ -27,6 +27,7 @@ import functools
 import gc
 import sys
 from collections.abc import Callable
+from typing import Any
 
 
 def heap_trimmer() -> Callable[[], object]:
@@ -80,7 +81,9 @@ def reaping_server_class(*, interval_s: float) -> type:
     getDelayedCalls() and DelayedCall.reset() to bring forward the second daphne schedules itself.
     """
     from daphne.server import Server
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed  # Twisted's zope interfaces read as unbound functions to mypy
 
     class ReapingServer(Server):  # type: ignore[misc]
         def application_checker(self) -> None:
