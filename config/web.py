@@ -2,8 +2,9 @@
 
     python -m config.web [daphne's arguments] config.asgi:application
 
-Daphne keeps each finished request's objects until its once-a-second reaper runs, so at thousands
-of requests a second they outlive the young generations, and automatic collections (full ones
+Daphne keeps each finished request's objects until its reaper runs (once a second; here every 0.1 s,
+reaping_server_class), so at thousands of requests a second they outlive the young generations, and
+automatic collections (full ones
 measured at 150-250 ms) stalled every request in flight: they set bench.pages' p99. Those objects
 are freed by reference counting when daphne lets go, so in the web process automatic collection is
 off: once the server runs, start-up objects are frozen out of collections, and the reactor collects
@@ -12,9 +13,8 @@ WEB_TRIM_INTERVAL_S seconds, everything every WEB_GC_INTERVAL_S seconds. A full 
 object that outlived a young one, chiefly the live connections': measured at 100-200 ms with 500
 WebSocket connections a process, a pause every client of the process shares, so it stays rare. It is
 what frees the cycles a closed connection leaves behind (its task's exception and traceback) when the
-connection outlived a young collection. Tried every 300 s instead of 30: RSS after bench.live's burst
-(with its storm of 500 connections) ended 9 MB over the bound in a run at load 13, so until that is
-measured on a quiet machine the interval stays at 30 s. After each collection the heap's free pages go
+connection outlived a young collection, so one also runs at the next tick once many WebSockets have
+closed (Collector). After each collection the heap's free pages go
 back to the system. Only this launcher does it: importing config.asgi (tests, other
 tools) leaves a process's garbage collection alone.
 """
@@ -41,20 +41,47 @@ def heap_trimmer() -> Callable[[], object]:
 
 
 class Collector:
-    """Called on a timer: collect the young generations (every full_every-th time, all of them), then
-    hand the heap's free pages back to the system. What a burst's frames and buffers took is freed by
-    reference counting but, without the trim, kept by the allocator: RSS stayed at its burst peak
-    (bench.live --burst)."""
+    """Called on a timer: collect the young generations (all of them every full_every-th time, or once
+    `full_after_closed` WebSockets have closed since the last full collection), then hand the heap's
+    free pages back to the system. What a burst's frames and buffers took is freed by reference counting
+    but, without the trim, kept by the allocator: RSS stayed at its burst peak (bench.live --burst).
 
-    def __init__(self, *, trim: Callable[[], object], full_every: int) -> None:
+    A closed WebSocket leaves cycles (its task's exception and traceback) that only a full collection
+    frees: after bench.live's storm of 500 connections and drops, RSS stayed 10-25 MB over its bound
+    until the next timed full collection, up to 30 s later. Collected as soon as that many have closed,
+    they go within one timer tick; a quiet process, whose full collections walk every live connection
+    (100-200 ms at 500 connections), still does one only every full_every-th time."""
+
+    def __init__(
+        self,
+        *,
+        trim: Callable[[], object],
+        full_every: int,
+        closed: Callable[[], int] = lambda: 0,
+        full_after_closed: int = 200,
+    ) -> None:
         self.trim = trim
         self.full_every = max(1, full_every)
+        self.closed = closed
+        self.full_after_closed = full_after_closed
         self.runs = 0
+        self._closed_at_full = 0
 
     def __call__(self) -> None:
         self.runs += 1
-        gc.collect(2 if self.runs % self.full_every == 0 else 1)
+        closed = self.closed()
+        if self.runs % self.full_every == 0 or closed - self._closed_at_full >= self.full_after_closed:
+            self._closed_at_full = closed
+            gc.collect(2)
+        else:
+            gc.collect(1)
         self.trim()
+
+
+class ClosedSockets:
+    """WebSocket connections closed in this process (counted by the ReapingServer), for the Collector."""
+
+    count = 0
 
 
 def gc_tune(*, trim_interval_s: float, full_interval_s: float) -> None:
@@ -63,7 +90,11 @@ def gc_tune(*, trim_interval_s: float, full_interval_s: float) -> None:
 
     gc.disable()
     reactor.callWhenRunning(gc.freeze)
-    collector = Collector(trim=heap_trimmer(), full_every=round(full_interval_s / trim_interval_s))
+    collector = Collector(
+        trim=heap_trimmer(),
+        full_every=round(full_interval_s / trim_interval_s),
+        closed=lambda: ClosedSockets.count,
+    )
     task.LoopingCall(collector).start(trim_interval_s, now=False)
 
 
@@ -76,16 +107,24 @@ def reaping_server_class(*, interval_s: float) -> type:
     Daphne keeps every finished request in its connection table until application_checker, which it
     runs once a second, removes it; at 4,000 cached pages a second that one call freed 4,000 requests'
     objects at once and held the event loop for 30-40 ms, every second: what set bench.pages' p99
-    (found with a stall sampler). Run ten times as often, each call has a tenth of the work. Public
-    names only: the method daphne's CLI schedules, its ``server_class`` hook, and Twisted's
-    getDelayedCalls() and DelayedCall.reset() to bring forward the second daphne schedules itself.
+    (found with a stall sampler). Run ten times as often, each call has a tenth of the work. It also
+    counts closed WebSockets for the Collector. Public names only: the methods daphne's protocols and
+    reactor call, its CLI's ``server_class`` hook, and Twisted's getDelayedCalls() and
+    DelayedCall.reset() to bring forward the second daphne schedules itself.
     """
     from daphne.server import Server
     from twisted.internet import reactor as installed
 
     reactor: Any = installed  # Twisted's zope interfaces read as unbound functions to mypy
 
+    from daphne.ws_protocol import WebSocketProtocol
+
     class ReapingServer(Server):  # type: ignore[misc]
+        def protocol_disconnected(self, protocol: Any) -> None:
+            super().protocol_disconnected(protocol)
+            if isinstance(protocol, WebSocketProtocol):
+                ClosedSockets.count += 1
+
         def application_checker(self) -> None:
             super().application_checker()  # reaps, then schedules itself again in one second
             for call in reactor.getDelayedCalls():

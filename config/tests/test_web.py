@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -50,3 +51,39 @@ def test_daphnes_reaper_of_finished_connections_runs_every_tenth_of_a_second():
     finally:
         for call in mine:
             call.cancel()
+
+
+def test_a_full_collection_follows_many_closed_websockets_and_otherwise_waits_its_turn():
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    closed = [0]
+    collector = web.Collector(trim=lambda: None, full_every=6, closed=lambda: closed[0], full_after_closed=200)
+    gc.callbacks.append(seen)
+    try:
+        collector()  # nothing closed: young
+        closed[0] = 199
+        collector()  # not yet
+        closed[0] = 450  # a storm of connections and drops
+        collector()
+        collector()  # nothing more closed since that full one
+    finally:
+        gc.callbacks.remove(seen)
+    assert generations == [1, 1, 2, 1]
+
+
+def test_the_web_server_counts_closed_websockets_not_http_requests():
+    from daphne.http_protocol import WebRequest
+    from daphne.ws_protocol import WebSocketProtocol
+
+    server_class = web.reaping_server_class(interval_s=web.REAP_INTERVAL_S)
+    server = server_class(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    socket, request = WebSocketProtocol.__new__(WebSocketProtocol), WebRequest.__new__(WebRequest)
+    server.connections = {socket: {}, request: {}}
+    before = web.ClosedSockets.count
+    server.protocol_disconnected(request)
+    server.protocol_disconnected(socket)
+    assert web.ClosedSockets.count == before + 1
