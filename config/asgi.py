@@ -2,12 +2,13 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-# Build the Django app first: it sets up the app registry that the consumers' imports need.
-django_asgi_app = get_asgi_application()
+from config.handler import pooled_asgi_application
+
+# Build the Django app first: it sets up the app registry that the consumers' imports need. Requests
+# that reach Django run on a pool of threads, not a new thread each (config/handler.py).
+django_asgi_app = pooled_asgi_application()
 
 from django.urls import get_resolver  # noqa: E402
 

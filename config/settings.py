@@ -392,6 +392,9 @@ LIVE_SLOW_HOLD_BYTES = env_int("LIVE_SLOW_HOLD_BYTES", 256 * 1024, minimum=1024)
 LIVE_SLOW_DROP_S = env_float("LIVE_SLOW_DROP_S", 10.0, minimum=0.1)
 # 0: the live fan-out uses only public library APIs (slower; live/transport.py). For tests and emergencies.
 LIVE_TRANSPORT_FAST = env_bool("LIVE_TRANSPORT_FAST", True)
+# Threads each web process keeps for requests that reach Django (config/handler.py); 0: a new thread per
+# request, Django's own way.
+WEB_REQUEST_THREADS = env_int("WEB_REQUEST_THREADS", 16, minimum=0)
 LIVE_STALE_AFTER_S = env_int("LIVE_STALE_AFTER_S", 5, minimum=1)  # no quote or heartbeat for this long: stale
 # Each ingestor's write-ahead file (quotes accepted while Redis is unreachable) lives here; keep it on local disk.
 INGEST_WAL_DIR = env_str("INGEST_WAL_DIR", str(BASE_DIR / "var" / "ingest-wal"))
