@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core.signals import request_finished
 
@@ -56,3 +57,26 @@ async def test_with_every_pooled_thread_busy_a_request_is_served_django_s_own_wa
         app.pool.give(borrowed)
     assert app.pool.overflow == 2
     assert len(set(threads.seen)) == 2, "Django's own way: a new thread per request"
+
+
+async def test_a_request_runs_its_middleware_and_view_in_one_hop_to_its_thread(monkeypatch):
+    """Django's async middleware chain goes between the event loop and the request thread for the
+    middleware around WhiteNoise (sync only) and for each MiddlewareMixin's process_request and
+    process_response: a dozen hops for one cached API answer, each a wait for the GIL."""
+    hops = [0]
+    to_thread, to_loop = SyncToAsync.__call__, AsyncToSync.__call__
+
+    async def counted_to_thread(self: SyncToAsync, *args: object, **kwargs: object) -> object:
+        hops[0] += 1
+        return await to_thread(self, *args, **kwargs)
+
+    def counted_to_loop(self: AsyncToSync, *args: object, **kwargs: object) -> object:
+        hops[0] += 1
+        return to_loop(self, *args, **kwargs)
+
+    app = PooledASGIHandler(threads=1)
+    monkeypatch.setattr(SyncToAsync, "__call__", counted_to_thread)
+    monkeypatch.setattr(AsyncToSync, "__call__", counted_to_loop)
+    assert await _get(app, "/api/v1/brokers") == 200
+    # request_started's receivers, the middleware chain with the view, and response.close().
+    assert hops[0] <= 3, hops[0]
