@@ -37,6 +37,8 @@ def site_env(*, db_name: str, prefix: str, **extra: str) -> dict[str, str]:
         "CACHE_KEY_PREFIX": prefix,
         "PAGECACHE_BACKGROUND": "thread",
         "LOG_LEVEL": "WARNING",
+        # Opt-in: the servers log what holds their event loop (config/stalls.py).
+        "WEB_STALL_REPORT_MS": os.environ.get("WEB_STALL_REPORT_MS", "0"),
     }
     env.update(extra)
     return env

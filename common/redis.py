@@ -18,6 +18,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django_redis.pool import ConnectionFactory
+from redis.driver_info import DriverInfo
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ class RedisBreaker:
 redis_breaker = RedisBreaker()
 
 
+# Given to every client and connection: without it redis-py looks its own version up in the installed
+# packages' metadata (importlib.metadata) for each new connection, a scan of site-packages that the stall
+# sampler (config/stalls.py) caught holding the web process's event loop for 50 ms under load.
+DRIVER_INFO = DriverInfo(lib_version=redis.__version__)
+
+
 class BreakerConnection(redis.connection.Connection):
     """A connection that consults redis_breaker: the Django cache's pool uses it (settings.CACHES)."""
 
@@ -97,6 +104,7 @@ class BreakerConnectionPool(redis.BlockingConnectionPool):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("connection_class", redis.connection.Connection) is redis.connection.Connection:
             kwargs["connection_class"] = BreakerConnection
+        kwargs.setdefault("driver_info", DRIVER_INFO)
         super().__init__(*args, **kwargs)
 
 
@@ -123,6 +131,7 @@ class SharedClientFactory(ConnectionFactory):  # type: ignore[misc]  # django-re
 
 def _options(**overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
+        "driver_info": DRIVER_INFO,
         "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT_S,
         "socket_timeout": settings.REDIS_TIMEOUT_S,
         "max_connections": settings.REDIS_MAX_CONNECTIONS,

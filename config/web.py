@@ -144,6 +144,11 @@ def main() -> None:
         trim_interval_s=env_float("WEB_TRIM_INTERVAL_S", 5.0, minimum=0.5),
         full_interval_s=env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0),
     )
+    stall_ms = env_float("WEB_STALL_REPORT_MS", 0.0, minimum=0.0)
+    if stall_ms:
+        from config.stalls import stall_sampler_start
+
+        stall_sampler_start(threshold_s=stall_ms / 1000)
     CommandLineInterface.server_class = reaping_server_class(
         interval_s=env_float("WEB_REAP_INTERVAL_S", REAP_INTERVAL_S, minimum=0.01)
     )
