@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,6 +40,34 @@ from trustmetrics.scoring import (
 )
 
 DayKey = tuple[int, int, date]  # broker id, instrument id, day
+
+
+class ExactSum(Sum):
+    """A sum of floats that does not depend on the order the rows are read in.
+
+    PostgreSQL adds a group's double precision values in the order it reads them, so the same bars stored in
+    another physical order (rebuilt, restored, vacuumed) gave sums differing in the last digits, and so another
+    inputs digest for the same data. Each value is cast to numeric (PostgreSQL keeps 15 significant digits,
+    a fixed rounding of each value) and added exactly, then the total is rounded once to double precision.
+    Elsewhere (SQLite, the demo) a plain SUM.
+    """
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        exact = self.copy()
+        exact.template = "%(function)s(%(distinct)s(%(expressions)s)::numeric)"  # the FILTER clause goes after it
+        sql, params = Sum.as_sql(exact, compiler, connection, **extra_context)
+        return f"({sql})::double precision", params
+
+
+def _float_fields(model: Any, names: Iterable[str]) -> set[str]:
+    return {n for n in names if model._meta.get_field(n).get_internal_type() == "FloatField"}
+
+
+def _sum(model: Any, name: str) -> Sum:
+    """Sum of a column: exactly (ExactSum) when it holds floats, plainly when it holds integers."""
+    return ExactSum(name) if name in _float_fields(model, (name,)) else Sum(name)
 
 
 def trust_window_days(*, as_of: datetime, methodology: Methodology = METHODOLOGY) -> list[date]:
@@ -86,13 +115,14 @@ def trust_daily_sums(
         .values("broker_id", "instrument_id", "day")
         .annotate(
             hours=Count("id"),
-            sum_mean=Sum("mean"),
-            sum_mean_sq=Sum(F("mean") * F("mean")),
+            # Float sums exactly, so the same bars give the same sums to the last digit (ExactSum).
+            sum_mean=ExactSum("mean"),
+            sum_mean_sq=ExactSum(F("mean") * F("mean")),
             quotes=Sum("count"),
             # dev_count 0: no consensus to compare with in that hour, so no deviation was measured.
             dev_hours=Count("id", filter=Q(dev_count__gt=0)),
-            sum_excursion=Sum("excursion", filter=Q(dev_count__gt=0)),
-            **{f: Sum(f) for f in RELIABILITY_FIELDS},
+            sum_excursion=ExactSum("excursion", filter=Q(dev_count__gt=0)),
+            **{f: _sum(SpreadBar, f) for f in RELIABILITY_FIELDS},
         )
         .order_by()
     )
@@ -149,15 +179,19 @@ def trust_daily_sums(
             if key in out:
                 out[key]["news_hours"] += 1
     excursions = {(broker_id, instrument, hour): e for broker_id, instrument, hour, e in rows}
+    off_excursions: dict[DayKey, list[float]] = {}
     for broker_id, instrument, hour in off_market_hours(rows, methodology):
         assert isinstance(instrument, int) and isinstance(hour, int)
         key = (broker_id, instrument, timezone.localdate(datetime.fromtimestamp(hour, tz=UTC)))
         if key in out:
             out[key]["off_market_hours"] += 1
             # The ordinary deviation leaves off-market hours out (2.2): they count once, as off-market.
-            out[key]["off_market_sum_excursion"] += excursions[(broker_id, instrument, hour)]
+            off_excursions.setdefault(key, []).append(excursions[(broker_id, instrument, hour)])
             if (instrument, hour) in release_hours:
                 out[key]["news_off_market_hours"] += 1
+    for key, values in off_excursions.items():
+        # math.fsum: exact, so the order the judged hours come in (a set's, after rows in any order) does not count.
+        out[key]["off_market_sum_excursion"] = math.fsum(values)
 
     windows = _news_windows(start=start, end=end, methodology=methodology)
     if windows:
@@ -172,7 +206,7 @@ def trust_daily_sums(
             )
             .annotate(day=TruncDate("start"))
             .values("broker_id", "instrument_id", "day")
-            .annotate(minutes=Count("id"), sum_mean=Sum("mean"))
+            .annotate(minutes=Count("id"), sum_mean=ExactSum("mean"))
             .order_by()
         )
         for row in news:
@@ -229,19 +263,7 @@ def trust_window_sums(*, days: list[date]) -> dict[tuple[int, int], dict[str, An
         TrustDailyInput.objects.filter(day__in=days)
         .values("broker_id", "instrument_id")
         .annotate(
-            hours=Sum("hours"),
-            sum_mean=Sum("sum_mean"),
-            sum_mean_sq=Sum("sum_mean_sq"),
-            quotes=Sum("quotes"),
-            dev_hours=Sum("dev_hours"),
-            sum_excursion=Sum("sum_excursion"),
-            off_market_hours=Sum("off_market_hours"),
-            news_minutes=Sum("news_minutes"),
-            news_sum_mean=Sum("news_sum_mean"),
-            news_hours=Sum("news_hours"),
-            news_off_market_hours=Sum("news_off_market_hours"),
-            off_market_sum_excursion=Sum("off_market_sum_excursion"),
-            **{f: Sum(f) for f in RELIABILITY_FIELDS},
+            **{f: _sum(TrustDailyInput, f) for f in DAILY_FIELDS},
         )
         .order_by()
     )
@@ -257,14 +279,19 @@ def trust_daily_rows(*, days: list[date]) -> dict[DayKey, dict[str, Any]]:
 def trust_sum_days(*, rows: dict[DayKey, dict[str, Any]], days: list[date]) -> dict[tuple[int, int], dict[str, Any]]:
     """Add the daily rows of ``days`` up per broker and instrument (what trust_window_sums does in SQL)."""
     wanted = set(days)
+    # Each broker and instrument's days in day order, so a float sum never depends on the order rows were read in.
     out: dict[tuple[int, int], dict[str, Any]] = {}
-    for (b, i, d), values in rows.items():
+    for (b, i, d), values in sorted(rows.items(), key=_day_key):
         if d not in wanted:
             continue
         total = out.setdefault((b, i), dict.fromkeys(DAILY_FIELDS, 0))
         for k in DAILY_FIELDS:
             total[k] += values[k] or 0
     return out
+
+
+def _day_key(item: tuple[DayKey, dict[str, Any]]) -> DayKey:
+    return item[0]
 
 
 def trust_rejections(*, start: datetime, end: datetime) -> dict[int, int]:
