@@ -264,6 +264,10 @@ SCORES_CSV = {
 }
 
 
+def score_csv_row(s: ScoreOut) -> list[Any]:
+    return [s.computed_at.isoformat(), s.overall, s.label, s.confidence, s.methodology_version, s.reason]
+
+
 class DailyScoreOut(Schema):
     computed_at: datetime = Field(description="The day's last scoring run (UTC).")
     overall: float
@@ -298,6 +302,19 @@ DAILY_SCORES_CSV = {
     "methodology_version": "the methodology that produced it",
     "reason": "why it moved, when it moved a lot",
 }
+
+
+def daily_score_csv_row(s: DailyScoreOut) -> list[Any]:
+    return [
+        s.computed_at.isoformat(),
+        s.overall,
+        s.band_low,
+        s.band_high,
+        s.label,
+        s.confidence,
+        s.methodology_version,
+        s.reason,
+    ]
 
 
 class ValidationScenarioOut(Schema):
@@ -491,6 +508,10 @@ EVENTS_CSV = {
     "impact": "low, medium or high",
     "name": "the release",
 }
+
+
+def event_csv_row(e: EventOut) -> list[Any]:
+    return [e.scheduled_at.isoformat(), e.currency, e.impact, e.name]
 
 
 class ReportSummaryOut(Schema):

@@ -21,9 +21,12 @@ from api.schemas import (
     ACCOUNTS_CSV,
     COMPARE_CSV,
     DAILY_SCORES_CSV,
+    EVENTS_CSV,
     EXECUTION_CSV,
     LICENCES_CSV,
     RELEASES_CSV,
+    REPORTS_CSV,
+    SCORES_CSV,
     SPREAD_HOURS_CSV,
     VALIDATION_CSV,
 )
@@ -271,6 +274,9 @@ def test_every_csv_column_is_documented_in_the_schema(client, measured):
         ("/api/v1/brokers/{slug}/licences", LICENCES_CSV),
         ("/api/v1/brokers/{slug}/accounts", ACCOUNTS_CSV),
         ("/api/v1/brokers/{slug}/releases", RELEASES_CSV),
+        ("/api/v1/brokers/{slug}/scores", SCORES_CSV),
+        ("/api/v1/events/reports", REPORTS_CSV),
+        ("/api/v1/events", EVENTS_CSV),
     ):
         documented = schema[path]["get"]["responses"]["200"]["description"]
         assert all(f"`{name}`" in documented for name in columns), path
