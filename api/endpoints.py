@@ -38,6 +38,11 @@ from api.schemas import (
     EXECUTION_CSV_FIELDS,
     LEVERAGES,
     LICENCES_CSV,
+    METHODOLOGY_COMPANY_TYPES_CSV,
+    METHODOLOGY_COMPONENTS_CSV,
+    METHODOLOGY_STATUSES_CSV,
+    METHODOLOGY_TIERS_CSV,
+    METHODOLOGY_TRANSPARENCY_CSV,
     RELEASES_CSV,
     REPORT_CSV,
     REPORTS_CSV,
@@ -66,6 +71,8 @@ from api.schemas import (
     LicenceOut,
     LiveOut,
     LiveQuoteOut,
+    MethodologyComponentOut,
+    MethodologyPointsOut,
     ReportInstrumentOut,
     ReportOut,
     ReportRowOut,
@@ -102,6 +109,7 @@ from marketdata.selectors import SPREAD_WINDOWS
 from trustmetrics import selectors as trust_selectors
 from trustmetrics.methodology import METHODOLOGY
 from trustmetrics.models import TrustScore
+from trustmetrics.selectors import MethodologyRow, MethodologyTables
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -950,6 +958,99 @@ def methodology_validation(request: HttpRequest, query: Query[FormatQuery]) -> H
         params=FormatQuery.model_fields,
     )
 
+
+def _components(tables: MethodologyTables) -> list[MethodologyComponentOut]:
+    return [
+        MethodologyComponentOut(
+            key=c.key,
+            title=c.title,
+            weight=c.weight,
+            measured=c.measured,
+            summary=c.summary,
+            details=c.details,
+            methodology_version=tables.version,
+        )
+        for c in tables.components
+    ]
+
+
+def _points(rows: list[MethodologyRow], version: str) -> list[MethodologyPointsOut]:
+    return [MethodologyPointsOut(key=r.key, name=r.name, value=r.value, methodology_version=version) for r in rows]
+
+
+def _csv_value(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _methodology_route(
+    name: str, *, summary: str, schema: type[Schema], columns: dict[str, str], rows: Callable[[MethodologyTables], Any]
+) -> None:
+    """/methodology/<name>: one of the methodology page's reference tables as JSON or CSV, its rows from
+    trustmetrics.selectors.trust_methodology_tables (what the page shows). Named methodology_<name> (with
+    "_" for "-") for reverse() and the schema's operation id."""
+    view_name = "methodology_" + name.replace("-", "_")
+
+    def view(request: HttpRequest, query: Query[FormatQuery]) -> HttpResponseBase:
+        return json_or_csv(
+            request,
+            fmt=query.format,
+            build=lambda: (rows(trust_selectors.trust_methodology_tables()), [cachetags.METHODOLOGY]),
+            csv_rows=lambda out: ([_csv_value(v) for v in row] for row in _fields(out, columns)),
+            columns=columns,
+            filename=f"methodology-{name}.csv",
+            params=FormatQuery.model_fields,
+        )
+
+    view.__name__ = view_name
+    methodology.get(
+        f"/methodology/{name}",
+        response={200: list[schema], **_error_responses(422, 429)},  # type: ignore[valid-type]
+        summary=summary,
+        openapi_extra=csv_doc(columns),
+        operation_id=view_name,
+        url_name=view_name,
+    )(view)
+
+
+METHODOLOGY_TABLES: list[tuple[str, str, type[Schema], dict[str, str], Callable[[MethodologyTables], Any]]] = [
+    (
+        "components",
+        "The methodology page's components and their weights in the overall score",
+        MethodologyComponentOut,
+        METHODOLOGY_COMPONENTS_CSV,
+        _components,
+    ),
+    (
+        "tiers",
+        "The methodology page's licence points per regulator tier",
+        MethodologyPointsOut,
+        METHODOLOGY_TIERS_CSV,
+        lambda t: _points(t.tiers, t.version),
+    ),
+    (
+        "licence-statuses",
+        "The methodology page's factor per licence status",
+        MethodologyPointsOut,
+        METHODOLOGY_STATUSES_CSV,
+        lambda t: _points(t.statuses, t.version),
+    ),
+    (
+        "company-types",
+        "The methodology page's share of the company-type points per company type",
+        MethodologyPointsOut,
+        METHODOLOGY_COMPANY_TYPES_CSV,
+        lambda t: _points(t.company_types, t.version),
+    ),
+    (
+        "transparency",
+        "The methodology page's transparency points per item",
+        MethodologyPointsOut,
+        METHODOLOGY_TRANSPARENCY_CSV,
+        lambda t: _points(t.transparency, t.version),
+    ),
+]
+for _name, _summary, _schema, _columns, _rows in METHODOLOGY_TABLES:
+    _methodology_route(_name, summary=_summary, schema=_schema, columns=_columns, rows=_rows)
 
 # -- best execution and live -----------------------------------------------------------------------
 

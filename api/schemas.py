@@ -347,6 +347,35 @@ VALIDATION_CSV = {
 }
 
 
+class MethodologyComponentOut(Schema):
+    key: str = Field(description="The component's key, as in a score's `components`.")
+    title: str
+    weight: float = Field(description="Share of the overall score, 0-1 (the page shows it as a percentage).")
+    measured: bool = Field(description="true: from measured prices; false: from the profile and licences.")
+    summary: str = Field(description="What it measures.")
+    details: str = Field(description="How it is computed.")
+    methodology_version: str
+
+
+class MethodologyPointsOut(Schema):
+    key: str = Field(description="The methodology's key for the row (a tier number, a status, an item).")
+    name: str = Field(description="The row as the page names it.")
+    value: float
+    methodology_version: str
+
+
+def _columns(schema: type[Schema], **value: str) -> dict[str, str]:
+    """CSV columns of a schema's fields, described as in the schema (``value``: the value column's meaning)."""
+    return {name: value.get(name) or f.description or name for name, f in schema.model_fields.items()}
+
+
+METHODOLOGY_COMPONENTS_CSV = _columns(MethodologyComponentOut)
+METHODOLOGY_TIERS_CSV = _columns(MethodologyPointsOut, value="licence points of a regulator of this tier, 0-100")
+METHODOLOGY_STATUSES_CSV = _columns(MethodologyPointsOut, value="factor on the licence's points, 0-1")
+METHODOLOGY_COMPANY_TYPES_CSV = _columns(MethodologyPointsOut, value="share of the company-type points, 0-1")
+METHODOLOGY_TRANSPARENCY_CSV = _columns(MethodologyPointsOut, value="points of the item (all items add up to 100)")
+
+
 ACCOUNT_FIGURES = (
     "The account these figures are for: the broker's feed account (the one its profile shows) unless "
     "`account` named another; null for a broker that lists no accounts."
