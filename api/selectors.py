@@ -81,7 +81,10 @@ def daily_scores_window(*, broker_id: int, days: int, now: datetime) -> Window:
     """trustmetrics.selectors.trust_daily_history: the day's last run of each UTC day since ``days`` ago."""
     runs = TrustScore.objects.filter(broker_id=broker_id, computed_at__gte=now - timedelta(days=days))
     last_per_day = runs.annotate(day=TruncDate("computed_at")).values("day").annotate(last=Max("computed_at"))
-    return Window(rows=runs.filter(computed_at__in=Subquery(last_per_day.values("last"))), order=("computed_at",))
+    # Read once, as the selector does: at most ``days`` times (PostgreSQL re-ran the grouping as a subquery
+    # in every page's query: 38 s for two pages over 20,000 runs, load 5; 3.6 s for 3,334 rows read once).
+    lasts = [r["last"] for r in last_per_day.order_by()]
+    return Window(rows=runs.filter(computed_at__in=lasts), order=("computed_at",))
 
 
 def event_reports_window(*, limit: int) -> Window:
