@@ -12,6 +12,7 @@ the same after it was stored as before it was rendered (see :func:`answer_store`
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from typing import TypedDict, cast
 
@@ -71,6 +72,39 @@ def answers_drop(tags: Iterable[str]) -> int:
     if keys:
         cache.delete_many(sorted(keys))
     return len(keys)
+
+
+TAG_VERSION_TTL_S = 30 * 86_400
+
+
+def _tag_version_key(tag: str) -> str:
+    return f"api:{CACHE_VERSION}:tagversion:{tag}"
+
+
+def tag_versions(tags: Iterable[str]) -> list[str]:
+    """A token per tag (in sorted tag order) that is new after every revalidation of the tag: what a streamed
+    answer's ETag stands on besides its rows (common.cachetags names what an edit changed).
+
+    A tag without a token (never revalidated, expired, or Redis lost it) gets a fresh random one, never a
+    constant: a token read after a loss cannot equal one from before it, so no old ETag matches again by
+    chance. Without Redis at all every call gives fresh tokens (no 304, never a wrong one)."""
+    keys = [_tag_version_key(t) for t in sorted(set(tags))]
+    found = cache.get_many(keys)
+    tokens = []
+    for key in keys:
+        token = found.get(key)
+        if token is None:
+            cache.add(key, secrets.token_hex(8), TAG_VERSION_TTL_S)
+            token = cache.get(key) or secrets.token_hex(8)  # whoever added first; fresh when Redis is down
+        tokens.append(str(token))
+    return tokens
+
+
+def tag_versions_bump(tags: Iterable[str]) -> None:
+    """New tokens for these tags (called with every revalidation, in the process that makes it)."""
+    fresh = {_tag_version_key(t): secrets.token_hex(8) for t in set(tags)}
+    if fresh:
+        cache.set_many(fresh, TAG_VERSION_TTL_S)
 
 
 tag_index = tag_index_new(namespace=f"apitag:{CACHE_VERSION}", slack_s=60)

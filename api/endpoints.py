@@ -8,9 +8,10 @@ always JSON: see api/errors.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import reverse
@@ -21,9 +22,11 @@ from ninja.errors import HttpError
 from ninja.params import functions as params
 from ninja.security import APIKeyHeader
 from pydantic import TypeAdapter, field_validator
+from pydantic_core import to_json
 
 from api import errors
-from api.http import cached_csv, cached_json, csv_doc, live_csv
+from api import selectors as api_selectors
+from api.http import cached_json, csv_doc, json_or_csv, live_csv, streamed_csv
 from api.schemas import (
     ACCOUNTS_CSV,
     COMPARE_CSV,
@@ -35,6 +38,11 @@ from api.schemas import (
     EXECUTION_CSV_FIELDS,
     LEVERAGES,
     LICENCES_CSV,
+    METHODOLOGY_COMPANY_TYPES_CSV,
+    METHODOLOGY_COMPONENTS_CSV,
+    METHODOLOGY_STATUSES_CSV,
+    METHODOLOGY_TIERS_CSV,
+    METHODOLOGY_TRANSPARENCY_CSV,
     RELEASES_CSV,
     REPORT_CSV,
     REPORTS_CSV,
@@ -63,6 +71,8 @@ from api.schemas import (
     LicenceOut,
     LiveOut,
     LiveQuoteOut,
+    MethodologyComponentOut,
+    MethodologyPointsOut,
     ReportInstrumentOut,
     ReportOut,
     ReportRowOut,
@@ -76,10 +86,14 @@ from api.schemas import (
     SpreadType,
     ValidationOut,
     ValidationScenarioOut,
+    daily_score_csv_row,
     directory_csv_row,
+    event_csv_row,
     report_summary_csv_row,
+    score_csv_row,
 )
 from api.selectors import api_key_user_id
+from api.stream import Window
 from api.throttling import API_KEY_HEADER, RedisRateThrottle
 from brokers import selectors as broker_selectors
 from brokers.forms import MAX_COMPARE, DirectoryFilterForm, parse_compare
@@ -94,6 +108,8 @@ from marketdata import selectors as market_selectors
 from marketdata.selectors import SPREAD_WINDOWS
 from trustmetrics import selectors as trust_selectors
 from trustmetrics.methodology import METHODOLOGY
+from trustmetrics.models import TrustScore
+from trustmetrics.selectors import MethodologyRow, MethodologyTables
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -177,7 +193,8 @@ class DirectoryQuery(Schema):
     openapi_extra=csv_doc(DIRECTORY_CSV),
 )
 def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResponseBase:
-    def rows() -> list[BrokerOut]:
+    # A list as long as the directory (its cost sort is worked out in Python on every broker): cached whole.
+    def rows() -> tuple[list[BrokerOut], list[str]]:
         # The directory page's own form judges the values; inside rows(), so a cached answer skips it
         # (an error is raised before anything is stored, so errors are never cached).
         form = DirectoryFilterForm(
@@ -186,19 +203,16 @@ def brokers_list(request: HttpRequest, query: Query[DirectoryQuery]) -> HttpResp
         )
         if not form.is_valid():
             raise errors.FieldErrors(form.errors)
-        return [BrokerOut.of(e.broker, e.cost) for e in broker_selectors.broker_directory(filters=form.filters())]
+        found = broker_selectors.broker_directory(filters=form.filters())
+        return [BrokerOut.of(e.broker, e.cost) for e in found], [cachetags.BROKER_LIST]
 
-    if query.format == "csv":
-        return cached_csv(
-            request,
-            lambda: ([directory_csv_row(b) for b in rows()], [cachetags.BROKER_LIST]),
-            filename="brokers.csv",
-            header=list(DIRECTORY_CSV),
-            params=DirectoryQuery.model_fields,
-        )
-    return cached_json(
+    return json_or_csv(
         request,
-        lambda: (TypeAdapter(list[BrokerOut]).dump_json(rows()), [cachetags.BROKER_LIST]),
+        fmt=query.format,
+        build=rows,
+        csv_rows=lambda out: map(directory_csv_row, out),
+        columns=DIRECTORY_CSV,
+        filename="brokers.csv",
         params=DirectoryQuery.model_fields,
     )
 
@@ -247,26 +261,31 @@ def compare(request: HttpRequest, query: Query[CompareQuery]) -> HttpResponseBas
         )
         return out, [cachetags.BROKER_LIST, *(cachetags.broker(b.pk) for b in brokers)]
 
-    if query.format == "csv":
+    def cells(out: CompareOut) -> Iterator[list[Any]]:
+        for row in out.rows:
+            for c in row.cells:
+                value = str(c.value).lower() if isinstance(c.value, bool) else c.value
+                yield [row.label, c.broker, value, "true" if c.best else "false", c.note]
 
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            out, tags = table()
-            cells = [
-                [row.label, c.broker, str(c.value).lower() if isinstance(c.value, bool) else c.value, c.best, c.note]
-                for row in out.rows
-                for c in row.cells
-            ]
-            return [[*cell[:3], "true" if cell[3] else "false", cell[4]] for cell in cells], tags
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=table,
+        csv_rows=cells,
+        columns=COMPARE_CSV,
+        filename="compare.csv",
+        params=CompareQuery.model_fields,
+    )
 
-        return cached_csv(
-            request, render_rows, filename="compare.csv", header=list(COMPARE_CSV), params=CompareQuery.model_fields
-        )
 
-    def render() -> tuple[bytes, list[str]]:
-        out, tags = table()
-        return out.model_dump_json().encode(), tags
+def _fields(rows: Iterable[Any], columns: dict[str, str]) -> list[list[Any]]:
+    """CSV rows of schema objects whose fields are the columns."""
+    return [[getattr(r, name) for name in columns] for r in rows]
 
-    return cached_json(request, render, params=CompareQuery.model_fields)
+
+def _account_suffix(account: str | None) -> str:
+    """What a file name of one account's figures ends with (nothing for the feed account)."""
+    return f"-{slugify(account)}" if account else ""
 
 
 def _broker(slug: str) -> Broker:
@@ -275,6 +294,14 @@ def _broker(slug: str) -> Broker:
     except Broker.DoesNotExist:
         metrics.incr("api_not_found")
         raise HttpError(404, f"No broker '{slug[:40]}'.") from None
+
+
+def _broker_id(slug: str) -> int:
+    found = api_selectors.broker_id_for(slug=slug)
+    if found is None:
+        metrics.incr("api_not_found")
+        raise HttpError(404, f"No broker '{slug[:40]}'.")
+    return found
 
 
 def _instrument(b: Broker, symbol: str) -> Instrument:
@@ -351,27 +378,22 @@ class CostsQuery(Schema):
     openapi_extra=csv_doc(COSTS_CSV),
 )
 def broker_costs(request: HttpRequest, query: Query[CostsQuery], slug: str = SlugPath) -> HttpResponseBase:
-    def costs() -> tuple[CostsOut, Broker]:
+    def costs() -> tuple[CostsOut, list[str]]:
         b = _broker(slug)
         now = timezone.now()
         out = CostsOut.of(broker_selectors.broker_costs(broker=b, now=now), broker=b, as_of=now)
         out.rows = [r for r in out.rows if query.instrument in (None, r.instrument)]
-        return out, b
+        return out, [cachetags.broker(b.pk)]
 
-    def render() -> tuple[bytes, list[str]]:
-        out, b = costs()
-        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
-
-    def render_rows() -> tuple[list[list[Any]], list[str]]:
-        out, b = costs()
-        return [[getattr(r, name) for name in COSTS_CSV] for r in out.rows], [cachetags.broker(b.pk)]
-
-    if query.format == "csv":
-        return cached_csv(
-            request, render_rows, filename=f"{slug}-costs.csv", header=list(COSTS_CSV), params=CostsQuery.model_fields
-        )
-
-    return cached_json(request, render, params=CostsQuery.model_fields)
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=costs,
+        csv_rows=lambda out: _fields(out.rows, COSTS_CSV),
+        columns=COSTS_CSV,
+        filename=f"{slug}-costs.csv",
+        params=CostsQuery.model_fields,
+    )
 
 
 class ScoresQuery(Schema):
@@ -386,31 +408,55 @@ class ScoresQuery(Schema):
     openapi_extra=csv_doc(SCORES_CSV),
 )
 def broker_scores(request: HttpRequest, query: Query[ScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
-    if query.format == "csv":
+    return _score_history(
+        request,
+        slug=slug,
+        fmt=query.format,
+        params=ScoresQuery.model_fields,
+        read=lambda b: broker_selectors.broker_score_history(broker=b, limit=query.limit),
+        window=lambda broker_id: api_selectors.scores_window(broker_id=broker_id, limit=query.limit),
+        out=ScoreOut.of,
+        csv_row=score_csv_row,
+        columns=SCORES_CSV,
+        filename=f"{slug}-scores.csv",
+    )
 
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            b = _broker(slug)
-            scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
-            rows = [
-                [s.computed_at.isoformat(), s.overall, s.label, s.confidence, s.methodology_version, s.reason]
-                for s in scores
-            ]
-            return rows, [cachetags.broker(b.pk)]
 
-        return cached_csv(
+Out = TypeVar("Out", bound=Schema)
+
+
+def _score_history(
+    request: HttpRequest,
+    *,
+    slug: str,
+    fmt: str,
+    params: Iterable[str],
+    read: Callable[[Broker], list[TrustScore]],
+    window: Callable[[int], Window],
+    out: Callable[[TrustScore], Out],
+    csv_row: Callable[[Out], list[Any]],
+    columns: dict[str, str],
+    filename: str,
+) -> HttpResponseBase:
+    """A broker's score history: JSON from the profile's selector (``read``), cached; CSV streamed from the
+    same rows (``window``: up to years of them), each row through the same schema (``out``)."""
+    if fmt == "csv":
+        broker_id = _broker_id(slug)
+        return streamed_csv(
             request,
-            render_rows,
-            filename=f"{slug}-scores.csv",
-            header=list(SCORES_CSV),
-            params=ScoresQuery.model_fields,
+            window=window(broker_id),
+            row=lambda s: csv_row(out(s)),
+            columns=columns,
+            filename=filename,
+            params=params,
+            tags=[cachetags.broker(broker_id)],
         )
 
     def render() -> tuple[bytes, list[str]]:
         b = _broker(slug)
-        scores = broker_selectors.broker_score_history(broker=b, limit=query.limit)
-        return TypeAdapter(list[ScoreOut]).dump_json([ScoreOut.of(s) for s in scores]), [cachetags.broker(b.pk)]
+        return to_json([out(s) for s in read(b)]), [cachetags.broker(b.pk)]
 
-    return cached_json(request, render, params=ScoresQuery.model_fields)
+    return cached_json(request, render, params=params)
 
 
 def _broker_table(
@@ -420,7 +466,7 @@ def _broker_table(
     fmt: str,
     name: str,
     columns: dict[str, str],
-    rows: Any,
+    rows: Callable[[Broker], list[Any]],
     tags: tuple[str, ...] = (),
 ) -> HttpResponseBase:
     """A profile table as JSON (a list of rows) or CSV (the same fields as columns): ``rows(broker)`` builds it."""
@@ -429,21 +475,15 @@ def _broker_table(
         b = _broker(slug)
         return rows(b), [cachetags.broker(b.pk), *tags]
 
-    if fmt == "csv":
-
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            found, tags = table()
-            return [[getattr(r, c) for c in columns] for r in found], tags
-
-        return cached_csv(
-            request, render_rows, filename=f"{slug}-{name}.csv", header=list(columns), params=FormatQuery.model_fields
-        )
-
-    def render() -> tuple[bytes, list[str]]:
-        found, tags = table()
-        return b"[" + b",".join(r.model_dump_json().encode() for r in found) + b"]", tags
-
-    return cached_json(request, render, params=FormatQuery.model_fields)
+    return json_or_csv(
+        request,
+        fmt=fmt,
+        build=table,
+        csv_rows=lambda out: _fields(out, columns),
+        columns=columns,
+        filename=f"{slug}-{name}.csv",
+        params=FormatQuery.model_fields,
+    )
 
 
 @public.get(
@@ -518,34 +558,20 @@ class DailyScoresQuery(Schema):
     openapi_extra=csv_doc(DAILY_SCORES_CSV),
 )
 def broker_scores_daily(request: HttpRequest, query: Query[DailyScoresQuery], slug: str = SlugPath) -> HttpResponseBase:
-    def daily() -> tuple[list[DailyScoreOut], list[str]]:
-        b = _broker(slug)
-        scores = trust_selectors.trust_daily_history(broker_id=b.pk, days=query.days)
-        return [DailyScoreOut.of(s) for s in scores], [cachetags.broker(b.pk)]
-
-    if query.format == "csv":
-
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            rows, tags = daily()
-            return [
-                [r.computed_at.isoformat(), r.overall, r.band_low, r.band_high, r.label, r.confidence]
-                + [r.methodology_version, r.reason]
-                for r in rows
-            ], tags
-
-        return cached_csv(
-            request,
-            render_rows,
-            filename=f"{slug}-daily-scores.csv",
-            header=list(DAILY_SCORES_CSV),
-            params=DailyScoresQuery.model_fields,
-        )
-
-    def render() -> tuple[bytes, list[str]]:
-        rows, tags = daily()
-        return TypeAdapter(list[DailyScoreOut]).dump_json(rows), tags
-
-    return cached_json(request, render, params=DailyScoresQuery.model_fields)
+    return _score_history(
+        request,
+        slug=slug,
+        fmt=query.format,
+        params=DailyScoresQuery.model_fields,
+        read=lambda b: trust_selectors.trust_daily_history(broker_id=b.pk, days=query.days),
+        window=lambda broker_id: api_selectors.daily_scores_window(
+            broker_id=broker_id, days=query.days, now=timezone.now()
+        ),
+        out=DailyScoreOut.of,
+        csv_row=daily_score_csv_row,
+        columns=DAILY_SCORES_CSV,
+        filename=f"{slug}-daily-scores.csv",
+    )
 
 
 WINDOWS = [name for name, *_ in SPREAD_WINDOWS]
@@ -607,7 +633,7 @@ class SpreadsQuery(Schema):
     openapi_extra=csv_doc(SPREADS_CSV),
 )
 def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str = SlugPath) -> HttpResponseBase:
-    def rows() -> tuple[list[SpreadOut], Broker]:
+    def rows() -> tuple[list[SpreadOut], list[str]]:
         b = _broker(slug)
         chosen = _account(b, query.account)
         now = timezone.now()
@@ -616,34 +642,27 @@ def broker_spreads(request: HttpRequest, query: Query[SpreadsQuery], slug: str =
             SpreadOut.of(r, account=shown, as_of=now)
             for r in broker_selectors.broker_spread_history(broker=b, now=now, account=chosen)
         ]
-        return [r for r in found if query.instrument in (None, r.instrument)], b
+        return [r for r in found if query.instrument in (None, r.instrument)], [cachetags.broker(b.pk)]
 
-    def render() -> tuple[bytes, list[str]]:
-        found, b = rows()
-        return TypeAdapter(list[SpreadOut]).dump_json(found), [cachetags.broker(b.pk)]
+    def table(found: list[SpreadOut]) -> Iterator[list[Any]]:
+        for r in found:
+            yield (
+                [r.instrument, r.broker_symbol, r.quotes]
+                + [r.windows.get(w) for w in WINDOWS]
+                + [r.sessions.get(s) for s in SESSIONS]
+                + [r.account, r.as_of.isoformat() if r.as_of else None]
+                + [r.coverage_days.get(w) for w in WINDOWS]
+            )
 
-    def render_rows() -> tuple[list[list[Any]], list[str]]:
-        found, b = rows()
-        table = [
-            [r.instrument, r.broker_symbol, r.quotes]
-            + [r.windows.get(w) for w in WINDOWS]
-            + [r.sessions.get(s) for s in SESSIONS]
-            + [r.account, r.as_of.isoformat() if r.as_of else None]
-            + [r.coverage_days.get(w) for w in WINDOWS]
-            for r in found
-        ]
-        return table, [cachetags.broker(b.pk)]
-
-    if query.format == "csv":
-        suffix = f"-{slugify(query.account)}" if query.account else ""
-        return cached_csv(
-            request,
-            render_rows,
-            filename=f"{slug}{suffix}-spreads.csv",
-            header=list(SPREADS_CSV),
-            params=SpreadsQuery.model_fields,
-        )
-    return cached_json(request, render, params=SpreadsQuery.model_fields)
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=rows,
+        csv_rows=table,
+        columns=SPREADS_CSV,
+        filename=f"{slug}{_account_suffix(query.account)}-spreads.csv",
+        params=SpreadsQuery.model_fields,
+    )
 
 
 class SpreadHistoryQuery(Schema):
@@ -664,7 +683,7 @@ class SpreadHistoryQuery(Schema):
 def broker_spread_history(
     request: HttpRequest, query: Query[SpreadHistoryQuery], slug: str = SlugPath, symbol: str = SymbolPath
 ) -> HttpResponseBase:
-    def history() -> tuple[SpreadHistoryOut, Broker]:
+    def history() -> tuple[SpreadHistoryOut, list[str]]:
         b = _broker(slug)
         instrument = _instrument(b, symbol)
         chosen = _account(b, query.account)
@@ -690,32 +709,21 @@ def broker_spread_history(
                 for name, v in h.sessions.items()
             },
         )
-        return out, b
+        return out, [cachetags.broker(b.pk)]
 
-    if query.format == "csv":
+    def sessions(out: SpreadHistoryOut) -> Iterator[list[Any]]:
+        for name, v in out.sessions.items():
+            yield [name, v.p50, v.p95, v.p99, v.minutes, out.account, out.as_of.isoformat()]
 
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            out, b = history()
-            table = [
-                [name, v.p50, v.p95, v.p99, v.minutes, out.account, out.as_of.isoformat()]
-                for name, v in out.sessions.items()
-            ]
-            return table, [cachetags.broker(b.pk)]
-
-        suffix = f"-{slugify(query.account)}" if query.account else ""
-        return cached_csv(
-            request,
-            render_rows,
-            filename=f"{slug}-{symbol}{suffix}-sessions.csv",
-            header=list(SESSION_PERCENTILES_CSV),
-            params=SpreadHistoryQuery.model_fields,
-        )
-
-    def render() -> tuple[bytes, list[str]]:
-        out, b = history()
-        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
-
-    return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=history,
+        csv_rows=sessions,
+        columns=SESSION_PERCENTILES_CSV,
+        filename=f"{slug}-{symbol}{_account_suffix(query.account)}-sessions.csv",
+        params=SpreadHistoryQuery.model_fields,
+    )
 
 
 @public.get(
@@ -728,7 +736,7 @@ def broker_spread_history(
 def broker_spread_hours(
     request: HttpRequest, query: Query[SpreadHistoryQuery], slug: str = SlugPath, symbol: str = SymbolPath
 ) -> HttpResponseBase:
-    def hours() -> tuple[SpreadHoursOut, Broker]:
+    def hours() -> tuple[SpreadHoursOut, list[str]]:
         b = _broker(slug)
         instrument = _instrument(b, symbol)
         chosen = _account(b, query.account)
@@ -744,29 +752,19 @@ def broker_spread_hours(
                 for i, (mine, peer) in enumerate(zip(h.hours, h.peers, strict=True))
             ],
         )
-        return out, b
+        return out, [cachetags.broker(b.pk)]
 
-    if query.format == "csv":
-
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            out, b = hours()
-            table = [[r.hour, r.pips, r.peers_median_pips, out.account, out.as_of.isoformat()] for r in out.hours]
-            return table, [cachetags.broker(b.pk)]
-
-        suffix = f"-{slugify(query.account)}" if query.account else ""
-        return cached_csv(
-            request,
-            render_rows,
-            filename=f"{slug}-{symbol}{suffix}-hours.csv",
-            header=list(SPREAD_HOURS_CSV),
-            params=SpreadHistoryQuery.model_fields,
-        )
-
-    def render() -> tuple[bytes, list[str]]:
-        out, b = hours()
-        return out.model_dump_json().encode(), [cachetags.broker(b.pk)]
-
-    return cached_json(request, render, params=SpreadHistoryQuery.model_fields)
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=hours,
+        csv_rows=lambda out: (
+            [r.hour, r.pips, r.peers_median_pips, out.account, out.as_of.isoformat()] for r in out.hours
+        ),
+        columns=SPREAD_HOURS_CSV,
+        filename=f"{slug}-{symbol}{_account_suffix(query.account)}-hours.csv",
+        params=SpreadHistoryQuery.model_fields,
+    )
 
 
 # -- news events -----------------------------------------------------------------------------------
@@ -801,33 +799,38 @@ def events_list(request: HttpRequest, query: Query[EventsQuery]) -> HttpResponse
         raise errors.FieldErrors({"since": ["Give a time zone, e.g. 2026-01-02T08:30:00Z."]})
     if until <= since or until - since > MAX_EVENT_SPAN:
         raise errors.FieldErrors({"until": ["until must be after since, and at most a year after it."]})
-    found = [
-        e
-        for e in market_selectors.calendar_events(since=since, until=until)
-        if query.currency in (None, e.currency.upper()) and query.impact in (None, e.impact)
-    ]
-    rows = [
-        EventOut(
-            scheduled_at=datetime.fromtimestamp(e.at_us / 1e6, tz=timezone.get_current_timezone()),
-            currency=e.currency.upper(),
-            impact=e.impact,
-            name=e.name,
-        )
-        for e in found
-    ]
-    if query.format == "csv":
-        return cached_csv(
+    if query.format == "csv":  # up to a year of releases: streamed
+        return streamed_csv(
             request,
-            lambda: ([[r.scheduled_at.isoformat(), r.currency, r.impact, r.name] for r in rows], [cachetags.EVENTS]),
+            window=api_selectors.events_window(since=since, until=until, currency=query.currency, impact=query.impact),
+            row=lambda e: event_csv_row(
+                EventOut(
+                    scheduled_at=timezone.localtime(e.scheduled_at),
+                    currency=e.currency.upper(),
+                    impact=e.impact,
+                    name=e.name,
+                )
+            ),
+            columns=EVENTS_CSV,
             filename="events.csv",
-            header=list(EVENTS_CSV),
             params=EventsQuery.model_fields,
+            tags=[cachetags.EVENTS],
         )
-    return cached_json(
-        request,
-        lambda: (TypeAdapter(list[EventOut]).dump_json(rows), [cachetags.EVENTS]),
-        params=EventsQuery.model_fields,
-    )
+
+    def render() -> tuple[bytes, list[str]]:
+        rows = [
+            EventOut(
+                scheduled_at=datetime.fromtimestamp(e.at_us / 1e6, tz=timezone.get_current_timezone()),
+                currency=e.currency.upper(),
+                impact=e.impact,
+                name=e.name,
+            )
+            for e in market_selectors.calendar_events(since=since, until=until)
+            if query.currency in (None, e.currency.upper()) and query.impact in (None, e.impact)
+        ]
+        return TypeAdapter(list[EventOut]).dump_json(rows), [cachetags.EVENTS]
+
+    return cached_json(request, render, params=EventsQuery.model_fields)
 
 
 class ReportsQuery(Schema):
@@ -842,22 +845,24 @@ class ReportsQuery(Schema):
     openapi_extra=csv_doc(REPORTS_CSV),
 )
 def event_reports(request: HttpRequest, query: Query[ReportsQuery]) -> HttpResponseBase:
-    def rows() -> list[ReportSummaryOut]:
-        return [ReportSummaryOut.of(r) for r in event_selectors.event_report_list(limit=query.limit)]
-
-    if query.format == "csv":
-        return cached_csv(
+    # A report names brokers by slug: a broker's edit (the broker-list tag) changes the download too.
+    tags: list[str] = [cachetags.EVENTS, cachetags.BROKER_LIST]
+    if query.format == "csv":  # up to 1,000 reports: streamed
+        return streamed_csv(
             request,
-            lambda: ([report_summary_csv_row(r) for r in rows()], [cachetags.EVENTS]),
+            window=api_selectors.event_reports_window(limit=query.limit),
+            row=lambda r: report_summary_csv_row(ReportSummaryOut.of(r)),
+            columns=REPORTS_CSV,
             filename="event-reports.csv",
-            header=list(REPORTS_CSV),
             params=ReportsQuery.model_fields,
+            tags=tags,
         )
-    return cached_json(
-        request,
-        lambda: (TypeAdapter(list[ReportSummaryOut]).dump_json(rows()), [cachetags.EVENTS]),
-        params=ReportsQuery.model_fields,
-    )
+
+    def render() -> tuple[bytes, list[str]]:
+        found = [ReportSummaryOut.of(r) for r in event_selectors.event_report_list(limit=query.limit)]
+        return TypeAdapter(list[ReportSummaryOut]).dump_json(found), tags
+
+    return cached_json(request, render, params=ReportsQuery.model_fields)
 
 
 EventIdPath: Any = params.Path(..., ge=1, le=2**31 - 1, description="The release's id, as in /events/reports.")
@@ -884,23 +889,20 @@ def event_report(request: HttpRequest, query: Query[FormatQuery], event_id: int 
             ],
         )
 
-    tags = [cachetags.EVENTS, cachetags.event(event_id)]
-    if query.format == "csv":
-        return cached_csv(
-            request,
-            lambda: (
-                [
-                    [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
-                    for section in report().instruments
-                    for row in section.rows
-                ],
-                tags,
-            ),
-            filename=f"event-{event_id}-report.csv",
-            header=list(REPORT_CSV),
-            params=FormatQuery.model_fields,
-        )
-    return cached_json(request, lambda: (report().model_dump_json().encode(), tags), params=FormatQuery.model_fields)
+    def rows(out: ReportOut) -> Iterator[list[Any]]:
+        for section in out.instruments:
+            for row in section.rows:
+                yield [section.instrument, *(getattr(row, name) for name in ReportRowOut.model_fields)]
+
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=lambda: (report(), [cachetags.EVENTS, cachetags.event(event_id)]),
+        csv_rows=rows,
+        columns=REPORT_CSV,
+        filename=f"event-{event_id}-report.csv",
+        params=FormatQuery.model_fields,
+    )
 
 
 # -- methodology -----------------------------------------------------------------------------------
@@ -940,30 +942,115 @@ def methodology_validation(request: HttpRequest, query: Query[FormatQuery]) -> H
         )
         return out, [cachetags.METHODOLOGY]
 
-    if query.format == "csv":
+    def scenarios(out: ValidationOut) -> Iterator[list[Any]]:
+        as_of = out.as_of.isoformat() if out.as_of else None
+        for r in out.scenarios:
+            meets = "true" if r.meets_bar else "false"
+            yield [r.scenario, r.period, r.brokers, r.releases, r.spearman, meets, out.methodology_version, as_of]
 
-        def render_rows() -> tuple[list[list[Any]], list[str]]:
-            out, tags = table()
-            return [
-                [r.scenario, r.period, r.brokers, r.releases, r.spearman, "true" if r.meets_bar else "false"]
-                + [out.methodology_version, out.as_of.isoformat() if out.as_of else None]
-                for r in out.scenarios
-            ], tags
+    return json_or_csv(
+        request,
+        fmt=query.format,
+        build=table,
+        csv_rows=scenarios,
+        columns=VALIDATION_CSV,
+        filename="methodology-validation.csv",
+        params=FormatQuery.model_fields,
+    )
 
-        return cached_csv(
+
+def _components(tables: MethodologyTables) -> list[MethodologyComponentOut]:
+    return [
+        MethodologyComponentOut(
+            key=c.key,
+            title=c.title,
+            weight=c.weight,
+            measured=c.measured,
+            summary=c.summary,
+            details=c.details,
+            methodology_version=tables.version,
+        )
+        for c in tables.components
+    ]
+
+
+def _points(rows: list[MethodologyRow], version: str) -> list[MethodologyPointsOut]:
+    return [MethodologyPointsOut(key=r.key, name=r.name, value=r.value, methodology_version=version) for r in rows]
+
+
+def _csv_value(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _methodology_route(
+    name: str, *, summary: str, schema: type[Schema], columns: dict[str, str], rows: Callable[[MethodologyTables], Any]
+) -> None:
+    """/methodology/<name>: one of the methodology page's reference tables as JSON or CSV, its rows from
+    trustmetrics.selectors.trust_methodology_tables (what the page shows). Named methodology_<name> (with
+    "_" for "-") for reverse() and the schema's operation id."""
+    view_name = "methodology_" + name.replace("-", "_")
+
+    def view(request: HttpRequest, query: Query[FormatQuery]) -> HttpResponseBase:
+        return json_or_csv(
             request,
-            render_rows,
-            filename="methodology-validation.csv",
-            header=list(VALIDATION_CSV),
+            fmt=query.format,
+            build=lambda: (rows(trust_selectors.trust_methodology_tables()), [cachetags.METHODOLOGY]),
+            csv_rows=lambda out: ([_csv_value(v) for v in row] for row in _fields(out, columns)),
+            columns=columns,
+            filename=f"methodology-{name}.csv",
             params=FormatQuery.model_fields,
         )
 
-    def render() -> tuple[bytes, list[str]]:
-        out, tags = table()
-        return out.model_dump_json().encode(), tags
+    view.__name__ = view_name
+    methodology.get(
+        f"/methodology/{name}",
+        response={200: list[schema], **_error_responses(422, 429)},  # type: ignore[valid-type]
+        summary=summary,
+        openapi_extra=csv_doc(columns),
+        operation_id=view_name,
+        url_name=view_name,
+    )(view)
 
-    return cached_json(request, render, params=FormatQuery.model_fields)
 
+METHODOLOGY_TABLES: list[tuple[str, str, type[Schema], dict[str, str], Callable[[MethodologyTables], Any]]] = [
+    (
+        "components",
+        "The methodology page's components and their weights in the overall score",
+        MethodologyComponentOut,
+        METHODOLOGY_COMPONENTS_CSV,
+        _components,
+    ),
+    (
+        "tiers",
+        "The methodology page's licence points per regulator tier",
+        MethodologyPointsOut,
+        METHODOLOGY_TIERS_CSV,
+        lambda t: _points(t.tiers, t.version),
+    ),
+    (
+        "licence-statuses",
+        "The methodology page's factor per licence status",
+        MethodologyPointsOut,
+        METHODOLOGY_STATUSES_CSV,
+        lambda t: _points(t.statuses, t.version),
+    ),
+    (
+        "company-types",
+        "The methodology page's share of the company-type points per company type",
+        MethodologyPointsOut,
+        METHODOLOGY_COMPANY_TYPES_CSV,
+        lambda t: _points(t.company_types, t.version),
+    ),
+    (
+        "transparency",
+        "The methodology page's transparency points per item",
+        MethodologyPointsOut,
+        METHODOLOGY_TRANSPARENCY_CSV,
+        lambda t: _points(t.transparency, t.version),
+    ),
+]
+for _name, _summary, _schema, _columns, _rows in METHODOLOGY_TABLES:
+    _methodology_route(_name, summary=_summary, schema=_schema, columns=_columns, rows=_rows)
 
 # -- best execution and live -----------------------------------------------------------------------
 

@@ -264,6 +264,10 @@ SCORES_CSV = {
 }
 
 
+def score_csv_row(s: ScoreOut) -> list[Any]:
+    return [s.computed_at.isoformat(), s.overall, s.label, s.confidence, s.methodology_version, s.reason]
+
+
 class DailyScoreOut(Schema):
     computed_at: datetime = Field(description="The day's last scoring run (UTC).")
     overall: float
@@ -300,6 +304,19 @@ DAILY_SCORES_CSV = {
 }
 
 
+def daily_score_csv_row(s: DailyScoreOut) -> list[Any]:
+    return [
+        s.computed_at.isoformat(),
+        s.overall,
+        s.band_low,
+        s.band_high,
+        s.label,
+        s.confidence,
+        s.methodology_version,
+        s.reason,
+    ]
+
+
 class ValidationScenarioOut(Schema):
     scenario: str = Field(description="The scenario's title.")
     period: str
@@ -328,6 +345,35 @@ VALIDATION_CSV = {
     "methodology_version": "the methodology scored",
     "as_of": "ISO 8601 time the figures were computed (UTC); no rows while they are being computed",
 }
+
+
+class MethodologyComponentOut(Schema):
+    key: str = Field(description="The component's key, as in a score's `components`.")
+    title: str
+    weight: float = Field(description="Share of the overall score, 0-1 (the page shows it as a percentage).")
+    measured: bool = Field(description="true: from measured prices; false: from the profile and licences.")
+    summary: str = Field(description="What it measures.")
+    details: str = Field(description="How it is computed.")
+    methodology_version: str
+
+
+class MethodologyPointsOut(Schema):
+    key: str = Field(description="The methodology's key for the row (a tier number, a status, an item).")
+    name: str = Field(description="The row as the page names it.")
+    value: float
+    methodology_version: str
+
+
+def _columns(schema: type[Schema], **value: str) -> dict[str, str]:
+    """CSV columns of a schema's fields, described as in the schema (``value``: the value column's meaning)."""
+    return {name: value.get(name) or f.description or name for name, f in schema.model_fields.items()}
+
+
+METHODOLOGY_COMPONENTS_CSV = _columns(MethodologyComponentOut)
+METHODOLOGY_TIERS_CSV = _columns(MethodologyPointsOut, value="licence points of a regulator of this tier, 0-100")
+METHODOLOGY_STATUSES_CSV = _columns(MethodologyPointsOut, value="factor on the licence's points, 0-1")
+METHODOLOGY_COMPANY_TYPES_CSV = _columns(MethodologyPointsOut, value="share of the company-type points, 0-1")
+METHODOLOGY_TRANSPARENCY_CSV = _columns(MethodologyPointsOut, value="points of the item (all items add up to 100)")
 
 
 ACCOUNT_FIGURES = (
@@ -491,6 +537,10 @@ EVENTS_CSV = {
     "impact": "low, medium or high",
     "name": "the release",
 }
+
+
+def event_csv_row(e: EventOut) -> list[Any]:
+    return [e.scheduled_at.isoformat(), e.currency, e.impact, e.name]
 
 
 class ReportSummaryOut(Schema):

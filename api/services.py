@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from api.cache import answers_drop
+from api.cache import answers_drop, tag_versions_bump
 from api.models import ApiKey
 from api.selectors import api_key_digest, api_key_forget
 
@@ -47,6 +47,8 @@ def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey | None:
 
 
 def api_answers_revalidate(tags: frozenset[str]) -> None:
-    """Drop the cached answers showing what changed (a common.cachetags listener: called with the tags)."""
+    """Drop the cached answers showing what changed, and renew the tags' tokens that streamed answers' ETags
+    stand on (a common.cachetags listener: called with the tags)."""
+    tag_versions_bump(tags)
     if settings.API_CACHE_S:
         answers_drop(tags)

@@ -25,7 +25,7 @@ from brokers.models import AccountType, Broker, Instrument, Licence
 from marketdata.aggregation import RELIABILITY_FIELDS
 from marketdata.models import EconomicEvent, FeedStatusChange, QuoteRejectionCount, SpreadBar
 from marketdata.selectors import feed_account_bars, feed_accounts, scoring_commission_per_lot
-from trustmetrics.methodology import METHODOLOGY, Methodology
+from trustmetrics.methodology import METHODOLOGY, Component, Methodology
 from trustmetrics.models import TrustDailyInput, TrustScore, TrustValidation
 from trustmetrics.scoring import (
     DAILY_FIELDS,
@@ -478,3 +478,43 @@ def trust_validation_stored(*, methodology: Methodology = METHODOLOGY) -> dict[s
     if row is None:
         return None
     return {**row.summary, "as_of": row.computed_at, "version": row.methodology_version}
+
+
+@dataclass(frozen=True)
+class MethodologyRow:
+    """One row of a methodology reference table: the methodology's key, its readable name, its value."""
+
+    key: str
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class MethodologyTables:
+    """The methodology page's reference tables, in the page's order: the page and the API's CSV downloads
+    both read them from here, so they list the same rows."""
+
+    version: str
+    components: list[Component]  # weight is a share of the overall score, 0-1
+    tiers: list[MethodologyRow]  # key: the tier; value: licence points
+    statuses: list[MethodologyRow]  # value: factor on the licence's points, highest first
+    company_types: list[MethodologyRow]  # value: share of the company-type points
+    transparency: list[MethodologyRow]  # value: points, highest first
+
+
+def trust_methodology_tables(*, methodology: Methodology = METHODOLOGY) -> MethodologyTables:
+    m = methodology
+    names = m.labels_display
+
+    def rows(points: dict[str, float], *, highest_first: bool) -> list[MethodologyRow]:
+        found = [MethodologyRow(key=k, name=names.get(k, k), value=v) for k, v in points.items()]
+        return sorted(found, key=lambda r: -r.value) if highest_first else found
+
+    return MethodologyTables(
+        version=m.version,
+        components=list(m.components),
+        tiers=[MethodologyRow(key=str(t), name=f"Tier {t}", value=p) for t, p in sorted(m.tier_points.items())],
+        statuses=rows(m.licence_status_factor, highest_first=True),
+        company_types=rows(m.company_type_points, highest_first=False),
+        transparency=rows(m.transparency_points, highest_first=True),
+    )

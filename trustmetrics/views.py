@@ -8,7 +8,7 @@ from common import cachetags
 from pagecache.isr import regenerated_page, tag_response
 from trustmetrics.methodology import METHODOLOGY
 from trustmetrics.scoring import critical_floor, off_market_cap_slope
-from trustmetrics.selectors import trust_validation_stored
+from trustmetrics.selectors import trust_methodology_tables, trust_validation_stored
 from trustmetrics.services import trust_validation_request
 
 
@@ -16,7 +16,6 @@ from trustmetrics.services import trust_validation_request
 def methodology(request: HttpRequest) -> HttpResponse:
     """The published methodology, rendered from the very object the engine scores with."""
     m = METHODOLOGY
-    names = m.labels_display
     tracked = set(Instrument.objects.values_list("symbol", flat=True))
     validation = trust_validation_stored(methodology=m)
     if validation is None:  # computed in the background; the page is regenerated once they are stored
@@ -26,16 +25,9 @@ def methodology(request: HttpRequest) -> HttpResponse:
         "trustmetrics/methodology.html",
         {
             "m": m,
-            "components": [{"c": c, "weight": round(c.weight * 100)} for c in m.components],
+            # The reference tables, as their CSV downloads list them (api: /methodology/...).
+            "tables": trust_methodology_tables(methodology=m),
             "labels": m.labels,
-            "tiers": sorted(m.tier_points.items()),
-            "statuses": [
-                (names.get(k, k), v) for k, v in sorted(m.licence_status_factor.items(), key=lambda kv: -kv[1])
-            ],
-            "transparency": [
-                (names.get(k, k), v) for k, v in sorted(m.transparency_points.items(), key=lambda kv: -kv[1])
-            ],
-            "company_types": [(names.get(k, k), v) for k, v in m.company_type_points.items()],
             # Only instruments the site tracks: the methodology knows more index CFDs than we list.
             "news_indices": [(sym, ccys) for sym, ccys in sorted(m.news_currencies.items()) if sym in tracked],
             "good_minimum": next(band.minimum for band in m.labels if band.name == "Good"),

@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from brokers.models import AccountType, Broker, Licence
 from common import cachetags
-from marketdata.models import EconomicEvent, SpreadBar
+from marketdata.models import SpreadBar
 from pagecache.services import pages_revalidate_on_commit
-from trustmetrics.models import TrustScore
 
 pytestmark = pytest.mark.django_db
 
@@ -35,16 +34,6 @@ def _dearer_commission() -> None:
     assert account is not None
     account.commission_per_lot += 1
     account.save()
-
-
-def _a_new_score() -> None:
-    latest = TrustScore.objects.filter(broker=_broker()).latest()
-    latest.pk = None
-    latest.computed_at += timedelta(hours=1)
-    latest.overall -= 5
-    latest.save()
-    # What the scoring run does after storing its rows (trustmetrics.services).
-    pages_revalidate_on_commit(tags=cachetags.broker_changed(latest.broker_id))
 
 
 def _wider_spreads() -> None:
@@ -86,23 +75,14 @@ def _licence_verified_today() -> None:
     licence.save()
 
 
-def _a_new_release() -> None:
-    EconomicEvent.objects.create(
-        name="Test release", currency="USD", impact="high", scheduled_at=timezone.now() + timedelta(hours=3)
-    )
-    pages_revalidate_on_commit(tags=[cachetags.EVENTS])
-
-
+# The long tables (score histories, releases, reports) are streamed instead: api/tests/test_api_stream.py.
 CSV_ENDPOINTS: list[tuple[str, Callable[[], None]]] = [
     ("/brokers?format=csv", _more_leverage),
     (f"/brokers/{SLUG}/costs?format=csv", _dearer_commission),
-    (f"/brokers/{SLUG}/scores?format=csv", _a_new_score),
     (f"/brokers/{SLUG}/spreads?format=csv", _wider_spreads),
     (f"/brokers/{SLUG}/spreads/EURUSD?format=csv", _wider_spreads),
     (f"/brokers/{SLUG}/spreads/EURUSD/hours?format=csv", _wider_spreads),
     ("/compare?brokers=kestrel-fx,northwind-markets&format=csv", _more_leverage),
-    ("/events?format=csv", _a_new_release),
-    (f"/brokers/{SLUG}/scores/daily?format=csv", _a_new_score),
     (f"/brokers/{SLUG}/licences?format=csv", _licence_verified_today),
     (f"/brokers/{SLUG}/accounts?format=csv", _dearer_commission),
 ]

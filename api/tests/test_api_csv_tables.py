@@ -21,9 +21,17 @@ from api.schemas import (
     ACCOUNTS_CSV,
     COMPARE_CSV,
     DAILY_SCORES_CSV,
+    EVENTS_CSV,
     EXECUTION_CSV,
     LICENCES_CSV,
+    METHODOLOGY_COMPANY_TYPES_CSV,
+    METHODOLOGY_COMPONENTS_CSV,
+    METHODOLOGY_STATUSES_CSV,
+    METHODOLOGY_TIERS_CSV,
+    METHODOLOGY_TRANSPARENCY_CSV,
     RELEASES_CSV,
+    REPORTS_CSV,
+    SCORES_CSV,
     SPREAD_HOURS_CSV,
     VALIDATION_CSV,
 )
@@ -271,6 +279,9 @@ def test_every_csv_column_is_documented_in_the_schema(client, measured):
         ("/api/v1/brokers/{slug}/licences", LICENCES_CSV),
         ("/api/v1/brokers/{slug}/accounts", ACCOUNTS_CSV),
         ("/api/v1/brokers/{slug}/releases", RELEASES_CSV),
+        ("/api/v1/brokers/{slug}/scores", SCORES_CSV),
+        ("/api/v1/events/reports", REPORTS_CSV),
+        ("/api/v1/events", EVENTS_CSV),
     ):
         documented = schema[path]["get"]["responses"]["200"]["description"]
         assert all(f"`{name}`" in documented for name in columns), path
@@ -286,3 +297,53 @@ def test_a_new_bar_does_not_change_a_cached_csv_until_its_pages_are_revalidated(
     bar.pk, bar.start, bar.mean = None, bar.start - timedelta(hours=1), bar.mean * 5
     bar.save()
     assert client.get(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+
+
+METHODOLOGY_TABLES = {
+    "the components and weights": ("components", METHODOLOGY_COMPONENTS_CSV),
+    "the tier points": ("tiers", METHODOLOGY_TIERS_CSV),
+    "the licence status factors": ("statuses", METHODOLOGY_STATUSES_CSV),
+    "the company type shares": ("company_types", METHODOLOGY_COMPANY_TYPES_CSV),
+    "the transparency points": ("transparency", METHODOLOGY_TRANSPARENCY_CSV),
+}
+
+
+def test_every_methodology_reference_table_links_its_csv_with_the_pages_rows(client, demo):
+    page = client.get(reverse("trustmetrics:methodology")).content.decode()
+    found = links(client, reverse("trustmetrics:methodology"))
+    tables = trust_selectors.trust_methodology_tables()
+    for what, (name, columns) in METHODOLOGY_TABLES.items():
+        rows = download(client, found[what])
+        assert list(rows[0]) == list(columns), what
+        assert {r["methodology_version"] for r in rows} == {METHODOLOGY.version}
+        if name == "components":
+            assert [(r["key"], r["title"], r["measured"]) for r in rows] == [
+                (c.key, c.title, "true" if c.measured else "false") for c in tables.components
+            ]
+            for r in rows:  # the page's percentage, from the CSV's share
+                shown = f"{round(float(r['weight']) * 100)}%"
+                assert f'<th scope="row">{html.escape(r["title"])}</th><td>{shown}</td>' in page
+            assert sum(float(r["weight"]) for r in rows) == pytest.approx(1.0)
+            continue
+        expected = getattr(tables, name)
+        assert [(r["key"], r["name"], float(r["value"])) for r in rows] == [(e.key, e.name, e.value) for e in expected]
+        for r in rows:  # each row as the page shows it
+            assert f'<tr><th scope="row">{html.escape(r["name"])}</th><td>' in page, (what, r["name"])
+    assert sum(float(r["value"]) for r in download(client, found["the transparency points"])) == pytest.approx(100)
+    schema = client.get("/api/v1/openapi.json").json()["paths"]
+    for name, (_, columns) in zip(
+        ("components", "tiers", "licence-statuses", "company-types", "transparency"),
+        METHODOLOGY_TABLES.values(),
+        strict=True,
+    ):
+        documented = schema[f"/api/v1/methodology/{name}"]["get"]["responses"]["200"]["description"]
+        assert all(f"`{column}`" in documented for column in columns), name
+
+
+def test_a_methodology_table_as_json_has_the_csvs_rows_and_an_etag(client, demo):
+    path = "/api/v1/methodology/licence-statuses"
+    as_json = client.get(path)
+    assert [(r["key"], r["value"]) for r in as_json.json()] == [
+        (r["key"], float(r["value"])) for r in download(client, path + "?format=csv")
+    ]
+    assert client.get(path, HTTP_IF_NONE_MATCH=f"W/{as_json['ETag']}").status_code == 304
