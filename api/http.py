@@ -25,13 +25,13 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
-from django.utils.http import parse_etags
 from pydantic import BaseModel
 from pydantic_core import to_json
 
 from api.cache import Answer, answer_get, answer_key, answer_store, generation, tag_versions
 from api.stream import Window
 from common import cachetags, metrics
+from common.http import etag_weak_match
 
 ALWAYS_TAGS = (cachetags.ALL,)  # every answer goes stale on a change that makes every page stale
 
@@ -84,9 +84,7 @@ def _validators(request: HttpRequest, response: HttpResponseBase, entry: Answer,
 def etag_matches(request: HttpRequest, etag: str) -> bool:
     """Whether If-None-Match names this ETag, by weak comparison (RFC 9110 13.1.2): W/"x" and "x" are the
     same tag either way round, any member of a list counts, and * matches whatever we have."""
-    wanted = parse_etags(request.META.get("HTTP_IF_NONE_MATCH", ""))
-    opaque = etag.removeprefix("W/")
-    return any(tag == "*" or tag.removeprefix("W/") == opaque for tag in wanted)
+    return etag_weak_match(if_none_match=request.META.get("HTTP_IF_NONE_MATCH", ""), etag=etag)
 
 
 def cached_json(request: HttpRequest, render: Render, *, params: Iterable[str] = ()) -> HttpResponse:

@@ -1,4 +1,5 @@
-"""The client's address, decided in one place for log-in limits, logs, metrics and rate limits."""
+"""HTTP in one place: the client's address (for log-in limits, logs, metrics and rate limits) and the
+comparison of If-None-Match with an ETag (pages, API)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.http import parse_etags
 
 
 @lru_cache(maxsize=8)
@@ -45,3 +47,12 @@ def client_ip(request: HttpRequest) -> str | None:
             return str(address)
         peer_address = address
     return str(peer_address)
+
+
+def etag_weak_match(*, if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names this ETag, by weak comparison (RFC 9110 13.1.2), as the RFC
+    asks for If-None-Match: W/"x" and "x" are the same tag either way round, any member of a list counts,
+    and * matches whatever we have. nginx's gzip weakens the ETags it passes on, so a browser behind it
+    sends back W/"x" for our "x"."""
+    opaque = etag.removeprefix("W/")
+    return any(tag == "*" or tag.removeprefix("W/") == opaque for tag in parse_etags(if_none_match))

@@ -36,9 +36,9 @@ def events_due(*, now: datetime, since: datetime) -> list[int]:
 
 
 def event_report_list(*, limit: int = 200) -> QuerySet[EventReport]:
-    return EventReport.objects.select_related("event", "best_broker", "worst_broker").order_by("-event__scheduled_at")[
-        :limit
-    ]
+    return EventReport.objects.select_related("event", "best_broker", "worst_broker").order_by(
+        "-event__scheduled_at", "-pk"
+    )[:limit]
 
 
 @dataclass

@@ -24,9 +24,9 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, resolve
-from django.utils.http import parse_etags
 from django.utils.module_loading import import_string
 
+from common.http import etag_weak_match
 from common.metrics import STATS_KEY
 from common.redis import REDIS_DOWN, redis_async, redis_breaker
 from pagecache import isr
@@ -201,7 +201,7 @@ class CachedPagesMiddleware:
         content, etag, encoding = isr.representation(
             entry, accept_encoding=headers.get(b"accept-encoding", b"").decode("latin-1")
         )
-        not_modified = etag in parse_etags(headers.get(b"if-none-match", b"").decode("latin-1"))
+        not_modified = etag_weak_match(if_none_match=headers.get(b"if-none-match", b"").decode("latin-1"), etag=etag)
         response_headers = [
             (b"content-type", entry["content_type"].encode()),
             (b"etag", etag.encode()),

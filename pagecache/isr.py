@@ -50,9 +50,9 @@ from django.template.loader import render_to_string
 from django.template.response import SimpleTemplateResponse
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
-from django.utils.http import parse_etags
 
 from common import metrics
+from common.http import etag_weak_match
 from common.redis import REDIS_DOWN
 from pagecache.inline import inline_digest
 from pagecache.tags import tag_index
@@ -362,7 +362,7 @@ def _build_response(request: HttpRequest, entry: PageEntry, state: str) -> HttpR
     anonymous = not request.user.is_authenticated
     if anonymous:
         body, etag, encoding = representation(entry, accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""))
-        if etag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+        if etag_weak_match(if_none_match=request.META.get("HTTP_IF_NONE_MATCH", ""), etag=etag):
             response = HttpResponse(status=304)
         else:
             response = HttpResponse(body, content_type=entry["content_type"])

@@ -84,6 +84,15 @@ def test_if_none_match_gets_a_304_with_no_body(client, demo):
     assert client.get(PROFILE, HTTP_IF_NONE_MATCH='"something-else"').status_code == 200
 
 
+@pytest.mark.django_db
+def test_if_none_match_is_compared_weakly_as_behind_nginx_gzip(client, demo):
+    """nginx's gzip weakens the ETag it passes on: the browser sends W/"x" back for our "x"."""
+    etag = client.get(PROFILE)["ETag"]
+    assert client.get(PROFILE, HTTP_IF_NONE_MATCH=f"W/{etag}").status_code == 304
+    assert client.get(PROFILE, HTTP_IF_NONE_MATCH=f'"other", W/{etag}').status_code == 304
+    assert client.get(PROFILE, HTTP_IF_NONE_MATCH='W/"other"').status_code == 200
+
+
 def expire(path: str, query: str = "") -> None:
     """What the passing of a page's revalidate window does (no change revalidated it)."""
     cache.delete(isr.fresh_key(isr.page_key(path, query)))

@@ -49,6 +49,13 @@ async def test_the_fast_lane_answers_if_none_match_with_304(demo):
     assert response["body"] == b""
 
 
+async def test_the_fast_lane_compares_if_none_match_weakly_as_behind_nginx_gzip(demo):
+    etag = header_map(await fetch(PROFILE))[b"etag"]
+    assert (await fetch(PROFILE, (b"if-none-match", b"W/" + etag)))["status"] == 304
+    assert (await fetch(PROFILE, (b"if-none-match", b'"other", W/' + etag)))["status"] == 304
+    assert (await fetch(PROFILE, (b"if-none-match", b'W/"other"')))["status"] == 200
+
+
 async def test_the_fast_lane_counts_its_hits(demo):
     await fetch(PROFILE)
     before = await sync_to_async(metrics.get)("pages_hit")

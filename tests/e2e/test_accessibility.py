@@ -351,6 +351,7 @@ CSV_PAGES = [
     EVENT,
     "/spreads/kestrel-fx/EURUSD/",
     "/execution/?instrument=EURUSD&side=buy&size=1&unit=lots",
+    "/methodology/",
 ]
 
 
