@@ -23,7 +23,6 @@ from . import wire as w
 
 BTC = SymbolSpec("BTC/USD", "BTCUSD", 1, 1.0, 8)
 TS = "2026-11-30T12:00:00.123456Z"
-LARGE = Decimal(10**7)  # quantities from here up: see test_large_quantities_...
 
 
 def _price(tick: int) -> str:
@@ -39,8 +38,11 @@ def _qty(units: int, places: int) -> str:
 
 _QTY = st.one_of(
     st.sampled_from(["0", "0.0", "0.00000000"]),  # removes the level
-    st.builds(_qty, st.integers(1, 10**14), st.integers(2, 8)).filter(lambda q: Decimal(q) < LARGE),
+    # Any size at up to 10 places: past 2**51 / 10**8 (about 2.2e7) a float no longer tells the 8th
+    # place, and past 8 places the text is the decimal rounded to 8: the decimal sent decides.
+    st.builds(_qty, st.integers(1, 10**20), st.integers(0, 10)),
     st.builds(_qty, st.integers(1, 10**9), st.just(8)),  # the usual: under 10 at 8 places
+    st.sampled_from(["105863320.4", "22517998.13685248", "99999999999.99999999", "0.000000005", "0.000000015"]),
 )
 _BID = st.tuples(st.integers(0, 40).map(lambda o: _price(450_000 - o)), _QTY)
 _ASK = st.tuples(st.integers(0, 40).map(lambda o: _price(450_010 + o)), _QTY)
