@@ -423,6 +423,8 @@ def iso_to_us(ts: str) -> int:
     """
     head = ts[:19]
     base = _SECOND_CACHE.get(head)
+    if base is not None and ts.find("Z", 20) == 26 and ts[19] == ".":
+        return base + int(ts[20:26])  # the usual six places: just what the lines below give it
     if base is None:
         base = _iso_seconds_us(ts)  # raises on a bad timestamp: only good ones are remembered
         if len(_SECOND_CACHE) > 4096:
