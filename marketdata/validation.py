@@ -161,29 +161,55 @@ class QuoteValidator:
             if type(depth) is not tuple or len(depth) != 2:
                 return self._check(quote)
             before = self._last_depth.get(key) if self._last_depth else None
-            i = 0
-            for side in depth:
-                if type(side) is not tuple:
-                    return self._check(quote)
-                n = len(side)
-                if n > 20:
-                    return self._check(quote)
-                levels: Iterable[Any] = side
-                if n >= _SKIP_MIN:
-                    keep_depth = True
-                    if before is not None:
-                        prior = before[i]
-                        if side is prior:
-                            levels = ()
-                        elif len(prior) >= n:
-                            levels = compress(side, map(is_not, side, prior))
-                i += 1
-                for level in levels:
-                    if type(level) is tuple and len(level) == 2:
-                        price, size = level
-                        if type(price) is float and type(size) is float and 0.0 < price < _INF and 0.0 < size < _INF:
-                            continue
-                    return self._check(quote)
+            bid_side, ask_side = depth
+            if (
+                before is not None
+                and type(bid_side) is tuple
+                and type(ask_side) is tuple
+                and _SKIP_MIN <= len(bid_side) == len(before[0]) <= 20
+                and _SKIP_MIN <= len(ask_side) == len(before[1]) <= 20
+            ):
+                # The usual book: both sides as long as last time, so the two sides side by side
+                # line up with last time's: one pass finds the levels that are new objects.
+                keep_depth = True
+                levels: Iterable[Any] = bid_side + ask_side
+                levels = compress(levels, map(is_not, levels, before[0] + before[1]))
+            else:
+                levels = ()
+                i = 0
+                for side in depth:
+                    if type(side) is not tuple:
+                        return self._check(quote)
+                    n = len(side)
+                    if n > 20:
+                        return self._check(quote)
+                    side_levels: Iterable[Any] = side
+                    if n >= _SKIP_MIN:
+                        keep_depth = True
+                        if before is not None:
+                            prior = before[i]
+                            if side is prior:
+                                side_levels = ()
+                            elif len(prior) >= n:
+                                side_levels = compress(side, map(is_not, side, prior))
+                    i += 1
+                    for level in side_levels:
+                        if type(level) is tuple and len(level) == 2:
+                            price, size = level
+                            if (
+                                type(price) is float
+                                and type(size) is float
+                                and 0.0 < price < _INF
+                                and 0.0 < size < _INF
+                            ):
+                                continue
+                        return self._check(quote)
+            for level in levels:
+                if type(level) is tuple and len(level) == 2:
+                    price, size = level
+                    if type(price) is float and type(size) is float and 0.0 < price < _INF and 0.0 < size < _INF:
+                        continue
+                return self._check(quote)
         mid = (bid + ask) / 2.0
         if last is not None:
             last_mid = last[1]

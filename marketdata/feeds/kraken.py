@@ -11,16 +11,19 @@ zeros, concatenate everything, CRC32 it; compare with `checksum` as an unsigned 
 mismatch means the local book is wrong: it is counted (`checksum_mismatch`), dropped, and the symbol
 resubscribed for a fresh snapshot.
 
-Prices are held as exact integer ticks at the pair's precision (see venue.Book).
+Prices are held as exact integer ticks at the pair's precision (see venue.Book), and each level's
+checksum text is the decimal sent at the pair's precision: written from integers while the float
+tells it exactly, from the message's own decimal text otherwise (KrakenBook, KrakenParser._exact).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import zlib
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable
-from operator import itemgetter, neg
+from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
@@ -28,10 +31,10 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, Level, Quote, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import (
-    SORT_BELOW,
+    DEPTH_LEVELS,
     Book,
     JsonVenueParser,
     Parsed,
@@ -40,121 +43,185 @@ from marketdata.feeds.venue import (
     SymbolSpec,
     WireInt,
     iso_to_us,
+    quote_new,
 )
 
 
-def _level_text(tick: int, qty: float, spec: SymbolSpec) -> str:
+def _level_text(tick: int, qty: float, qty_format: str) -> str:
     """One level as the checksum writes it: price and qty at the pair's precision, no point, no
     leading zeros. The tick is the price times 10**precision, so its digits are the price's."""
-    return str(tick).lstrip("0") + f"{qty:.{spec.size_precision}f}".replace(".", "").lstrip("0")
+    return str(tick).lstrip("0") + format(qty, qty_format).replace(".", "").lstrip("0")
+
+
+def _decimal_text(tick: int, qty: object, qty_format: str) -> str:
+    """_level_text from the quantity as sent (a Decimal or an int from the JSON text): exact."""
+    return str(tick).lstrip("0") + format(Decimal(qty), qty_format).replace(".", "").lstrip("0")  # type: ignore[arg-type]
 
 
 def book_checksum(book: Book, spec: SymbolSpec) -> int:
+    """Kraken's algorithm on the book's levels, written afresh (the reference for KrakenBook's kept
+    texts; the float's digits, which are the decimal sent's for quantities under 2**51 / 10**places)."""
     parts: list[str] = []
+    qty_format = f".{spec.size_precision}f"
     for side, ticks in ((book.asks, book.top_asks(10)), (book.bids, book.top_bids(10))):
         for t in ticks:
-            parts.append(_level_text(t, side[t], spec))
+            parts.append(_level_text(t, side[t], qty_format))
     return zlib.crc32("".join(parts).encode())
 
 
 class KrakenBook(Book):
-    """A Book that also keeps each level's checksum text, written when the level changes: the
-    checksum after a message then joins the top 10 texts a side instead of formatting 20 levels.
-    set_bid/set_ask are Book's with that one line more (written out: a call less per level)."""
+    """A Book kept as Kraken's checksum and the quote read it: each side a sorted list of keys (the
+    ask's tick; the bid's tick negated, so that the best comes first for both and bisect needs no
+    key function), with the levels' (price, size) tuples and their checksum texts in lists of the
+    same order. A change costs a bisection and a store in place; the depth is then one slice of
+    the levels, the checksum one join of the texts a side, where a dict in tick order needed
+    itemgetter objects made per message. The dicts `bids` and `asks` (tick -> size) are kept as in
+    Book, for what reads them; the base class's own order and level dicts are not used.
 
-    __slots__ = ("_ask_text", "_bid_text", "_qty_format")
+    A level's text is written when it changes, from integers: the qty's digits at the pair's
+    precision are round(qty * 10**precision) whenever that integer gives back the very float
+    (then the float is the nearest one to that decimal and, below 2**51 / 10**precision, no other
+    decimal at that precision has it). Otherwise (a quantity too large for a float to tell its
+    last places, or with more places than the pair's) the float's own digits are written, as
+    book_checksum writes them, and `inexact` is set: the parser then writes the level again
+    from the decimal text sent (KrakenParser._exact).
+    """
+
+    __slots__ = (
+        "_ask_keys",
+        "_ask_lvls",
+        "_ask_texts",
+        "_bid_keys",
+        "_bid_lvls",
+        "_bid_texts",
+        "_qty_format",
+        "_qty_limit",
+        "_qty_scale",
+        "inexact",
+    )
 
     def __init__(self, spec: SymbolSpec) -> None:
         super().__init__(spec.price_precision)
         self._qty_format = f".{spec.size_precision}f"
-        self._bid_text: dict[int, str] = {}  # tick -> the level's text (levels since removed may stay)
-        self._ask_text: dict[int, str] = {}
+        self._qty_scale = float(10**spec.size_precision)
+        self._qty_limit = 2.0**51 / 10**spec.size_precision
+        self._bid_keys: list[int] = []  # -tick, best bid first
+        self._bid_lvls: list[Level] = []
+        self._bid_texts: list[str] = []
+        self._ask_keys: list[int] = []  # tick, best ask first
+        self._ask_lvls: list[Level] = []
+        self._ask_texts: list[str] = []
+        self.inexact = False  # a level's text was written from its float's digits
 
     def clear(self) -> None:
         super().clear()
-        self._bid_text.clear()
-        self._ask_text.clear()
+        for side in (self._bid_keys, self._bid_lvls, self._bid_texts, self._ask_keys, self._ask_lvls, self._ask_texts):
+            side.clear()
+        self.inexact = False
 
-    def set_bid(self, tick: int, size: float) -> None:
-        bids = self.bids
-        old = bids.get(tick)
+    def set_bid(self, tick: int, size: float, text: str | None = None) -> None:
+        keys = self._bid_keys
+        i = bisect_left(keys, -tick)
+        found = i < len(keys) and keys[i] == -tick
         if size > 0:
-            if old is None:
-                order = self._bid_order
-                if order is not None:
-                    if len(order) < SORT_BELOW:
-                        self._bid_order = None
-                    else:
-                        insort(order, tick, key=neg)
-            elif old == size:
-                return
-            bids[tick] = size
-            self._bid_levels[tick] = (tick / self.scale, size)
-            self._bid_text[tick] = str(tick).lstrip("0") + format(size, self._qty_format).replace(".", "").lstrip("0")
-        elif old is not None:
-            del bids[tick], self._bid_levels[tick]
-            order = self._bid_order
-            if order is not None:
-                if len(order) <= SORT_BELOW:
-                    self._bid_order = None
+            if text is None:
+                qs = self._qty_scale
+                if size < self._qty_limit and (q := round(size * qs)) / qs == size:
+                    if found and self._bid_lvls[i][1] == size:
+                        return  # the same float, so the same text (not so past the limit)
+                    text = f"{tick}{q}" if tick > 0 else str(tick).lstrip("0") + str(q)
                 else:
-                    del order[bisect_left(order, -tick, key=neg)]
+                    text = _level_text(tick, size, self._qty_format)
+                    self.inexact = True
+            elif found and self._bid_lvls[i][1] == size and self._bid_texts[i] == text:
+                return
+            if found:
+                self._bid_lvls[i] = (tick / self.scale, size)
+                self._bid_texts[i] = text
+            else:
+                keys.insert(i, -tick)
+                self._bid_lvls.insert(i, (tick / self.scale, size))
+                self._bid_texts.insert(i, text)
+            self.bids[tick] = size
+        elif found:
+            del keys[i], self._bid_lvls[i], self._bid_texts[i], self.bids[tick]
         else:
             return
-        if tick >= self._bid_floor:
+        if i < self._depth_n:
             self._bid_depth = None
 
-    def set_ask(self, tick: int, size: float) -> None:
-        asks = self.asks
-        old = asks.get(tick)
+    def set_ask(self, tick: int, size: float, text: str | None = None) -> None:
+        keys = self._ask_keys
+        i = bisect_left(keys, tick)
+        found = i < len(keys) and keys[i] == tick
         if size > 0:
-            if old is None:
-                order = self._ask_order
-                if order is not None:
-                    if len(order) < SORT_BELOW:
-                        self._ask_order = None
-                    else:
-                        insort(order, tick)
-            elif old == size:
-                return
-            asks[tick] = size
-            self._ask_levels[tick] = (tick / self.scale, size)
-            self._ask_text[tick] = str(tick).lstrip("0") + format(size, self._qty_format).replace(".", "").lstrip("0")
-        elif old is not None:
-            del asks[tick], self._ask_levels[tick]
-            order = self._ask_order
-            if order is not None:
-                if len(order) <= SORT_BELOW:
-                    self._ask_order = None
+            if text is None:
+                qs = self._qty_scale
+                if size < self._qty_limit and (q := round(size * qs)) / qs == size:
+                    if found and self._ask_lvls[i][1] == size:
+                        return  # the same float, so the same text (not so past the limit)
+                    text = f"{tick}{q}" if tick > 0 else str(tick).lstrip("0") + str(q)
                 else:
-                    del order[bisect_left(order, tick)]
+                    text = _level_text(tick, size, self._qty_format)
+                    self.inexact = True
+            elif found and self._ask_lvls[i][1] == size and self._ask_texts[i] == text:
+                return
+            if found:
+                self._ask_lvls[i] = (tick / self.scale, size)
+                self._ask_texts[i] = text
+            else:
+                keys.insert(i, tick)
+                self._ask_lvls.insert(i, (tick / self.scale, size))
+                self._ask_texts.insert(i, text)
+            self.asks[tick] = size
+        elif found:
+            del keys[i], self._ask_lvls[i], self._ask_texts[i], self.asks[tick]
         else:
             return
-        if tick <= self._ask_ceiling:
+        if i < self._depth_n:
             self._ask_depth = None
 
+    def top_bids(self, n: int) -> list[int]:
+        return [-k for k in self._bid_keys[:n]]
+
+    def top_asks(self, n: int) -> list[int]:
+        return self._ask_keys[:n]
+
+    def truncate(self, n: int) -> None:
+        """Keep the best n levels a side (the book is only as deep as the subscription)."""
+        if len(self._bid_keys) > n:
+            for k in self._bid_keys[n:]:
+                del self.bids[-k]
+            del self._bid_keys[n:], self._bid_lvls[n:], self._bid_texts[n:]
+            self._bid_depth = None
+        if len(self._ask_keys) > n:
+            for k in self._ask_keys[n:]:
+                del self.asks[k]
+            del self._ask_keys[n:], self._ask_lvls[n:], self._ask_texts[n:]
+            self._ask_depth = None
+
+    def quote(
+        self, broker: str, instrument: str, ts_broker: int, ts_recv: int, seq: int, levels: int = DEPTH_LEVELS
+    ) -> Quote | None:
+        """Top of book with depth, or None while a side is empty. A side's depth is made again only
+        after a change among its first `levels` levels (set_* clear it then)."""
+        if levels != self._depth_n:
+            self._depth_n = levels
+            self._bid_depth = self._ask_depth = None
+        bid_levels = self._bid_depth
+        if bid_levels is None:
+            bid_levels = self._bid_depth = tuple(self._bid_lvls[:levels])
+        ask_levels = self._ask_depth
+        if ask_levels is None:
+            ask_levels = self._ask_depth = tuple(self._ask_lvls[:levels])
+        if not bid_levels or not ask_levels:
+            return None
+        b, a = bid_levels[0], ask_levels[0]
+        return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
+
     def checksum(self) -> int:
-        """book_checksum of this book: the texts of its top 10 asks, then of its top 10 bids (only
-        the book's own ticks are looked up, so texts of removed levels are never read)."""
-        asks = self._ask_order
-        if asks is None:
-            asks = self._ask_order = sorted(self.asks)
-        bids = self._bid_order
-        if bids is None:
-            bids = self._bid_order = sorted(self.bids, reverse=True)
-        asks, bids = asks[:10], bids[:10]
-        if len(asks) > 1 and len(bids) > 1:  # the usual book: two itemgetter calls, no call of ours
-            text = "".join(itemgetter(*asks)(self._ask_text) + itemgetter(*bids)(self._bid_text))
-        else:
-            text = "".join(_texts(self._ask_text, asks) + _texts(self._bid_text, bids))
-        return zlib.crc32(text.encode())
-
-
-def _texts(texts: dict[int, str], ticks: list[int]) -> tuple[str, ...]:
-    """The texts of these ticks, in one C call (itemgetter gives the value itself for one key)."""
-    if len(ticks) > 1:
-        return itemgetter(*ticks)(texts)  # type: ignore[no-any-return]
-    return (texts[ticks[0]],) if ticks else ()
+        """Kraken's checksum of this book: the texts of its top 10 asks, then of its top 10 bids."""
+        return zlib.crc32(("".join(self._ask_texts[:10]) + "".join(self._bid_texts[:10])).encode())
 
 
 class _Level(msgspec.Struct, gc=False):
@@ -193,6 +260,7 @@ class KrakenParser(JsonVenueParser):
         self.heartbeats = 0
         self.synced: set[str] = set()
         self.resync: set[str] = set()  # symbols to resubscribe (checksum mismatch)
+        self._raw: bytes | str = b""  # the message being parsed
 
     def book(self, spec: SymbolSpec) -> KrakenBook:
         b = self.books.get(spec.venue_symbol)
@@ -201,6 +269,7 @@ class KrakenParser(JsonVenueParser):
         return b  # type: ignore[return-value]
 
     def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
+        self._raw = raw  # for _exact
         if self.fast:
             try:
                 msg = _decode_book(raw)
@@ -216,7 +285,7 @@ class KrakenParser(JsonVenueParser):
         snapshot = msg.type == "snapshot"
         out: list[Parsed] = []
         routes, synced, depth = self._routes, self.synced, self.depth
-        for d in msg.data:
+        for index, d in enumerate(msg.data):
             try:
                 name = d.symbol
                 route = routes.get(name) or self.route(name)
@@ -238,6 +307,8 @@ class KrakenParser(JsonVenueParser):
                 set_ask = book.set_ask
                 for lv in d.asks:
                     set_ask(round(lv.price * scale), float(lv.qty))
+                if book.inexact:  # type: ignore[attr-defined]
+                    self._exact(book, index)  # type: ignore[arg-type]
                 if len(book.bids) > depth or len(book.asks) > depth:
                     book.truncate(depth)
                 expected = d.checksum
@@ -269,15 +340,33 @@ class KrakenParser(JsonVenueParser):
         data = msg.get("data")
         if not isinstance(data, list):
             return [Reject("garbled", "book without data")]
-        for d in data:
+        for index, d in enumerate(data):
             try:
-                out.extend(self._book(d, kind == "snapshot", ts_recv))
+                out.extend(self._book(d, kind == "snapshot", ts_recv, index))
             # IndexError: a timestamp cut short; OverflowError: a price too large to round (1e308 * 10)
             except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
                 out.append(Reject("garbled", "bad book entry"))
         return out
 
-    def _book(self, d: dict[str, Any], snapshot: bool, ts_recv: int) -> list[Parsed]:
+    def _exact(self, book: KrakenBook, index: int) -> None:
+        """The levels of entry `index` written again with their texts from the decimals sent, after
+        one was written from a float that cannot tell them (KrakenBook). The same ticks and sizes,
+        so the book is as before but for those texts (a level set twice in the message ends as the
+        message left it). A message that does not decode so keeps the texts it has: a wrong one
+        then shows as a checksum mismatch."""
+        book.inexact = False
+        try:
+            entry = json.loads(self._raw, parse_float=Decimal)["data"][index]
+            scale, qty_format = book.scale, book._qty_format
+            for levels, set_level in ((entry["bids"], book.set_bid), (entry["asks"], book.set_ask)):
+                for lv in levels:
+                    price, qty = lv["price"], lv["qty"]
+                    tick = round((price if type(price) is int else float(price)) * scale)
+                    set_level(tick, float(qty), _decimal_text(tick, qty, qty_format))
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, ArithmeticError):
+            pass
+
+    def _book(self, d: dict[str, Any], snapshot: bool, ts_recv: int, index: int = 0) -> list[Parsed]:
         name = d["symbol"]
         route = self.route(name)
         if route is None:
@@ -296,6 +385,8 @@ class KrakenParser(JsonVenueParser):
             set_bid(round(lv["price"] * scale), float(lv["qty"]))
         for lv in d["asks"]:
             set_ask(round(lv["price"] * scale), float(lv["qty"]))
+        if book.inexact:
+            self._exact(book, index)
         book.truncate(self.depth)
         expected = d.get("checksum")
         if expected is not None and book.checksum() != int(expected):

@@ -149,32 +149,6 @@ def _quote_maker() -> Callable[..., Quote]:
 
         __slots__ = names
 
-        def __init__(
-            self,
-            broker: str,
-            instrument: str,
-            bid: float,
-            ask: float,
-            bid_size: float,
-            ask_size: float,
-            ts_broker: int,
-            ts_recv: int,
-            seq: int,
-            depth: Depth | None,
-            account: int,
-        ) -> None:
-            self.broker = broker
-            self.instrument = instrument
-            self.bid = bid
-            self.ask = ask
-            self.bid_size = bid_size
-            self.ask_size = ask_size
-            self.ts_broker = ts_broker
-            self.ts_recv = ts_recv
-            self.seq = seq
-            self.depth = depth
-            self.account = account
-
     def quote_new(
         broker: str,
         instrument: str,
@@ -188,9 +162,24 @@ def _quote_maker() -> Callable[..., Quote]:
         depth: Depth | None = None,
         account: int = 0,
     ) -> Quote:
-        q = _Fields(broker, instrument, bid, ask, bid_size, ask_size, ts_broker, ts_recv, seq, depth, account)
-        q.__class__ = Quote  # type: ignore[assignment]
-        return q  # type: ignore[return-value]
+        # Made empty and filled here: calling a class with an __init__ runs it through the type's
+        # slot (its arguments packed in a tuple, a second frame), which cost as much as these stores.
+        q: Any = new(_Fields)  # its slots are Quote's names, which mypy cannot see
+        q.broker = broker
+        q.instrument = instrument
+        q.bid = bid
+        q.ask = ask
+        q.bid_size = bid_size
+        q.ask_size = ask_size
+        q.ts_broker = ts_broker
+        q.ts_recv = ts_recv
+        q.seq = seq
+        q.depth = depth
+        q.account = account
+        q.__class__ = Quote
+        return q  # type: ignore[no-any-return]
+
+    new = object.__new__
 
     try:  # the layouts must agree (they do while the names do); if not, the real constructor
         quote_new("b", "i", 1.0, 2.0, 1.0, 1.0, 0, 0, 0)
@@ -423,6 +412,8 @@ def iso_to_us(ts: str) -> int:
     """
     head = ts[:19]
     base = _SECOND_CACHE.get(head)
+    if base is not None and ts.find("Z", 20) == 26 and ts[19] == ".":
+        return base + int(ts[20:26])  # the usual six places: just what the lines below give it
     if base is None:
         base = _iso_seconds_us(ts)  # raises on a bad timestamp: only good ones are remembered
         if len(_SECOND_CACHE) > 4096:
