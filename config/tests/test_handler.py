@@ -15,13 +15,14 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
 class _Threads:
-    """The thread each request's thread-sensitive work ran on (request_finished runs there)."""
+    """The thread each request's thread-sensitive work ran on (request_finished runs there), by name: a new
+    thread may be given the ident of one that has ended, never its name (each executor numbers its own)."""
 
     def __init__(self) -> None:
-        self.seen: list[int] = []
+        self.seen: list[str] = []
 
     def __call__(self, **_: object) -> None:
-        self.seen.append(threading.get_ident())
+        self.seen.append(threading.current_thread().name)
 
 
 async def _get(app: PooledASGIHandler, path: str = "/healthz") -> int:
@@ -40,7 +41,7 @@ async def test_successive_requests_reuse_a_pooled_thread_instead_of_starting_one
         request_finished.disconnect(threads)
     assert statuses == [200] * 5
     assert len(set(threads.seen)) == 1, "one warm thread served them all"
-    assert threads.seen[0] != threading.get_ident()  # and not the event loop's
+    assert threads.seen[0] != threading.current_thread().name  # and not the event loop's
     assert app.pool.overflow == 0
 
 
