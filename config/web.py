@@ -9,12 +9,13 @@ measured at 150-250 ms) stalled every request in flight: they set bench.pages' p
 are freed by reference counting when daphne lets go, so in the web process automatic collection is
 off: once the server runs, start-up objects are frozen out of collections, and the reactor collects
 the little cyclic garbage there is on a timer (no thread): the young generations every
-WEB_TRIM_INTERVAL_S seconds, everything every WEB_GC_INTERVAL_S seconds. A full collection walks every
+WEB_YOUNG_GC_INTERVAL_S seconds (0.2: each walks only what arrived since, a few ms even in a storm of
+connections), everything every WEB_GC_INTERVAL_S seconds. A full collection walks every
 object that outlived a young one, chiefly the live connections': measured at 100-200 ms with 500
 WebSocket connections a process, a pause every client of the process shares, so it stays rare. It is
 what frees the cycles a closed connection leaves behind (its task's exception and traceback) when the
 connection outlived a young collection, so one also runs at the next tick once many WebSockets have
-closed (Collector). After each collection the heap's free pages go
+closed (Collector). Every WEB_TRIM_INTERVAL_S seconds the heap's free pages go
 back to the system. Only this launcher does it: importing config.asgi (tests, other
 tools) leaves a process's garbage collection alone.
 """
@@ -26,6 +27,7 @@ import ctypes.util
 import functools
 import gc
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,41 +43,51 @@ def heap_trimmer() -> Callable[[], object]:
 
 
 class Collector:
-    """Called on a timer: collect the young generations (all of them every full_every-th time, or once
-    `full_after_closed` WebSockets have closed since the last full collection), then hand the heap's
-    free pages back to the system. What a burst's frames and buffers took is freed by reference counting
-    but, without the trim, kept by the allocator: RSS stayed at its burst peak (bench.live --burst).
+    """Called on a short timer (every young_interval_s): collect the young generations, which hold only
+    what was allocated since the previous call and is still alive, so each call is short however many
+    objects arrived at once. A storm of 1,000 WebSocket connections (about 300,000 objects) walked by a
+    collection every 5 s held the loop 60-140 ms; walked in slices every 0.2 s, a few ms each. Every
+    full_interval_s, or once `full_after_closed` WebSockets have closed since the last full collection,
+    collect everything instead; every trim_interval_s, hand the heap's free pages back to the system.
+    What a burst's frames and buffers took is freed by reference counting but, without the trim, kept
+    by the allocator: RSS stayed at its burst peak (bench.live --burst).
 
     A closed WebSocket leaves cycles (its task's exception and traceback) that only a full collection
     frees: after bench.live's storm of 500 connections and drops, RSS stayed 10-25 MB over its bound
     until the next timed full collection, up to 30 s later. Collected as soon as that many have closed,
     they go within one timer tick; a quiet process, whose full collections walk every live connection
-    (100-200 ms at 500 connections), still does one only every full_every-th time."""
+    (100-200 ms at 500 connections), still does one only every full_interval_s."""
 
     def __init__(
         self,
         *,
         trim: Callable[[], object],
-        full_every: int,
+        trim_interval_s: float,
+        full_interval_s: float,
         closed: Callable[[], int] = lambda: 0,
         full_after_closed: int = 200,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.trim = trim
-        self.full_every = max(1, full_every)
+        self.trim_interval_s = trim_interval_s
+        self.full_interval_s = full_interval_s
         self.closed = closed
         self.full_after_closed = full_after_closed
-        self.runs = 0
+        self.clock = clock
         self._closed_at_full = 0
+        self._full_at = self._trimmed_at = clock()
 
     def __call__(self) -> None:
-        self.runs += 1
+        now = self.clock()
         closed = self.closed()
-        if self.runs % self.full_every == 0 or closed - self._closed_at_full >= self.full_after_closed:
-            self._closed_at_full = closed
+        if now - self._full_at >= self.full_interval_s or closed - self._closed_at_full >= self.full_after_closed:
+            self._closed_at_full, self._full_at = closed, now
             gc.collect(2)
         else:
             gc.collect(1)
-        self.trim()
+        if now - self._trimmed_at >= self.trim_interval_s:
+            self._trimmed_at = now
+            self.trim()
 
 
 class ClosedSockets:
@@ -84,24 +96,29 @@ class ClosedSockets:
     count = 0
 
 
-def gc_tune(*, trim_interval_s: float, full_interval_s: float) -> None:
-    """Automatic collection off; freeze once running; collect and trim on the reactor's timer."""
+def gc_tune(*, young_interval_s: float, trim_interval_s: float, full_interval_s: float) -> Any:
+    """Automatic collection off; freeze once running; collect and trim on the reactor's timer.
+    Returns the LoopingCall (started once the reactor runs)."""
     from twisted.internet import reactor, task
 
     gc.disable()
     reactor.callWhenRunning(gc.freeze)
     collector = Collector(
         trim=heap_trimmer(),
-        full_every=round(full_interval_s / trim_interval_s),
+        trim_interval_s=trim_interval_s,
+        full_interval_s=full_interval_s,
         closed=lambda: ClosedSockets.count,
     )
-    task.LoopingCall(collector).start(trim_interval_s, now=False)
+    timer = task.LoopingCall(collector)
+    timer.start(young_interval_s, now=False)
+    return timer
 
 
 REAP_INTERVAL_S = 0.1
+YOUNG_INTERVAL_S = 0.2
 
 
-def reaping_server_class(*, interval_s: float) -> type:
+def reaping_server_class(*, interval_s: float, access_log: bool = True) -> type:
     """Daphne's Server, its reaper of finished connections run every interval_s instead of every second.
 
     Daphne keeps every finished request in its connection table until application_checker, which it
@@ -111,6 +128,12 @@ def reaping_server_class(*, interval_s: float) -> type:
     counts closed WebSockets for the Collector. Public names only: the methods daphne's protocols and
     reactor call, its CLI's ``server_class`` hook, and Twisted's getDelayedCalls() and
     DelayedCall.reset() to bring forward the second daphne schedules itself.
+
+    Without access_log it writes none: in production the nginx edge writes one per request (JSON, with
+    the client's address), and daphne's, formatted and written on the event loop for every request, cost
+    its cached pages about 4 % of their CPU. Twisted's own access log, which daphne sends to nowhere
+    (verbosity below 2) or duplicates its own with, is switched off either way: each request's line was
+    formatted and published only to be dropped (another 3 %).
     """
     from daphne.server import Server
     from twisted.internet import reactor as installed
@@ -120,6 +143,18 @@ def reaping_server_class(*, interval_s: float) -> type:
     from daphne.ws_protocol import WebSocketProtocol
 
     class ReapingServer(Server):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if not access_log:
+                kwargs["action_logger"] = None
+            super().__init__(*args, **kwargs)
+            reactor.callWhenRunning(self.twisted_access_log_off)
+
+        def twisted_access_log_off(self) -> None:
+            # run() has made the factory and started listening (startFactory opened the log) by now.
+            factory = getattr(self, "http_factory", None)
+            if factory is not None:
+                factory.logFile = None  # HTTPFactory.log() formats nothing without one
+
         def protocol_disconnected(self, protocol: Any) -> None:
             super().protocol_disconnected(protocol)
             if isinstance(protocol, WebSocketProtocol):
@@ -138,9 +173,10 @@ def main() -> None:
     import daphne.server  # noqa: F401 (installs the asyncio reactor that daphne runs on)
     from daphne.cli import CommandLineInterface
 
-    from config.env import env_float
+    from config.env import env_bool, env_float
 
     gc_tune(
+        young_interval_s=env_float("WEB_YOUNG_GC_INTERVAL_S", YOUNG_INTERVAL_S, minimum=0.01),
         trim_interval_s=env_float("WEB_TRIM_INTERVAL_S", 5.0, minimum=0.5),
         full_interval_s=env_float("WEB_GC_INTERVAL_S", 30.0, minimum=1.0),
     )
@@ -150,7 +186,9 @@ def main() -> None:
 
         stall_sampler_start(threshold_s=stall_ms / 1000)
     CommandLineInterface.server_class = reaping_server_class(
-        interval_s=env_float("WEB_REAP_INTERVAL_S", REAP_INTERVAL_S, minimum=0.01)
+        interval_s=env_float("WEB_REAP_INTERVAL_S", REAP_INTERVAL_S, minimum=0.01),
+        # An --access-log given on the command line is honoured whatever the environment says.
+        access_log=env_bool("WEB_ACCESS_LOG", False) or any(a.startswith("--access-log") for a in sys.argv[1:]),
     )
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()

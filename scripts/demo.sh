@@ -72,4 +72,5 @@ else
 fi
 
 echo "==> BrokerWatch on http://localhost:$PORT/  (log in as demo / demo-password; admin at /admin/)"
-"$PY" -m config.web -b 127.0.0.1 -p "$PORT" config.asgi:application
+# A developer sees each request (in production the nginx edge writes the access log).
+WEB_ACCESS_LOG="${WEB_ACCESS_LOG:-1}" "$PY" -m config.web -b 127.0.0.1 -p "$PORT" config.asgi:application

@@ -25,7 +25,7 @@ def test_a_collection_hands_memory_freed_in_the_middle_of_the_heap_back_to_the_s
     keep = buffers[::200]
     del buffers
     before = _rss_mb()
-    web.Collector(trim=web.heap_trimmer(), full_every=6)()  # a young collection, then the trim
+    web.Collector(trim=web.heap_trimmer(), trim_interval_s=0, full_interval_s=30)()  # young, then the trim
     after = _rss_mb()
     assert before - after > 100, f"RSS {before:.0f} MB -> {after:.0f} MB"
     assert len(keep) == 750
@@ -53,26 +53,68 @@ def test_daphnes_reaper_of_finished_connections_runs_every_tenth_of_a_second():
             call.cancel()
 
 
-def test_a_full_collection_follows_many_closed_websockets_and_otherwise_waits_its_turn():
+def _generations_collected(collector: web.Collector, steps: list[Any]) -> list[int]:
+    """Run each step (a callable, or None for a plain call of the collector) and list what was collected."""
     generations: list[int] = []
 
     def seen(phase: str, info: dict) -> None:
         if phase == "start":
             generations.append(info["generation"])
 
-    closed = [0]
-    collector = web.Collector(trim=lambda: None, full_every=6, closed=lambda: closed[0], full_after_closed=200)
     gc.callbacks.append(seen)
     try:
-        collector()  # nothing closed: young
-        closed[0] = 199
-        collector()  # not yet
-        closed[0] = 450  # a storm of connections and drops
-        collector()
-        collector()  # nothing more closed since that full one
+        for step in steps:
+            if step is not None:
+                step()
+            collector()
     finally:
         gc.callbacks.remove(seen)
-    assert generations == [1, 1, 2, 1]
+    return generations
+
+
+def test_a_full_collection_follows_many_closed_websockets_and_otherwise_waits_its_turn():
+    closed = [0]
+    collector = web.Collector(
+        trim=lambda: None,
+        trim_interval_s=5,
+        full_interval_s=30,
+        closed=lambda: closed[0],
+        full_after_closed=200,
+        clock=lambda: 0.0,
+    )
+
+    def close(n: int) -> Any:
+        return lambda: closed.__setitem__(0, n)
+
+    # nothing closed: young; 199 closed: not yet; a storm of connections and drops: full; nothing since: young
+    assert _generations_collected(collector, [None, close(199), close(450), None]) == [1, 1, 2, 1]
+
+
+def test_every_call_collects_the_young_generations_and_everything_only_once_its_interval_has_passed():
+    """Young collections on a short timer: each walks only what arrived since the previous one, so a
+    storm of connections is walked in slices (one walk every 5 s of 1,000 connections' objects held
+    the loop 60-140 ms, bench.live's calm p99)."""
+    now = [0.0]
+    trims: list[float] = []
+    collector = web.Collector(
+        trim=lambda: trims.append(now[0]), trim_interval_s=5, full_interval_s=30, clock=lambda: now[0]
+    )
+
+    def at(t: float) -> Any:
+        return lambda: now.__setitem__(0, t)
+
+    steps = [at(t) for t in (0.2, 0.4, 4.8, 5.0, 5.2, 10.2, 29.8, 30.0, 30.2)]
+    assert _generations_collected(collector, steps) == [1, 1, 1, 1, 1, 1, 1, 2, 1]
+    assert trims == [5.0, 10.2, 29.8]
+
+
+def test_the_launcher_collects_on_a_short_timer():
+    timer = web.gc_tune(young_interval_s=web.YOUNG_INTERVAL_S, trim_interval_s=5, full_interval_s=30)
+    try:
+        assert timer.interval == web.YOUNG_INTERVAL_S <= 0.25
+    finally:
+        timer.stop()
+        gc.enable()
 
 
 def test_the_web_server_counts_closed_websockets_not_http_requests():
@@ -87,3 +129,29 @@ def test_the_web_server_counts_closed_websockets_not_http_requests():
     server.protocol_disconnected(request)
     server.protocol_disconnected(socket)
     assert web.ClosedSockets.count == before + 1
+
+
+def test_the_web_server_writes_no_access_log_unless_asked_to():
+    """The nginx edge writes one per request; daphne's cost cached pages about 4 % of their CPU."""
+    logger = object()
+    endpoints = ["tcp:port=0:interface=127.0.0.1"]
+    quiet = web.reaping_server_class(interval_s=web.REAP_INTERVAL_S, access_log=False)
+    assert quiet(application=None, endpoints=endpoints, action_logger=logger).action_logger is None
+    loud = web.reaping_server_class(interval_s=web.REAP_INTERVAL_S, access_log=True)
+    assert loud(application=None, endpoints=endpoints, action_logger=logger).action_logger is logger
+
+
+def test_twisteds_own_access_log_is_switched_off_once_the_server_runs():
+    """Daphne sends Twisted's log to nowhere, but Twisted still formatted each request's line first."""
+    import io
+
+    from daphne.http_protocol import HTTPFactory
+
+    server_class = web.reaping_server_class(interval_s=web.REAP_INTERVAL_S)
+    server = server_class(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    server.http_factory = HTTPFactory(server)  # what run() does
+    written = io.StringIO()
+    server.http_factory.logFile = written  # what startFactory() does (the Twisted log)
+    server.twisted_access_log_off()
+    server.http_factory.log(object())  # a request it would fail to format: never formatted
+    assert written.getvalue() == ""
