@@ -154,8 +154,13 @@ def redis_new(*, url: str | None = None, **overrides: Any) -> Any:
 
 
 def redis_async_new(*, url: str | None = None, **overrides: Any) -> Any:
-    """An asyncio client of its own, bound to the running event loop."""
-    return aioredis.Redis.from_url(url or settings.REDIS_URL, **_options(**overrides))
+    """An asyncio client of its own, bound to the running event loop. Its pool is bounded and waits
+    (up to the read timeout) for a free connection: redis-py's default pool raised "Too many
+    connections" at the bound, which the breaker took for Redis being down."""
+    pool: Any = aioredis.BlockingConnectionPool.from_url(
+        url or settings.REDIS_URL, timeout=settings.REDIS_TIMEOUT_S, **_options(**overrides)
+    )
+    return aioredis.Redis.from_pool(pool)  # type: ignore[attr-defined]  # types-redis predates from_pool (5.0.1)
 
 
 def redis_connection(*, url: str | None = None, **overrides: Any) -> Any:

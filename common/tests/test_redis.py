@@ -30,3 +30,23 @@ def test_new_clients_and_connections_never_scan_the_package_metadata_for_redis_p
     redis_connection()
     BreakerConnectionPool.from_url(settings.REDIS_URL).make_connection()
     assert version_lookups == []
+
+
+@pytest.mark.asyncio
+async def test_an_asyncio_client_with_every_connection_busy_waits_for_one_instead_of_failing(settings):
+    """A burst of requests on one event loop (fifty visitors whose page copy expired at once) asked
+    its bounded pool for more connections than it holds: "Too many connections", taken for Redis being
+    down, tripped the breaker for every user of Redis in the process for two seconds."""
+    import asyncio
+    import uuid
+
+    settings.REDIS_MAX_CONNECTIONS = 2
+    name = f"bw-test-{uuid.uuid4().hex[:12]}"
+    client = redis_async_new(client_name=name)
+    try:
+        values = await asyncio.gather(*(client.ping() for _ in range(20)))
+        assert values == [True] * 20
+        opened = [c for c in redis_new().client_list() if c.get("name") == name]
+        assert 1 <= len(opened) <= 2  # the bound holds: it waited rather than opening more
+    finally:
+        await client.aclose()
