@@ -98,6 +98,7 @@ def forget_local_state() -> None:
     """Drop this process's micro-cached pages and uncounted hits (tests start from a clean slate)."""
     for instance in _instances:
         instance._local.clear()
+        instance._reading.clear()
         instance._hits = 0
 
 
@@ -115,6 +116,9 @@ class CachedPagesMiddleware:
         # costs no Redis round trip at all. Short enough that a revalidation still shows within a second.
         self._local: dict[tuple[str, bytes], tuple[float, isr.PageEntry]] = {}
         self._local_ttl = settings.PAGECACHE_LOCAL_S
+        # The Redis read of a page in flight: visitors who come while it is read wait for it. When a hot
+        # page's copy expired, every request in flight read Redis for it at once (fifty at 4,000 a second).
+        self._reading: dict[tuple[str, bytes], asyncio.Future[isr.PageEntry | None]] = {}
 
     def _client(self) -> Any:
         # The loop's shared client: connect and read timeouts, a bounded pool (common/redis.py).
@@ -126,10 +130,23 @@ class CachedPagesMiddleware:
             await self.app(scope, receive, send)
 
     async def _fresh_entry(self, path: str, raw_query: bytes) -> isr.PageEntry | None:
-        now = time.monotonic()
         local = self._local.get((path, raw_query))
-        if local is not None and local[0] > now:
+        if local is not None and local[0] > time.monotonic():
             return local[1]
+        where = (path, raw_query)
+        reading = self._reading.get(where)
+        if reading is None or reading.get_loop() is not asyncio.get_running_loop():
+            reading = self._reading[where] = asyncio.ensure_future(self._read_entry(path, raw_query, local))
+            reading.add_done_callback(
+                lambda done: self._reading.pop(where, None) if self._reading.get(where) is done else None
+            )
+        # Shielded: a visitor who leaves does not cancel the read the others wait for.
+        return await asyncio.shield(reading)
+
+    async def _read_entry(
+        self, path: str, raw_query: bytes, local: tuple[float, isr.PageEntry] | None
+    ) -> isr.PageEntry | None:
+        now = time.monotonic()
         spec = _page_spec(path)
         if spec is None:
             return None
