@@ -41,13 +41,18 @@ from marketdata import keys
 logger = logging.getLogger(__name__)
 
 MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not a quote
-# The flush (a write to every client with something pending) takes at most about this share of the
-# process's time; after a flush that took t seconds the next waits t * (1 - share) / share, at most
-# FLUSH_PAUSE_MAX_S, while quotes keep coming in and conflating. In calm a flush takes well under a
-# millisecond, so nothing waits; in a burst, where a flush touches every client, this keeps the read of
-# Redis from falling behind (without it a process kept flushing after every read, each flush's cost
-# fixed by the client count, and the backlog in Redis grew for the whole burst: bench.live --burst).
-FLUSH_SHARE = 0.5
+# After a flush (a write to every client with something pending) that took t seconds, the next waits
+# t * (1 - share) / share, at most FLUSH_PAUSE_MAX_S, while quotes keep coming in and conflating, so that
+# flushing takes about that share of the process's time. While the hub keeps up with Redis (the newest
+# quote it read is less than FLUSH_BEHIND_US old), the share is FLUSH_SHARE: a quote goes out almost at
+# once. Once it falls behind (a burst, where every flush touches every client), FLUSH_SHARE_BEHIND: the
+# reads of Redis get as much time as the flushes, and the longer pauses let quotes conflate (without a
+# pause a process kept flushing after every read, each flush's cost fixed by the client count, and the
+# backlog in Redis grew for the whole burst). With a pause as long as every flush at all times (the rule
+# before), calm quotes waited a whole flush-and-pause cycle: 12-19 ms at the median in bench.live --burst's
+# calm, against 3-5 ms at a share of 0.9; but 0.9 in the burst tripled its median.
+FLUSH_SHARE, FLUSH_SHARE_BEHIND = 0.9, 0.5
+FLUSH_BEHIND_US = 50_000
 FLUSH_PAUSE_MIN_S, FLUSH_PAUSE_MAX_S = 0.001, 0.025
 # /readyz's delivery-lag histogram: ts_ingest of the oldest quote a flush wrote -> the end of that flush,
 # counted once per client written; upper bounds in ms (the last bucket is everything above).
@@ -200,6 +205,7 @@ class Hub:
         self.groups: dict[str, set[Subscriber]] = {}
         self.dirty: set[Subscriber] = set()
         self.held: set[Subscriber] = set()
+        self._newest_read = 0  # ts_ingest (µs) of the newest quote read: how far behind Redis the hub is
         self.unsynced: set[Subscriber] = set()  # owed a snapshot: new, or Redis came back
         self.received = 0
         self.subscribed = False
@@ -521,6 +527,8 @@ class Hub:
                 self._on_status(data)
         incoming, replaced = self._incoming, 0
         for instrument, data, (key, broker, ts) in reversed(newest.values()):  # oldest first, as they came
+            if ts > self._newest_read:
+                self._newest_read = ts
             if instrument in self.groups:
                 waiting = incoming.setdefault(instrument, {})
                 if waiting.pop(key, None) is not None:
@@ -590,9 +598,15 @@ class Hub:
             self._wake.clear()
             started = time.monotonic()
             await self._flush()
-            pause = min(FLUSH_PAUSE_MAX_S, (time.monotonic() - started) * (1 - FLUSH_SHARE) / FLUSH_SHARE)
-            if pause >= FLUSH_PAUSE_MIN_S:
+            pause = self.flush_pause(took_s=time.monotonic() - started)
+            if pause:
                 await asyncio.sleep(pause)
+
+    def flush_pause(self, *, took_s: float) -> float:
+        """How long the flush loop waits after a flush that took took_s (see FLUSH_SHARE)."""
+        share = FLUSH_SHARE_BEHIND if now_us() - self._newest_read > FLUSH_BEHIND_US else FLUSH_SHARE
+        pause = min(FLUSH_PAUSE_MAX_S, took_s * (1 - share) / share)
+        return pause if pause >= FLUSH_PAUSE_MIN_S else 0.0
 
     async def _flush(self) -> None:
         """Write what is pending to every client that has something (one pass, synchronous per client)."""

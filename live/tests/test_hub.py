@@ -232,6 +232,33 @@ def test_an_instruments_quotes_from_one_read_go_to_every_subscriber_as_one_share
     assert everyone.outbox.conflated == 0  # nothing was offered only to be replaced
 
 
+def test_a_hub_keeping_up_with_redis_sends_at_once_and_one_falling_behind_batches_harder() -> None:
+    """In calm a pause as long as every flush made quotes wait a flush-and-pause cycle (12-19 ms at the
+    median in bench.live --burst's calm); in a burst the reads of Redis need as much time as the flushes."""
+    from common.ticks import now_us
+
+    hub = Hub(redis_url="redis://127.0.0.1:1/0", prefix=PREFIX)  # no connection: the batch is handed in
+    client = Recorder(["EURUSD"])
+    hub.clients.add(client)
+    hub._group(client, client.instruments)
+    eur = keys.live_channel("EURUSD", PREFIX)
+    body = {"broker": "acme", "instrument": "EURUSD", "bid": 1.1, "ask": 1.1001, "spread": 0.0001}
+
+    hub.on_messages([(eur, json.dumps({**body, "ts_ingest": now_us() - 2_000, "seq": 1}))])  # 2 ms old
+    keeping_up = hub.flush_pause(took_s=0.010)
+    hub.on_messages([(eur, json.dumps({**body, "ts_ingest": now_us() - 400_000, "seq": 2}))])  # older: still 2 ms
+    assert hub.flush_pause(took_s=0.010) == keeping_up
+    assert 0.001 <= keeping_up <= 0.0012  # a ninth of the flush
+
+    hub = Hub(redis_url="redis://127.0.0.1:1/0", prefix=PREFIX)
+    hub.clients.add(client)
+    hub._group(client, client.instruments)
+    hub.on_messages([(eur, json.dumps({**body, "ts_ingest": now_us() - 400_000, "seq": 3}))])  # 400 ms behind
+    assert hub.flush_pause(took_s=0.010) == pytest.approx(0.010)  # as long as the flush
+    assert hub.flush_pause(took_s=0.200) == 0.025  # bounded
+    assert hub.flush_pause(took_s=0.0005) == 0.0  # too short to be worth a timer
+
+
 def test_readiness_shows_how_late_the_hub_wrote_quotes_counted_per_client_written() -> None:
     from common.ticks import now_us
 

@@ -221,7 +221,7 @@ def test_a_clients_batch_of_frames_leaves_in_one_write(monkeypatch):
     server's time in send() in calm); the frames, concatenated, are the same bytes on the wire."""
     writes: list[bytes] = []
     monkeypatch.setattr(transport, "_socket_write", lambda _transport, data: writes.append(data))
-    protocol = _Protocol()
+    protocol: Any = _Protocol()
     protocol._perMessageCompress = None
     protocol.last_ping = 0.0
     connection = object.__new__(transport.Connection)
