@@ -50,7 +50,9 @@ MAX_UPSTREAM_BYTES = 4096  # one quote is ~250 bytes; anything far bigger is not
 # pause a process kept flushing after every read, each flush's cost fixed by the client count, and the
 # backlog in Redis grew for the whole burst). With a pause as long as every flush at all times (the rule
 # before), calm quotes waited a whole flush-and-pause cycle: 12-19 ms at the median in bench.live --burst's
-# calm, against 3-5 ms at a share of 0.9; but 0.9 in the burst tripled its median.
+# calm, against 3-5 ms at a share of 0.9; but 0.9 in the burst tripled its median. ts_ingest is the
+# ingestor's clock: where hosts' clocks differ by more than FLUSH_BEHIND_US the hub keeps to one share,
+# which works, only less well in calm or in a burst.
 FLUSH_SHARE, FLUSH_SHARE_BEHIND = 0.9, 0.5
 FLUSH_BEHIND_US = 50_000
 FLUSH_PAUSE_MIN_S, FLUSH_PAUSE_MAX_S = 0.001, 0.025
