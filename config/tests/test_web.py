@@ -90,6 +90,27 @@ def test_a_full_collection_follows_many_closed_websockets_and_otherwise_waits_it
     assert _generations_collected(collector, [None, close(199), close(450), None]) == [1, 1, 2, 1]
 
 
+def test_a_smaller_storm_of_closed_websockets_is_collected_once_it_is_over():
+    now, closed = [0.0], [0]
+    collector = web.Collector(
+        trim=lambda: None,
+        trim_interval_s=5,
+        full_interval_s=30,
+        closed=lambda: closed[0],
+        full_after_closed=200,
+        settle_closed=50,
+        settle_s=1.0,
+        clock=lambda: now[0],
+    )
+
+    def at(t: float, total: int) -> Any:
+        return lambda: (now.__setitem__(0, t), closed.__setitem__(0, total))
+
+    steps = [at(0.2, 60), at(0.4, 120), at(1.0, 120), at(1.5, 120), at(1.7, 120)]  # 120 closed, then none for 1 s
+    steps += [at(2.0, 150), at(3.2, 150), at(3.4, 150)]  # 30 more: too few to be worth a full one
+    assert _generations_collected(collector, steps) == [1, 1, 1, 2, 1, 1, 1, 1]
+
+
 def test_every_call_collects_the_young_generations_and_everything_only_once_its_interval_has_passed():
     """Young collections on a short timer: each walks only what arrived since the previous one, so a
     storm of connections is walked in slices (one walk every 5 s of 1,000 connections' objects held
