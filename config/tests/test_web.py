@@ -129,13 +129,35 @@ def test_every_call_collects_the_young_generations_and_everything_only_once_its_
     assert trims == [5.0, 10.2, 29.8]
 
 
-def test_the_launcher_collects_on_a_short_timer():
-    timer = web.gc_tune(young_interval_s=web.YOUNG_INTERVAL_S, trim_interval_s=5, full_interval_s=30)
+def test_the_young_generations_are_collected_right_after_each_reap_once_finished_requests_are_gone():
+    """On a timer of its own a collection walked the finished requests still waiting in daphne's table:
+    3 ms on average, up to 12, at 5,500 cached pages a second."""
+    from daphne.http_protocol import WebRequest
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed
+    seen: list[int] = []
+    server_class = web.reaping_server_class(
+        interval_s=web.REAP_INTERVAL_S, after_reap=lambda: seen.append(len(server.connections))
+    )
+    server = server_class(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+
+    class Done:
+        def done(self) -> bool:
+            return True
+
+        def exception(self) -> None:
+            return None
+
+    finished = WebRequest.__new__(WebRequest)
+    server.connections = {finished: {"application_instance": Done(), "disconnected": 1.0}}
     try:
-        assert timer.interval == web.YOUNG_INTERVAL_S <= 0.25
+        server.application_checker()
     finally:
-        timer.stop()
-        gc.enable()
+        for call in reactor.getDelayedCalls():
+            if getattr(call, "func", None) == server.application_checker:
+                call.cancel()
+    assert seen == [0], "called once, after the finished request was let go"
 
 
 def test_the_web_server_counts_closed_websockets_not_http_requests():
