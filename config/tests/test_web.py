@@ -72,49 +72,42 @@ def _generations_collected(collector: web.Collector, steps: list[Any]) -> list[i
     return generations
 
 
-def test_a_full_collection_follows_many_closed_websockets_and_otherwise_waits_its_turn():
-    closed = [0]
-    collector = web.Collector(
-        trim=lambda: None,
-        trim_interval_s=5,
-        full_interval_s=30,
-        closed=lambda: closed[0],
-        full_after_closed=200,
-        clock=lambda: 0.0,
-    )
-
-    def close(n: int) -> Any:
-        return lambda: closed.__setitem__(0, n)
-
-    # nothing closed: young; 199 closed: not yet; a storm of connections and drops: full; nothing since: young
-    assert _generations_collected(collector, [None, close(199), close(450), None]) == [1, 1, 2, 1]
-
-
-def test_a_smaller_storm_of_closed_websockets_is_collected_once_it_is_over():
+def _clocked_collector(**options: Any) -> tuple[web.Collector, Any]:
+    """A Collector on a clock and a count of closed WebSockets of the test's; at(t, closed) sets both."""
     now, closed = [0.0], [0]
     collector = web.Collector(
         trim=lambda: None,
         trim_interval_s=5,
         full_interval_s=30,
         closed=lambda: closed[0],
-        full_after_closed=200,
-        settle_closed=50,
-        settle_s=1.0,
         clock=lambda: now[0],
+        **options,
     )
 
     def at(t: float, total: int) -> Any:
         return lambda: (now.__setitem__(0, t), closed.__setitem__(0, total))
 
+    return collector, at
+
+
+def test_a_full_collection_follows_many_closed_websockets_and_otherwise_waits_its_turn():
+    collector, at = _clocked_collector(full_after_closed=200, settle_closed=1000)
+    # nothing closed: young; 199 closed: not yet; a storm of connections and drops: full; nothing since: young
+    steps = [None, at(0.1, 199), at(0.2, 450), at(0.3, 450)]
+    assert _generations_collected(collector, steps) == [1, 1, 2, 1]
+
+
+def test_a_smaller_storm_of_closed_websockets_is_collected_once_it_is_over():
+    collector, at = _clocked_collector(full_after_closed=200, settle_closed=50, settle_s=1.0)
     steps = [at(0.2, 60), at(0.4, 120), at(1.0, 120), at(1.5, 120), at(1.7, 120)]  # 120 closed, then none for 1 s
     steps += [at(2.0, 150), at(3.2, 150), at(3.4, 150)]  # 30 more: too few to be worth a full one
     assert _generations_collected(collector, steps) == [1, 1, 1, 2, 1, 1, 1, 1]
 
 
 def test_every_call_collects_the_young_generations_and_everything_only_once_its_interval_has_passed():
-    """Young collections on a short timer: each walks only what arrived since the previous one, so a
-    storm of connections is walked in slices (one walk every 5 s of 1,000 connections' objects held
-    the loop 60-140 ms, bench.live's calm p99)."""
+    """Young collections every 0.1 s (after each reap): each walks only what arrived since the previous
+    one, so a storm of connections is walked in slices (one walk every 5 s of 1,000 connections' objects
+    held the loop 60-140 ms, bench.live's calm p99); the heap is trimmed and everything collected less often."""
     now = [0.0]
     trims: list[float] = []
     collector = web.Collector(
