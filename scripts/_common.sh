@@ -18,7 +18,7 @@ ensure_venv() {  # $1: requirements file
   # The compiled cores of the order book and of the Kraken book (pure Python is the fallback of each);
   # rebuilt only when one is missing or its source changed.
   local src so
-  for src in orderbook/_cbook.c marketdata/feeds/_ckraken.c; do
+  for src in orderbook/_cbook.c marketdata/feeds/_cfeeds.c; do
     so=$(find "$(dirname "$src")" -maxdepth 1 -name "$(basename "$src" .c).*.so" | head -n 1)
     if [ -z "$so" ] || [ "$src" -nt "$so" ]; then
       echo "==> building the compiled cores (setup.py build_ext)"

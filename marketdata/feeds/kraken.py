@@ -90,7 +90,7 @@ class KrakenBookLogic:
     from the decimal text sent (KrakenParser._exact).
 
     The logic only, on the attributes below: KrakenBook keeps them in Python slots (a venue.Book),
-    CompiledKrakenBook in the compiled core (_ckraken.c), which runs set_bid, set_ask, checksum and
+    CompiledKrakenBook in the compiled core (_cfeeds.c), which runs set_bid, set_ask, checksum and
     quote in C and hands what it does not handle to these very methods.
     """
 
@@ -280,20 +280,20 @@ class KrakenBook(KrakenBookLogic, Book):
 
 
 def _compiled_book_class() -> type[KrakenBookLogic] | None:
-    """The Kraken book on the compiled core (_ckraken.c, built by `python setup.py build_ext
+    """The Kraken book on the compiled core (_cfeeds.c, built by `python setup.py build_ext
     --inplace`, as scripts/_common.sh does), or None, said loudly, when it is not built."""
     try:
-        from marketdata.feeds._ckraken import Core, configure
+        from marketdata.feeds._cfeeds import KrakenCore, configure
     except ImportError as exc:
         logger.warning(
             "Kraken books run in pure Python, about a third slower a message: the compiled core "
-            "marketdata/feeds/_ckraken.c is not built (python setup.py build_ext --inplace): %s",
+            "marketdata/feeds/_cfeeds.c is not built (python setup.py build_ext --inplace): %s",
             exc,
         )
         return None
     configure(Quote, quote_new, DEPTH_LEVELS)
 
-    class CompiledKrakenBook(Core, KrakenBookLogic):
+    class CompiledKrakenBook(KrakenCore, KrakenBookLogic):
         """KrakenBookLogic on the compiled core: set_bid, set_ask, checksum and quote in C."""
 
         __slots__ = ()

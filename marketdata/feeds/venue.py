@@ -403,7 +403,7 @@ def _iso_seconds_us(ts: str) -> int:
     return base + (int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])) * 1_000_000
 
 
-def iso_to_us(ts: str) -> int:
+def iso_to_us_py(ts: str) -> int:
     """RFC 3339 UTC timestamp (any number of fractional digits, trailing Z) -> µs since the epoch.
 
     Hand-parsed: venues send one per message and datetime.fromisoformat (3.11) rejects nanoseconds.
@@ -424,6 +424,22 @@ def iso_to_us(ts: str) -> int:
         frac = ts[20:end] if end > 0 else ts[20:]
         return base + int((frac + "000000")[:6])
     return base
+
+
+def _iso_reader() -> Callable[[str], int]:
+    """The compiled reader (_cfeeds.c) when it is built: it reads the usual shape itself and hands
+    anything else to iso_to_us_py (a test holds the two to the same results). When it is not built,
+    marketdata.feeds.kraken says so in a warning."""
+    try:
+        from marketdata.feeds._cfeeds import iso_to_us as compiled
+        from marketdata.feeds._cfeeds import set_iso_fallback
+    except ImportError:
+        return iso_to_us_py
+    set_iso_fallback(iso_to_us_py)
+    return compiled
+
+
+iso_to_us = _iso_reader()
 
 
 class VenueParser:

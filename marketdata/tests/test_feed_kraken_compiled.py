@@ -1,4 +1,4 @@
-"""The Kraken book's compiled core (marketdata/feeds/_ckraken.c) against the pure Python book.
+"""The Kraken book's compiled core (marketdata/feeds/_cfeeds.c) against the pure Python book.
 
 The compiled book runs the hot calls (set_bid/set_ask, checksum, quote) in C on the very objects the
 Python book keeps, and hands every call it does not handle itself to the Python code. Both are run
@@ -244,7 +244,7 @@ def test_the_kraken_parser_uses_the_compiled_book_when_it_is_built():
 
 
 def test_without_the_extension_the_python_book_is_used_and_said_loudly(monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "marketdata.feeds._ckraken", None)  # import then raises ImportError
+    monkeypatch.setitem(sys.modules, "marketdata.feeds._cfeeds", None)  # import then raises ImportError
     with caplog.at_level(logging.WARNING, logger="marketdata.feeds.kraken"):
         assert kraken._compiled_book_class() is None
     assert any("pure Python" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)

@@ -1,4 +1,5 @@
-/* Compiled hot path of the Kraken book (see marketdata/feeds/kraken.py, KrakenBookLogic).
+/* Compiled hot paths of the feed adapters: the Kraken book (see marketdata/feeds/kraken.py,
+ * KrakenBookLogic) and the RFC 3339 timestamp reader (venue.iso_to_us, at the end).
  *
  * The C type holds exactly the objects the pure Python KrakenBook keeps in its slots (the tick ->
  * size dicts, each side's sorted keys, (price, size) levels and checksum texts, the depth caches)
@@ -455,7 +456,7 @@ static PyMemberDef Core_members[] = {
 };
 
 static PyTypeObject CoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "marketdata.feeds._ckraken.Core",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "marketdata.feeds._cfeeds.KrakenCore",
     .tp_doc = PyDoc_STR("Compiled storage and hot path of the Kraken book; use kraken.CompiledKrakenBook."),
     .tp_basicsize = sizeof(Core),
     .tp_itemsize = 0,
@@ -506,19 +507,75 @@ static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t n
     return PyBool_FromLong(direct);
 }
 
+/* ---- RFC 3339 timestamps (venue.iso_to_us) ---- */
+
+static PyObject *iso_fallback = NULL; /* venue.iso_to_us_py: everything but the usual shape */
+
+static inline int digits(const Py_UCS1 *p, int n, long long *out) {
+    long long v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* The usual shape, YYYY-MM-DDThh:mm:ss.ffffff..., every place an ASCII digit, a month 1 to 12 and a
+ * year 1 to 9999 (the Python reader's datetime.date refuses the others), is read here as the Python
+ * reader reads it: calendar.timegm's day count (days and times past their range add up), the first
+ * six places as µs (the Python reader reads those six whatever follows them: "Z", more places, or
+ * anything else). Anything else, to the Python reader.
+ * The text is read as bytes whatever its kind: a str of 2 or 4 bytes a character has a zero byte
+ * among its first two, which is no character of the shape, so it goes to the Python reader. */
+static PyObject *iso_to_us(PyObject *module, PyObject *ts) {
+    if (PyUnicode_CheckExact(ts) && PyUnicode_READY(ts) == 0 && PyUnicode_GET_LENGTH(ts) >= 26) {
+        const Py_UCS1 *p = (const Py_UCS1 *)PyUnicode_DATA(ts);
+        long long y, mo, d, h, mi, s, f;
+        if (digits(p, 4, &y) && p[4] == '-' && digits(p + 5, 2, &mo) && p[7] == '-' && digits(p + 8, 2, &d) &&
+            (p[10] == 'T' || p[10] == 't' || p[10] == ' ') && digits(p + 11, 2, &h) && p[13] == ':' &&
+            digits(p + 14, 2, &mi) && p[16] == ':' && digits(p + 17, 2, &s) && p[19] == '.' &&
+            digits(p + 20, 6, &f) && y >= 1 && mo >= 1 && mo <= 12) {
+            static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+            long long py = y - 1;
+            int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            /* date(y, mo, 1).toordinal() - date(1970, 1, 1).toordinal() + d - 1 */
+            long long days = py * 365 + py / 4 - py / 100 + py / 400 + before[mo - 1] + (mo > 2 && leap) + 1 - 719163 + d - 1;
+            return PyLong_FromLongLong((days * 86400 + h * 3600 + mi * 60 + s) * 1000000 + f);
+        }
+    }
+    if (iso_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "iso_to_us: set_iso_fallback() not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(iso_fallback, ts);
+}
+
+static PyObject *set_iso_fallback(PyObject *module, PyObject *fallback) {
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "set_iso_fallback(callable)");
+        return NULL;
+    }
+    Py_INCREF(fallback);
+    Py_XSETREF(iso_fallback, fallback);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(Quote, quote_new, depth_levels) -> whether quotes are made by storing their slots."},
+    {"iso_to_us", (PyCFunction)iso_to_us, METH_O, "RFC 3339 UTC timestamp -> µs since the epoch (venue.iso_to_us)."},
+    {"set_iso_fallback", (PyCFunction)set_iso_fallback, METH_O, "The reader of every other timestamp."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef ckraken_module = {
-    PyModuleDef_HEAD_INIT, .m_name = "marketdata.feeds._ckraken",
+static struct PyModuleDef cfeeds_module = {
+    PyModuleDef_HEAD_INIT, .m_name = "marketdata.feeds._cfeeds",
     .m_doc = "Compiled hot path of the Kraken book (marketdata.feeds.kraken).", .m_size = -1,
     .m_methods = module_methods,
 };
 
-PyMODINIT_FUNC PyInit__ckraken(void) {
+PyMODINIT_FUNC PyInit__cfeeds(void) {
     crc_init();
     s_py_set_bid = PyUnicode_InternFromString("_py_set_bid");
     s_py_set_ask = PyUnicode_InternFromString("_py_set_ask");
@@ -526,10 +583,10 @@ PyMODINIT_FUNC PyInit__ckraken(void) {
     s_py_quote = PyUnicode_InternFromString("_py_quote");
     if (!s_py_set_bid || !s_py_set_ask || !s_py_checksum || !s_py_quote) return NULL;
     if (PyType_Ready(&CoreType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&ckraken_module);
+    PyObject *m = PyModule_Create(&cfeeds_module);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);
-    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
+    if (PyModule_AddObject(m, "KrakenCore", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);
         Py_DECREF(m);
         return NULL;

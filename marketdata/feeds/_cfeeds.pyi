@@ -2,7 +2,7 @@ from collections.abc import Callable
 
 from common.ticks import Level, Quote
 
-class Core:
+class KrakenCore:
     scale: int
     bids: dict[int, float]
     asks: dict[int, float]
@@ -27,3 +27,5 @@ class Core:
     ) -> Quote | None: ...
 
 def configure(quote_type: type[Quote], quote_new: Callable[..., Quote], depth_levels: int) -> bool: ...
+def iso_to_us(ts: str) -> int: ...
+def set_iso_fallback(fallback: Callable[[str], int]) -> None: ...
