@@ -1,9 +1,10 @@
-/* Compiled hot paths of the feed adapters: the Kraken book (see marketdata/feeds/kraken.py,
- * KrakenBookLogic) and the RFC 3339 timestamp reader (venue.iso_to_us, at the end).
+/* Compiled hot paths of the feed adapters: the sorted books (venue.SortedBookLogic, and
+ * kraken.KrakenBookLogic, which also keeps each level's checksum text) and the RFC 3339 timestamp
+ * reader (venue.iso_to_us, at the end).
  *
- * The C type holds exactly the objects the pure Python KrakenBook keeps in its slots (the tick ->
- * size dicts, each side's sorted keys, (price, size) levels and checksum texts, the depth caches)
- * and implements only the hot calls, for the usual input:
+ * The C type holds exactly the objects the pure Python books keep in their slots (the tick -> size
+ * dicts, each side's sorted keys, (price, size) levels and, for Kraken, checksum texts; the depth
+ * caches) and implements only the hot calls, for the usual input:
  *   - set_bid / set_ask(tick, size): a tick of an int under 2**53, a float size, and a level text
  *     written from integers (the quantity's digits tell the float exactly);
  *   - checksum(): the CRC32 of the top 10 texts a side, when they are ASCII str;
@@ -30,7 +31,7 @@ typedef struct {
     PyObject *scale;     /* int: 10**price_precision */
     PyObject *bid_keys;  /* list of -tick, best bid first */
     PyObject *bid_lvls;  /* list of (price, size), same order */
-    PyObject *bid_texts; /* list of checksum texts, same order */
+    PyObject *bid_texts; /* list of checksum texts, same order; None: a book without texts */
     PyObject *ask_keys;  /* list of tick, best ask first */
     PyObject *ask_lvls;
     PyObject *ask_texts;
@@ -152,6 +153,7 @@ static PyObject *set_level(Core *self, int bid, PyObject *const *args, Py_ssize_
     PyObject *lvls = bid ? self->bid_lvls : self->ask_lvls;
     PyObject *texts = bid ? self->bid_texts : self->ask_texts;
     PyObject *side = bid ? self->bids : self->asks;
+    int with_texts = texts != Py_None; /* else a SortedBook: no texts, any float size is stored as it is */
     long long t, sc, dn;
     if (keys == NULL || lvls == NULL || texts == NULL || side == NULL || self->scale == NULL ||
         self->depth_n == NULL || !int64_of(tick, &t) || t >= EXACT_DOUBLE || t <= -EXACT_DOUBLE ||
@@ -159,7 +161,7 @@ static PyObject *set_level(Core *self, int bid, PyObject *const *args, Py_ssize_
         !int64_of(self->depth_n, &dn))
         return hand_over((PyObject *)self, name, args, nargs, NULL);
     Py_ssize_t n = PyList_GET_SIZE(keys);
-    if (PyList_GET_SIZE(lvls) != n || PyList_GET_SIZE(texts) != n)
+    if (PyList_GET_SIZE(lvls) != n || (with_texts && PyList_GET_SIZE(texts) != n))
         return hand_over((PyObject *)self, name, args, nargs, NULL);
     long long key = bid ? -t : t, v;
     PyObject **items = ((PyListObject *)keys)->ob_item;
@@ -180,29 +182,35 @@ static PyObject *set_level(Core *self, int bid, PyObject *const *args, Py_ssize_
     if (s > 0) {
         /* The text from integers when round(size * 10**places) tells the float exactly (see
          * KrakenBook); otherwise the Python code writes it from the float's digits. */
-        double qs = self->qty_scale;
-        if (!(s < self->qty_limit)) return hand_over((PyObject *)self, name, args, nargs, NULL);
-        double r = nearbyint(s * qs); /* round(): half to even */
-        if (!(r >= 0 && r < (double)EXACT_DOUBLE) || r / qs != s)
-            return hand_over((PyObject *)self, name, args, nargs, NULL);
+        double qs = self->qty_scale, r = 0;
+        if (with_texts) {
+            if (!(s < self->qty_limit)) return hand_over((PyObject *)self, name, args, nargs, NULL);
+            r = nearbyint(s * qs); /* round(): half to even */
+            if (!(r >= 0 && r < (double)EXACT_DOUBLE) || r / qs != s)
+                return hand_over((PyObject *)self, name, args, nargs, NULL);
+        }
         if (found) {
             PyObject *old = PyList_GET_ITEM(lvls, i);
             if (!PyTuple_CheckExact(old) || PyTuple_GET_SIZE(old) != 2 || !PyFloat_CheckExact(PyTuple_GET_ITEM(old, 1)))
                 return hand_over((PyObject *)self, name, args, nargs, NULL);
             if (PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(old, 1)) == s) Py_RETURN_NONE; /* same float, same text */
         }
-        char buf[48];
-        int len = 0;
-        if (t < 0) {
-            buf[len++] = '-';
-            len += put_digits(buf + len, (unsigned long long)(-t));
-        } else if (t > 0) {
-            len += put_digits(buf + len, (unsigned long long)t);
-        } /* tick 0: "0".lstrip("0") is empty */
-        len += put_digits(buf + len, (unsigned long long)r);
-        PyObject *text = PyUnicode_New(len, 127);
-        if (text == NULL) return NULL;
-        memcpy(PyUnicode_1BYTE_DATA(text), buf, (size_t)len);
+        PyObject *text = Py_None;
+        Py_INCREF(text);
+        if (with_texts) {
+            char buf[48];
+            int len = 0;
+            if (t < 0) {
+                buf[len++] = '-';
+                len += put_digits(buf + len, (unsigned long long)(-t));
+            } else if (t > 0) {
+                len += put_digits(buf + len, (unsigned long long)t);
+            } /* tick 0: "0".lstrip("0") is empty */
+            len += put_digits(buf + len, (unsigned long long)r);
+            Py_SETREF(text, PyUnicode_New(len, 127));
+            if (text == NULL) return NULL;
+            memcpy(PyUnicode_1BYTE_DATA(text), buf, (size_t)len);
+        }
         PyObject *price = PyFloat_FromDouble((double)t / (double)sc); /* tick / scale, as Python divides */
         if (price == NULL) {
             Py_DECREF(text);
@@ -218,13 +226,14 @@ static PyObject *set_level(Core *self, int bid, PyObject *const *args, Py_ssize_
         }
         if (found) {
             PyList_SetItem(lvls, i, lvl); /* steals, drops the old one */
-            PyList_SetItem(texts, i, text);
+            if (with_texts) PyList_SetItem(texts, i, text);
+            else Py_DECREF(text);
         } else {
             PyObject *keyobj = bid ? PyLong_FromLongLong(-t) : (Py_INCREF(tick), tick);
             int rc = keyobj == NULL ? -1 : PyList_Insert(keys, i, keyobj);
             Py_XDECREF(keyobj);
             if (rc == 0) rc = PyList_Insert(lvls, i, lvl);
-            if (rc == 0) rc = PyList_Insert(texts, i, text);
+            if (rc == 0 && with_texts) rc = PyList_Insert(texts, i, text);
             Py_DECREF(lvl);
             Py_DECREF(text);
             if (rc < 0) return NULL;
@@ -232,7 +241,7 @@ static PyObject *set_level(Core *self, int bid, PyObject *const *args, Py_ssize_
         if (PyDict_SetItem(side, tick, size) < 0) return NULL;
     } else if (found) {
         if (PyList_SetSlice(keys, i, i + 1, NULL) < 0 || PyList_SetSlice(lvls, i, i + 1, NULL) < 0 ||
-            PyList_SetSlice(texts, i, i + 1, NULL) < 0 || PyDict_DelItem(side, tick) < 0)
+            (with_texts && PyList_SetSlice(texts, i, i + 1, NULL) < 0) || PyDict_DelItem(side, tick) < 0)
             return NULL;
     } else {
         Py_RETURN_NONE;
@@ -260,7 +269,8 @@ static PyObject *Core_set_ask(Core *self, PyObject *const *args, Py_ssize_t narg
 static PyObject *Core_checksum(Core *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *sides[2] = {self->ask_texts, self->bid_texts};
     for (int s = 0; s < 2; s++) { /* first every text is checked: then nothing is half done */
-        if (sides[s] == NULL) return hand_over((PyObject *)self, s_py_checksum, NULL, 0, NULL);
+        if (sides[s] == NULL || !PyList_CheckExact(sides[s]))  /* None: a book without texts */
+            return hand_over((PyObject *)self, s_py_checksum, NULL, 0, NULL);
         Py_ssize_t n = PyList_GET_SIZE(sides[s]);
         for (Py_ssize_t i = 0; i < n && i < 10; i++) {
             PyObject *text = PyList_GET_ITEM(sides[s], i);
@@ -411,9 +421,13 @@ static int Core_setattro(PyObject *self, PyObject *name, PyObject *value) {
         const char *n = PyUnicode_AsUTF8(name);
         if (n == NULL) return -1;
         if (n[0] == '_' && (strncmp(n, "_bid_", 5) == 0 || strncmp(n, "_ask_", 5) == 0) &&
-            (strcmp(n + 5, "keys") == 0 || strcmp(n + 5, "lvls") == 0 || strcmp(n + 5, "texts") == 0) &&
-            !PyList_CheckExact(value)) {
+            (strcmp(n + 5, "keys") == 0 || strcmp(n + 5, "lvls") == 0) && !PyList_CheckExact(value)) {
             PyErr_Format(PyExc_TypeError, "%s must be a list", n);
+            return -1;
+        }
+        if (n[0] == '_' && (strcmp(n, "_bid_texts") == 0 || strcmp(n, "_ask_texts") == 0) &&
+            !PyList_CheckExact(value) && value != Py_None) {
+            PyErr_Format(PyExc_TypeError, "%s must be a list or None", n);
             return -1;
         }
         if ((strcmp(n, "bids") == 0 || strcmp(n, "asks") == 0) && !PyDict_CheckExact(value)) {
@@ -456,8 +470,8 @@ static PyMemberDef Core_members[] = {
 };
 
 static PyTypeObject CoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "marketdata.feeds._cfeeds.KrakenCore",
-    .tp_doc = PyDoc_STR("Compiled storage and hot path of the Kraken book; use kraken.CompiledKrakenBook."),
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "marketdata.feeds._cfeeds.BookCore",
+    .tp_doc = PyDoc_STR("Compiled storage and hot path of the sorted books: venue.CompiledSortedBook, kraken.CompiledKrakenBook."),
     .tp_basicsize = sizeof(Core),
     .tp_itemsize = 0,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
@@ -586,7 +600,7 @@ PyMODINIT_FUNC PyInit__cfeeds(void) {
     PyObject *m = PyModule_Create(&cfeeds_module);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);
-    if (PyModule_AddObject(m, "KrakenCore", (PyObject *)&CoreType) < 0) {
+    if (PyModule_AddObject(m, "BookCore", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);
         Py_DECREF(m);
         return NULL;

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import zlib
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable
@@ -32,22 +31,21 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from common.ticks import FeedEventKind, FeedItem, Level, Quote, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import (
-    DEPTH_LEVELS,
+    COMPILED,
     Book,
     JsonVenueParser,
     Parsed,
     Reject,
+    SortedBook,
+    SortedBookLogic,
     SymbolMap,
     SymbolSpec,
     WireInt,
     iso_to_us,
-    quote_new,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def _level_text(tick: int, qty: float, qty_format: str) -> str:
@@ -72,14 +70,9 @@ def book_checksum(book: Book | KrakenBookLogic, spec: SymbolSpec) -> int:
     return zlib.crc32("".join(parts).encode())
 
 
-class KrakenBookLogic:
-    """A book kept as Kraken's checksum and the quote read it: each side a sorted list of keys (the
-    ask's tick; the bid's tick negated, so that the best comes first for both and bisect needs no
-    key function), with the levels' (price, size) tuples and their checksum texts in lists of the
-    same order. A change costs a bisection and a store in place; the depth is then one slice of
-    the levels, the checksum one join of the texts a side, where a dict in tick order needed
-    itemgetter objects made per message. The dicts `bids` and `asks` (tick -> size) are kept as in
-    venue.Book, for what reads them.
+class KrakenBookLogic(SortedBookLogic):
+    """A sorted book (venue.SortedBookLogic) that also keeps each level's checksum text, in a list
+    of the same order: the checksum after a message is one join of the top texts a side.
 
     A level's text is written when it changes, from integers: the qty's digits at the pair's
     precision are round(qty * 10**precision) whenever that integer gives back the very float
@@ -89,66 +82,34 @@ class KrakenBookLogic:
     book_checksum writes them, and `inexact` is set: the parser then writes the level again
     from the decimal text sent (KrakenParser._exact).
 
-    The logic only, on the attributes below: KrakenBook keeps them in Python slots (a venue.Book),
-    CompiledKrakenBook in the compiled core (_cfeeds.c), which runs set_bid, set_ask, checksum and
-    quote in C and hands what it does not handle to these very methods.
+    The logic only: KrakenBook keeps its attributes in Python slots, CompiledKrakenBook in the
+    compiled core (_cfeeds.c), which runs set_bid, set_ask, checksum and quote in C and hands what
+    it does not handle to these very methods.
     """
 
     if not TYPE_CHECKING:  # mypy can't see that subclasses provide these as slots or C members
         __slots__ = ()
 
-    scale: int
-    bids: dict[int, float]
-    asks: dict[int, float]
-    _bid_keys: list[int]
-    _bid_lvls: list[Level]
     _bid_texts: list[str]
-    _ask_keys: list[int]
-    _ask_lvls: list[Level]
     _ask_texts: list[str]
-    _bid_depth: tuple[Level, ...] | None
-    _ask_depth: tuple[Level, ...] | None
-    _depth_n: int
     _qty_format: str
     _qty_scale: float
     _qty_limit: float
     inexact: bool
 
     def __init__(self, spec: SymbolSpec) -> None:
-        self.scale = int(10**spec.price_precision)
-        self.bids = {}
-        self.asks = {}
-        self._bid_keys = []  # -tick, best bid first
-        self._bid_lvls = []
+        SortedBookLogic.__init__(self, spec.price_precision)
         self._bid_texts = []
-        self._ask_keys = []  # tick, best ask first
-        self._ask_lvls = []
         self._ask_texts = []
-        self._bid_depth = None  # the last quote's levels; None: to build again
-        self._ask_depth = None
-        self._depth_n = DEPTH_LEVELS  # how many levels the cached depths hold
         self._qty_format = f".{spec.size_precision}f"
         self._qty_scale = float(10**spec.size_precision)
         self._qty_limit = 2.0**51 / 10**spec.size_precision
         self.inexact = False  # a level's text was written from its float's digits
 
-    def tick(self, price: float | str) -> int:
-        return round(float(price) * self.scale)
-
-    def set(self, side: dict[int, float], tick: int, size: float) -> None:
-        if side is self.bids:
-            self.set_bid(tick, size)
-        elif side is self.asks:
-            self.set_ask(tick, size)
-        else:
-            raise ValueError("not a side of this book")
-
     def clear(self) -> None:
-        self.bids.clear()
-        self.asks.clear()
-        for side in (self._bid_keys, self._bid_lvls, self._bid_texts, self._ask_keys, self._ask_lvls, self._ask_texts):
-            side.clear()
-        self._bid_depth = self._ask_depth = None
+        SortedBookLogic.clear(self)
+        self._bid_texts.clear()
+        self._ask_texts.clear()
         self.inexact = False
 
     def set_bid(self, tick: int, size: float, text: str | None = None) -> None:
@@ -213,12 +174,6 @@ class KrakenBookLogic:
         if i < self._depth_n:
             self._ask_depth = None
 
-    def top_bids(self, n: int) -> list[int]:
-        return [-k for k in self._bid_keys[:n]]
-
-    def top_asks(self, n: int) -> list[int]:
-        return self._ask_keys[:n]
-
     def truncate(self, n: int) -> None:
         """Keep the best n levels a side (the book is only as deep as the subscription)."""
         if len(self._bid_keys) > n:
@@ -232,47 +187,16 @@ class KrakenBookLogic:
             del self._ask_keys[n:], self._ask_lvls[n:], self._ask_texts[n:]
             self._ask_depth = None
 
-    def quote(
-        self, broker: str, instrument: str, ts_broker: int, ts_recv: int, seq: int, levels: int = DEPTH_LEVELS
-    ) -> Quote | None:
-        """Top of book with depth, or None while a side is empty. A side's depth is made again only
-        after a change among its first `levels` levels (set_* clear it then)."""
-        if levels != self._depth_n:
-            self._depth_n = levels
-            self._bid_depth = self._ask_depth = None
-        bid_levels = self._bid_depth
-        if bid_levels is None:
-            bid_levels = self._bid_depth = tuple(self._bid_lvls[:levels])
-        ask_levels = self._ask_depth
-        if ask_levels is None:
-            ask_levels = self._ask_depth = tuple(self._ask_lvls[:levels])
-        if not bid_levels or not ask_levels:
-            return None
-        b, a = bid_levels[0], ask_levels[0]
-        return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
-
     def checksum(self) -> int:
         """Kraken's checksum of this book: the texts of its top 10 asks, then of its top 10 bids."""
         return zlib.crc32(("".join(self._ask_texts[:10]) + "".join(self._bid_texts[:10])).encode())
 
 
-class KrakenBook(KrakenBookLogic, Book):
+class KrakenBook(KrakenBookLogic, SortedBook):
     """The Kraken book in pure Python (its logic on Python slots): the fallback when the compiled
-    core is not built, and the reference the compiled one is tested against. Of venue.Book's own
-    storage only `bids`, `asks`, `scale` and the depth caches are used."""
+    core is not built, and the reference the compiled one is tested against."""
 
-    __slots__ = (
-        "_ask_keys",
-        "_ask_lvls",
-        "_ask_texts",
-        "_bid_keys",
-        "_bid_lvls",
-        "_bid_texts",
-        "_qty_format",
-        "_qty_limit",
-        "_qty_scale",
-        "inexact",
-    )
+    __slots__ = ("_ask_texts", "_bid_texts", "_qty_format", "_qty_limit", "_qty_scale", "inexact")
 
     def __init__(self, spec: SymbolSpec) -> None:
         Book.__init__(self, spec.price_precision)
@@ -280,20 +204,12 @@ class KrakenBook(KrakenBookLogic, Book):
 
 
 def _compiled_book_class() -> type[KrakenBookLogic] | None:
-    """The Kraken book on the compiled core (_cfeeds.c, built by `python setup.py build_ext
-    --inplace`, as scripts/_common.sh does), or None, said loudly, when it is not built."""
-    try:
-        from marketdata.feeds._cfeeds import KrakenCore, configure
-    except ImportError as exc:
-        logger.warning(
-            "Kraken books run in pure Python, about a third slower a message: the compiled core "
-            "marketdata/feeds/_cfeeds.c is not built (python setup.py build_ext --inplace): %s",
-            exc,
-        )
+    """The Kraken book on the compiled core (_cfeeds.c), or None when it is not built (venue says
+    so in a warning)."""
+    if COMPILED is None:
         return None
-    configure(Quote, quote_new, DEPTH_LEVELS)
 
-    class CompiledKrakenBook(KrakenCore, KrakenBookLogic):
+    class CompiledKrakenBook(COMPILED.BookCore, KrakenBookLogic):  # type: ignore[misc,name-defined]
         """KrakenBookLogic on the compiled core: set_bid, set_ask, checksum and quote in C."""
 
         __slots__ = ()

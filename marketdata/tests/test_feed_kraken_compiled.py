@@ -1,4 +1,5 @@
-"""The Kraken book's compiled core (marketdata/feeds/_cfeeds.c) against the pure Python book.
+"""The sorted books' compiled core (marketdata/feeds/_cfeeds.c) against the pure Python books:
+the Kraken book (with checksum texts) and the plain sorted book (Coinbase's).
 
 The compiled book runs the hot calls (set_bid/set_ask, checksum, quote) in C on the very objects the
 Python book keeps, and hands every call it does not handle itself to the Python code. Both are run
@@ -21,16 +22,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.ticks import Quote
-from marketdata.feeds import kraken
+from marketdata.feeds import kraken, venue
 from marketdata.feeds.base import parser_create
+from marketdata.feeds.coinbase import CoinbaseParser
 from marketdata.feeds.kraken import CompiledKrakenBook as _Compiled
-from marketdata.feeds.kraken import KrakenBook, KrakenParser
-from marketdata.feeds.venue import SymbolSpec
+from marketdata.feeds.kraken import KrakenBook, KrakenBookLogic, KrakenParser
+from marketdata.feeds.venue import Book, SortedBook, SymbolSpec
 
 from . import wire as w
 from .test_feed_fast_paths import _json_corpus, _run
 
 CompiledKrakenBook: Any = _Compiled
+CompiledSortedBook: Any = venue.CompiledSortedBook
 pytestmark = pytest.mark.skipif(
     CompiledKrakenBook is None, reason="Kraken book's compiled core not built: python setup.py build_ext --inplace"
 )
@@ -54,11 +57,13 @@ _STATE = (
     "_qty_scale",
     "_qty_limit",
 )
+_SORTED_STATE = tuple(n for n in _STATE if "text" not in n and "qty" not in n and n != "inexact")
 
 
 def _state(book: Any) -> str:
     # repr: floats to the last bit and the sign of zero, ints apart from floats and bools
-    return repr([getattr(book, name, "<unset>") for name in _STATE])
+    names = _STATE if isinstance(book, KrakenBookLogic) else _SORTED_STATE
+    return repr([getattr(book, name, "<unset>") for name in names])
 
 
 def _outcome(call: Any, *args: Any) -> str:
@@ -96,13 +101,14 @@ _SIZE = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
 )
 _TEXT = st.one_of(st.text("0123456789", max_size=400), st.just("é1"), st.just(""))
-_OP = st.one_of(
+_SET_OPS = [
     st.tuples(st.sampled_from(["set_bid", "set_ask"]), _TICK, _SIZE),
-    st.tuples(st.sampled_from(["set_bid", "set_ask"]), _TICK, _SIZE, _TEXT),
+    st.tuples(st.sampled_from(["set_bid", "set_ask"]), _TICK, _SIZE, _TEXT),  # sorted book: a TypeError
     st.tuples(st.just("set"), st.sampled_from(["bid", "ask"]), _TICK, _SIZE),
+]
+_OTHER_OPS = [
     st.tuples(st.just("truncate"), st.integers(0, 12)),
     st.tuples(st.just("clear")),
-    st.tuples(st.just("checksum")),
     st.tuples(st.just("top_bids"), st.integers(0, 12)),
     st.tuples(st.just("top_asks"), st.integers(0, 12)),
     st.tuples(st.just("quote"), st.just("b"), st.just("BTCUSD"), *[st.integers(0, 9)] * 3),
@@ -115,7 +121,8 @@ _OP = st.one_of(
         st.just(3),
         st.one_of(st.integers(-2, 25), st.just(2**70), st.just(3.0)),
     ),
-)
+]
+_OP = st.one_of(*_SET_OPS, st.tuples(st.just("checksum")), *_OTHER_OPS)
 
 
 @settings(max_examples=400, deadline=None)
@@ -243,11 +250,14 @@ def test_the_kraken_parser_uses_the_compiled_book_when_it_is_built():
     assert KrakenParser.book_class is CompiledKrakenBook
 
 
-def test_without_the_extension_the_python_book_is_used_and_said_loudly(monkeypatch, caplog):
+def test_without_the_extension_the_python_code_is_used_and_said_loudly(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "marketdata.feeds._cfeeds", None)  # import then raises ImportError
-    with caplog.at_level(logging.WARNING, logger="marketdata.feeds.kraken"):
-        assert kraken._compiled_book_class() is None
+    with caplog.at_level(logging.WARNING, logger="marketdata.feeds.venue"):
+        assert venue._compiled_core() is None
     assert any("pure Python" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    monkeypatch.setattr(venue, "COMPILED", None)
+    monkeypatch.setattr(kraken, "COMPILED", None)
+    assert kraken._compiled_book_class() is None and venue._compiled_sorted_book() is None
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -267,3 +277,83 @@ def test_parsers_on_either_book_agree_on_mangled_streams(seed, fast, monkeypatch
     assert books[0] == books[1]
     for i, (py, c) in enumerate(zip(*runs, strict=True)):
         assert py == c, (i, corpus[i])
+
+
+_SORTED_OP = st.one_of(*_SET_OPS, *_OTHER_OPS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(precision=st.sampled_from([1, 2, 5, 8]), ops=st.lists(_SORTED_OP, max_size=60))
+def test_the_compiled_sorted_book_does_what_the_python_sorted_book_does(precision, ops):
+    py, c = SortedBook(precision), CompiledSortedBook(precision)
+    assert _state(py) == _state(c)
+    for i, op in enumerate(ops):
+        assert _apply(py, op) == _apply(c, op), (i, op)
+        assert _state(py) == _state(c), (i, op)
+
+
+@pytest.mark.parametrize("op", _EDGES, ids=repr)
+def test_the_compiled_sorted_book_at_the_edges(op):
+    if len(op) > 3 and op[0] != "quote":
+        op = op[:3]
+    py, c = SortedBook(8), CompiledSortedBook(8)
+    plain: list[tuple[Any, ...]] = [("set_bid", 450_000 - k, 1.0) for k in range(3)]
+    plain += [("set_ask", 450_010 + k, 1.0) for k in range(3)]
+    for step in [*plain, ("quote", "b", "BTCUSD", 1, 2, 3), op, ("quote", "b", "BTCUSD", 1, 2, 4)]:
+        assert _apply(py, step) == _apply(c, step), step
+        assert _state(py) == _state(c), step
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_coinbase_on_book_sorted_book_and_compiled_sorted_book_alike_on_mangled_streams(seed, fast, monkeypatch):
+    """Coinbase kept venue.Book until its books became sorted ones: on the fast-path tests' hostile
+    corpora, the quotes (with their depth), rejects, verdicts and parser state are Book's."""
+    rng = random.Random(seed)
+    corpus = _json_corpus(w.STREAMS["coinbase"](400, rng), rng)
+    runs, books = [], []
+    for book_class in (Book, SortedBook, CompiledSortedBook):
+        monkeypatch.setattr(CoinbaseParser, "book_class", book_class)
+        parser = parser_create("coinbase", broker="b", params={})
+        parser.fast = fast
+        runs.append(_run(parser, corpus))
+        books.append({k: (b.bids, b.asks, b.top_bids(1000), b.top_asks(1000)) for k, b in parser.books.items()})
+    assert books[0] == books[1] == books[2]
+    for i, (old, py, c) in enumerate(zip(*runs, strict=True)):
+        assert old == py == c, (i, corpus[i])
+
+
+def test_the_core_keeps_its_containers_of_the_types_its_c_code_reads():
+    for book in (CompiledKrakenBook(BTC), CompiledSortedBook(8)):
+        for name in ("_bid_keys", "_ask_keys", "_bid_lvls", "_ask_lvls", "_bid_texts", "_ask_texts"):
+            with pytest.raises(TypeError):
+                setattr(book, name, (1,))
+        for name in ("bids", "asks"):
+            with pytest.raises(TypeError):
+                setattr(book, name, [])
+        book._bid_texts = None  # a book without texts
+        book._bid_keys = [1]
+        book.bids = {}
+    with pytest.raises(AttributeError):
+        CompiledSortedBook(8).checksum()  # no texts to sum: handed to Python, which has no checksum
+
+
+def _refuse(*args: object) -> None:
+    raise AssertionError(f"handed to Python: {args[1:]}")
+
+
+def test_the_usual_calls_stay_in_c(monkeypatch):
+    for cls, book in ((CompiledKrakenBook, CompiledKrakenBook(BTC)), (CompiledSortedBook, CompiledSortedBook(1))):
+        for name in ("_py_set_bid", "_py_set_ask", "_py_quote", "_py_checksum"):
+            monkeypatch.setattr(cls, name, _refuse, raising=False)
+        for k in range(12):
+            book.set_bid(450_000 - k, 1.0 + k / 1e8)
+            book.set_ask(450_010 + k, 2.5)
+        book.set_bid(450_000, 3.0)  # a change
+        book.set_ask(450_010, 2.5)  # the same
+        book.set_bid(449_995, 0.0)  # gone
+        book.set_ask(1, 0.0)  # not there
+        assert book.quote("b", "BTCUSD", 1, 2, 3) is not None
+        assert book.quote("b", "BTCUSD", 1, 2, 4, 5) is not None
+        if cls is CompiledKrakenBook:
+            assert book.checksum() == KrakenBook.checksum(book)
