@@ -25,15 +25,11 @@ from websockets.exceptions import WebSocketException
 from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import (
-    Book,
-    CompiledSortedBook,
+    SORTED_BOOK,
     JsonVenueParser,
     Parsed,
     Reject,
-    SortedBook,
-    SortedBookLogic,
     SymbolMap,
-    SymbolSpec,
     WireInt,
     iso_to_us,
     quote_new,
@@ -68,8 +64,8 @@ _decode_l2 = msgspec.json.Decoder(_L2Message).decode
 class CoinbaseParser(JsonVenueParser):
     name = "coinbase"
     # Books kept sorted (venue.SortedBookLogic), on the compiled core when it is built (the tests run
-    # both): the same quotes as venue.Book, for a third of the instructions a message.
-    book_class: type[SortedBookLogic] = CompiledSortedBook or SortedBook
+    # both): the same quotes as venue.Book, for fewer instructions a message.
+    book_class = SORTED_BOOK
 
     def __init__(self, broker: str, symbols: SymbolMap) -> None:
         super().__init__(broker, symbols)
@@ -77,13 +73,6 @@ class CoinbaseParser(JsonVenueParser):
         self.heartbeats = 0
         self.lost = False  # a sequence gap: the adapter must resync (reconnect)
         self.synced: set[str] = set()
-
-    def book(self, spec: SymbolSpec) -> Book:
-        b = self.books.get(spec.venue_symbol)
-        if b is None:
-            # Not a venue.Book when compiled, but a book of the same interface for the parser.
-            b = self.books[spec.venue_symbol] = self.book_class(spec.price_precision)  # type: ignore[assignment]
-        return b  # type: ignore[return-value]
 
     def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
         if self.fast:

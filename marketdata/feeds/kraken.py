@@ -258,7 +258,7 @@ class KrakenParser(JsonVenueParser):
     name = "kraken"
     fallback_precision = None
     # The compiled book when it is built (the tests run both).
-    book_class: type[KrakenBookLogic] = CompiledKrakenBook or KrakenBook
+    book_class: type[KrakenBookLogic] = CompiledKrakenBook or KrakenBook  # type: ignore[assignment]
 
     def __init__(self, broker: str, symbols: SymbolMap, depth: int = 10) -> None:
         super().__init__(broker, symbols)

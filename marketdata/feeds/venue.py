@@ -627,6 +627,8 @@ def _compiled_sorted_book() -> type[SortedBookLogic] | None:
 
 
 CompiledSortedBook = _compiled_sorted_book()
+# What the parsers of Coinbase and Binance keep their books in (a Book to the type checker).
+SORTED_BOOK: type[Book] = CompiledSortedBook or SortedBook  # type: ignore[assignment]
 
 
 class VenueParser:
@@ -645,6 +647,9 @@ class VenueParser:
     # Book precision of the default mapping: 8 places hold any venue's prices exactly; Kraken (None)
     # needs the pair's own precision for its checksum, and the site's digits match Kraken's pairs.
     fallback_precision: int | None = 8
+    # The books' class, made with the symbol's price precision: Book, or a sorted book (SortedBook,
+    # CompiledSortedBook), whose quotes are Book's (the venues' tests run them on each).
+    book_class: type[Book] = Book
 
     def __init__(self, broker: str, symbols: SymbolMap) -> None:
         self.broker = broker
@@ -658,7 +663,7 @@ class VenueParser:
     def book(self, spec: SymbolSpec) -> Book:
         b = self.books.get(spec.venue_symbol)
         if b is None:
-            b = self.books[spec.venue_symbol] = Book(spec.price_precision)
+            b = self.books[spec.venue_symbol] = self.book_class(spec.price_precision)
         return b
 
     def route(self, venue_symbol: str) -> tuple[SymbolSpec, Book] | None:

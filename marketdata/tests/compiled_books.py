@@ -1,4 +1,4 @@
-"""Both implementations of the sorted books, for the Kraken and Coinbase tests to run on each (a
+"""Both implementations of the sorted books, for the Kraken, Coinbase and Binance tests to run on each (a
 module-level autouse fixture of a test module:
 ``from .compiled_books import kraken_book_class  # noqa: F401``)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from marketdata.feeds import coinbase, kraken, venue
+from marketdata.feeds import binance, coinbase, kraken, venue
 
 _NOT_BUILT = "compiled core not built: python setup.py build_ext --inplace"
 
@@ -41,3 +41,9 @@ def kraken_book_class(request: pytest.FixtureRequest) -> Iterator[type]:
 def coinbase_book_class(request: pytest.FixtureRequest) -> Iterator[type]:
     """Every CoinbaseParser made during the test keeps its books in this implementation."""
     yield from _using(coinbase.CoinbaseParser, request.param)
+
+
+@pytest.fixture(autouse=True, scope="module", params=_params(venue.SortedBook, venue.CompiledSortedBook))
+def binance_book_class(request: pytest.FixtureRequest) -> Iterator[type]:
+    """Every BinanceParser made during the test keeps its books in this implementation."""
+    yield from _using(binance.BinanceParser, request.param)

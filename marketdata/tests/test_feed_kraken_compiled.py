@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from common.ticks import Quote
 from marketdata.feeds import kraken, venue
 from marketdata.feeds.base import parser_create
-from marketdata.feeds.coinbase import CoinbaseParser
 from marketdata.feeds.kraken import CompiledKrakenBook as _Compiled
 from marketdata.feeds.kraken import KrakenBook, KrakenBookLogic, KrakenParser
 from marketdata.feeds.venue import Book, SortedBook, SymbolSpec
@@ -305,19 +304,24 @@ def test_the_compiled_sorted_book_at_the_edges(op):
 
 
 @pytest.mark.parametrize("fast", [True, False])
-@pytest.mark.parametrize("seed", range(4))
-def test_coinbase_on_book_sorted_book_and_compiled_sorted_book_alike_on_mangled_streams(seed, fast, monkeypatch):
-    """Coinbase kept venue.Book until its books became sorted ones: on the fast-path tests' hostile
-    corpora, the quotes (with their depth), rejects, verdicts and parser state are Book's."""
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("stream", ["coinbase", "binance", "binance_deep"])
+def test_venues_on_book_sorted_book_and_compiled_sorted_book_alike_on_mangled_streams(stream, seed, fast, monkeypatch):
+    """Coinbase and Binance kept venue.Book until their books became sorted ones: on the fast-path
+    tests' hostile corpora (and a Binance book of 1,000 levels a side), the quotes with their depth,
+    rejects, verdicts and parser state are Book's."""
     rng = random.Random(seed)
-    corpus = _json_corpus(w.STREAMS["coinbase"](400, rng), rng)
+    adapter = stream.split("_")[0]
+    make = w.binance_deep_stream if stream == "binance_deep" else w.STREAMS[adapter]
+    corpus = _json_corpus(make(300, rng), rng)
     runs, books = [], []
+    parser_class = type(parser_create(adapter, broker="b", params={}))
     for book_class in (Book, SortedBook, CompiledSortedBook):
-        monkeypatch.setattr(CoinbaseParser, "book_class", book_class)
-        parser = parser_create("coinbase", broker="b", params={})
+        monkeypatch.setattr(parser_class, "book_class", book_class)
+        parser = parser_create(adapter, broker="b", params={})
         parser.fast = fast
         runs.append(_run(parser, corpus))
-        books.append({k: (b.bids, b.asks, b.top_bids(1000), b.top_asks(1000)) for k, b in parser.books.items()})
+        books.append({k: (b.bids, b.asks, b.top_bids(2000), b.top_asks(2000)) for k, b in parser.books.items()})
     assert books[0] == books[1] == books[2]
     for i, (old, py, c) in enumerate(zip(*runs, strict=True)):
         assert old == py == c, (i, corpus[i])
