@@ -587,7 +587,8 @@ def _compiled_core() -> ModuleType | None:
         import marketdata.feeds._cfeeds as _cfeeds
     except ImportError as exc:
         logger.warning(
-            "feed adapters run in pure Python (Kraken and Coinbase about a third slower a message): "
+            "feed adapters run in pure Python (Kraken about 45 %, Coinbase and Binance 25 % more instructions "
+            "a message): "
             "the compiled core marketdata/feeds/_cfeeds.c is not built (python setup.py build_ext --inplace): %s",
             exc,
         )
