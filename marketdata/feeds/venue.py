@@ -587,9 +587,9 @@ def _compiled_core() -> ModuleType | None:
         import marketdata.feeds._cfeeds as _cfeeds
     except ImportError as exc:
         logger.warning(
-            "feed adapters run in pure Python (Kraken about 45 %, Coinbase and Binance 25 % more instructions "
-            "a message): "
-            "the compiled core marketdata/feeds/_cfeeds.c is not built (python setup.py build_ext --inplace): %s",
+            "feed adapters run in pure Python (a Kraken message about 45%% more instructions, Coinbase and "
+            "Binance 25%% more): the compiled core marketdata/feeds/_cfeeds.c is not built "
+            "(python setup.py build_ext --inplace): %s",
             exc,
         )
         return None
