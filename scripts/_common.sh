@@ -15,13 +15,17 @@ ensure_venv() {  # $1: requirements file
     "$PY" -m pip install -q -r "$req"
     touch "$stamp"
   fi
-  # The order book's compiled core (pure Python is the fallback); rebuilt only when its source changed.
-  local so
-  so=$(find orderbook -maxdepth 1 -name "_cbook.*.so" | head -n 1)
-  if [ -z "$so" ] || [ orderbook/_cbook.c -nt "$so" ]; then
-    echo "==> building the order book's compiled core"
-    "$PY" setup.py -q build_ext --inplace >/dev/null
-  fi
+  # The compiled cores of the order book and of the Kraken book (pure Python is the fallback of each);
+  # rebuilt only when one is missing or its source changed.
+  local src so
+  for src in orderbook/_cbook.c marketdata/feeds/_cfeeds.c; do
+    so=$(find "$(dirname "$src")" -maxdepth 1 -name "$(basename "$src" .c).*.so" | head -n 1)
+    if [ -z "$so" ] || [ "$src" -nt "$so" ]; then
+      echo "==> building the compiled cores (setup.py build_ext)"
+      "$PY" setup.py -q build_ext --inplace >/dev/null
+      break
+    fi
+  done
 }
 
 ensure_postgres() {

@@ -24,26 +24,27 @@ import zlib
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from common.ticks import FeedEventKind, FeedItem, Level, Quote, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import (
-    DEPTH_LEVELS,
+    COMPILED,
     Book,
     JsonVenueParser,
     Parsed,
     Reject,
+    SortedBook,
+    SortedBookLogic,
     SymbolMap,
     SymbolSpec,
     WireInt,
     iso_to_us,
-    quote_new,
 )
 
 
@@ -58,7 +59,7 @@ def _decimal_text(tick: int, qty: object, qty_format: str) -> str:
     return str(tick).lstrip("0") + format(Decimal(qty), qty_format).replace(".", "").lstrip("0")  # type: ignore[arg-type]
 
 
-def book_checksum(book: Book, spec: SymbolSpec) -> int:
+def book_checksum(book: Book | KrakenBookLogic, spec: SymbolSpec) -> int:
     """Kraken's algorithm on the book's levels, written afresh (the reference for KrakenBook's kept
     texts; the float's digits, which are the decimal sent's for quantities under 2**51 / 10**places)."""
     parts: list[str] = []
@@ -69,14 +70,9 @@ def book_checksum(book: Book, spec: SymbolSpec) -> int:
     return zlib.crc32("".join(parts).encode())
 
 
-class KrakenBook(Book):
-    """A Book kept as Kraken's checksum and the quote read it: each side a sorted list of keys (the
-    ask's tick; the bid's tick negated, so that the best comes first for both and bisect needs no
-    key function), with the levels' (price, size) tuples and their checksum texts in lists of the
-    same order. A change costs a bisection and a store in place; the depth is then one slice of
-    the levels, the checksum one join of the texts a side, where a dict in tick order needed
-    itemgetter objects made per message. The dicts `bids` and `asks` (tick -> size) are kept as in
-    Book, for what reads them; the base class's own order and level dicts are not used.
+class KrakenBookLogic(SortedBookLogic):
+    """A sorted book (venue.SortedBookLogic) that also keeps each level's checksum text, in a list
+    of the same order: the checksum after a message is one join of the top texts a side.
 
     A level's text is written when it changes, from integers: the qty's digits at the pair's
     precision are round(qty * 10**precision) whenever that integer gives back the very float
@@ -85,38 +81,35 @@ class KrakenBook(Book):
     last places, or with more places than the pair's) the float's own digits are written, as
     book_checksum writes them, and `inexact` is set: the parser then writes the level again
     from the decimal text sent (KrakenParser._exact).
+
+    The logic only: KrakenBook keeps its attributes in Python slots, CompiledKrakenBook in the
+    compiled core (_cfeeds.c), which runs set_bid, set_ask, checksum and quote in C and hands what
+    it does not handle to these very methods.
     """
 
-    __slots__ = (
-        "_ask_keys",
-        "_ask_lvls",
-        "_ask_texts",
-        "_bid_keys",
-        "_bid_lvls",
-        "_bid_texts",
-        "_qty_format",
-        "_qty_limit",
-        "_qty_scale",
-        "inexact",
-    )
+    if not TYPE_CHECKING:  # mypy can't see that subclasses provide these as slots or C members
+        __slots__ = ()
+
+    _bid_texts: list[str]
+    _ask_texts: list[str]
+    _qty_format: str
+    _qty_scale: float
+    _qty_limit: float
+    inexact: bool
 
     def __init__(self, spec: SymbolSpec) -> None:
-        super().__init__(spec.price_precision)
+        SortedBookLogic.__init__(self, spec.price_precision)
+        self._bid_texts = []
+        self._ask_texts = []
         self._qty_format = f".{spec.size_precision}f"
         self._qty_scale = float(10**spec.size_precision)
         self._qty_limit = 2.0**51 / 10**spec.size_precision
-        self._bid_keys: list[int] = []  # -tick, best bid first
-        self._bid_lvls: list[Level] = []
-        self._bid_texts: list[str] = []
-        self._ask_keys: list[int] = []  # tick, best ask first
-        self._ask_lvls: list[Level] = []
-        self._ask_texts: list[str] = []
         self.inexact = False  # a level's text was written from its float's digits
 
     def clear(self) -> None:
-        super().clear()
-        for side in (self._bid_keys, self._bid_lvls, self._bid_texts, self._ask_keys, self._ask_lvls, self._ask_texts):
-            side.clear()
+        SortedBookLogic.clear(self)
+        self._bid_texts.clear()
+        self._ask_texts.clear()
         self.inexact = False
 
     def set_bid(self, tick: int, size: float, text: str | None = None) -> None:
@@ -181,12 +174,6 @@ class KrakenBook(Book):
         if i < self._depth_n:
             self._ask_depth = None
 
-    def top_bids(self, n: int) -> list[int]:
-        return [-k for k in self._bid_keys[:n]]
-
-    def top_asks(self, n: int) -> list[int]:
-        return self._ask_keys[:n]
-
     def truncate(self, n: int) -> None:
         """Keep the best n levels a side (the book is only as deep as the subscription)."""
         if len(self._bid_keys) > n:
@@ -200,28 +187,45 @@ class KrakenBook(Book):
             del self._ask_keys[n:], self._ask_lvls[n:], self._ask_texts[n:]
             self._ask_depth = None
 
-    def quote(
-        self, broker: str, instrument: str, ts_broker: int, ts_recv: int, seq: int, levels: int = DEPTH_LEVELS
-    ) -> Quote | None:
-        """Top of book with depth, or None while a side is empty. A side's depth is made again only
-        after a change among its first `levels` levels (set_* clear it then)."""
-        if levels != self._depth_n:
-            self._depth_n = levels
-            self._bid_depth = self._ask_depth = None
-        bid_levels = self._bid_depth
-        if bid_levels is None:
-            bid_levels = self._bid_depth = tuple(self._bid_lvls[:levels])
-        ask_levels = self._ask_depth
-        if ask_levels is None:
-            ask_levels = self._ask_depth = tuple(self._ask_lvls[:levels])
-        if not bid_levels or not ask_levels:
-            return None
-        b, a = bid_levels[0], ask_levels[0]
-        return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
-
     def checksum(self) -> int:
         """Kraken's checksum of this book: the texts of its top 10 asks, then of its top 10 bids."""
         return zlib.crc32(("".join(self._ask_texts[:10]) + "".join(self._bid_texts[:10])).encode())
+
+
+class KrakenBook(KrakenBookLogic, SortedBook):
+    """The Kraken book in pure Python (its logic on Python slots): the fallback when the compiled
+    core is not built, and the reference the compiled one is tested against."""
+
+    __slots__ = ("_ask_texts", "_bid_texts", "_qty_format", "_qty_limit", "_qty_scale", "inexact")
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        Book.__init__(self, spec.price_precision)
+        KrakenBookLogic.__init__(self, spec)
+
+
+def _compiled_book_class() -> type[KrakenBookLogic] | None:
+    """The Kraken book on the compiled core (_cfeeds.c), or None when it is not built (venue says
+    so in a warning)."""
+    if COMPILED is None:
+        return None
+
+    class CompiledKrakenBook(COMPILED.BookCore, KrakenBookLogic):  # type: ignore[misc,name-defined]
+        """KrakenBookLogic on the compiled core: set_bid, set_ask, checksum and quote in C."""
+
+        __slots__ = ()
+
+        # The C methods hand every call they do not handle themselves to these (the same objects).
+        _py_set_bid = KrakenBookLogic.set_bid
+        _py_set_ask = KrakenBookLogic.set_ask
+        _py_checksum = KrakenBookLogic.checksum
+        _py_quote = KrakenBookLogic.quote
+
+    CompiledKrakenBook.__module__ = __name__
+    CompiledKrakenBook.__qualname__ = CompiledKrakenBook.__name__
+    return CompiledKrakenBook
+
+
+CompiledKrakenBook = _compiled_book_class()
 
 
 class _Level(msgspec.Struct, gc=False):
@@ -253,6 +257,8 @@ _decode_book = msgspec.json.Decoder(_BookMessage).decode
 class KrakenParser(JsonVenueParser):
     name = "kraken"
     fallback_precision = None
+    # The compiled book when it is built (the tests run both).
+    book_class: type[KrakenBookLogic] = CompiledKrakenBook or KrakenBook  # type: ignore[assignment]
 
     def __init__(self, broker: str, symbols: SymbolMap, depth: int = 10) -> None:
         super().__init__(broker, symbols)
@@ -262,10 +268,11 @@ class KrakenParser(JsonVenueParser):
         self.resync: set[str] = set()  # symbols to resubscribe (checksum mismatch)
         self._raw: bytes | str = b""  # the message being parsed
 
-    def book(self, spec: SymbolSpec) -> KrakenBook:
+    def book(self, spec: SymbolSpec) -> KrakenBookLogic:  # type: ignore[override]
         b = self.books.get(spec.venue_symbol)
         if b is None:
-            b = self.books[spec.venue_symbol] = KrakenBook(spec)
+            # Not a venue.Book when compiled, but a book of the same interface for the parser.
+            b = self.books[spec.venue_symbol] = self.book_class(spec)  # type: ignore[assignment]
         return b  # type: ignore[return-value]
 
     def parse(self, raw: bytes | str, ts_recv: int) -> list[Parsed]:
@@ -348,7 +355,7 @@ class KrakenParser(JsonVenueParser):
                 out.append(Reject("garbled", "bad book entry"))
         return out
 
-    def _exact(self, book: KrakenBook, index: int) -> None:
+    def _exact(self, book: KrakenBookLogic, index: int) -> None:
         """The levels of entry `index` written again with their texts from the decimals sent, after
         one was written from a float that cannot tell them (KrakenBook). The same ticks and sizes,
         so the book is as before but for those texts (a level set twice in the message ends as the
@@ -372,7 +379,7 @@ class KrakenParser(JsonVenueParser):
         if route is None:
             return [self.unknown(name)]
         spec, book = route
-        assert isinstance(book, KrakenBook)
+        assert isinstance(book, KrakenBookLogic)
         if snapshot:
             book.clear()
             self.synced.add(name)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import logging
 import math
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter, neg
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import orjson
@@ -32,6 +34,8 @@ WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 _INF = math.inf
 _NEG_INF = -math.inf
+
+logger = logging.getLogger(__name__)
 # A side shorter than this is sorted again after a level comes or goes (cheaper than two bisections
 # for so few); a longer one is kept in order by bisection.
 SORT_BELOW = 8
@@ -382,6 +386,155 @@ class Book:
         return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
 
 
+class SortedBookLogic:
+    """A book kept as its quote reads it: each side a sorted list of keys (the ask's tick; the bid's
+    tick negated, so that the best comes first for both and bisect needs no key function), with the
+    levels' (price, size) tuples in a list of the same order. A change costs a bisection and a store
+    in place (or a move in C for a level that comes or goes); the depth is one slice of the levels,
+    made again only after a change among the levels it shows. The dicts `bids` and `asks`
+    (tick -> size) are kept as in Book, for what reads them. Its quotes are Book's, to the object
+    shared between quotes (a test runs both on the same changes).
+
+    The logic only, on the attributes below: SortedBook keeps them in Python slots, CompiledSortedBook
+    in the compiled core (_cfeeds.c), which runs set_bid, set_ask and quote in C and hands what it
+    does not handle to these very methods. kraken.KrakenBookLogic adds each level's checksum text.
+    """
+
+    if not TYPE_CHECKING:  # mypy can't see that subclasses provide these as slots or C members
+        __slots__ = ()
+
+    scale: int
+    bids: dict[int, float]
+    asks: dict[int, float]
+    _bid_keys: list[int]
+    _bid_lvls: list[Level]
+    _ask_keys: list[int]
+    _ask_lvls: list[Level]
+    _bid_depth: tuple[Level, ...] | None
+    _ask_depth: tuple[Level, ...] | None
+    _depth_n: int
+
+    def __init__(self, precision: int) -> None:
+        self.scale = int(10**precision)
+        self.bids = {}
+        self.asks = {}
+        self._bid_keys = []  # -tick, best bid first
+        self._bid_lvls = []
+        self._ask_keys = []  # tick, best ask first
+        self._ask_lvls = []
+        self._bid_depth = None  # the last quote's levels; None: to build again
+        self._ask_depth = None
+        self._depth_n = DEPTH_LEVELS  # how many levels the cached depths hold
+
+    def tick(self, price: float | str) -> int:
+        return round(float(price) * self.scale)
+
+    def set(self, side: dict[int, float], tick: int, size: float) -> None:
+        if side is self.bids:
+            self.set_bid(tick, size)
+        elif side is self.asks:
+            self.set_ask(tick, size)
+        else:
+            raise ValueError("not a side of this book")
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        for side in (self._bid_keys, self._bid_lvls, self._ask_keys, self._ask_lvls):
+            side.clear()
+        self._bid_depth = self._ask_depth = None
+
+    def set_bid(self, tick: int, size: float) -> None:
+        keys = self._bid_keys
+        i = bisect_left(keys, -tick)
+        found = i < len(keys) and keys[i] == -tick
+        if size > 0:
+            if found:
+                if self._bid_lvls[i][1] == size:
+                    return
+                self._bid_lvls[i] = (tick / self.scale, size)
+            else:
+                keys.insert(i, -tick)
+                self._bid_lvls.insert(i, (tick / self.scale, size))
+            self.bids[tick] = size
+        elif found:
+            del keys[i], self._bid_lvls[i], self.bids[tick]
+        else:
+            return
+        if i < self._depth_n:
+            self._bid_depth = None
+
+    def set_ask(self, tick: int, size: float) -> None:
+        keys = self._ask_keys
+        i = bisect_left(keys, tick)
+        found = i < len(keys) and keys[i] == tick
+        if size > 0:
+            if found:
+                if self._ask_lvls[i][1] == size:
+                    return
+                self._ask_lvls[i] = (tick / self.scale, size)
+            else:
+                keys.insert(i, tick)
+                self._ask_lvls.insert(i, (tick / self.scale, size))
+            self.asks[tick] = size
+        elif found:
+            del keys[i], self._ask_lvls[i], self.asks[tick]
+        else:
+            return
+        if i < self._depth_n:
+            self._ask_depth = None
+
+    def top_bids(self, n: int) -> list[int]:
+        return [-k for k in self._bid_keys[:n]]
+
+    def top_asks(self, n: int) -> list[int]:
+        return self._ask_keys[:n]
+
+    def truncate(self, n: int) -> None:
+        """Keep the best n levels a side."""
+        if len(self._bid_keys) > n:
+            for k in self._bid_keys[n:]:
+                del self.bids[-k]
+            del self._bid_keys[n:], self._bid_lvls[n:]
+            self._bid_depth = None
+        if len(self._ask_keys) > n:
+            for k in self._ask_keys[n:]:
+                del self.asks[k]
+            del self._ask_keys[n:], self._ask_lvls[n:]
+            self._ask_depth = None
+
+    def quote(
+        self, broker: str, instrument: str, ts_broker: int, ts_recv: int, seq: int, levels: int = DEPTH_LEVELS
+    ) -> Quote | None:
+        """Top of book with depth, or None while a side is empty. A side's depth is made again only
+        after a change among its first `levels` levels (set_* clear it then)."""
+        if levels != self._depth_n:
+            self._depth_n = levels
+            self._bid_depth = self._ask_depth = None
+        bid_levels = self._bid_depth
+        if bid_levels is None:
+            bid_levels = self._bid_depth = tuple(self._bid_lvls[:levels])
+        ask_levels = self._ask_depth
+        if ask_levels is None:
+            ask_levels = self._ask_depth = tuple(self._ask_lvls[:levels])
+        if not bid_levels or not ask_levels:
+            return None
+        b, a = bid_levels[0], ask_levels[0]
+        return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
+
+
+class SortedBook(SortedBookLogic, Book):
+    """The sorted book in pure Python (its logic on Python slots): the fallback when the compiled
+    core is not built, and the reference the compiled one is tested against. Of Book's own storage
+    only `bids`, `asks`, `scale` and the depth caches are used."""
+
+    __slots__ = ("_ask_keys", "_ask_lvls", "_bid_keys", "_bid_lvls")
+
+    def __init__(self, precision: int) -> None:
+        Book.__init__(self, precision)
+        SortedBookLogic.__init__(self, precision)
+
+
 _DAY_CACHE: dict[str, int] = {}
 _SECOND_CACHE: dict[str, int] = {}  # "yyyy-mm-ddThh:mm:ss" -> µs since the epoch
 
@@ -403,7 +556,7 @@ def _iso_seconds_us(ts: str) -> int:
     return base + (int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])) * 1_000_000
 
 
-def iso_to_us(ts: str) -> int:
+def iso_to_us_py(ts: str) -> int:
     """RFC 3339 UTC timestamp (any number of fractional digits, trailing Z) -> µs since the epoch.
 
     Hand-parsed: venues send one per message and datetime.fromisoformat (3.11) rejects nanoseconds.
@@ -426,6 +579,59 @@ def iso_to_us(ts: str) -> int:
     return base
 
 
+def _compiled_core() -> ModuleType | None:
+    """The compiled core (_cfeeds.c: the sorted books' hot calls, the timestamp reader), or None,
+    said loudly, when it is not built (`python setup.py build_ext --inplace`, as scripts/_common.sh
+    does): everything then runs in Python, the same but slower."""
+    try:
+        import marketdata.feeds._cfeeds as _cfeeds
+    except ImportError as exc:
+        logger.warning(
+            "feed adapters run in pure Python (a Kraken message about 45%% more instructions, Coinbase and "
+            "Binance 25%% more): the compiled core marketdata/feeds/_cfeeds.c is not built "
+            "(python setup.py build_ext --inplace): %s",
+            exc,
+        )
+        return None
+    _cfeeds.configure(Quote, quote_new, DEPTH_LEVELS)
+    _cfeeds.set_iso_fallback(iso_to_us_py)
+    return _cfeeds
+
+
+COMPILED = _compiled_core()
+# The compiled reader reads the usual shape itself and hands anything else to iso_to_us_py (a test
+# holds the two to the same results).
+iso_to_us: Callable[[str], int] = COMPILED.iso_to_us if COMPILED is not None else iso_to_us_py
+
+
+def _compiled_sorted_book() -> type[SortedBookLogic] | None:
+    if COMPILED is None:
+        return None
+
+    class CompiledSortedBook(COMPILED.BookCore, SortedBookLogic):  # type: ignore[misc,name-defined]
+        """SortedBookLogic on the compiled core: set_bid, set_ask and quote in C."""
+
+        __slots__ = ()
+
+        # The C methods hand every call they do not handle themselves to these (the same objects).
+        _py_set_bid = SortedBookLogic.set_bid
+        _py_set_ask = SortedBookLogic.set_ask
+        _py_quote = SortedBookLogic.quote
+
+        def __init__(self, precision: int) -> None:
+            SortedBookLogic.__init__(self, precision)
+            self._bid_texts = self._ask_texts = None  # the core's book without checksum texts
+
+    CompiledSortedBook.__module__ = __name__
+    CompiledSortedBook.__qualname__ = CompiledSortedBook.__name__
+    return CompiledSortedBook
+
+
+CompiledSortedBook = _compiled_sorted_book()
+# What the parsers of Coinbase and Binance keep their books in (a Book to the type checker).
+SORTED_BOOK: type[Book] = CompiledSortedBook or SortedBook  # type: ignore[assignment]
+
+
 class VenueParser:
     """Turns one venue's raw messages into normalised quotes and rejects, keeping its books.
 
@@ -442,6 +648,9 @@ class VenueParser:
     # Book precision of the default mapping: 8 places hold any venue's prices exactly; Kraken (None)
     # needs the pair's own precision for its checksum, and the site's digits match Kraken's pairs.
     fallback_precision: int | None = 8
+    # The books' class, made with the symbol's price precision: Book, or a sorted book (SortedBook,
+    # CompiledSortedBook), whose quotes are Book's (the venues' tests run them on each).
+    book_class: type[Book] = Book
 
     def __init__(self, broker: str, symbols: SymbolMap) -> None:
         self.broker = broker
@@ -455,7 +664,7 @@ class VenueParser:
     def book(self, spec: SymbolSpec) -> Book:
         b = self.books.get(spec.venue_symbol)
         if b is None:
-            b = self.books[spec.venue_symbol] = Book(spec.price_precision)
+            b = self.books[spec.venue_symbol] = self.book_class(spec.price_precision)
         return b
 
     def route(self, venue_symbol: str) -> tuple[SymbolSpec, Book] | None:

@@ -12,6 +12,7 @@ from marketdata.feeds.venue import SymbolSpec
 from testing.support import await_for
 
 from . import wire as w
+from .compiled_books import coinbase_book_class  # noqa: F401 - every test on both sorted books
 from .feedservers import Collected, consuming, ws_server
 
 pytestmark = pytest.mark.asyncio

@@ -16,6 +16,7 @@ from marketdata.feeds.venue import SymbolMap, SymbolSpec
 from testing.support import await_for
 
 from . import wire as w
+from .compiled_books import kraken_book_class  # noqa: F401 - every test on both Kraken books
 from .feedservers import Collected, consuming, ws_server
 
 pytestmark = pytest.mark.asyncio

@@ -20,6 +20,7 @@ from marketdata.feeds.kraken import KrakenParser
 from marketdata.feeds.venue import DEPTH_LEVELS, Reject, SymbolMap, SymbolSpec, iso_to_us
 
 from . import wire as w
+from .compiled_books import kraken_book_class  # noqa: F401 - every test on both Kraken books
 
 BTC = SymbolSpec("BTC/USD", "BTCUSD", 1, 1.0, 8)
 TS = "2026-11-30T12:00:00.123456Z"

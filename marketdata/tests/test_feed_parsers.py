@@ -17,8 +17,8 @@ from common.ticks import Quote
 from marketdata.feeds import venue
 from marketdata.feeds.base import parser_create
 from marketdata.feeds.fix import byte_sum, fields_of, fix_time_us
-from marketdata.feeds.kraken import KrakenBook, book_checksum
-from marketdata.feeds.venue import DEPTH_LEVELS, Book, Reject, SymbolSpec, iso_to_us, quote_new
+from marketdata.feeds.kraken import CompiledKrakenBook, KrakenBook, KrakenBookLogic, book_checksum
+from marketdata.feeds.venue import DEPTH_LEVELS, Book, Reject, SortedBook, SymbolSpec, iso_to_us, quote_new
 
 from . import wire as w
 
@@ -87,10 +87,31 @@ def _reference_depth(
     return b, a
 
 
-@pytest.mark.parametrize("book_class", ["Book", "KrakenBook"])
+@pytest.mark.parametrize(
+    "book_class",
+    [
+        "Book",
+        "KrakenBook",
+        pytest.param(
+            "CompiledKrakenBook",
+            marks=pytest.mark.skipif(CompiledKrakenBook is None, reason="Kraken book's compiled core not built"),
+        ),
+        "SortedBook",
+        pytest.param(
+            "CompiledSortedBook",
+            marks=pytest.mark.skipif(venue.CompiledSortedBook is None, reason="compiled core not built"),
+        ),
+    ],
+)
 def test_a_book_keeps_between_messages_exactly_what_it_would_compute_afresh(book_class):
     rng = random.Random(5)
-    book = Book(1) if book_class == "Book" else KrakenBook(BTC)
+    classes: dict[str, Any] = {"KrakenBook": KrakenBook, "CompiledKrakenBook": CompiledKrakenBook}
+    sorted_classes: dict[str, Any] = {
+        "Book": Book,
+        "SortedBook": SortedBook,
+        "CompiledSortedBook": venue.CompiledSortedBook,
+    }
+    book = sorted_classes[book_class](1) if book_class in sorted_classes else classes[book_class](BTC)
     bids: dict[int, float] = {}
     asks: dict[int, float] = {}
     levels = DEPTH_LEVELS
@@ -133,7 +154,7 @@ def test_a_book_keeps_between_messages_exactly_what_it_would_compute_afresh(book
         else:
             assert q is not None and q.depth == _reference_depth(bids, asks, book.scale, levels), step
             assert (q.bid, q.bid_size) == q.depth[0][0] and (q.ask, q.ask_size) == q.depth[1][0]
-        if isinstance(book, KrakenBook):
+        if isinstance(book, KrakenBookLogic):
             assert book.checksum() == book_checksum(book, BTC), step
 
 
