@@ -133,6 +133,8 @@ class CachedPagesMiddleware:
         local = self._local.get((path, raw_query))
         if local is not None and local[0] > time.monotonic():
             return local[1]
+        if _page_spec(path) is None:
+            return None  # not a regenerated page: no read to share
         where = (path, raw_query)
         reading = self._reading.get(where)
         if reading is None or reading.get_loop() is not asyncio.get_running_loop():
