@@ -216,7 +216,9 @@ async def test_bad_messages_from_the_feed_are_counted_and_skipped(cookie, redis)
     await redis.publish(keys.live_channel("EURUSD"), "{broken")
     await redis.publish(keys.live_channel("EURUSD"), json.dumps({"broker": "acme", "instrument": "EURUSD"}))
     await redis.publish(keys.live_channel("EURUSD"), quote("acme", "GBPUSD", 1.2, 9))  # wrong channel
-    await publish(redis, quote("acme", "EURUSD", 1.1, 10))
+    # Another broker's: had acme's good quote come in the same read of Redis as its bad ones, the hub
+    # would have kept only that newest one and never looked at the others (counted as superseded).
+    await publish(redis, quote("zeta", "EURUSD", 1.1, 10))
     got = await quotes_until(comm, lambda q: q["seq"] == 10)
     assert [q["seq"] for q in got] == [10]
     assert COUNTERS.values["live_bad_upstream"] == before + 3
