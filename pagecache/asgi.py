@@ -133,12 +133,13 @@ class CachedPagesMiddleware:
         local = self._local.get((path, raw_query))
         if local is not None and local[0] > time.monotonic():
             return local[1]
-        if _page_spec(path) is None:
+        spec = _page_spec(path)
+        if spec is None:
             return None  # not a regenerated page: no read to share
         where = (path, raw_query)
         reading = self._reading.get(where)
         if reading is None or reading.get_loop() is not asyncio.get_running_loop():
-            reading = self._reading[where] = asyncio.ensure_future(self._read_entry(path, raw_query, local))
+            reading = self._reading[where] = asyncio.ensure_future(self._read_entry(spec, path, raw_query, local))
             reading.add_done_callback(
                 lambda done: self._reading.pop(where, None) if self._reading.get(where) is done else None
             )
@@ -146,12 +147,9 @@ class CachedPagesMiddleware:
         return await asyncio.shield(reading)
 
     async def _read_entry(
-        self, path: str, raw_query: bytes, local: tuple[float, isr.PageEntry] | None
+        self, spec: isr.PageSpec, path: str, raw_query: bytes, local: tuple[float, isr.PageEntry] | None
     ) -> isr.PageEntry | None:
         now = time.monotonic()
-        spec = _page_spec(path)
-        if spec is None:
-            return None
         key = isr.page_key(path, spec.cache_query(QueryDict(raw_query)))
         try:
             redis_breaker.check()
