@@ -430,6 +430,7 @@ def _client_proc(
             "app": app.dump(),
             "overhead": overhead.dump(),
             "phases": [w.dump() for w, _a, _o in phases],
+            "phases_read_lag": [o.dump() for _w, _a, o in phases],
             "close_codes": close_codes,
             "errors": state["errors"] + state["closed"],
             "dropped": dropped,
@@ -727,6 +728,11 @@ def _start_servers(env: dict[str, str], count: int) -> list[Daphne]:
 
 # -- --burst: a Non-Farm Payroll release ------------------------------------------------------------
 BURST_WIDEN = 5.0  # spreads widen this much at the release
+# Measuring clients per process. Each parses every quote it is sent (about 1,900 quotes/s a client in the
+# burst); at 500 a process one process could not keep up (it needs more than a core at 1,000 clients), its
+# sockets filled, and what was measured was the load generator's queue: burst p99 1,046 ms with 1 process
+# for 1,000 clients, 90-245 with 2, 52-68 with 4 or 6, 78 with 8 (whose own CPU then crowds the servers).
+BURST_CLIENTS_PER_PROC = 250
 RSS_RETURN_BOUND_MB = 25.0  # after the burst the servers' RSS must be back within this of the calm figure
 TRIM_INTERVAL_S = 5.0  # the servers' WEB_TRIM_INTERVAL_S default: the after phase lasts longer
 
@@ -965,7 +971,7 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
     phase = ctx.Value("i", 0, lock=False)
     counts = ctx.Array("l", PHASES, lock=False)
     go, stop = ctx.Event(), ctx.Event()
-    n_procs = args.client_procs or max(1, -(-args.burst_clients // 500))
+    n_procs = args.client_procs or max(1, -(-args.burst_clients // BURST_CLIENTS_PER_PROC))
     outs, procs, readies = [], [], []
     rss_before = _rss_mb(pids)
     for k in range(n_procs):
@@ -1046,12 +1052,15 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
     stop.set()
     pub_stop.set()
     merged = [_Hist() for _ in range(PHASES)]
+    read_lag = [_Hist() for _ in range(PHASES)]
     dropped = errors = 0
     close_codes: dict[int, int] = {}
     for out in outs:
         r = out.get(timeout=120)
         for i, dump in enumerate(r["phases"]):
             merged[i].merge(dump)
+        for i, dump in enumerate(r["phases_read_lag"]):
+            read_lag[i].merge(dump)
         dropped += r["dropped"]
         errors += r["errors"]
         for code, count in r["close_codes"].items():
@@ -1094,6 +1103,9 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
             "srv_us_per_quote": 1e6 * cpu[p] / published if published else float("nan"),
             "loadgen_cpu_pct": 100 * loadgen_cpu[p] / timing[p],  # clients + publisher + probe
             "redis_p99": probe_phases[p].percentile_ms(0.99),  # ts_ingest -> a bare Redis subscriber
+            # the clients' own lag: kernel had the frame -> the client process read it (the load generator
+            # keeping up; when it does not, its sockets fill and the servers' writes wait for it)
+            "read_lag_p99": read_lag[p].percentile_ms(0.99),
             "hub_p99": hub_lag[p],  # ts_ingest -> the hub wrote it (its /readyz histogram; bucket bound)
         }
     return figures
@@ -1204,7 +1216,10 @@ def main_burst(args: Any) -> None:
                 f"then {args.after_s:.0f} s calm; during the burst a garbage client, a client that stops reading "
                 f"and {args.storm} clients connecting and dropping at once; "
                 f"{os.cpu_count()} cores shared with everything else, "
-                f"load {os.getloadavg()[0]:.1f} at start, niceness {os.nice(0)}",
+                f"load {os.getloadavg()[0]:.1f} at start, niceness {os.nice(0)}\n"
+                f"# clients in {args.client_procs or -(-args.burst_clients // BURST_CLIENTS_PER_PROC)} processes; "
+                "'cli lag p99' = kernel had the frame -> the client process read it (the load generator's own "
+                "lag: large means the clients, not the servers, set the latency)",
                 flush=True,
             )
             daphne_pids = [s.proc.pid for s in servers]
@@ -1220,7 +1235,7 @@ def main_burst(args: Any) -> None:
             print(
                 f"{'design':>7} {'phase':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'msgs/s':>8} "
                 f"{'quotes/s':>8} {'confl%':>6} {'srv cpu%':>8} {'µs/quote':>8} {'gen cpu%':>8} {'redis p99':>9} "
-                f"{'hub p99':>7} {'rss MB before/peak/after':>26} {'dropped':>7}",
+                f"{'hub p99':>7} {'cli lag p99':>11} {'rss MB before/peak/after':>26} {'dropped':>7}",
                 flush=True,
             )
             for mode, urls, pids in designs:
@@ -1233,7 +1248,7 @@ def main_burst(args: Any) -> None:
                         f"{mode:>7} {name:>6} {f['p50']:>8.2f} {f['p99']:>8.2f} {f['max']:>8.1f} "
                         f"{f['msgs_per_s']:>8.0f} {f['quotes_per_s']:>8.0f} {f['conflated_pct']:>6.1f} "
                         f"{f['srv_cpu_pct']:>8.0f} {f['srv_us_per_quote']:>8.1f} {f['loadgen_cpu_pct']:>8.0f} "
-                        f"{f['redis_p99']:>9.2f} {f['hub_p99']:>7.0f} "
+                        f"{f['redis_p99']:>9.2f} {f['hub_p99']:>7.0f} {f['read_lag_p99']:>11.2f} "
                         f"{rss['calm']:>8.0f}/{rss['burst']:>8.0f}/{rss['after']:>8.0f} {r['dropped']:>7}",
                         flush=True,
                     )
@@ -1282,7 +1297,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="quotes per second over all brokers+instruments")
     parser.add_argument("--per-client", type=int, default=2, help="instruments each client subscribes to")
     parser.add_argument("--servers", type=int, default=2, help="daphne processes behind the clients")
-    parser.add_argument("--client-procs", type=int, default=0, help="client processes (0: one per 2,500 clients)")
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=0,
+        help="client processes (0: one per 2,500 clients; --burst: one per 250)",
+    )
     parser.add_argument("--duration", type=float, default=None)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline (profiling runs)")
