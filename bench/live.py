@@ -335,7 +335,8 @@ def _client_proc(
                     overhead.add(app_us - kernel_us)
                     stamps = list(map(int, TS_RE.findall(buf, pos, end)))
                     wire.add_since(kernel_us, stamps)
-                    app.add_since(app_us, stamps)
+                    if phase is None:  # --burst reports the wire latency and the read lag only
+                        app.add_since(app_us, stamps)
             elif opcode == 9:
                 pong(conn, bytes(buf[pos:end]))
             elif opcode == 8:
