@@ -31,10 +31,11 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
-from common.ticks import FeedEventKind, FeedItem, StatusEvent, now_us
+from common.ticks import FeedEventKind, FeedItem, Level, StatusEvent, now_us
 from marketdata.feeds.base import FeedDisconnected, adapter_register
 from marketdata.feeds.venue import (
     COMPILED,
+    UNCHANGED,
     Book,
     JsonVenueParser,
     Parsed,
@@ -113,66 +114,55 @@ class KrakenBookLogic(SortedBookLogic):
         self.inexact = False
 
     def set_bid(self, tick: int, size: float, text: str | None = None) -> None:
-        keys = self._bid_keys
-        i = bisect_left(keys, -tick)
-        found = i < len(keys) and keys[i] == -tick
-        if size > 0:
-            if text is None:
-                qs = self._qty_scale
-                if size < self._qty_limit and (q := round(size * qs)) / qs == size:
-                    if found and self._bid_lvls[i][1] == size:
-                        return  # the same float, so the same text (not so past the limit)
-                    text = f"{tick}{q}" if tick > 0 else str(tick).lstrip("0") + str(q)
-                else:
-                    text = _level_text(tick, size, self._qty_format)
-                    self.inexact = True
-            elif found and self._bid_lvls[i][1] == size and self._bid_texts[i] == text:
-                return
-            if found:
-                self._bid_lvls[i] = (tick / self.scale, size)
-                self._bid_texts[i] = text
-            else:
-                keys.insert(i, -tick)
-                self._bid_lvls.insert(i, (tick / self.scale, size))
-                self._bid_texts.insert(i, text)
-            self.bids[tick] = size
-        elif found:
-            del keys[i], self._bid_lvls[i], self._bid_texts[i], self.bids[tick]
-        else:
-            return
-        if i < self._depth_n:
+        keys, lvls, texts = self._bid_keys, self._bid_lvls, self._bid_texts
+        if self._set_level_text(self.bids, keys, lvls, texts, -tick, tick, size, text) < self._depth_n:
             self._bid_depth = None
 
     def set_ask(self, tick: int, size: float, text: str | None = None) -> None:
-        keys = self._ask_keys
-        i = bisect_left(keys, tick)
-        found = i < len(keys) and keys[i] == tick
+        keys, lvls, texts = self._ask_keys, self._ask_lvls, self._ask_texts
+        if self._set_level_text(self.asks, keys, lvls, texts, tick, tick, size, text) < self._depth_n:
+            self._ask_depth = None
+
+    def _set_level_text(
+        self,
+        side: dict[int, float],
+        keys: list[int],
+        lvls: list[Level],
+        texts: list[str],
+        key: int,
+        tick: int,
+        size: float,
+        text: str | None,
+    ) -> int:
+        """SortedBookLogic._set_level, keeping the level's checksum text beside it (written here when
+        not given); returns the position of the level that changed, or UNCHANGED."""
+        i = bisect_left(keys, key)
+        found = i < len(keys) and keys[i] == key
         if size > 0:
             if text is None:
                 qs = self._qty_scale
                 if size < self._qty_limit and (q := round(size * qs)) / qs == size:
-                    if found and self._ask_lvls[i][1] == size:
-                        return  # the same float, so the same text (not so past the limit)
+                    if found and lvls[i][1] == size:
+                        return UNCHANGED  # the same float, so the same text (not so past the limit)
                     text = f"{tick}{q}" if tick > 0 else str(tick).lstrip("0") + str(q)
                 else:
                     text = _level_text(tick, size, self._qty_format)
                     self.inexact = True
-            elif found and self._ask_lvls[i][1] == size and self._ask_texts[i] == text:
-                return
+            elif found and lvls[i][1] == size and texts[i] == text:
+                return UNCHANGED
             if found:
-                self._ask_lvls[i] = (tick / self.scale, size)
-                self._ask_texts[i] = text
+                lvls[i] = (tick / self.scale, size)
+                texts[i] = text
             else:
-                keys.insert(i, tick)
-                self._ask_lvls.insert(i, (tick / self.scale, size))
-                self._ask_texts.insert(i, text)
-            self.asks[tick] = size
+                keys.insert(i, key)
+                lvls.insert(i, (tick / self.scale, size))
+                texts.insert(i, text)
+            side[tick] = size
         elif found:
-            del keys[i], self._ask_lvls[i], self._ask_texts[i], self.asks[tick]
+            del keys[i], lvls[i], texts[i], side[tick]
         else:
-            return
-        if i < self._depth_n:
-            self._ask_depth = None
+            return UNCHANGED
+        return i
 
     def truncate(self, n: int) -> None:
         """Keep the best n levels a side (the book is only as deep as the subscription)."""

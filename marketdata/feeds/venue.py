@@ -14,6 +14,7 @@ import calendar
 import dataclasses
 import logging
 import math
+import sys
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -386,6 +387,9 @@ class Book:
         return quote_new(broker, instrument, b[0], a[0], b[1], a[1], ts_broker, ts_recv, seq, (bid_levels, ask_levels))
 
 
+UNCHANGED = sys.maxsize  # _set_level: no level changed (past any depth a quote is cut from)
+
+
 class SortedBookLogic:
     """A book kept as its quote reads it: each side a sorted list of keys (the ask's tick; the bid's
     tick negated, so that the best comes first for both and bisect needs no key function), with the
@@ -445,44 +449,34 @@ class SortedBookLogic:
         self._bid_depth = self._ask_depth = None
 
     def set_bid(self, tick: int, size: float) -> None:
-        keys = self._bid_keys
-        i = bisect_left(keys, -tick)
-        found = i < len(keys) and keys[i] == -tick
-        if size > 0:
-            if found:
-                if self._bid_lvls[i][1] == size:
-                    return
-                self._bid_lvls[i] = (tick / self.scale, size)
-            else:
-                keys.insert(i, -tick)
-                self._bid_lvls.insert(i, (tick / self.scale, size))
-            self.bids[tick] = size
-        elif found:
-            del keys[i], self._bid_lvls[i], self.bids[tick]
-        else:
-            return
-        if i < self._depth_n:
+        if self._set_level(self.bids, self._bid_keys, self._bid_lvls, -tick, tick, size) < self._depth_n:
             self._bid_depth = None
 
     def set_ask(self, tick: int, size: float) -> None:
-        keys = self._ask_keys
-        i = bisect_left(keys, tick)
-        found = i < len(keys) and keys[i] == tick
+        if self._set_level(self.asks, self._ask_keys, self._ask_lvls, tick, tick, size) < self._depth_n:
+            self._ask_depth = None
+
+    def _set_level(
+        self, side: dict[int, float], keys: list[int], lvls: list[Level], key: int, tick: int, size: float
+    ) -> int:
+        """Set one side's level (key: -tick for bids, tick for asks, so the best comes first); returns the
+        position of the level that changed, or UNCHANGED."""
+        i = bisect_left(keys, key)
+        found = i < len(keys) and keys[i] == key
         if size > 0:
             if found:
-                if self._ask_lvls[i][1] == size:
-                    return
-                self._ask_lvls[i] = (tick / self.scale, size)
+                if lvls[i][1] == size:
+                    return UNCHANGED
+                lvls[i] = (tick / self.scale, size)
             else:
-                keys.insert(i, tick)
-                self._ask_lvls.insert(i, (tick / self.scale, size))
-            self.asks[tick] = size
+                keys.insert(i, key)
+                lvls.insert(i, (tick / self.scale, size))
+            side[tick] = size
         elif found:
-            del keys[i], self._ask_lvls[i], self.asks[tick]
+            del keys[i], lvls[i], side[tick]
         else:
-            return
-        if i < self._depth_n:
-            self._ask_depth = None
+            return UNCHANGED
+        return i
 
     def top_bids(self, n: int) -> list[int]:
         return [-k for k in self._bid_keys[:n]]
