@@ -967,6 +967,10 @@ def _rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def _burst_client_procs(args: Any) -> int:
+    return int(args.client_procs or max(1, -(-args.burst_clients // BURST_CLIENTS_PER_PROC)))
+
+
 def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args: Any) -> dict[str, Any]:
     """One design under the whole schedule: calm, burst (with the hostile clients), after.
 
@@ -981,7 +985,7 @@ def run_burst(*, mode: str, urls: list[str], pids: list[int], cookie: str, args:
     phase = ctx.Value("i", 0, lock=False)
     counts = ctx.Array("l", PHASES, lock=False)
     go, stop = ctx.Event(), ctx.Event()
-    n_procs = args.client_procs or max(1, -(-args.burst_clients // BURST_CLIENTS_PER_PROC))
+    n_procs = _burst_client_procs(args)
     outs, procs, readies = [], [], []
     rss_before = _rss_mb(pids)
     for k in range(n_procs):
@@ -1224,12 +1228,11 @@ def main_burst(args: Any) -> None:
                 f"{INSTRUMENTS} instruments, {args.burst_clients} logged-in clients x 4 instruments; "
                 f"calm {args.calm_rate:.0f} quotes/s for {args.calm_s:.0f} s, burst {args.burst_rate:.0f} quotes/s "
                 f"(every broker at once, spreads x{BURST_WIDEN:.0f}) for {args.burst_s:.0f} s, "
-                f"then {args.after_s:.0f} s calm{short}; during the burst a garbage client, a client that stops "
-                "reading "
-                f"and {args.storm} clients connecting and dropping at once; "
+                f"then {args.after_s:.0f} s calm{short}; during the burst a garbage client, "
+                f"a client that stops reading and {args.storm} clients connecting and dropping at once; "
                 f"{os.cpu_count()} cores shared with everything else, "
                 f"load {os.getloadavg()[0]:.1f} at start, niceness {os.nice(0)}\n"
-                f"# clients in {args.client_procs or -(-args.burst_clients // BURST_CLIENTS_PER_PROC)} processes; "
+                f"# clients in {_burst_client_procs(args)} processes; "
                 "'cli lag p99' = kernel had the frame -> the client process read it (the load generator's own "
                 "lag: large means the clients, not the servers, set the latency)",
                 flush=True,
