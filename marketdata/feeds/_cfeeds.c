@@ -585,7 +585,8 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef cfeeds_module = {
     PyModuleDef_HEAD_INIT, .m_name = "marketdata.feeds._cfeeds",
-    .m_doc = "Compiled hot path of the Kraken book (marketdata.feeds.kraken).", .m_size = -1,
+    .m_doc = "Compiled hot paths of the venue feeds: sorted books (Kraken, Coinbase, Binance) and timestamps.",
+    .m_size = -1,
     .m_methods = module_methods,
 };
 
