@@ -136,7 +136,15 @@ class LicenceAdmin(admin.ModelAdmin[Licence]):
 
 @admin.register(Instrument)
 class InstrumentAdmin(admin.ModelAdmin[Instrument]):
-    list_display = ["symbol", "name", "asset_class", "pip_size", "display_precision", "sort_order"]
+    list_display = [
+        "symbol",
+        "name",
+        "asset_class",
+        "pip_size",
+        "reference_spread_pips",
+        "display_precision",
+        "sort_order",
+    ]
     list_filter = ["asset_class"]
     list_editable = ["sort_order"]
     search_fields = ["symbol", "name"]

@@ -108,6 +108,17 @@ class Instrument(models.Model):
         validators=[MaxValueValidator(8, message="At most 8 decimal places.")],
         help_text="Decimal places shown for prices.",
     )
+    # TrustMetrics 2.4 scores each broker's cost against this fixed reference, not against the other brokers,
+    # so a broker's cost points move only when its own cost does (empty: against the market's median).
+    reference_spread_pips = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.0001"), message="A reference spread must be positive.")],
+        help_text="A competitive spread for this instrument, in pips: TrustMetrics' cost reference "
+        "(0.8x it scores 100, 3.2x it 0). Leave empty to compare with the market's median instead.",
+    )
     sort_order = models.PositiveSmallIntegerField(default=100)
 
     class Meta:
@@ -117,7 +128,12 @@ class Instrument(models.Model):
                 condition=Q(pip_size__gt=0),
                 name="instrument_pip_size_positive",
                 violation_error_message="Pip size must be positive.",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(reference_spread_pips__isnull=True) | Q(reference_spread_pips__gt=0),
+                name="instrument_reference_spread_positive",
+                violation_error_message="A reference spread must be positive.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -25,6 +25,7 @@ from brokers.models import (
     SwapRate,
 )
 from simulator import world as demo_data
+from simulator.instruments import SPECS
 
 # The demo's conversion rates are the simulator's reference prices, fixed at one date so reseeding changes nothing.
 DEMO_RATES_AS_OF = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
@@ -56,7 +57,17 @@ def demo_seed() -> dict[str, int]:
         instruments[symbol], _ = Instrument.objects.update_or_create(
             symbol=symbol,
             defaults=dict(
-                name=name, asset_class=asset_class, pip_size=Decimal(pip), display_precision=precision, sort_order=order
+                name=name,
+                asset_class=asset_class,
+                pip_size=Decimal(pip),
+                display_precision=precision,
+                sort_order=order,
+                # The simulator's spread before any broker's mark-up: the market the demo brokers quote.
+                reference_spread_pips=(
+                    Decimal(str(SPECS[symbol].spread_pips))
+                    if symbol in SPECS and SPECS[symbol].spread_pips > 0
+                    else None
+                ),
             ),
         )
     platforms = {

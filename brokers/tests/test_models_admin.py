@@ -202,3 +202,36 @@ def test_admin_edits_a_broker(staff_client, demo):
     assert response.status_code == 302, response.content.decode()[:3000]
     broker.refresh_from_db()
     assert broker.min_deposit == Decimal("150")
+
+
+def test_the_demo_gives_every_instrument_the_simulated_markets_spread_as_its_reference(demo):
+    from brokers.models import Instrument
+    from simulator.instruments import SPECS
+
+    for instrument in Instrument.objects.all():
+        assert instrument.reference_spread_pips == Decimal(str(SPECS[instrument.symbol].spread_pips))
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5"])
+def test_admin_refuses_a_reference_spread_that_is_not_positive(staff_client, demo, value):
+    from brokers.models import Instrument
+
+    eur = Instrument.objects.get(symbol="EURUSD")
+    data = {
+        "symbol": eur.symbol,
+        "name": eur.name,
+        "asset_class": eur.asset_class,
+        "pip_size": str(eur.pip_size),
+        "display_precision": str(eur.display_precision),
+        "sort_order": str(eur.sort_order),
+        "reference_spread_pips": value,
+    }
+    response = staff_client.post(f"/admin/brokers/instrument/{eur.pk}/change/", data)
+    assert response.status_code == 200
+    assert "A reference spread must be positive." in response.content.decode()
+    data["reference_spread_pips"] = ""  # empty: against the market's median
+    assert staff_client.post(f"/admin/brokers/instrument/{eur.pk}/change/", data).status_code == 302
+    eur.refresh_from_db()
+    assert eur.reference_spread_pips is None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Instrument.objects.filter(pk=eur.pk).update(reference_spread_pips=Decimal(value))
