@@ -7,7 +7,6 @@ and you bump ``version`` and add a line to ``history``. No Django here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,6 +27,21 @@ class Band:
 
     good: float
     bad: float
+
+
+class Reference:
+    """What a measure is compared with before its band maps it to points.
+
+    MARKET: the median of every broker measured (the broker included), placed at the band's middle.
+    INSTRUMENT: the instrument's published reference spread (an instrument without one: MARKET).
+    BEST: the lowest value measured for the instrument (what following the consensus closely gives).
+    OWN: the value itself, already a ratio of the broker's own (news widening) or in fixed units (latency, ms).
+    """
+
+    MARKET = "market"
+    INSTRUMENT = "instrument"
+    BEST = "best"
+    OWN = "own"
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,12 @@ class Methodology:
     critical_part_cap: float = 100.0
     # 2.2: the off-market allowance is the share the market's median broker has (what chance flags), if larger
     off_market_chance_from_market: bool = False
+    # 2.4: what each measure is divided by before its band maps it to points (see ``Reference``). 2.2-2.3 put
+    # the market's median at every band's middle; 2.4 measures each broker on a fixed scale of its own.
+    cost_reference: str = "market"
+    news_reference: str = "market"
+    excursion_reference: str = "market"
+    latency_reference: str = "market"
 
     @property
     def weights(self) -> dict[str, float]:
@@ -178,7 +198,7 @@ class Methodology:
 
 
 METHODOLOGY = Methodology(
-    version="2.3",
+    version="2.4",
     window=timedelta(days=7),
     components=(
         Component(
@@ -198,12 +218,15 @@ METHODOLOGY = Methodology(
             "Cost",
             0.20,
             True,
-            "Time-weighted spread plus commission, per instrument, against the market's median.",
+            "Time-weighted spread plus commission, per instrument, against the instrument's reference spread.",
             "For each instrument: the mean of hourly time-weighted spreads of the account the prices come from, "
             "plus the extra cost of the broker's cheapest account open to a $2,000 retail deposit (its round-turn "
             "commission and its spread mark-up over the priced account; FX only, at a pip value of $10 per lot), "
-            "divided by the median of all brokers quoting it. The geometric mean of those ratios is mapped to "
-            "points: half the median or less 100, the median 50, twice it or more 0.",
+            "divided by the instrument's reference spread (a competitive spread, published per instrument). The "
+            "geometric mean of those ratios is mapped to points: 0.8 times the reference or less 100, 3.2 times it "
+            "or more 0, log-linear between. A broker's cost points therefore move only when its own cost does. An "
+            "instrument without a reference spread is compared with the median of all brokers quoting it, which "
+            "counts as the middle of that scale (50).",
         ),
         Component(
             "stability",
@@ -213,9 +236,10 @@ METHODOLOGY = Methodology(
             "How the broker holds up at high-impact releases: how far its spread widens, and whether it quotes.",
             "Widening (60 %): mean 1-minute spread in windows around high-impact events for instruments the "
             "event's currency moves (index CFDs follow their home currency: US500 USD, GER40 EUR), divided by "
-            "the broker's own mean spread, against the market's median, judged on the minutes it quoted (neutral "
-            "when it quoted none). Quoting (40 %): the share of those windows' minutes it quoted, where another "
-            "broker did; every minute dark costs its share, so going dark at a release never beats widening. "
+            "the broker's own mean spread: 1 times (no widening) 100, 8 times or more 0, log-linear between, "
+            "judged on the minutes it quoted (neutral when it quoted none). Quoting (40 %): the share of those "
+            "windows' minutes it quoted, where another broker did; every minute dark costs its share, so going "
+            "dark at a release never beats widening. "
             "No release in the window: nothing to measure, neutral.",
         ),
         Component(
@@ -232,8 +256,9 @@ METHODOLOGY = Methodology(
             "hours beyond the share of the market's median broker (what chance alone flags) takes points "
             "linearly, all of them at 30 %, plus half the share of the hours holding a "
             "high-impact release that were off-market, so quoting off-market only at releases does not hide. "
-            "Ordinary deviation (40 %): the mean over the other hours, against the market's median, so an "
-            "off-market hour counts once.",
+            "Ordinary deviation (40 %): the mean over the other hours, so an off-market hour counts once, "
+            "divided by that of the broker following the consensus most closely on the instrument: 1 times 100, "
+            "8 times or more 0.",
         ),
         Component(
             "reliability",
@@ -248,7 +273,7 @@ METHODOLOGY = Methodology(
             "moved by more than 4 of the broker's price steps, the share in which its quote repeated the same bid "
             "and ask, counted like no price (2 % takes every point); a repeat while the market moved less than "
             "the broker's price step is never counted. Latency (15 %): the typical delay (geometric mean) from "
-            "the broker's timestamp to our receipt, against the market's median. Depth (15 %): the shares of "
+            "the broker's timestamp to our receipt: 40 ms or less 100, 400 ms or more 0. Depth (15 %): the shares of "
             "quotes with at least 1, 5 and 10 lots on both sides of the touch. A part not measured counts as "
             "neutral (50).",
         ),
@@ -332,17 +357,32 @@ METHODOLOGY = Methodology(
             "from the broker's timestamp to our receipt, and the size at the touch in lots. Until now these parts "
             "counted as neutral for every broker, so reliability only told outages apart.",
         ),
+        VersionNote(
+            "2.4",
+            "2026-12-01",
+            "Each broker is measured on a fixed scale of its own instead of against the market's median: cost "
+            "against the instrument's published reference spread (0.8 times it 100 points, 3.2 times it 0), "
+            "widening at releases on its own ratio (1 times 100, 8 times 0), latency in milliseconds (40 ms 100, "
+            "400 ms 0) and the ordinary deviation against the broker following the consensus most closely. Under "
+            "2.3 the median broker scored 50 whatever the market was like, so in a market of mostly good brokers "
+            "the good ones fell below a broker capped for a suspended licence, and a broker's score moved whenever "
+            "the others' did. On the validation's markets the suite does not contain, ranked against the written "
+            "rule, 2.4 ranks more of them correctly (validation section).",
+        ),
     ),
     tier_points={1: 100.0, 2: 65.0, 3: 30.0},
     licence_status_factor={"active": 1.0, "unverified": 0.3, "suspended": 0.0, "revoked": 0.0},
     extra_licence_share=0.0,
-    cost_band=Band(good=0.5, bad=2.0),
+    cost_band=Band(good=0.8, bad=3.2),
+    cost_reference=Reference.INSTRUMENT,
     fx_pip_value_usd=10.0,
     news_before=timedelta(minutes=5),
     news_after=timedelta(minutes=15),
-    news_band=Band(good=1 / math.sqrt(8), bad=math.sqrt(8)),
+    news_band=Band(good=1.0, bad=8.0),
+    news_reference=Reference.OWN,
     news_share=0.6,
-    excursion_band=Band(good=1 / math.sqrt(8), bad=math.sqrt(8)),
+    excursion_band=Band(good=1.0, bad=8.0),
+    excursion_reference=Reference.BEST,
     off_market_factor=3.0,
     off_market_min_peers=2,
     off_market_share_free=0.0,
@@ -385,7 +425,8 @@ METHODOLOGY = Methodology(
     unchecked_licence_factor=0.5,
     licence_decay_days=90,
     malformed_penalty=200.0,
-    latency_band=Band(good=1 / math.sqrt(10), bad=math.sqrt(10)),
+    latency_band=Band(good=40.0, bad=400.0),
+    latency_reference=Reference.OWN,
     frozen_min_s=30.0,
     news_off_market_weight=0.5,
     full_density_quotes_per_hour=3.0,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from marketdata.aggregation import RELIABILITY_FIELDS
-from trustmetrics.methodology import METHODOLOGY, Band, Methodology
+from trustmetrics.methodology import METHODOLOGY, Band, Methodology, Reference
 
 # Hours of market data (on the instruments the market quotes most) for full confidence.
 FULL_CONFIDENCE_HOURS = 72
@@ -86,6 +86,7 @@ class InstrumentStats:
     symbol: str
     asset_class: str
     pip_size: float
+    reference_spread: float = 0.0  # 2.4: the instrument's published reference spread (price units); 0: none
     hours: int = 0  # hourly bars with quotes
     sum_mean: float = 0.0  # sum of the hourly time-weighted mean spreads (price units)
     sum_mean_sq: float = 0.0
@@ -115,6 +116,7 @@ class InstrumentStats:
             symbol=self.symbol,
             asset_class=self.asset_class,
             pip_size=self.pip_size,
+            reference_spread=self.reference_spread,
             hours=self.hours + other.hours,
             sum_mean=self.sum_mean + other.sum_mean,
             sum_mean_sq=self.sum_mean_sq + other.sum_mean_sq,
@@ -271,7 +273,13 @@ def validate(inputs: BrokerInputs, methodology: Methodology = METHODOLOGY) -> No
         raise ScoringInputError(f"broker {inputs.broker_id}: negative commission")
     for s in inputs.instruments:
         counts = (s.hours, s.quotes, s.news_minutes, s.dev_hours, s.off_market_hours)
-        if min(counts) < 0 or s.sum_mean < 0 or s.sum_excursion < 0 or s.pip_size <= 0:
+        if (
+            min(counts) < 0
+            or s.sum_mean < 0
+            or s.sum_excursion < 0
+            or s.pip_size <= 0
+            or not 0 <= s.reference_spread < math.inf
+        ):
             raise ScoringInputError(f"broker {inputs.broker_id}: impossible statistics for {s.symbol}")
         if s.dev_hours > s.hours:
             raise ScoringInputError(f"broker {inputs.broker_id}: more measured hours than hours for {s.symbol}")
@@ -355,6 +363,45 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
         if median > 0:
             for broker_id, v in per_broker.items():
                 out[broker_id][symbol] = v / median
+    return out
+
+
+def _reference_ratios(
+    values: dict[int, dict[str, float]],
+    *,
+    reference: str,
+    band: Band,
+    references: Mapping[str, float] | None = None,
+) -> dict[int, dict[str, float]]:
+    """Each broker's value per instrument as the ratio its band maps to points (``Reference`` says to what).
+
+    MARKET: the value over the market's median, times the band's geometric middle, so the median broker scores
+    50 (2.2-2.3; with a band centred on 1 this is ``_peer_ratios``). INSTRUMENT: over the instrument's reference
+    in ``references``; an instrument without one falls back to MARKET. BEST: over the lowest value measured for
+    the instrument. OWN: the value itself.
+    """
+    if reference == Reference.OWN:
+        return {b: dict(per) for b, per in values.items()}
+    middle = math.sqrt(band.good * band.bad)
+    peers = _peer_ratios(values) if reference in (Reference.MARKET, Reference.INSTRUMENT) else {}
+    lowest: dict[str, float] = {}
+    if reference == Reference.BEST:
+        for per in values.values():
+            for symbol, v in per.items():
+                if v > 0 and v < lowest.get(symbol, math.inf):
+                    lowest[symbol] = v
+    out: dict[int, dict[str, float]] = {b: {} for b in values}
+    for broker_id in sorted(values):
+        for symbol, v in values[broker_id].items():
+            if reference == Reference.BEST:
+                if symbol in lowest:
+                    out[broker_id][symbol] = v / lowest[symbol]
+                continue
+            fixed = (references or {}).get(symbol, 0.0) if reference == Reference.INSTRUMENT else 0.0
+            if fixed > 0:
+                out[broker_id][symbol] = v / fixed
+            elif symbol in peers[broker_id]:
+                out[broker_id][symbol] = peers[broker_id][symbol] * middle
     return out
 
 
@@ -536,15 +583,28 @@ def score_all(
     # that one broker's odd extra hour is not a gap for everyone else.
     typical = {sym: statistics.median(hours) for sym, hours in quoted_hours.items()}
 
-    cost = _peer_ratios(cost_values)
-    excursion = _peer_ratios(excursion_values)
-    widening = _peer_ratios(widening_values)
+    references: dict[str, float] = {}
+    for b in brokers:
+        for s in b.instruments:
+            if s.reference_spread > references.get(s.symbol, 0.0):
+                references[s.symbol] = s.reference_spread
+    cost = _reference_ratios(
+        cost_values, reference=methodology.cost_reference, band=methodology.cost_band, references=references
+    )
+    excursion = _reference_ratios(
+        excursion_values, reference=methodology.excursion_reference, band=methodology.excursion_band
+    )
+    widening = _reference_ratios(widening_values, reference=methodology.news_reference, band=methodology.news_band)
 
     measured_reliability = {b.broker_id: reliability_measures(b) for b in brokers}
     latencies = {k: v["latency_ms"] for k, v in measured_reliability.items() if v["latency_ms"] is not None}
     latency_ratio = {
         broker_id: ratios["latency"]
-        for broker_id, ratios in _peer_ratios({k: {"latency": max(v, 0.001)} for k, v in latencies.items()}).items()
+        for broker_id, ratios in _reference_ratios(
+            {k: {"latency": max(v, 0.001)} for k, v in latencies.items()},
+            reference=methodology.latency_reference,
+            band=methodology.latency_band,
+        ).items()
         if "latency" in ratios
     }
 
@@ -1080,6 +1140,7 @@ def bootstrap_bands(
     symbols = [s.symbol for s in slots]
     classes = [s.asset_class for s in slots]
     pips = [s.pip_size for s in slots]
+    references = [s.reference_spread for s in slots]
     ends = list(itertools.accumulate(len(b.instruments) for b in brokers))
     for _ in range(samples):
         drawn = [0] * days
@@ -1088,7 +1149,9 @@ def bootstrap_bands(
         weights = itertools.repeat(drawn)
         for position, per_slot in summed:
             columns[position] = list(map(sum, map(map, itertools.repeat(operator.mul), weights, per_slot)))
-        rows = zip(symbols, classes, pips, *columns, strict=False)  # the fields 0 everywhere repeat their zero
+        rows = zip(
+            symbols, classes, pips, references, *columns, strict=False
+        )  # the fields 0 everywhere repeat their zero
         stats = list(map(_stats_from, rows))
         resampled = [
             dataclasses.replace(b, instruments=tuple(stats[end - len(b.instruments) : end]))
@@ -1101,7 +1164,13 @@ def bootstrap_bands(
     return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}
 
 
-_STATS_FIELDS = ("symbol", "asset_class", "pip_size", *DAILY_FIELDS)  # every field (a test holds this)
+_STATS_FIELDS = (
+    "symbol",
+    "asset_class",
+    "pip_size",
+    "reference_spread",
+    *DAILY_FIELDS,
+)  # every field (a test holds this)
 
 
 def _stats_from(row: tuple[Any, ...]) -> InstrumentStats:

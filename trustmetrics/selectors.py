@@ -386,6 +386,14 @@ def trust_brokers_static() -> BrokersStatic:
     )
 
 
+def instrument_reference_spread(instrument: Instrument) -> float:
+    """The instrument's published reference spread in price units, 0.0 without one (cost then against the
+    market's median)."""
+    if instrument.reference_spread_pips is None:
+        return 0.0
+    return float(instrument.reference_spread_pips * instrument.pip_size)
+
+
 def trust_broker_inputs(
     *,
     as_of: datetime,
@@ -410,6 +418,7 @@ def trust_broker_inputs(
                     symbol=inst.symbol,
                     asset_class=inst.asset_class,
                     pip_size=float(inst.pip_size),
+                    reference_spread=instrument_reference_spread(inst),
                     **{k: v or 0 for k, v in row.items()},
                 )
             )
@@ -500,6 +509,7 @@ class MethodologyTables:
     statuses: list[MethodologyRow]  # value: factor on the licence's points, highest first
     company_types: list[MethodologyRow]  # value: share of the company-type points
     transparency: list[MethodologyRow]  # value: points, highest first
+    reference_spreads: list[MethodologyRow]  # 2.4: key: the symbol; value: the cost reference in pips (admin-set)
 
 
 def trust_methodology_tables(*, methodology: Methodology = METHODOLOGY) -> MethodologyTables:
@@ -517,4 +527,10 @@ def trust_methodology_tables(*, methodology: Methodology = METHODOLOGY) -> Metho
         statuses=rows(m.licence_status_factor, highest_first=True),
         company_types=rows(m.company_type_points, highest_first=False),
         transparency=rows(m.transparency_points, highest_first=True),
+        # Instruments without one are costed against the market's median (the page says so).
+        reference_spreads=[
+            MethodologyRow(key=i.symbol, name=i.name, value=float(i.reference_spread_pips))
+            for i in Instrument.objects.filter(reference_spread_pips__isnull=False).order_by("sort_order", "symbol")
+            if i.reference_spread_pips is not None
+        ],
     )

@@ -157,7 +157,11 @@ def _score_window(
             continue
         per_day = daily.setdefault((b, static.symbol), [None] * len(window))
         per_day[index[d]] = InstrumentStats(
-            symbol=static.symbol, asset_class=static.asset_class, pip_size=static.pip_size, **values
+            symbol=static.symbol,
+            asset_class=static.asset_class,
+            pip_size=static.pip_size,
+            reference_spread=static.reference_spread,
+            **values,
         )
     bands = bootstrap_bands(
         brokers=inputs, daily=daily, days=len(window), seed=as_of.isoformat(), methodology=methodology

@@ -174,4 +174,4 @@ def test_the_overall_score_reads_no_field_the_bootstrap_leaves_out():
 
 def test_the_daily_fields_are_every_measure_of_an_instrument():
     names = {f.name for f in dataclasses.fields(InstrumentStats)}
-    assert names == {"symbol", "asset_class", "pip_size", *DAILY_FIELDS}
+    assert names == {"symbol", "asset_class", "pip_size", "reference_spread", *DAILY_FIELDS}

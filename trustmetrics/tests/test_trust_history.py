@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.db.models import F
 from django.urls import reverse
 
-from brokers.models import Broker
+from brokers.models import Broker, Instrument
 from brokers.services import demo_seed
 from marketdata.models import SpreadBar
+from simulator.instruments import SPECS
 from testing.support import without_script_loader
 from trustmetrics import selectors, services
 from trustmetrics.methodology import METHODOLOGY
@@ -148,3 +151,33 @@ def test_rebuilding_the_daily_inputs_from_the_same_bars_gives_the_same_digests(m
         _bars_rewritten_in_another_order(seed)
         assert digests() == first
         assert set(TrustDailyInput.objects.values_list("broker_id", "instrument_id", "day", *DAILY_FIELDS)) == daily
+
+
+def test_the_cost_is_scored_against_the_instruments_reference_spread_as_the_admin_sets_it(market):
+    eur = Instrument.objects.get(symbol="EURUSD")
+    assert eur.reference_spread_pips == Decimal(str(SPECS["EURUSD"].spread_pips))  # the demo's market
+    first = services.trust_scores_compute(as_of=NOW)
+    Instrument.objects.filter(symbol__in=SYMBOLS).update(reference_spread_pips=F("reference_spread_pips") * 2)
+    second = services.trust_scores_compute(as_of=NOW + timedelta(minutes=5))
+    before = {r.broker_id: r for r in first.results}
+    after = {r.broker_id: r for r in second.results}
+    for broker_id, result in after.items():
+        # Twice the reference halves every ratio: the same broker, cheaper against the reference.
+        assert result.inputs["cost_ratio"] == pytest.approx(
+            before[broker_id].inputs["cost_ratio"] / 2, rel=1e-3
+        )  # stored to 4 places
+        assert result.components["cost"] >= before[broker_id].components["cost"]
+    assert any(after[b].components["cost"] > before[b].components["cost"] for b in after)
+    digests = dict(TrustScore.objects.filter(computed_at=NOW).values_list("broker_id", "inputs_digest"))
+    later = dict(
+        TrustScore.objects.filter(computed_at=NOW + timedelta(minutes=5)).values_list("broker_id", "inputs_digest")
+    )
+    assert all(digests[b] != later[b] for b in digests)  # the reference is part of what was scored
+
+
+def test_without_reference_spreads_the_cost_is_scored_against_the_market_median(market):
+    Instrument.objects.update(reference_spread_pips=None)
+    results = services.trust_scores_compute(as_of=NOW).results
+    ratios = sorted(r.inputs["cost_ratio"] for r in results)
+    middle = math.sqrt(METHODOLOGY.cost_band.good * METHODOLOGY.cost_band.bad)
+    assert ratios[len(ratios) // 2] == pytest.approx(middle, rel=0.05)  # the median broker sits in the middle

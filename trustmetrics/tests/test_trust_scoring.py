@@ -31,7 +31,19 @@ TIER1 = (LicenceInput(tier=1, status="active"),)
 
 
 def stats(
-    symbol, asset, pip, *, spread=1.0, hours=120, excursion=0.3, off=0, news=20, widen=2.0, cv=0.1, dev_hours=None
+    symbol,
+    asset,
+    pip,
+    *,
+    spread=1.0,
+    hours=120,
+    excursion=0.3,
+    off=0,
+    news=20,
+    widen=2.0,
+    cv=0.1,
+    dev_hours=None,
+    reference=0.0,
 ):
     mean = spread * pip
     dev_hours = hours if dev_hours is None else dev_hours
@@ -39,6 +51,7 @@ def stats(
         symbol=symbol,
         asset_class=asset,
         pip_size=pip,
+        reference_spread=reference * pip,
         hours=hours,
         sum_mean=mean * hours,
         sum_mean_sq=(mean * mean) * (1 + cv * cv) * hours,
@@ -559,12 +572,12 @@ def test_slow_and_shallow_execution_costs_reliability_points():
     slow = ExecutionStats(latency_ms=400, depth_1=0.8, depth_5=0.1, depth_10=0.0)
     brokers = [dataclasses.replace(broker(i), execution=fast) for i in range(1, 6)]
     results = by_id(score_all([*brokers, dataclasses.replace(broker(9), execution=slow)]))
-    assert results[9].inputs["latency_ratio"] == pytest.approx(10.0)
+    assert results[9].inputs["latency_ratio"] == pytest.approx(400.0)  # 2.4: milliseconds, on a fixed band
     fast_parts, slow_parts = results[1].inputs["reliability_parts"], results[9].inputs["reliability_parts"]
-    assert slow_parts["latency"] == 0 and fast_parts["latency"] == 50  # the market's median latency: neutral
+    assert slow_parts["latency"] == 0 and fast_parts["latency"] == 100  # 40 ms or less: every point
     assert slow_parts["depth"] == pytest.approx(30.0) and fast_parts["depth"] == pytest.approx(96.67, abs=0.01)
     weights = METHODOLOGY.reliability_parts
-    lost = (50 * weights["latency"] + (96.67 - 30.0) * weights["depth"]) / sum(weights.values())
+    lost = (100 * weights["latency"] + (96.67 - 30.0) * weights["depth"]) / sum(weights.values())
     assert results[9].components["reliability"] == pytest.approx(results[1].components["reliability"] - lost, abs=0.05)
     with pytest.raises(ScoringInputError, match="impossible execution statistics"):
         score_all([dataclasses.replace(broker(1), execution=ExecutionStats(-1, 1, 1, 1))])
@@ -812,3 +825,52 @@ def test_impossible_quote_measures_are_refused():
     deeper = dataclasses.replace(b.instruments[0], depth_10=b.instruments[0].depth_count + 1)
     with pytest.raises(ScoringInputError):
         score_all([dataclasses.replace(b, instruments=(deeper, *b.instruments[1:]))])
+
+
+# 2.4: each market measure on a fixed scale of the broker's own, so its points move only when it does.
+
+
+def test_a_brokers_cost_points_do_not_move_when_the_other_brokers_spreads_do():
+    mine = broker(9, spread=1.2, reference=1.0)
+    tight = by_id(score_all([*(broker(i, spread=0.9, reference=1.0) for i in range(1, 6)), mine]))
+    wide = by_id(score_all([*(broker(i, spread=2.5, reference=1.0) for i in range(1, 6)), mine]))
+    assert tight[9].components["cost"] == wide[9].components["cost"]
+    assert tight[9].inputs["cost_ratio"] == pytest.approx(1.2)
+    band = METHODOLOGY.cost_band
+    assert tight[9].components["cost"] == pytest.approx(band_points(1.2, band), abs=0.01)
+    assert band_points(band.good, band) == 100 and band_points(band.bad, band) == 0
+
+
+def test_an_instrument_without_a_reference_spread_is_costed_against_the_market_median():
+    results = by_id(score_all([broker(i, spread=1.0 + i / 10) for i in range(1, 6)]))
+    assert results[3].components["cost"] == pytest.approx(METHODOLOGY.neutral)  # the median broker: the middle
+    assert results[1].components["cost"] > results[3].components["cost"] > results[5].components["cost"]
+
+
+def test_news_widening_is_scored_on_the_brokers_own_ratio_not_the_others():
+    calm = by_id(score_all([*(broker(i, widen=1.5) for i in range(1, 6)), broker(9, widen=3.0)]))
+    wild = by_id(score_all([*(broker(i, widen=6.0) for i in range(1, 6)), broker(9, widen=3.0)]))
+    assert calm[9].components["stability"] == wild[9].components["stability"]
+    assert calm[9].inputs["news_widening_ratio"] == pytest.approx(3.0)
+    steady = by_id(score_all([broker(1, widen=1.0), broker(2, widen=8.0)]))
+    coverage = 100 * METHODOLOGY.news_coverage_share  # both quoted every news minute
+    assert steady[1].components["stability"] == pytest.approx(100.0)
+    assert steady[2].components["stability"] == pytest.approx(coverage)
+
+
+def test_the_ordinary_deviation_is_measured_against_the_broker_following_the_consensus_closest():
+    results = by_id(score_all([broker(1, excursion=0.2), *(broker(i, excursion=0.4) for i in range(2, 6))]))
+    assert results[1].inputs["excursion_ratio"] == pytest.approx(1.0)
+    assert results[2].inputs["excursion_ratio"] == pytest.approx(2.0)
+    honest = 100.0  # off-market part: no off-market hour
+    share = METHODOLOGY.integrity_off_market_share
+    assert results[1].components["price_integrity"] == pytest.approx(100.0)
+    expected = share * honest + (1 - share) * band_points(2.0, METHODOLOGY.excursion_band)
+    assert results[2].components["price_integrity"] == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize("reference", [-1.0, math.inf, math.nan])
+def test_an_impossible_reference_spread_is_refused(reference):
+    bad = dataclasses.replace(broker(1), instruments=(stats("EURUSD", "fx_major", 0.0001, reference=reference),))
+    with pytest.raises(ScoringInputError, match="impossible statistics for EURUSD"):
+        score_all([bad])

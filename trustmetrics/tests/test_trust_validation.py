@@ -18,6 +18,7 @@ from trustmetrics.validation import (
     Behaviour,
     ground_truth,
     random_scenario,
+    reassigned_scenario,
     scenario_run,
     scenarios,
     spearman,
@@ -77,10 +78,19 @@ def _peers(licences):
 
 def test_scenarios_the_suite_does_not_contain_are_ranked_alike():
     rhos = [scenario_run(random_scenario(seed)).spearman for seed in range(100, 120)]
-    # The floors are what 2.2 reaches (2.1: median 0.91, 10 of 20). The misses are markets whose brokers are
-    # all dear or all cheap: the rule's cap is absolute, the scores are against the market's median.
-    assert statistics.median(rhos) >= 0.95, rhos
-    assert sum(r >= 0.9 for r in rhos) >= 17, rhos
+    # 2.4 reaches 0.9 on all 20 (2.3: 17, its misses markets whose brokers were all dear or all cheap, the rule's
+    # cap absolute and the scores against the market's median; 2.1: 10). One below 0.9 is allowed: sampling.
+    assert statistics.median(rhos) >= 0.97, rhos
+    assert sum(r >= 0.9 for r in rhos) >= 19, rhos
+
+
+def test_the_suites_own_bundles_handed_other_licences_in_other_weeks_are_ranked_alike():
+    rhos = [scenario_run(reassigned_scenario(seed)).spearman for seed in range(20)]
+    # 2.4 reaches 0.9 on all 20, lowest 0.944 (2.3 too, lowest 0.951: these seeds tell the two apart no more than
+    # 50 seeds the page reports do, 49 against 47 of 50; the rule's harder cases are the random markets above).
+    assert statistics.median(rhos) >= 0.97, rhos
+    assert sum(r >= 0.9 for r in rhos) >= 19, rhos
+    assert {s.key for s in scenarios()}.isdisjoint(reassigned_scenario(seed).key for seed in range(20))
 
 
 def test_every_random_market_holds_a_release_that_moves_its_instruments():
