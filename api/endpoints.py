@@ -40,6 +40,7 @@ from api.schemas import (
     LICENCES_CSV,
     METHODOLOGY_COMPANY_TYPES_CSV,
     METHODOLOGY_COMPONENTS_CSV,
+    METHODOLOGY_REFERENCE_SPREADS_CSV,
     METHODOLOGY_STATUSES_CSV,
     METHODOLOGY_TIERS_CSV,
     METHODOLOGY_TRANSPARENCY_CSV,
@@ -1047,6 +1048,13 @@ METHODOLOGY_TABLES: list[tuple[str, str, type[Schema], dict[str, str], Callable[
         MethodologyPointsOut,
         METHODOLOGY_TRANSPARENCY_CSV,
         lambda t: _points(t.transparency, t.version),
+    ),
+    (
+        "reference-spreads",
+        "The methodology page's reference spread per instrument (pips), what cost is scored against",
+        MethodologyPointsOut,
+        METHODOLOGY_REFERENCE_SPREADS_CSV,
+        lambda t: _points(t.reference_spreads, t.version),
     ),
 ]
 for _name, _summary, _schema, _columns, _rows in METHODOLOGY_TABLES:

@@ -374,6 +374,9 @@ METHODOLOGY_TIERS_CSV = _columns(MethodologyPointsOut, value="licence points of 
 METHODOLOGY_STATUSES_CSV = _columns(MethodologyPointsOut, value="factor on the licence's points, 0-1")
 METHODOLOGY_COMPANY_TYPES_CSV = _columns(MethodologyPointsOut, value="share of the company-type points, 0-1")
 METHODOLOGY_TRANSPARENCY_CSV = _columns(MethodologyPointsOut, value="points of the item (all items add up to 100)")
+METHODOLOGY_REFERENCE_SPREADS_CSV = _columns(
+    MethodologyPointsOut, value="the instrument's reference spread in pips: cost is scored against it"
+)
 
 
 ACCOUNT_FIGURES = (

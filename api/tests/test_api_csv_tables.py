@@ -26,6 +26,7 @@ from api.schemas import (
     LICENCES_CSV,
     METHODOLOGY_COMPANY_TYPES_CSV,
     METHODOLOGY_COMPONENTS_CSV,
+    METHODOLOGY_REFERENCE_SPREADS_CSV,
     METHODOLOGY_STATUSES_CSV,
     METHODOLOGY_TIERS_CSV,
     METHODOLOGY_TRANSPARENCY_CSV,
@@ -305,6 +306,7 @@ METHODOLOGY_TABLES = {
     "the licence status factors": ("statuses", METHODOLOGY_STATUSES_CSV),
     "the company type shares": ("company_types", METHODOLOGY_COMPANY_TYPES_CSV),
     "the transparency points": ("transparency", METHODOLOGY_TRANSPARENCY_CSV),
+    "the reference spreads": ("reference_spreads", METHODOLOGY_REFERENCE_SPREADS_CSV),
 }
 
 
@@ -332,7 +334,7 @@ def test_every_methodology_reference_table_links_its_csv_with_the_pages_rows(cli
     assert sum(float(r["value"]) for r in download(client, found["the transparency points"])) == pytest.approx(100)
     schema = client.get("/api/v1/openapi.json").json()["paths"]
     for name, (_, columns) in zip(
-        ("components", "tiers", "licence-statuses", "company-types", "transparency"),
+        ("components", "tiers", "licence-statuses", "company-types", "transparency", "reference-spreads"),
         METHODOLOGY_TABLES.values(),
         strict=True,
     ):
@@ -347,3 +349,23 @@ def test_a_methodology_table_as_json_has_the_csvs_rows_and_an_etag(client, demo)
         (r["key"], float(r["value"])) for r in download(client, path + "?format=csv")
     ]
     assert client.get(path, HTTP_IF_NONE_MATCH=f"W/{as_json['ETag']}").status_code == 304
+
+
+def test_an_instruments_new_reference_spread_reaches_the_cached_table_at_once(
+    client, demo, django_capture_on_commit_callbacks
+):
+    from brokers.models import Instrument
+
+    path = "/api/v1/methodology/reference-spreads"
+    first = client.get(path)
+    eur = next(r for r in first.json() if r["key"] == "EURUSD")
+    assert client.get(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    with django_capture_on_commit_callbacks(execute=True):
+        instrument = Instrument.objects.get(symbol="EURUSD")
+        instrument.reference_spread_pips = Decimal("0.9")
+        instrument.save()  # what the admin's save does
+    again = client.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 200
+    assert next(r for r in again.json() if r["key"] == "EURUSD")["value"] == 0.9 != eur["value"]
+    page = client.get(reverse("trustmetrics:methodology")).content.decode()
+    assert '<tr><th scope="row">Euro / US Dollar</th><td>0.9</td></tr>' in page

@@ -162,6 +162,8 @@ def test_the_methodology_page_shows_each_validation_scenario_with_its_rank_corre
         assert f"<td>{r['spearman']:.3f}</td>" in html
     assert f'datetime="{summary["as_of"].isoformat()}"' in html
     assert f"the median rank correlation is {summary['held_out_median']:.3f}" in html
+    reassigned = f"{summary['reassigned_passing']} of {summary['reassigned_count']} reach 0.9"
+    assert summary["reassigned_count"] == 50 and reassigned in html
 
 
 @pytest.mark.django_db

@@ -25,6 +25,12 @@ class Command(BaseCommand):
                 f"UTC in {row.seconds:.1f} s): "
                 + ", ".join(f"{r['key']} {r['spearman']:.3f}" for r in s["scenarios"])
                 + f"; held-out {s['held_out_passing']} of {s['held_out_count']} reach 0.9, median "
-                f"{s['held_out_median']:.3f}, lowest {s['held_out_min']:.3f}."
+                f"{s['held_out_median']:.3f}, lowest {s['held_out_min']:.3f}"
+                + (
+                    f"; reassigned {s['reassigned_passing']} of {s['reassigned_count']} reach 0.9, lowest "
+                    f"{s['reassigned_min']:.3f}."
+                    if "reassigned_count" in s
+                    else "."
+                )
             )
         )
