@@ -379,7 +379,10 @@ class Hub:
                 )
                 reader.start()
                 self._reader = reader
-                await asyncio.wait_for(asyncio.shield(reader.subscribed), timeout=SUBSCRIBE_TIMEOUT_S)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for hands back the awaited outcome when a
+                # cancel arrives as it completes, and a failed attempt's error would swallow stop()'s cancel.
+                async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                    await asyncio.shield(reader.subscribed)
                 self._on_subscribed()
                 backoff = RECONNECT_MIN_S
                 await reader.ended

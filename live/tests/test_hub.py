@@ -359,6 +359,22 @@ async def test_a_client_that_attaches_while_the_last_one_is_stopping_the_hub_get
 
 
 @pytest.mark.asyncio
+async def test_a_hub_stopped_just_as_a_subscription_attempt_fails_stops() -> None:
+    # Python 3.11's asyncio.wait_for returns the awaited result when a cancel arrives as it completes. The failed
+    # attempt's error then read as "lost Redis, reconnect", the cancel was gone, and stop() waited forever (a CI
+    # run hung on test_readyz's unreachable Redis). Stop each hub in the loop steps between the failure and the
+    # connection task seeing it.
+    for _ in range(20):
+        hub = Hub(redis_url=f"redis://127.0.0.1:{_free_port()}/0", prefix=PREFIX)
+        await hub.attach(Recorder(["EURUSD"]))
+        while hub._reader is None or not hub._reader.subscribed.done():
+            await asyncio.sleep(0)
+        async with asyncio.timeout(5):
+            await hub.stop()
+        assert not hub.running
+
+
+@pytest.mark.asyncio
 async def test_a_stopped_hub_starts_again_on_the_next_attach(throwaway_redis: ThrowawayRedis) -> None:
     hub = Hub(redis_url=throwaway_redis.url, prefix=PREFIX)
     publisher = Publisher(throwaway_redis.url)
