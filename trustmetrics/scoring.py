@@ -1149,9 +1149,8 @@ def bootstrap_bands(
         weights = itertools.repeat(drawn)
         for position, per_slot in summed:
             columns[position] = list(map(sum, map(map, itertools.repeat(operator.mul), weights, per_slot)))
-        rows = zip(
-            symbols, classes, pips, references, *columns, strict=False
-        )  # the fields 0 everywhere repeat their zero
+        # The fields 0 everywhere repeat their zero.
+        rows = zip(symbols, classes, pips, references, *columns, strict=False)
         stats = list(map(_stats_from, rows))
         resampled = [
             dataclasses.replace(b, instruments=tuple(stats[end - len(b.instruments) : end]))
@@ -1164,13 +1163,8 @@ def bootstrap_bands(
     return {b: (round(_percentile(v, lo_q), 2), round(_percentile(v, hi_q), 2)) for b, v in overall.items() if v}
 
 
-_STATS_FIELDS = (
-    "symbol",
-    "asset_class",
-    "pip_size",
-    "reference_spread",
-    *DAILY_FIELDS,
-)  # every field (a test holds this)
+# Every field of InstrumentStats (a test holds this).
+_STATS_FIELDS = ("symbol", "asset_class", "pip_size", "reference_spread", *DAILY_FIELDS)
 
 
 def _stats_from(row: tuple[Any, ...]) -> InstrumentStats:
