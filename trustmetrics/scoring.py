@@ -806,11 +806,12 @@ def stability_points(
 ) -> float | None:
     """Stability 0-100: how the broker holds up at high-impact releases, in two parts with published weights.
 
-    Widening: its spread in the news windows over its own mean spread, against the market's median, judged on
-    the minutes it did quote (neutral when it quoted none: there is nothing to judge). Coverage: the share of
-    the news-window minutes it quoted, so every minute it went dark costs its share explicitly and going dark
-    never beats widening (a broker dark at every release keeps at most the neutral widening part, less than
-    the worst widener's coverage part). ``news_coverage`` None: no release in the window, nothing measured.
+    Widening: its spread in the news windows over its own mean spread (``news_ratio``: 2.4 the ratio itself,
+    2.2-2.3 against the market's median), judged on the minutes it did quote (neutral when it quoted none: there
+    is nothing to judge). Coverage: the share of the news-window minutes it quoted, so every minute it went dark
+    costs its share explicitly and going dark never beats widening (a broker dark at every release keeps at most
+    the neutral widening part, less than the worst widener's coverage part). ``news_coverage`` None: no release
+    in the window, nothing measured.
     """
     if news_coverage is None:
         return None
