@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Band:
     bad: float
 
 
-class Reference:
+class Reference(StrEnum):
     """What a measure is compared with before its band maps it to points.
 
     MARKET: the median of every broker measured (the broker included), placed at the band's middle.
@@ -138,10 +139,10 @@ class Methodology:
     off_market_chance_from_market: bool = False
     # 2.4: what each measure is divided by before its band maps it to points (see ``Reference``). 2.2-2.3 put
     # the market's median at every band's middle; 2.4 measures each broker on a fixed scale of its own.
-    cost_reference: str = "market"
-    news_reference: str = "market"
-    excursion_reference: str = "market"
-    latency_reference: str = "market"
+    cost_reference: Reference = Reference.MARKET
+    news_reference: Reference = Reference.MARKET
+    excursion_reference: Reference = Reference.MARKET
+    latency_reference: Reference = Reference.MARKET
 
     @property
     def weights(self) -> dict[str, float]:

@@ -369,7 +369,7 @@ def _peer_ratios(values: dict[int, dict[str, float]]) -> dict[int, dict[str, flo
 def _reference_ratios(
     values: dict[int, dict[str, float]],
     *,
-    reference: str,
+    reference: Reference,
     band: Band,
     references: Mapping[str, float] | None = None,
 ) -> dict[int, dict[str, float]]:
@@ -382,26 +382,25 @@ def _reference_ratios(
     """
     if reference == Reference.OWN:
         return {b: dict(per) for b, per in values.items()}
-    middle = math.sqrt(band.good * band.bad)
-    peers = _peer_ratios(values) if reference in (Reference.MARKET, Reference.INSTRUMENT) else {}
-    lowest: dict[str, float] = {}
     if reference == Reference.BEST:
+        lowest: dict[str, float] = {}
         for per in values.values():
             for symbol, v in per.items():
-                if v > 0 and v < lowest.get(symbol, math.inf):
+                if 0 < v < lowest.get(symbol, math.inf):
                     lowest[symbol] = v
-    out: dict[int, dict[str, float]] = {b: {} for b in values}
-    for broker_id in sorted(values):
-        for symbol, v in values[broker_id].items():
-            if reference == Reference.BEST:
-                if symbol in lowest:
-                    out[broker_id][symbol] = v / lowest[symbol]
-                continue
-            fixed = (references or {}).get(symbol, 0.0) if reference == Reference.INSTRUMENT else 0.0
-            if fixed > 0:
-                out[broker_id][symbol] = v / fixed
+        return {b: {sym: v / lowest[sym] for sym, v in per.items() if sym in lowest} for b, per in values.items()}
+    fixed = {sym: r for sym, r in (references or {}).items() if r > 0} if reference == Reference.INSTRUMENT else {}
+    # The market's medians only where an instrument has no reference of its own.
+    peers = _peer_ratios(values) if any(sym not in fixed for per in values.values() for sym in per) else {}
+    middle = math.sqrt(band.good * band.bad)
+    out: dict[int, dict[str, float]] = {}
+    for broker_id, per in values.items():
+        mine = out[broker_id] = {}
+        for symbol, v in per.items():
+            if symbol in fixed:
+                mine[symbol] = v / fixed[symbol]
             elif symbol in peers[broker_id]:
-                out[broker_id][symbol] = peers[broker_id][symbol] * middle
+                mine[symbol] = peers[broker_id][symbol] * middle
     return out
 
 
